@@ -1,0 +1,1 @@
+"""ASGI apps that peer servers (Hypercorn) run for comparison."""

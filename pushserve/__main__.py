@@ -1,0 +1,3 @@
+from pushserve.cli import main
+
+raise SystemExit(main())

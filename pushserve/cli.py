@@ -1,0 +1,229 @@
+"""Command line: ``pushserve SITE [options]`` serves; ``pushserve cert`` and ``pushserve manifest``
+are tools.  Every mistake a user can make ends in one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pushserve import __version__, tls
+from pushserve.config import PUSH_MODES, Config, ConfigError, Limits, Mount, read_site_toml
+
+log = logging.getLogger("pushserve")
+
+SUBCOMMANDS = ("cert", "manifest", "serve")
+_DEFAULTS = Limits()
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pushserve", description="Serve a static site over HTTP/2 (+ HTTP/1.1) on TLS, "
+                "announcing each page's resources by server push or 103 Early Hints.",
+                epilog="Other commands: 'pushserve cert' (development certificates), "
+                "'pushserve manifest SITE' (print the push manifest).")
+    p.add_argument("site", type=Path, help="the folder to serve")
+    p.add_argument("--cert", type=Path, help="PEM certificate chain (may also hold the key); "
+                   "default: a development certificate made for you")
+    p.add_argument("--key", type=Path, help="PEM private key, if not in --cert")
+    p.add_argument("--cert-dir", type=Path, default=Path("certs"), help="where dev certificates go (certs/)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8443, help="port (8443; 0 picks a free one)")
+    p.add_argument("--workers", default="1", help="worker processes (1; 0 or auto = one per core)")
+    p.add_argument("--push", choices=PUSH_MODES, default=None,
+                   help="announce resources by push where allowed, else hints (auto); hints only; off")
+    p.add_argument("--no-push-cookie", dest="push_cookie", action="store_false",
+                   help="don't remember in a cookie what a browser was already sent")
+    p.add_argument("--no-templates", dest="templates", action="store_false", default=None,
+                   help="serve .html files as they are, not as Jinja2 templates")
+    p.add_argument("--strict-templates", action="store_true", help="undefined template variables are errors")
+    p.add_argument("--mount", action="append", default=[], metavar="PREFIX=MODULE:APP",
+                   help="mount an ASGI app at a path prefix (repeatable)")
+    p.add_argument("--app-dir", type=Path, help="add this folder to sys.path for --mount apps")
+    p.add_argument("--dev", action="store_true", help="development mode: live reload, no caching")
+    p.add_argument("--reload", action="store_true", help="with --dev: restart when mounted apps' code changes")
+    p.add_argument("--access-log", dest="access_log", action="store_true", default=True)
+    p.add_argument("--no-access-log", dest="access_log", action="store_false")
+    p.add_argument("--header-timeout", type=float, default=_DEFAULTS.header_timeout, metavar="S")
+    p.add_argument("--idle-timeout", type=float, default=_DEFAULTS.idle_timeout, metavar="S")
+    p.add_argument("--graceful-timeout", type=float, default=_DEFAULTS.graceful_timeout, metavar="S")
+    p.add_argument("--worker-timeout", type=float, default=30.0, metavar="S")
+    p.add_argument("--push-budget", type=int, default=_DEFAULTS.push_budget, metavar="BYTES")
+    p.add_argument("--max-body-size", type=int, default=_DEFAULTS.max_body_size, metavar="BYTES")
+    p.add_argument("--expose-worker", action="store_true", help=argparse.SUPPRESS)  # tests only
+    p.add_argument("--version", action="version", version=f"pushserve {__version__}")
+    return p
+
+
+def _cert_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pushserve cert", description="Make (once) the local development CA and a "
+                "localhost certificate signed by it.")
+    p.add_argument("--cert-dir", type=Path, default=Path("certs"))
+    p.add_argument("--trust", action="store_true",
+                   help="add the CA to $HOME/.pki/nssdb (Chromium, Firefox on Linux), needs certutil")
+    p.add_argument("--spki", action="store_true",
+                   help="print only the leaf's SPKI hash for Chromium's --ignore-certificate-errors-spki-list")
+    return p
+
+
+def _manifest_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pushserve manifest", description="Print the push manifest of a site as JSON "
+                "(push_manifest.json format).")
+    p.add_argument("site", type=Path)
+    p.add_argument("--no-templates", dest="templates", action="store_false", default=None)
+    return p
+
+
+def _parse_workers(text: str) -> int:
+    if text == "auto":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--workers {text!r}: expected a number or 'auto'") from None
+
+
+def config_from_args(ns: argparse.Namespace) -> Config:
+    site = ns.site
+    site_vars, toml_mounts, settings = read_site_toml(site) if site.is_dir() else ({}, (), {})
+    mounts = tuple(toml_mounts) + tuple(Mount.parse(m) for m in ns.mount)
+    limits = Limits(header_timeout=ns.header_timeout, idle_timeout=ns.idle_timeout,
+                    graceful_timeout=ns.graceful_timeout, push_budget=ns.push_budget,
+                    max_body_size=ns.max_body_size)
+    templates = ns.templates if ns.templates is not None else settings.get("templates", True)
+    return Config(
+        site=site, host=ns.host, port=ns.port, cert=ns.cert, key=ns.key, cert_dir=ns.cert_dir,
+        workers=_parse_workers(ns.workers), push=ns.push or settings.get("push", "auto"),
+        push_cookie=ns.push_cookie, templates=templates, strict_templates=ns.strict_templates,
+        access_log=ns.access_log, dev=ns.dev, reload=ns.reload, mounts=mounts, app_dir=ns.app_dir,
+        site_vars=site_vars, limits=limits, worker_timeout=ns.worker_timeout,
+        expose_worker=ns.expose_worker,
+    )
+
+
+def setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("pushserve[%(process)d] %(message)s"))
+    root = logging.getLogger("pushserve")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """Bind a listening TCP socket, or explain in one line why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host!r}: {e.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        sock.listen(1024)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use") from None
+        if e.errno == errno.EACCES:
+            raise ConfigError(f"no permission to listen on {host}:{port}") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def url_for(host: str, port: int) -> str:
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"https://{shown}:{port}/"
+
+
+def resolve_certificate(config: Config) -> tuple[Path, Path | None]:
+    if config.cert is not None:
+        return config.cert, config.key
+    dev = tls.ensure_dev_cert(config.cert_dir)
+    if dev.created:
+        log.info("made a development certificate %s (CA %s)", dev.cert_file, dev.ca_file)
+        for line in tls.trust_instructions(dev.ca_file).splitlines():
+            log.info("  %s", line)
+    return dev.cert_file, dev.key_file
+
+
+def cmd_serve(argv: Sequence[str]) -> int:
+    from pushserve.server import supervisor
+
+    ns = _serve_parser().parse_args(argv)
+    config = config_from_args(ns)
+    cert, key = resolve_certificate(config)
+    ssl_ctx = tls.server_context(cert, key)
+    return supervisor.run(config, ssl_ctx, cert_files=(cert, key))
+
+
+def cmd_cert(argv: Sequence[str]) -> int:
+    ns = _cert_parser().parse_args(argv)
+    dev = tls.ensure_dev_cert(ns.cert_dir)
+    if ns.spki:
+        print(tls.spki_sha256_b64(dev.cert_file))
+        return 0
+    print(f"{'made' if dev.created else 'kept'} {dev.cert_file} and {dev.key_file}")
+    print(f"CA: {dev.ca_file}")
+    if ns.trust:
+        print(tls.trust_ca(dev.ca_file))
+    else:
+        print(tls.trust_instructions(dev.ca_file))
+    return 0
+
+
+def cmd_manifest(argv: Sequence[str]) -> int:
+    from pushserve.site.build import build_push_manifest
+    from pushserve.site.manifest import to_json
+
+    ns = _manifest_parser().parse_args(argv)
+    site_vars, _mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
+    templates = ns.templates if ns.templates is not None else settings.get("templates", True)
+    config = Config(site=ns.site, templates=templates, site_vars=site_vars)
+    manifest, warnings = build_push_manifest(config)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    sys.stdout.write(to_json(manifest.as_dict()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    setup_logging()
+    command = args[0] if args and args[0] in SUBCOMMANDS else "serve"
+    if args and args[0] in SUBCOMMANDS:
+        args = args[1:]
+    handler = {"serve": cmd_serve, "cert": cmd_cert, "manifest": cmd_manifest}[command]
+    try:
+        return handler(args)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except (ConfigError, tls.CertError) as e:
+        print(f"pushserve: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os._exit(1)

@@ -1,0 +1,141 @@
+"""Protocol-neutral events and the interface both protocol cores offer.
+
+The cores (h1.py, h2.py) are sans-IO: bytes go in through ``receive_data``, events come out, the
+layer above answers through methods (``send_response``, ``send_data``…), and the bytes to write
+come out of ``data_to_send``.  Neither core imports asyncio, opens a file or reads a clock: timers
+and sockets belong to server/connection.py.
+
+Every event names the stream it belongs to.  HTTP/1.1 numbers its requests 1, 3, 5… in arrival
+order so the layer above can treat both protocols alike; responses on HTTP/1.1 still leave in
+request order, whatever order the layer above answers in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+# Header lists keep wire order and repeats.  Names are lower-case bytes.
+Headers = list[tuple[bytes, bytes]]
+
+# A response body: the whole of it, or an iterator the core pulls chunks from only when the
+# peer can take them (flow-control window open, transport not paused), so a large file is
+# never read whole into memory.
+Body = bytes | Iterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A complete request head.  ``end_stream`` is True when no body follows."""
+
+    stream_id: int
+    method: bytes
+    target: bytes  # path and query as sent (:path on HTTP/2, request-target on HTTP/1.1)
+    authority: bytes  # :authority, else Host; b"" when the client sent neither
+    headers: Headers  # regular headers only, names lower-case, no pseudo-headers
+    http_version: str  # "2", "1.1" or "1.0"
+    end_stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BodyReceived:
+    """A piece of request body.  ``end_stream`` marks the last piece (``data`` may be empty)."""
+
+    stream_id: int
+    data: bytes
+    end_stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReset:
+    """The peer abandoned the stream (RST_STREAM; or an HTTP/1.1 connection lost mid-request).
+    Any work for it should stop; anything still queued for it has been dropped."""
+
+    stream_id: int
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDrained:
+    """Everything queued for the stream with ``send_data`` has left the core's buffers, so a
+    producer (an ASGI app streaming a response) may queue more."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTerminated:
+    """The connection is ending: the peer sent GOAWAY, or its input broke the protocol.
+    ``reason`` is one short line for the log.  Once ``data_to_send`` returns b"" the transport
+    should be closed."""
+
+    error_code: int
+    reason: str
+
+
+Event = RequestReceived | BodyReceived | StreamReset | StreamDrained | ConnectionTerminated
+
+
+class ServerCore(Protocol):
+    """What server/connection.py needs from a protocol core (h1.H1Core and h2.H2Core)."""
+
+    http_version: str  # "2" or "1.1"
+
+    def initiate(self) -> None:
+        """Queue the connection preface (HTTP/2 SETTINGS); nothing for HTTP/1.1."""
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the transport; returns what they meant.  b"" means end of input."""
+
+    def send_response(self, stream_id: int, status: int, headers: Headers, body: Body | None = None,
+                      *, end_stream: bool = True) -> None:
+        """Queue a final response.  ``body=None, end_stream=False`` starts a streamed response
+        continued with ``send_data``.  For HEAD requests the core sends no body, whatever it
+        is given.  The caller sets content-length when it knows it."""
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue more body for a streamed response."""
+
+    def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
+        """Queue a 1xx response (100 Continue, 103 Early Hints) ahead of the final one."""
+
+    @property
+    def push_enabled(self) -> bool:
+        """True when the peer accepts server push (HTTP/2 with SETTINGS_ENABLE_PUSH not 0)."""
+
+    def push_promise(self, stream_id: int, request_headers: Headers, *, urgency: int = 3) -> int | None:
+        """Promise a pushed response on ``stream_id``; ``request_headers`` start with the
+        pseudo-headers.  Returns the promised stream id, or None when the peer won't take more
+        pushes.  The pushed response is then sent with send_response on that id.  Lower
+        ``urgency`` is sent first (RFC 9218 scale, 0..7; requested streams default to 3)."""
+
+    def acknowledge_received(self, stream_id: int, length: int) -> None:
+        """The layer above has consumed ``length`` bytes of request body: HTTP/2 reopens that
+        much flow-control window (so uploads go at the consumer's pace); HTTP/1.1 ignores it."""
+
+    def reset_stream(self, stream_id: int, error_code: int = 0x8) -> None:
+        """Abandon a stream (HTTP/2 RST_STREAM CANCEL; HTTP/1.1 closes the connection)."""
+
+    def buffered(self, stream_id: int) -> int:
+        """Bytes queued for the stream that have not yet left the core."""
+
+    def data_to_send(self, limit: int = 256 * 1024) -> bytes:
+        """Bytes to write now: at most about ``limit`` of body, pulled from queued bodies as
+        flow control allows.  b"" when there is nothing to write until more input arrives."""
+
+    def close(self, error_code: int = 0, reason: str = "") -> None:
+        """Begin a graceful close: HTTP/2 sends GOAWAY and takes no new streams, finishing open
+        ones; HTTP/1.1 closes after the response in progress."""
+
+    @property
+    def closing(self) -> bool:
+        """True once the transport should be closed as soon as ``data_to_send`` is empty."""
+
+    @property
+    def open_streams(self) -> int:
+        """Requests received and not yet fully answered (for idle timers and draining)."""
+
+    @property
+    def awaiting_head(self) -> bool:
+        """True while part of a request head has arrived but not all of it (header timeout)."""

@@ -1,0 +1,708 @@
+"""HTTP/1.1 server core over httptools (sans-IO).
+
+Bytes go in through ``receive_data``; the httptools callbacks below turn them into events.  The
+layer above answers through ``send_response`` / ``send_data`` / ``send_informational``, and
+``data_to_send`` serialises the answers.
+
+Invariants worth keeping in mind:
+
+* Every parsed request becomes an ``_Exchange`` in ``self._exchanges``, in arrival order.  Only the
+  exchange at the front may put bytes on the wire; a later one that is answered first waits.  An
+  exchange leaves the queue once its whole response has gone out of ``data_to_send``.
+* At most ``max_pipeline`` requests are *released* (announced with RequestReceived) and unanswered
+  at any time.  Requests parsed beyond that wait in ``self._deferred`` (their events, in order), and
+  once ``max_pipeline`` exchanges are queued, further input waits unparsed in ``self._inbuf``.  Both
+  resume as responses complete.  Events produced that way (and StreamDrained) come out of the next
+  ``receive_data`` or ``next_events`` call.
+* After a protocol error the core answers once with its own tiny response, parses nothing more and
+  reports one ConnectionTerminated; ``closing`` turns True once the last response has been handed
+  out by ``data_to_send``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import NoReturn
+
+import httptools
+
+from pushserve.protocol.events import (
+    Body,
+    BodyReceived,
+    ConnectionTerminated,
+    Event,
+    Headers,
+    RequestReceived,
+    StreamDrained,
+    StreamReset,
+)
+
+# RFC 9110 renamed a few reason phrases; http.HTTPStatus still has the RFC 2616 ones.
+_PHRASES = {413: "Content Too Large", 414: "URI Too Long", 416: "Range Not Satisfiable",
+            422: "Unprocessable Content"}
+_STATUS_LINES: dict[int, bytes] = {
+    s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, _PHRASES.get(s.value, s.phrase).encode("ascii"))
+    for s in HTTPStatus
+}
+
+# Connection-specific headers are the core's business; a caller's copy would contradict framing.
+_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                         b"upgrade"})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+_CLOSE = b"connection: close\r\n"
+_KEEP_ALIVE = b"connection: keep-alive\r\n"
+_CHUNKED_TE = b"transfer-encoding: chunked\r\n"
+_CANCEL = 0x8  # StreamReset code for a request the client (or the core) abandoned
+_RESUME_SLICE = 64 * 1024  # held input is re-fed in slices so the pipeline bound stays close
+
+# Body framing of a response, decided when its head is serialised.
+_NONE, _RAW, _CHUNKED = 0, 1, 2
+
+_Item = bytes | memoryview | Iterator[bytes]
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:  # the reason phrase may be empty (RFC 9112 §4)
+        line = b"HTTP/1.1 %d \r\n" % status
+    return line
+
+
+def _close_iterator(item: object) -> None:
+    close = getattr(item, "close", None)
+    if close is not None:
+        close()
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to refuse the request."""
+
+
+class _StopParsing(Exception):
+    """Raised inside on_message_begin after close(): no new requests are read."""
+
+
+class _Exchange:
+    """One request and its response, from the head's arrival to the response's last byte."""
+
+    __slots__ = ("body", "close_after", "ended", "expect_continue", "framing", "has_iter",
+                 "head_method", "head_sent", "headers", "info", "keep_alive", "queued", "released",
+                 "request_complete", "status", "stream_id", "streamed", "version")
+
+    def __init__(self, stream_id: int, version: str, head_method: bool, keep_alive: bool) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.head_method = head_method
+        self.keep_alive = keep_alive
+        self.expect_continue = False
+        self.released = False
+        self.request_complete = False
+        self.status = 0  # 0 until the final response is queued
+        self.headers: Headers = []
+        self.info: list[bytes] = []  # serialised 1xx heads waiting for their turn
+        self.body: deque[_Item] = deque()
+        self.queued = 0  # bytes held in ``body`` (iterators not counted)
+        self.has_iter = False
+        self.ended = False
+        self.streamed = False
+        self.head_sent = False
+        self.framing = _NONE
+        self.close_after = False
+
+    def no_body(self) -> bool:
+        status = self.status
+        return self.head_method or status < 200 or status == 204 or status == 304
+
+    def discard_body(self) -> None:
+        for item in self.body:
+            if not isinstance(item, bytes | memoryview):
+                _close_iterator(item)
+        self.body.clear()
+        self.queued = 0
+
+
+class H1Core:
+    """The HTTP/1.1 side of ``ServerCore`` (see events.py)."""
+
+    http_version = "1.1"
+
+    def __init__(self, *, max_request_line: int = 8192, max_header_bytes: int = 65536,
+                 max_headers: int = 100, max_pipeline: int = 16) -> None:
+        self._max_request_line = max_request_line
+        self._max_header_bytes = max_header_bytes
+        self._max_headers = max_headers
+        self._max_pipeline = max(1, max_pipeline)
+        self._parser = httptools.HttpRequestParser(self)
+        self._next_id = 1
+        self._exchanges: deque[_Exchange] = deque()
+        self._streams: dict[int, _Exchange] = {}
+        self._events: list[Event] = []
+        self._deferred: deque[Event] = deque()
+        self._active = 0  # released exchanges still in self._exchanges
+        self._inbuf = bytearray()  # input held back while the pipeline is full
+        self._cur: _Exchange | None = None  # the request whose body is being received
+        self._upgrade_body_left = 0  # body bytes of an Upgrade request, which httptools skips
+        self._stopped = False  # parse nothing more (error, reset, EOF)
+        self._no_new = False  # close() was called: finish the current request, start no other
+        self._closing = False
+        self._terminated = False
+        # Per-message parser state.
+        self._in_head = False
+        self._began = False  # on_message_begin ran during the current feed_data call
+        self._head_bytes = 0
+        self._url: list[bytes] = []
+        self._url_len = 0
+        self._headers: Headers = []
+        self._header_count = 0
+        self._header_bytes = 0
+        self._rejection: tuple[int, str] | None = None
+
+    # -- ServerCore: input ----------------------------------------------------------------------
+
+    def initiate(self) -> None:
+        """Nothing to send first on HTTP/1.1."""
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        if not data:
+            self._eof()
+        elif self._stopped or self._closing:
+            pass
+        elif self._inbuf or self._must_hold():
+            self._inbuf += data
+            self._resume()
+        else:
+            self._feed(data)
+        return self.next_events()
+
+    def next_events(self) -> list[Event]:
+        """Events produced outside ``receive_data`` (requests released from the pipeline queue,
+        StreamDrained).  ``receive_data`` returns them too; call this after ``data_to_send``."""
+        events = self._events
+        self._events = []
+        return events
+
+    def acknowledge_received(self, stream_id: int, length: int) -> None:
+        """HTTP/1.1 has no flow-control window to reopen."""
+
+    # -- ServerCore: output ---------------------------------------------------------------------
+
+    def send_response(self, stream_id: int, status: int, headers: Headers, body: Body | None = None,
+                      *, end_stream: bool = True) -> None:
+        ex = self._streams.get(stream_id)
+        if ex is None or ex.status:
+            return  # dropped (reset, EOF, close) or already answered
+        ex.status = status
+        ex.headers = headers
+        ex.ended = end_stream
+        ex.streamed = not end_stream
+        if body is None:
+            return
+        if ex.no_body():
+            if not isinstance(body, bytes):
+                _close_iterator(body)
+        elif isinstance(body, bytes):
+            if body:
+                ex.body.append(body)
+                ex.queued += len(body)
+        else:
+            ex.body.append(body)
+            ex.has_iter = True
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        ex = self._streams.get(stream_id)
+        if ex is None or not ex.status or ex.ended:
+            return
+        ex.ended = end_stream
+        if data and not ex.no_body():
+            ex.body.append(data)
+            ex.queued += len(data)
+
+    def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
+        ex = self._streams.get(stream_id)
+        # An HTTP/1.0 client would take a 1xx for the final response; 101 would switch protocols.
+        if ex is None or ex.status or ex.version != "1.1" or not 100 <= status < 200 or status == 101:
+            return
+        if status == 100:
+            if not ex.expect_continue:
+                return  # not asked for, or already sent
+            ex.expect_continue = False
+        ex.info.append(b"".join([_status_line(status), *[n + b": " + v + b"\r\n" for n, v in headers],
+                                 b"\r\n"]))
+
+    @property
+    def push_enabled(self) -> bool:
+        return False
+
+    def push_promise(self, stream_id: int, request_headers: Headers, *, urgency: int = 3) -> int | None:
+        return None
+
+    def reset_stream(self, stream_id: int, error_code: int = 0x8) -> None:
+        """HTTP/1.1 cannot abandon one response and go on: drop it and everything after it, let
+        the earlier responses finish, then close."""
+        ex = self._streams.get(stream_id)
+        if ex is None:
+            return
+        self._stop_parsing()
+        self._drop_from(self._exchanges.index(ex), notify_first=False)
+        if self._exchanges:
+            self._exchanges[-1].close_after = True
+        else:
+            self._closing = True
+
+    def buffered(self, stream_id: int) -> int:
+        ex = self._streams.get(stream_id)
+        return 0 if ex is None else ex.queued
+
+    def data_to_send(self, limit: int = 256 * 1024) -> bytes:
+        out: list[bytes | memoryview] = []
+        budget = limit
+        exchanges = self._exchanges
+        while exchanges and not self._closing:
+            ex = exchanges[0]
+            if not ex.head_sent:
+                if ex.expect_continue and not ex.status and not ex.request_complete:
+                    # The layer above has read the head and not refused it: ask for the body.
+                    out.append(_CONTINUE)
+                    ex.expect_continue = False
+                if ex.info:
+                    out.extend(ex.info)
+                    ex.info.clear()
+                if not ex.status:
+                    break
+                out.append(self._serialize_head(ex))
+                ex.head_sent = True
+            if ex.body:
+                budget = self._pull_body(ex, out, budget)
+                if self._closing:  # a body iterator failed
+                    break
+            if ex.body or not ex.ended:
+                break  # out of budget, or waiting for send_data
+            if ex.framing == _CHUNKED:
+                out.append(_LAST_CHUNK)
+            self._complete(ex)
+        return b"".join(out)
+
+    def close(self, error_code: int = 0, reason: str = "") -> None:
+        self._no_new = True
+        self._inbuf.clear()
+        if not self._exchanges:
+            self._stop_parsing()
+            self._closing = True
+            return
+        front = self._exchanges[0]
+        if self._cur is not front:
+            # Only the body of the request being answered is still worth reading.
+            self._stop_parsing()
+        self._drop_from(1)
+        front.close_after = True
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._exchanges)
+
+    @property
+    def awaiting_head(self) -> bool:
+        # Input held back by the pipeline bound is our doing, not a slow client.
+        return self._in_head and not self._stopped and not self._inbuf
+
+    # -- httptools callbacks (names fixed by httptools) -------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._no_new:
+            raise _StopParsing
+        self._in_head = True
+        self._began = True
+        self._head_bytes = 0
+        self._url = []
+        self._url_len = 0
+        self._headers = []
+        self._header_count = 0
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        # httptools hands the URL over in pieces when it spans reads.
+        self._url.append(url)
+        self._url_len += len(url)
+        if self._url_len + 13 > self._max_request_line:  # 13 = "GET " + " HTTP/1.1"
+            line = len(self._parser.get_method()) + self._url_len + 10
+            if line > self._max_request_line:
+                self._reject(414, f"request line over {self._max_request_line} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Trailers of a chunked body come through here too; they count against the same limits.
+        self._header_count += 1
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_count > self._max_headers:
+            self._reject(431, f"more than {self._max_headers} header fields")
+        if self._header_bytes > self._max_header_bytes:
+            self._reject(431, f"header fields over {self._max_header_bytes} bytes")
+        if self._in_head:
+            self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            self._reject(505, f"HTTP/{version} not supported")
+        method: bytes = parser.get_method()
+        url = self._url
+        target = url[0] if len(url) == 1 else b"".join(url)
+        host: bytes | None = None
+        length = 0
+        chunked = expect = False
+        for name, value in self._headers:
+            if name == b"host":
+                if host is not None:
+                    self._reject(400, "more than one Host header")
+                host = value
+            elif name == b"content-length":
+                length = int(value)  # httptools has checked the digits and refused repeats
+            elif name == b"transfer-encoding":
+                chunked = True  # httptools refuses a request body not ending in chunked
+            elif name == b"expect":
+                expect = value.lower() == b"100-continue"
+        if host is None and version == "1.1":
+            self._reject(400, "missing Host header")
+        authority = host or b""
+        if target[:1] != b"/":
+            if target == b"*" and method == b"OPTIONS":
+                pass
+            elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+                target, authority = self._split_absolute(target)
+            else:
+                self._reject(400, "invalid request target")
+        upgrade = parser.should_upgrade()
+        if upgrade and chunked:
+            # httptools skips the body of an Upgrade request; we only re-frame a counted one.
+            self._reject(400, "chunked body on an Upgrade request")
+        has_body = chunked or length > 0
+        ex = _Exchange(self._next_id, version, method == b"HEAD", parser.should_keep_alive())
+        self._next_id += 2
+        if has_body:
+            self._cur = ex
+            ex.expect_continue = expect and version == "1.1"
+            if upgrade:
+                self._upgrade_body_left = length
+        else:
+            ex.request_complete = True
+        self._exchanges.append(ex)
+        self._streams[ex.stream_id] = ex
+        event = RequestReceived(ex.stream_id, method, target, authority, self._headers, version,
+                                not has_body)
+        if self._deferred or self._active >= self._max_pipeline:
+            self._deferred.append(event)
+        else:
+            self._active += 1
+            ex.released = True
+            self._events.append(event)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self._cur
+        if ex is not None:
+            self._emit(BodyReceived(ex.stream_id, body, False))
+
+    def on_message_complete(self) -> None:
+        ex = self._cur
+        if ex is not None and not self._upgrade_body_left:
+            self._end_body(ex)
+
+    # -- parsing --------------------------------------------------------------------------------
+
+    def _reject(self, status: int, reason: str) -> NoReturn:
+        # httptools wraps callback exceptions in HttpParserCallbackError; keep ours at hand.
+        self._rejection = (status, reason)
+        raise _Reject(reason)
+
+    def _split_absolute(self, target: bytes) -> tuple[bytes, bytes]:
+        """``https://host/path?q`` → (``/path?q``, ``host``)."""
+        rest = target[target.index(b"://") + 3:]
+        end = len(rest)
+        for sep in (b"/", b"?"):
+            pos = rest.find(sep)
+            if pos != -1 and pos < end:
+                end = pos
+        authority, path = rest[:end], rest[end:]
+        if not authority or b"@" in authority:
+            self._reject(400, "invalid absolute-form target")
+        if not path.startswith(b"/"):
+            path = b"/" + path
+        return path, authority
+
+    def _feed(self, data: bytes) -> None:
+        while data and not self._stopped:
+            if self._upgrade_body_left:
+                data = self._feed_upgrade_body(data)
+                continue
+            self._began = False
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                # Upgrade (h2c, websocket) is not offered: serve the request as a plain one and
+                # go on with a fresh parser after it.
+                data = data[int(exc.args[0]):]
+                self._parser = httptools.HttpRequestParser(self)
+                continue
+            except httptools.HttpParserError as exc:
+                if self._no_new and self._rejection is None and self._cur is None:
+                    self._stop_parsing()  # _StopParsing: close() asked for no more requests
+                else:
+                    status, reason = self._rejection or (400, str(exc) or "malformed request")
+                    self._fail(status, reason)
+                return
+            if self._in_head and not self._began:
+                # httptools buffers a header line internally until it ends; bound that too.
+                self._head_bytes += len(data)
+                if self._head_bytes > self._max_request_line + self._max_header_bytes:
+                    self._fail(431, "request head too large")
+            return
+
+    def _feed_upgrade_body(self, data: bytes) -> bytes:
+        ex = self._cur
+        n = min(self._upgrade_body_left, len(data))
+        self._upgrade_body_left -= n
+        if ex is not None:
+            self._emit(BodyReceived(ex.stream_id, data[:n], False))
+            if not self._upgrade_body_left:
+                self._end_body(ex)
+        return data[n:]
+
+    def _end_body(self, ex: _Exchange) -> None:
+        ex.request_complete = True
+        self._cur = None
+        # Mark the last piece as the end rather than adding an empty event when we can.
+        queue: list[Event] | deque[Event] = self._deferred or self._events
+        if queue:
+            last = queue[-1]
+            if type(last) is BodyReceived and last.stream_id == ex.stream_id:
+                queue[-1] = BodyReceived(ex.stream_id, last.data, True)
+                return
+        self._emit(BodyReceived(ex.stream_id, b"", True))
+
+    def _emit(self, event: Event) -> None:
+        if self._deferred:
+            self._deferred.append(event)
+        else:
+            self._events.append(event)
+
+    def _must_hold(self) -> bool:
+        """Leave input unparsed: the pipeline is full and no released request waits for body."""
+        cur = self._cur
+        return len(self._exchanges) >= self._max_pipeline and (cur is None or not cur.released)
+
+    def _resume(self) -> None:
+        inbuf = self._inbuf
+        while inbuf and not self._stopped and not self._closing and not self._must_hold():
+            chunk = bytes(inbuf[:_RESUME_SLICE])
+            del inbuf[:_RESUME_SLICE]
+            self._feed(chunk)
+
+    def _release(self) -> None:
+        deferred = self._deferred
+        while deferred:
+            event = deferred[0]
+            if type(event) is RequestReceived:
+                if self._active >= self._max_pipeline:
+                    break
+                self._active += 1
+                ex = self._streams.get(event.stream_id)
+                if ex is not None:
+                    ex.released = True
+            self._events.append(deferred.popleft())
+
+    def _stop_parsing(self) -> None:
+        self._stopped = True
+        self._inbuf.clear()
+        self._in_head = False
+        self._cur = None
+        self._upgrade_body_left = 0
+
+    def _fail(self, status: int, reason: str) -> None:
+        """Answer bad input with a tiny response of our own (after the earlier responses), then
+        close."""
+        cur = self._cur
+        self._stop_parsing()
+        if cur is not None and cur in self._exchanges:
+            # Its body is broken: whatever the layer above does with the request is moot.
+            self._drop_from(self._exchanges.index(cur))
+        if cur is None or not cur.head_sent:
+            text = b"%d %s\n" % (status, _status_line(status)[13:-2])
+            ex = _Exchange(0, "1.1", False, False)
+            ex.status = status
+            ex.headers = [(b"content-type", b"text/plain; charset=utf-8"),
+                          (b"content-length", b"%d" % len(text))]
+            ex.body.append(text)
+            ex.queued = len(text)
+            ex.ended = ex.request_complete = ex.close_after = True
+            self._exchanges.append(ex)
+        elif self._exchanges:
+            self._exchanges[-1].close_after = True
+        else:
+            self._closing = True
+        self._terminate(status, reason)
+
+    def _terminate(self, error_code: int, reason: str) -> None:
+        if not self._terminated:
+            self._terminated = True
+            self._emit(ConnectionTerminated(error_code, reason))
+
+    def _eof(self) -> None:
+        if self._closing and self._terminated and not self._exchanges:
+            return
+        events = self._events
+        for ex in self._exchanges:
+            if ex.released:
+                events.append(StreamReset(ex.stream_id, _CANCEL))
+            ex.discard_body()
+        for event in self._deferred:
+            if type(event) is ConnectionTerminated:
+                events.append(event)  # an error found before the EOF still gets reported
+        self._deferred.clear()
+        self._exchanges.clear()
+        self._streams.clear()
+        self._active = 0
+        self._stop_parsing()
+        self._closing = True
+        self._terminate(0, "client closed")
+
+    # -- responses ------------------------------------------------------------------------------
+
+    def _drop_from(self, index: int, *, notify_first: bool = True) -> None:
+        """Forget exchanges[index:]; tell the layer above about released ones it may be working on."""
+        dropped: set[int] = set()
+        while len(self._exchanges) > index:
+            ex = self._exchanges.pop()
+            ex.discard_body()
+            if ex.stream_id:
+                dropped.add(ex.stream_id)
+                self._streams.pop(ex.stream_id, None)
+            if ex.released:
+                self._active -= 1
+                if notify_first or len(self._exchanges) > index:
+                    self._events.append(StreamReset(ex.stream_id, _CANCEL))
+        if self._deferred and dropped:
+            self._deferred = deque(
+                e for e in self._deferred
+                if not isinstance(e, RequestReceived | BodyReceived) or e.stream_id not in dropped)
+
+    def _serialize_head(self, ex: _Exchange) -> bytes:
+        parts = [_status_line(ex.status)]
+        has_length = False
+        for name, value in ex.headers:
+            if name in _HOP_BY_HOP:
+                continue
+            if name == b"content-length":
+                has_length = True
+            parts.append(name + b": " + value + b"\r\n")
+        close = ex.close_after or not ex.keep_alive or self._no_new or not ex.request_complete
+        if ex.no_body():
+            ex.framing = _NONE
+        elif has_length:
+            ex.framing = _RAW
+        elif ex.ended and not ex.has_iter:
+            # The whole body is already here: a length beats chunking.
+            ex.framing = _RAW
+            parts.append(b"content-length: %d\r\n" % ex.queued)
+        elif ex.version == "1.1":
+            ex.framing = _CHUNKED
+            parts.append(_CHUNKED_TE)
+        else:
+            ex.framing = _RAW  # HTTP/1.0 without a length: the close delimits the body
+            close = True
+        if close:
+            parts.append(_CLOSE)
+        elif ex.version == "1.0":
+            parts.append(_KEEP_ALIVE)
+        parts.append(b"\r\n")
+        ex.close_after = close
+        return b"".join(parts)
+
+    def _pull_body(self, ex: _Exchange, out: list[bytes | memoryview], budget: int) -> int:
+        """Move up to ``budget`` body bytes of ``ex`` into ``out``; iterators are pulled only as
+        far as the budget goes."""
+        body = ex.body
+        chunked = ex.framing == _CHUNKED
+        had_queued = ex.queued > 0
+        while body and budget > 0:
+            item = body[0]
+            if isinstance(item, bytes | memoryview):
+                n = len(item)
+                if n > budget:
+                    view = memoryview(item)  # slices of a view copy nothing
+                    piece: bytes | memoryview = view[:budget]
+                    body[0] = view[budget:]
+                    n = budget
+                else:
+                    body.popleft()
+                    piece = item
+                ex.queued -= n
+            else:
+                try:
+                    chunk = next(item)
+                except StopIteration:
+                    body.popleft()
+                    continue
+                except Exception as exc:
+                    _close_iterator(item)
+                    self._abort_output(f"response body failed: {exc!r}")
+                    return budget
+                n = len(chunk)
+                if not n:
+                    continue
+                if n > budget:
+                    view = memoryview(chunk)
+                    body.appendleft(view[budget:])
+                    ex.queued += n - budget
+                    piece = view[:budget]
+                    n = budget
+                else:
+                    piece = chunk
+            budget -= n
+            if chunked:
+                out.append(b"%x\r\n" % n)
+                out.append(piece)
+                out.append(b"\r\n")
+            else:
+                out.append(piece)
+        if ex.streamed and had_queued and not ex.queued and not ex.has_iter:
+            # Never behind deferred requests: those wait for this very response to finish.
+            self._events.append(StreamDrained(ex.stream_id))
+        return budget
+
+    def _abort_output(self, reason: str) -> None:
+        """A response cannot be finished: the client must see it cut short, so close now."""
+        self._stop_parsing()
+        self._drop_from(0)
+        self._closing = True
+        self._terminate(500, reason)
+
+    def _complete(self, ex: _Exchange) -> None:
+        """``ex``'s response has been handed out in full."""
+        self._exchanges.popleft()
+        if ex.stream_id:
+            self._streams.pop(ex.stream_id, None)
+        if ex.released:
+            self._active -= 1
+        if not ex.request_complete:
+            # Answered before its body arrived: the body will not be read (we close below).
+            if ex.released:
+                self._events.append(StreamReset(ex.stream_id, _CANCEL))
+            self._stop_parsing()
+        if ex.close_after:
+            self._stop_parsing()
+            self._drop_from(0)
+            self._closing = True
+            return
+        if self._deferred:
+            self._release()
+        if self._inbuf:
+            self._resume()
+        if self._no_new and not self._exchanges:
+            self._closing = True

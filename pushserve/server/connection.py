@@ -1,0 +1,217 @@
+"""asyncio glue between a TLS transport and a sans-IO protocol core.
+
+One Connection per TCP connection.  It picks the core by ALPN, feeds it bytes, turns its events
+into work for the site (static files answered synchronously; mounted ASGI apps as tasks), and
+writes what the core has to send — one transport.write per batch, only while the transport is
+not paused, so a slow reader holds back the producers instead of filling memory.
+
+Timers are not per connection: the worker sweeps all connections once a second (see sweep()),
+which costs nothing per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Protocol, cast
+
+from pushserve.protocol.events import (
+    BodyReceived,
+    ConnectionTerminated,
+    Event,
+    RequestReceived,
+    ServerCore,
+    StreamDrained,
+    StreamReset,
+)
+from pushserve.protocol.h1 import H1Core
+from pushserve.protocol.h2 import H2Core
+
+if TYPE_CHECKING:
+    from pushserve.server.worker import WorkerState
+
+log = logging.getLogger("pushserve")
+
+
+class StreamHandler(Protocol):
+    """What owns a request stream after its head arrived (a mounted app's task, or the discard
+    handler for bodies nobody reads)."""
+
+    def on_body(self, data: bytes, end_stream: bool) -> None: ...
+
+    def on_reset(self) -> None: ...
+
+    def on_drained(self) -> None: ...
+
+
+class _DiscardBody:
+    """Request bodies sent to static files are read and dropped, keeping HTTP/2 windows open."""
+
+    __slots__ = ("conn", "stream_id")
+
+    def __init__(self, conn: Connection, stream_id: int) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+
+    def on_body(self, data: bytes, end_stream: bool) -> None:
+        self.conn.core.acknowledge_received(self.stream_id, len(data))
+
+    def on_reset(self) -> None:
+        pass
+
+    def on_drained(self) -> None:
+        pass
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, worker: WorkerState) -> None:
+        self.worker = worker
+        self.core: ServerCore = H1Core()  # replaced in connection_made once ALPN is known
+        self.transport: asyncio.Transport | None = None
+        self.peer = "-"
+        self.tls: dict[str, object] = {}
+        self.handlers: dict[int, StreamHandler] = {}
+        self.pushed: set[str] = set()  # paths pushed on this connection: never twice
+        self.paused = False
+        self.closed = False
+        self.served_any = False
+        self.started = self.last_activity = worker.loop.time()
+        self.received_at = time.perf_counter()  # when the latest bytes arrived, for the access log
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if ssl_object is not None:
+            self.tls = {"tls_version": ssl_object.version(), "cipher": (ssl_object.cipher() or ("",))[0]}
+        limits = self.worker.config.limits
+        if alpn == "h2":
+            self.core = H2Core(max_concurrent_streams=limits.max_concurrent_streams)
+        self.core.initiate()
+        self.worker.connections.add(self)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self.worker.loop.time()
+        self.received_at = time.perf_counter()
+        self.handle_events(self.core.receive_data(data))
+        self.flush()
+
+    def eof_received(self) -> bool | None:
+        self.handle_events(self.core.receive_data(b""))
+        self.flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.worker.connections.discard(self)
+        for handler in list(self.handlers.values()):
+            handler.on_reset()
+        self.handlers.clear()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.flush()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def handle_events(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, RequestReceived):
+                self.served_any = True
+                self.on_request(ev)
+            elif isinstance(ev, BodyReceived):
+                handler = self.handlers.get(ev.stream_id)
+                if handler is not None:
+                    if ev.end_stream and isinstance(handler, _DiscardBody):
+                        del self.handlers[ev.stream_id]
+                    handler.on_body(ev.data, ev.end_stream)
+                else:
+                    self.core.acknowledge_received(ev.stream_id, len(ev.data))
+            elif isinstance(ev, StreamDrained):
+                handler = self.handlers.get(ev.stream_id)
+                if handler is not None:
+                    handler.on_drained()
+            elif isinstance(ev, StreamReset):
+                handler = self.handlers.pop(ev.stream_id, None)
+                if handler is not None:
+                    handler.on_reset()
+            elif isinstance(ev, ConnectionTerminated) and ev.error_code and ev.reason:
+                log.warning("%s %s: %s", self.peer, self.protocol_name, ev.reason)
+
+    def on_request(self, req: RequestReceived) -> None:
+        worker = self.worker
+        mount = worker.site.match_mount(req.target)
+        if mount is not None:
+            mount.start(self, req)
+            return
+        if not req.end_stream:
+            self.handlers[req.stream_id] = _DiscardBody(self, req.stream_id)
+        response = worker.site.serve(req)
+        worker.responder.respond(self, req, response)
+
+    # -- output -----------------------------------------------------------------------------
+
+    @property
+    def protocol_name(self) -> str:
+        return "h2" if self.core.http_version == "2" else "h1"
+
+    def flush(self) -> None:
+        """Write what the core has while the transport takes it; close when the core is done."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        core = self.core
+        while not self.paused:
+            data = core.data_to_send()
+            if not data:
+                if core.closing:
+                    self.closed = True
+                    transport.close()
+                break
+            transport.write(data)
+
+    # -- timers and shutdown (driven by the worker) ------------------------------------------
+
+    def sweep(self, now: float) -> None:
+        """Close connections that broke a time limit: a request head that takes too long, an
+        idle keep-alive connection, a peer that stopped reading."""
+        limits = self.worker.config.limits
+        if self.closed:
+            return
+        idle = now - self.last_activity
+        if self.core.awaiting_head or not self.served_any:
+            if idle > limits.header_timeout:
+                self.abort("request head timeout")
+        elif self.core.open_streams == 0 and not self.handlers:
+            if idle > limits.idle_timeout:
+                self.shutdown()
+        elif self.paused and idle > limits.idle_timeout:
+            self.abort("peer stopped reading")
+
+    def shutdown(self) -> None:
+        """Graceful: GOAWAY (HTTP/2) or close after the current response (HTTP/1.1)."""
+        if self.closed:
+            return
+        self.core.close()
+        self.flush()
+        if self.core.open_streams == 0 and not self.handlers and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self, why: str) -> None:
+        if self.closed or self.transport is None:
+            return
+        log.info("%s %s: closing: %s", self.peer, self.protocol_name, why)
+        self.closed = True
+        self.transport.abort()

@@ -1,0 +1,117 @@
+"""Puts responses on a connection: 103 Early Hints, push promises and pushed responses, the
+final response, and the access-log line.  What to announce is decided by site/push.py; this
+module carries the decision out on the protocol core.
+
+``announce`` is shared by pages of the site and by mounted apps (which call it when their
+response starts, and through the ASGI push/early-hint extensions)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pushserve.http.response import Response
+from pushserve.protocol.events import Headers, RequestReceived
+from pushserve.site.manifest import PushResource
+from pushserve.site.push import PushPolicy
+
+if TYPE_CHECKING:
+    from pushserve.server.connection import Connection
+
+access_log = logging.getLogger("pushserve.access")
+
+# Request headers of the page request that a browser would also send for its sub-resources,
+# so pushed responses are chosen (encoding, language) as a direct request's would be.
+_COPIED_TO_PUSH = (b"accept-encoding", b"accept-language", b"user-agent", b"cookie")
+
+
+@dataclass(slots=True)
+class Announced:
+    """What announce() did, for the final response's headers and the access log."""
+
+    headers: Headers  # Link and Set-Cookie headers for the final response
+    summary: str
+
+
+class Responder:
+    def __init__(self, policy: PushPolicy, *, access_log_on: bool, expose_worker: bytes | None) -> None:
+        self.policy = policy
+        self.access_log_on = access_log_on
+        self.extra: Headers = [(b"x-pushserve-worker", expose_worker)] if expose_worker else []
+
+    def common_headers(self, conn: Connection) -> Headers:
+        return [(b"date", conn.worker.date.value()), (b"server", b"pushserve"), *self.extra]
+
+    def respond(self, conn: Connection, req: RequestReceived, response: Response) -> None:
+        """Send a complete response from the site, announcing the page's resources first."""
+        resources = self.policy.resources_for(response)
+        announced = self.announce(conn, req, resources) if resources else None
+        headers = self.common_headers(conn)
+        headers += response.headers
+        if announced is not None:
+            headers += announced.headers
+        conn.core.send_response(req.stream_id, response.status, headers,
+                                None if req.method == b"HEAD" else response.body)
+        if self.access_log_on:
+            self.log(conn, req, response.status, _content_length(response.headers),
+                     announced.summary if announced else "", response.note)
+
+    def announce(self, conn: Connection, req: RequestReceived, resources: list[PushResource]) -> Announced:
+        """Push what the client takes, hint (103) the rest; returns headers for the final response."""
+        core = conn.core
+        plan = self.policy.plan(req, resources, push_enabled=core.push_enabled, pushed=conn.pushed)
+        if plan.early_hints:
+            core.send_informational(req.stream_id, 103, list(plan.link_headers))
+        pushed = self.push(conn, req, [(p.path, p.urgency) for p in plan.pushes])
+        headers = list(plan.link_headers)
+        if plan.set_cookie is not None:
+            headers.append((b"set-cookie", plan.set_cookie))
+        return Announced(headers, plan.summary(pushed))
+
+    def push(self, conn: Connection, req: RequestReceived, paths: list[tuple[str, int]]) -> int:
+        """Promise and send each path (a file of the site, or a route of a mounted app) at most
+        once per connection; returns how many were promised."""
+        core = conn.core
+        copied = [(k, v) for k, v in req.headers if k in _COPIED_TO_PUSH]
+        count = 0
+        for path, urgency in paths:
+            if path in conn.pushed:
+                continue
+            target = path.encode()
+            request_headers: Headers = [(b":method", b"GET"), (b":scheme", b"https"),
+                                        (b":authority", req.authority), (b":path", target), *copied]
+            promised_id = core.push_promise(req.stream_id, request_headers, urgency=urgency)
+            if promised_id is None:
+                break
+            conn.pushed.add(path)
+            count += 1
+            pushed_req = RequestReceived(promised_id, b"GET", target, req.authority, copied, "2", True)
+            mount = conn.worker.site.match_mount(target)
+            if mount is not None:
+                mount.start(conn, pushed_req)
+                continue
+            response = conn.worker.site.serve(pushed_req)
+            headers = self.common_headers(conn)
+            headers += response.headers
+            core.send_response(promised_id, response.status, headers, response.body)
+        return count
+
+    def log(self, conn: Connection, req: RequestReceived, status: int, length: bytes | int,
+            announced: str = "", note: str = "") -> None:
+        took = (time.perf_counter() - conn.received_at) * 1000
+        access_log.info(
+            '%s %s "%s %s" %d %s%s%s %.1fms',
+            conn.peer, conn.protocol_name, req.method.decode("latin-1"), req.target.decode("latin-1"),
+            status, length if isinstance(length, int) else length.decode("latin-1"),
+            f" {announced}" if announced else "", f" ({note})" if note else "", took,
+        )
+
+
+def _content_length(headers: Headers) -> bytes:
+    for k, v in headers:
+        if k == b"content-length":
+            return v
+    return b"-"
+

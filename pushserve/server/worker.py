@@ -1,0 +1,94 @@
+"""One worker process: an event loop (uvloop), a TLS listener, the site, and a graceful drain.
+
+The worker is told its listening socket (bound by the supervisor, or by itself for one worker),
+serves until SIGTERM/SIGINT, then stops accepting, sends GOAWAY / closes idle keep-alive
+connections, and gives in-flight requests ``graceful_timeout`` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import uvloop
+
+from pushserve.config import Config
+from pushserve.http.dates import DateHeader
+from pushserve.server.connection import Connection
+from pushserve.server.responder import Responder
+from pushserve.site.router import MountedApp, Site
+
+log = logging.getLogger("pushserve")
+
+
+@dataclass(eq=False)
+class WorkerState:
+    """What every connection of this worker shares."""
+
+    config: Config
+    site: Site
+    responder: Responder
+    loop: asyncio.AbstractEventLoop
+    date: DateHeader = field(default_factory=DateHeader)
+    connections: set[Connection] = field(default_factory=set)
+
+
+SiteFactory = Callable[[Config], tuple[Site, Responder, list[MountedApp]]]
+
+
+async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
+                build: SiteFactory, *, ready: Callable[[], None] | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    site, responder, mounts = build(config)
+    state = WorkerState(config, site, responder, loop)
+    for mount in mounts:
+        await mount.startup()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)  # the handler only flags; shutdown runs below
+    server = await loop.create_server(
+        lambda: Connection(state), sock=sock, ssl=ssl_ctx,
+        ssl_handshake_timeout=config.limits.header_timeout, backlog=1024,
+    )
+    sweeper = loop.create_task(_sweep(state))
+    if ready is not None:
+        ready()
+    try:
+        await stop.wait()
+    finally:
+        sweeper.cancel()
+        await _drain(state, server)
+        for mount in mounts:
+            await mount.shutdown()
+
+
+async def _sweep(state: WorkerState) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        now = state.loop.time()
+        for conn in list(state.connections):
+            conn.sweep(now)
+
+
+async def _drain(state: WorkerState, server: asyncio.AbstractServer) -> None:
+    server.close()
+    for conn in list(state.connections):
+        conn.shutdown()
+    deadline = state.loop.time() + state.config.limits.graceful_timeout
+    while state.connections and state.loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    for conn in list(state.connections):
+        conn.abort("graceful timeout")
+    log.info("worker %d stopped", os.getpid())
+
+
+def run(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, build: SiteFactory,
+        ready: Callable[[], None] | None = None) -> None:
+    """Run one worker until it is told to stop (blocking)."""
+    uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready))

@@ -1,0 +1,707 @@
+"""The push manifest: for each page, the sub-resources a browser will need to show it.
+
+Inferred by reading the page's HTML (after templates) and the CSS and JavaScript it loads:
+
+- ``<link rel=stylesheet>`` (style; its ``@import``s and ``@font-face`` fonts too),
+  ``<link rel=preload as=…>`` (type from ``as``), ``<link rel=modulepreload>`` (script);
+- ``<script src>``; for module scripts, their static ``import``/``export … from`` graph;
+- ``<img data-push src>`` — images are opt-in, since a page may show only a few of many.
+
+Not pushed: images referenced from CSS, dynamic ``import()``, ``nomodule`` scripts, alternate
+stylesheets, anything marked ``nopush``, other origins, and paths that are not files of the site.
+
+The file format is that of Polymer's http2-push-manifest (``push_manifest.json``)::
+
+    {"index.html": {"/css/site.css": {"type": "style", "weight": 1}, ...}, ...}
+
+with one addition: ``"crossorigin": true`` for resources fetched in CORS mode (fonts, module
+scripts, fetches), whose preload hint must say so or the browser will not use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urljoin, urlsplit
+
+TYPES = ("document", "fetch", "font", "image", "script", "style")
+# Push order: what blocks rendering first (styles, and the fonts they name), then scripts, then
+# the rest.  Python's sort is stable, so discovery order holds within a class.
+_ORDER = {"style": 0, "font": 0, "script": 1}
+_OTHER_ORDER = 2
+# Resources always fetched in CORS mode: their preloads need the crossorigin attribute.
+_CORS_TYPES = frozenset({"font", "fetch"})
+_CLASSIC_SCRIPT_TYPES = frozenset({
+    "", "text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript",
+    "module",
+})
+_MAX_WEIGHT = 256
+_FAKE_ORIGIN = "https://pushserve.invalid"  # to resolve URL paths with urljoin
+_NOT_SERVED_PAGES = frozenset({"404.html"})
+
+
+class ManifestError(Exception):
+    """A push_manifest.json that cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushResource:
+    path: str  # absolute URL path on this site: "/css/site.css"
+    type: str  # one of TYPES
+    weight: int = 1
+    crossorigin: bool = False
+
+
+Manifest = dict[str, list[PushResource]]
+
+
+def page_url(rel_path: str) -> str:
+    """The URL path a page is served at: ``index.html`` → ``/``, ``a/index.html`` → ``/a/``."""
+    parts = PurePosixPath(rel_path).parts
+    if parts and parts[-1] == "index.html":
+        return "/" + "".join(part + "/" for part in parts[:-1])
+    return "/" + "/".join(parts)
+
+
+def _hidden(part: str) -> bool:
+    return part.startswith(("_", "."))
+
+
+def is_page_path(rel_path: str) -> bool:
+    """True for the site-relative path of a servable page: an .html file not under a ``_`` or
+    ``.`` name, and not 404.html (served for errors, never navigated to).  Name only, no I/O."""
+    parts = PurePosixPath(rel_path).parts
+    return (bool(parts) and rel_path.lower().endswith((".html", ".htm")) and ".." not in parts
+            and not any(_hidden(p) for p in parts) and parts[-1] not in _NOT_SERVED_PAGES)
+
+
+class SiteFiles:
+    """The files of a site as URL paths see them.  Names starting with ``_`` or ``.`` are not
+    served (layouts, partials, dotfiles), so they cannot be pushed either."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.realpath(root))
+
+    def resolve(self, url_path: str) -> Path | None:
+        """The file behind ``url_path``, or None when it is not a servable file of the site."""
+        if not url_path.startswith("/"):
+            return None
+        decoded = unquote(url_path.split("?", 1)[0].split("#", 1)[0])
+        if "\x00" in decoded or "\\" in decoded:
+            return None
+        parts = [p for p in decoded.split("/") if p]
+        if any(p in (".", "..") or _hidden(p) for p in parts) or not parts:
+            return None
+        candidate = os.path.realpath(os.path.join(self.root, *parts))
+        # A symlink may point out of the site: only what really lies under the root is served.
+        if os.path.commonpath([candidate, str(self.root)]) != str(self.root):
+            return None
+        return Path(candidate) if os.path.isfile(candidate) else None
+
+    def exists(self, url_path: str) -> bool:
+        return self.resolve(url_path) is not None
+
+    def read(self, url_path: str) -> bytes:
+        path = self.resolve(url_path)
+        if path is None:
+            raise FileNotFoundError(url_path)
+        return path.read_bytes()
+
+    def rel_path(self, url_path: str) -> str:
+        """Site-relative path of a URL path ("/css/a.css" → "css/a.css"), decoded."""
+        return unquote(url_path.split("?", 1)[0]).lstrip("/")
+
+
+# --- URL resolution --------------------------------------------------------------------------
+
+def resolve_url(ref: str, base_url: str) -> str | None:
+    """Resolve a reference found in a page or stylesheet against the URL path it was found at.
+    Returns the absolute path without query or fragment, or None for references that are not
+    same-origin paths (other hosts, ``data:``, ``blob:``, fragments, empty)."""
+    ref = ref.strip()
+    if not ref or ref.startswith("#"):
+        return None
+    split = urlsplit(ref)
+    if split.scheme or split.netloc:
+        return None  # another origin, or data:/blob:/javascript: — not ours to push
+    joined = urlsplit(urljoin(_FAKE_ORIGIN + base_url, ref))
+    return joined.path or "/"
+
+
+# --- CSS ---------------------------------------------------------------------------------------
+
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_CSS_IMPORT = re.compile(
+    r"""@import\s+(?:url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)|"([^"]*)"|'([^']*)')""", re.I)
+_FONT_FACE = re.compile(r"@font-face\s*\{([^}]*)\}", re.I)
+_FONT_SRC = re.compile(r"(?:^|;)\s*src\s*:([^;]*)", re.I)
+_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.I)
+
+
+def _first_group(match: re.Match[str]) -> str:
+    return next((g for g in match.groups() if g is not None), "")
+
+
+def css_references(css: str) -> tuple[list[str], list[str]]:
+    """(``@import``ed stylesheets, ``@font-face`` fonts) named by a stylesheet, as written.
+    Per @font-face only the first ``url()`` of ``src`` counts: browsers take the first format
+    they support and modern ones list woff2 first, so pushing the fallbacks would waste bytes."""
+    css = _CSS_COMMENT.sub(" ", css)
+    imports = [_first_group(m) for m in _CSS_IMPORT.finditer(css)]
+    fonts: list[str] = []
+    for face in _FONT_FACE.finditer(css):
+        src = _FONT_SRC.search(face.group(1))
+        if src is None:
+            continue
+        for url in _CSS_URL.finditer(src.group(1)):
+            ref = _first_group(url)
+            if not ref.startswith("data:"):
+                fonts.append(ref)
+                break
+    return imports, fonts
+
+
+# --- JavaScript modules ------------------------------------------------------------------------
+
+_JS_TOKEN = re.compile(
+    r"""
+      (?P<ws>\s+)
+    | (?P<comment>//[^\n]*|/\*.*?(?:\*/|\Z))
+    | (?P<string>"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?)
+    | (?P<template>`(?:[^`\\]|\\.)*`?)
+    | (?P<name>[A-Za-z_$][\w$]*)
+    | (?P<number>\d[\w.]*)
+    | (?P<punct>\.\.\.|[{}()\[\];,.*=<>+\-!~?:&|^%@#])
+    | (?P<slash>/)
+    | (?P<other>.)
+    """,
+    re.S | re.X,
+)
+# After these a "/" starts a regular expression literal, not a division.
+_REGEX_AFTER_NAMES = frozenset({
+    "return", "typeof", "instanceof", "in", "of", "new", "delete", "void", "throw", "case", "do",
+    "else", "yield", "await",
+})
+_REGEX_LITERAL = re.compile(r"/(?:[^/\\\n\[]|\\.|\[(?:[^\]\\\n]|\\.)*\])+/[a-z]*")
+
+
+def _js_tokens(source: str) -> list[tuple[str, str]]:
+    """A rough tokenizer, just enough to tell code from strings, comments, template literals and
+    regular expressions, so that an ``import`` inside any of those is not taken for real."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(source):
+        match = _JS_TOKEN.match(source, pos)
+        if match is None:  # cannot happen ("other" takes any char); guards the loop all the same
+            break
+        kind = match.lastgroup or "other"
+        text = match.group()
+        if kind == "slash":
+            prev = tokens[-1] if tokens else ("punct", ";")
+            if (prev[0] == "punct" and prev[1] not in (")", "]", "}")) or (
+                    prev[0] == "name" and prev[1] in _REGEX_AFTER_NAMES):
+                regex = _REGEX_LITERAL.match(source, pos)
+                if regex is not None:
+                    tokens.append(("regex", regex.group()))
+                    pos = regex.end()
+                    continue
+            tokens.append(("punct", "/"))
+        elif kind not in ("ws", "comment"):
+            tokens.append((kind, text))
+        pos = match.end()
+    return tokens
+
+
+_JS_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _string_value(token: str) -> str | None:
+    if len(token) < 2 or token[0] != token[-1]:
+        return None  # unterminated
+    # Specifiers are plain paths; an escaped character stands for itself.
+    return _JS_ESCAPE.sub(lambda m: m.group(1), token[1:-1])
+
+
+def module_imports(source: str) -> list[str]:
+    """Specifiers of the static imports of an ES module, in order: ``import … from "x"``,
+    ``import "x"``, ``export … from "x"``.  Dynamic ``import("x")`` and ``import.meta`` are not
+    imports the browser fetches before running the module, so they are left out."""
+    tokens = _js_tokens(source)
+    found: list[str] = []
+    i = 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        prev = tokens[i - 1][1] if i else ";"
+        if kind != "name" or text not in ("import", "export") or prev == ".":
+            i += 1
+            continue
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ("punct", ";")
+        if text == "import" and nxt[0] == "string":
+            value = _string_value(nxt[1])
+            if value is not None:
+                found.append(value)
+            i += 2
+            continue
+        if text == "import" and nxt[1] in ("(", "."):
+            i += 1  # dynamic import() or import.meta
+            continue
+        # Walk the clause up to `from "x"`; a statement end or a nested `import` means there is
+        # no from-clause (`export const x = …;`, `export { a };`).
+        j, depth = i + 1, 0
+        while j < len(tokens):
+            k, t = tokens[j]
+            if t in ("{", "(", "["):
+                depth += 1
+            elif t in ("}", ")", "]"):
+                depth -= 1
+                if depth < 0:
+                    break
+            elif depth == 0 and (t == ";" or (k == "name" and t in ("import", "export", "function", "class",
+                                                                         "const", "let", "var", "default"))):
+                break
+            elif depth == 0 and k == "name" and t == "from" and j + 1 < len(tokens) \
+                    and tokens[j + 1][0] == "string":
+                value = _string_value(tokens[j + 1][1])
+                if value is not None:
+                    found.append(value)
+                j += 1
+                break
+            j += 1
+        # A statement that ended at a keyword (no semicolon) is followed by that keyword: look
+        # at it again, it may be the next import.
+        ended_at_keyword = j < len(tokens) and tokens[j][0] == "name" and tokens[j][1] != "from"
+        i = j if ended_at_keyword and j > i else j + 1
+    return found
+
+
+def _is_relative_specifier(spec: str) -> bool:
+    # Bare specifiers ("lodash") need an import map; URLs to other origins are not ours.
+    return spec.startswith(("/", "./", "../"))
+
+
+# --- HTML --------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Found:
+    kind: str  # "style" | "font" | "script" | "module" | other types
+    ref: str
+    crossorigin: bool = False
+    follow: bool = False  # read it for more references (CSS imports, module imports)
+
+
+class _PageParser(HTMLParser):
+    """Collects the references of one page in document order.  html.parser never raises on bad
+    markup: it reports what it can make sense of."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[_Found] = []
+        self.base: str | None = None
+        self.inline_styles: list[str] = []
+        self.inline_modules: list[str] = []
+        self._in: str | None = None  # "style" or "module" while inside such an element
+        self._buffer: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {name: (value or "") for name, value in attrs}
+        if tag == "base" and self.base is None and a.get("href"):
+            self.base = a["href"]
+        elif tag == "link":
+            self._link(a)
+        elif tag == "script":
+            self._script(a)
+        elif tag == "img" and "data-push" in a and a.get("src"):
+            self.found.append(_Found("image", a["src"], crossorigin="crossorigin" in a))
+        elif tag == "style":
+            self._in, self._buffer = "style", []
+
+    def _link(self, a: dict[str, str]) -> None:
+        href = a.get("href", "")
+        rel = a.get("rel", "").lower().split()
+        if not href or "nopush" in a:
+            return
+        cors = "crossorigin" in a
+        if "stylesheet" in rel and "alternate" not in rel:
+            self.found.append(_Found("style", href, cors, follow=True))
+        elif "modulepreload" in rel:
+            self.found.append(_Found("module", href, True, follow=True))
+        elif "preload" in rel:
+            kind = a.get("as", "").lower()
+            if kind in TYPES:
+                # A preloaded stylesheet is about to be applied: its imports and fonts follow.
+                self.found.append(_Found(kind, href, cors, follow=kind == "style"))
+            else:
+                self.found.append(_Found("?" + kind, href))
+
+    def _script(self, a: dict[str, str]) -> None:
+        kind = a.get("type", "").strip().lower()
+        if kind not in _CLASSIC_SCRIPT_TYPES or ("nomodule" in a and kind != "module"):
+            return  # data blocks, import maps, and legacy bundles modern browsers skip
+        if kind == "module":
+            if a.get("src"):
+                self.found.append(_Found("module", a["src"], True, follow=True))
+            else:
+                self._in, self._buffer = "module", []
+        elif a.get("src"):
+            self.found.append(_Found("script", a["src"], "crossorigin" in a))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ("style", "script"):
+            self.handle_starttag(tag, attrs)
+        elif tag == "script":
+            self._script({name: (value or "") for name, value in attrs})
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in is not None:
+            self._buffer.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in == "style" and tag == "style":
+            self.inline_styles.append("".join(self._buffer))
+        elif self._in == "module" and tag == "script":
+            self.inline_modules.append("".join(self._buffer))
+        else:
+            return
+        self._in = None
+
+
+# --- inference ---------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Inference:
+    resources: list[PushResource] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # Site-relative paths the result depends on: CSS and JS files read, and referenced paths
+    # that were missing (their appearance should trigger a rebuild too).
+    depends_on: set[str] = field(default_factory=set)
+
+
+class _Inferrer:
+    def __init__(self, site: SiteFiles, page: str) -> None:
+        self.site = site
+        self.page = page
+        self.result = Inference()
+        self._seen: set[str] = set()
+        self._read: set[str] = set()
+        self._warned: set[str] = set()
+
+    def warn_missing(self, url: str, referrer: str) -> None:
+        if url not in self._warned:
+            self._warned.add(url)
+            self.result.warnings.append(f"{referrer}: {url} is not a file of the site; not pushed")
+        self.result.depends_on.add(self.site.rel_path(url))
+
+    def add(self, ref: str, base: str, kind: str, referrer: str, *,
+            crossorigin: bool = False, follow: bool = False) -> None:
+        url = resolve_url(ref, base)
+        if url is None:
+            return
+        if not self.site.exists(url):
+            self.warn_missing(url, referrer)
+            return
+        module = kind == "module"
+        rtype = "script" if module else kind
+        if url not in self._seen:
+            self._seen.add(url)
+            self.result.resources.append(
+                PushResource(url, rtype, crossorigin=crossorigin or module or rtype in _CORS_TYPES))
+        if follow and url not in self._read:
+            self._read.add(url)
+            self.result.depends_on.add(self.site.rel_path(url))
+            text = self._read_text(url)
+            if module:
+                self.follow_module(text, url)
+            else:
+                self.follow_css(text, url)
+
+    def _read_text(self, url: str) -> str:
+        try:
+            return self.site.read(url).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def follow_css(self, css: str, base: str) -> None:
+        imports, fonts = css_references(css)
+        referrer = base.lstrip("/") or self.page
+        for ref in imports:
+            self.add(ref, base, "style", referrer, follow=True)
+        for ref in fonts:
+            self.add(ref, base, "font", referrer)
+
+    def follow_module(self, source: str, base: str) -> None:
+        referrer = base.lstrip("/") or self.page
+        for spec in module_imports(source):
+            if _is_relative_specifier(spec):
+                self.add(spec, base, "module", referrer, follow=True)
+
+
+def infer(html: bytes, page_url: str, site: SiteFiles, page: str | None = None) -> Inference:
+    """``infer_page`` with the files the result depends on."""
+    page = page or page_url.lstrip("/") or "index.html"
+    inferrer = _Inferrer(site, page)
+    parser = _PageParser()
+    try:
+        parser.feed(html.decode("utf-8", "replace"))
+        parser.close()
+    except Exception as e:  # html.parser is lenient; this only guards against the unforeseen
+        inferrer.result.warnings.append(f"{page}: HTML not fully read ({e})")
+    base: str | None = page_url
+    if parser.base is not None:
+        # A <base> on another origin sends every relative reference there: nothing to push.
+        base = resolve_url(parser.base, page_url)
+    if base is not None:
+        for item in parser.found:
+            if item.kind.startswith("?"):
+                inferrer.result.warnings.append(
+                    f"{page}: preload as={item.kind[1:] or '(none)'} of {item.ref} is not a pushable type")
+                continue
+            inferrer.add(item.ref, base, item.kind, page, crossorigin=item.crossorigin, follow=item.follow)
+        for css in parser.inline_styles:
+            inferrer.follow_css(css, base)
+        for module in parser.inline_modules:
+            inferrer.follow_module(module, base)
+    resources = inferrer.result.resources
+    resources.sort(key=lambda r: _ORDER.get(r.type, _OTHER_ORDER))
+    return inferrer.result
+
+
+def infer_page(html: bytes, page_url: str, site: SiteFiles) -> tuple[list[PushResource], list[str]]:
+    """The resources a browser will fetch for the page at ``page_url`` (a URL path such as
+    ``/features/``), and warnings about references that lead nowhere.  Never raises."""
+    result = infer(html, page_url, site)
+    return result.resources, result.warnings
+
+
+# --- whole site --------------------------------------------------------------------------------
+
+def page_files(root: Path) -> list[str]:
+    """Site-relative paths of the servable pages (not under ``_``/``.`` names, not 404.html)."""
+    pages: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+        rel_dir = Path(dirpath).relative_to(root)
+        pages.extend(rel for rel in ((rel_dir / name).as_posix() for name in sorted(filenames))
+                     if is_page_path(rel))
+    return pages
+
+
+def _read_page(root: Path, rel_path: str, render: Callable[[str], bytes] | None) -> bytes:
+    if render is not None:
+        return render(rel_path)
+    return (root / rel_path).read_bytes()
+
+
+def build_manifest(root: Path, render: Callable[[str], bytes] | None) -> tuple[Manifest, list[str]]:
+    """Infer the manifest of every page of the site.  ``render`` turns a page into the HTML it
+    serves (templates); without it pages are read as they are.  A page that fails to render
+    becomes a warning, not an error."""
+    manifest = PushManifest(root, render)
+    warnings = manifest.rebuild()
+    return manifest.inferred(), warnings
+
+
+# --- the file format ---------------------------------------------------------------------------
+
+def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ManifestError(f"key {key!r} appears twice")
+        result[key] = value
+    return result
+
+
+def parse_manifest(text: str, source: str = "push_manifest.json") -> Manifest:
+    """Parse and validate the JSON text of a push manifest."""
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{source}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    except ManifestError as e:
+        raise ManifestError(f"{source}: {e}") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{source}: the top level must be an object mapping pages to resources")
+    manifest: Manifest = {}
+    for page, resources in data.items():
+        where = f"{source}: page {page!r}"
+        if not page or page.startswith("/"):
+            raise ManifestError(f"{where}: pages are site-relative paths such as 'index.html'")
+        if not isinstance(resources, dict):
+            raise ManifestError(f"{where}: must map resource paths to {{\"type\": …}} objects")
+        manifest[page] = [_parse_resource(f"{where}, resource {path!r}", path, spec)
+                          for path, spec in resources.items()]
+    return manifest
+
+
+def _parse_resource(where: str, path: str, spec: object) -> PushResource:
+    if not path.startswith("/") or path.startswith("//"):
+        raise ManifestError(f"{where}: resource paths must start with a single '/'")
+    if not isinstance(spec, dict):
+        raise ManifestError(f"{where}: must be an object like {{\"type\": \"style\", \"weight\": 1}}")
+    unknown = set(spec) - {"type", "weight", "crossorigin"}
+    if unknown:
+        raise ManifestError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                            "known: type, weight, crossorigin")
+    rtype = spec.get("type")
+    if not isinstance(rtype, str):
+        raise ManifestError(f"{where}: \"type\" is required and must be a string")
+    if rtype not in TYPES:
+        raise ManifestError(f"{where}: type {rtype!r} is not one of {', '.join(TYPES)}")
+    weight = spec.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= _MAX_WEIGHT:
+        raise ManifestError(f"{where}: weight must be an integer from 1 to {_MAX_WEIGHT}")
+    cors = spec.get("crossorigin", rtype in _CORS_TYPES)
+    if not isinstance(cors, bool):
+        raise ManifestError(f"{where}: crossorigin must be true or false")
+    return PushResource(path, rtype, weight, cors)
+
+
+def load_manifest_file(path: Path | str) -> Manifest:
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    return parse_manifest(text, str(path))
+
+
+def merge(inferred: Mapping[str, list[PushResource]], explicit: Mapping[str, list[PushResource]]) -> Manifest:
+    """Inferred pages, with every page the explicit manifest names replaced wholesale by its list
+    (an explicit empty list means: push nothing for that page)."""
+    merged = {page: list(resources) for page, resources in inferred.items()}
+    merged.update({page: list(resources) for page, resources in explicit.items()})
+    return merged
+
+
+def to_json_obj(manifest: Mapping[str, list[PushResource]]) -> dict[str, dict[str, dict[str, object]]]:
+    """The manifest as push_manifest.json data: pages sorted, resources kept in push order."""
+    data: dict[str, dict[str, dict[str, object]]] = {}
+    for page in sorted(manifest):
+        entries: dict[str, dict[str, object]] = {}
+        for res in manifest[page]:
+            entry: dict[str, object] = {"type": res.type, "weight": res.weight}
+            if res.crossorigin:
+                entry["crossorigin"] = True
+            entries[res.path] = entry
+        data[page] = entries
+    return data
+
+
+def to_json(manifest: Mapping[str, list[PushResource]]) -> str:
+    """push_manifest.json text.  Resource order is push order, so it is kept, not sorted."""
+    return json.dumps(to_json_obj(manifest), indent=2) + "\n"
+
+
+# --- per worker --------------------------------------------------------------------------------
+
+class PushManifest:
+    """The manifest one worker serves from.  The caller decides when files changed and asks
+    ``pages_depending_on`` which pages to ``rebuild_page``."""
+
+    def __init__(
+        self,
+        root: Path,
+        render: Callable[[str], bytes] | None = None,
+        *,
+        explicit: Mapping[str, list[PushResource]] | None = None,
+        template_deps: Callable[[str], Iterable[str]] | None = None,
+    ) -> None:
+        self.site = SiteFiles(root)
+        self.root = self.site.root
+        self._render = render
+        self._explicit = {page: list(res) for page, res in (explicit or {}).items()}
+        # Site-relative template files a page's HTML came from (when templates are in use).
+        self._template_deps = template_deps
+        self._inferred: Manifest = {}
+        self._deps: dict[str, set[str]] = {}
+
+    @classmethod
+    def build(
+        cls,
+        root: Path,
+        render: Callable[[str], bytes] | None = None,
+        explicit: Path | Mapping[str, list[PushResource]] | None = None,
+        *,
+        template_deps: Callable[[str], Iterable[str]] | None = None,
+    ) -> tuple[PushManifest, list[str]]:
+        """Infer every page; ``explicit`` (a push_manifest.json path, or its parsed form) wins
+        for the pages it lists.  Raises ManifestError for a broken explicit file."""
+        if isinstance(explicit, (str, Path)):
+            explicit = load_manifest_file(explicit)
+        manifest = cls(root, render, explicit=explicit, template_deps=template_deps)
+        warnings = manifest.rebuild()
+        for page, resources in manifest._explicit.items():
+            warnings.extend(f"push manifest: {page}: {res.path} is not a file of the site"
+                            for res in resources if not manifest.site.exists(res.path))
+        return manifest, warnings
+
+    def rebuild(self) -> list[str]:
+        """Infer every page again; returns the warnings (each once)."""
+        self._inferred.clear()
+        self._deps.clear()
+        warnings: list[str] = []
+        for page in page_files(self.root):
+            warnings.extend(self.rebuild_page(page))
+        return list(dict.fromkeys(warnings))
+
+    def rebuild_page(self, rel_path: str) -> list[str]:
+        """Infer one page again (after its file or one it depends on changed); a page that no
+        longer exists is dropped."""
+        rel_path = rel_path.lstrip("/")
+        if not is_page_path(rel_path) or not (self.root / rel_path).is_file():
+            self._inferred.pop(rel_path, None)
+            self._deps.pop(rel_path, None)
+            return []
+        deps = {rel_path}
+        try:
+            html = _read_page(self.root, rel_path, self._render)
+        except Exception as e:  # a template error in one page must not take the manifest down
+            self._inferred[rel_path] = []
+            self._deps[rel_path] = deps | self._templates_of(rel_path)
+            return [f"{rel_path}: not rendered, nothing inferred: {e}"]
+        result = infer(html, page_url(rel_path), self.site, rel_path)
+        self._inferred[rel_path] = result.resources
+        self._deps[rel_path] = deps | result.depends_on | self._templates_of(rel_path)
+        return result.warnings
+
+    def _templates_of(self, rel_path: str) -> set[str]:
+        return set(self._template_deps(rel_path)) if self._template_deps is not None else set()
+
+    def resources_for(self, page_rel_path: str) -> list[PushResource]:
+        explicit = self._explicit.get(page_rel_path)
+        if explicit is not None:
+            return explicit
+        return self._inferred.get(page_rel_path, [])
+
+    def pages_depending_on(self, changed_path: str) -> set[str]:
+        """Pages whose manifest entry may change because ``changed_path`` (site-relative) was
+        created, modified or deleted."""
+        changed = changed_path.lstrip("/")
+        pages = {page for page, deps in self._deps.items() if changed in deps}
+        if is_page_path(changed):
+            pages.add(changed)  # a new page, or one of ours
+        elif self._template_deps is None and changed.lower().endswith((".html", ".htm")) and any(
+                _hidden(part) for part in PurePosixPath(changed).parts):
+            # A layout or partial, and nobody told us who includes it: any page may.
+            pages.update(self._deps)
+        return pages
+
+    def pages(self) -> list[str]:
+        return sorted(set(self._inferred) | set(self._explicit))
+
+    def inferred(self) -> Manifest:
+        return {page: list(res) for page, res in sorted(self._inferred.items())}
+
+    def as_dict(self) -> Manifest:
+        return merge(self._inferred, self._explicit)
+
+    def to_json_obj(self) -> dict[str, dict[str, dict[str, object]]]:
+        return to_json_obj(self.as_dict())
+
+    def to_json(self) -> str:
+        return to_json(self.as_dict())

@@ -1,0 +1,148 @@
+"""Push policy: for one page response on one connection, what to push, what to hint, what to skip.
+
+Pure decisions, no I/O: server/responder.py carries a Plan out on the protocol core.
+
+- ``auto``: push to HTTP/2 clients that allow it; hint (103 + Link) the rest.
+- ``hints``: 103 + Link only.  ``off``: nothing, the baseline for comparisons.
+
+Cache awareness (after h2o's CASPer): a cookie holds short digests of (path, ETag) for what this
+browser was already pushed or hinted, so a returning visitor is not sent it again; a changed file
+has a new ETag, so it is announced again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pushserve.config import PushMode
+from pushserve.http.response import Response
+from pushserve.protocol.events import Headers, RequestReceived
+from pushserve.site.manifest import PushManifest, PushResource
+from pushserve.site.static import StaticSite
+
+COOKIE_NAME = b"pushserve-cache"
+_DIGEST_BYTES = 4
+_COOKIE_MAX_ENTRIES = 64  # 64 x 4 bytes → a cookie of about 350 characters
+_COOKIE_MAX_AGE = 7 * 24 * 3600
+
+# RFC 9218 urgency (lower first; requested streams are 3): the page's own DATA goes first, then
+# styles and fonts, then scripts, then the rest.
+_URGENCY = {"style": 4, "font": 4, "script": 5}
+_OTHER_URGENCY = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    path: str
+    urgency: int
+
+
+@dataclass(slots=True)
+class Plan:
+    pushes: list[Planned] = field(default_factory=list)
+    link_headers: Headers = field(default_factory=list)
+    early_hints: bool = False
+    set_cookie: bytes | None = None
+    hinted: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def summary(self, pushed: int) -> str:
+        parts = [f"push={pushed}", f"hint={self.hinted}"]
+        if self.skipped:
+            parts.append("skip=" + ",".join(f"{why}:{n}" for why, n in sorted(self.skipped.items())))
+        return " ".join(parts)
+
+
+
+def link_value(res: PushResource) -> bytes:
+    value = f"<{res.path}>; rel=preload; as={res.type}"
+    if res.crossorigin:
+        value += "; crossorigin"
+    return value.encode()
+
+
+def _digest(path: str, etag: bytes) -> bytes:
+    return hashlib.blake2s(path.encode() + b"\0" + etag, digest_size=_DIGEST_BYTES).digest()
+
+
+def read_cookie_digests(headers: Headers) -> list[bytes]:
+    """Digests from the push cookie, oldest first; an unreadable cookie counts as empty."""
+    prefix = COOKIE_NAME + b"="
+    for name, value in headers:
+        if name != b"cookie":
+            continue
+        for part in value.split(b";"):
+            part = part.strip()
+            if part.startswith(prefix):
+                raw = part[len(prefix):]
+                try:
+                    blob = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+                except ValueError:
+                    return []
+                return [blob[i:i + _DIGEST_BYTES] for i in range(0, len(blob) - _DIGEST_BYTES + 1, _DIGEST_BYTES)]
+    return []
+
+
+def cookie_header(digests: list[bytes]) -> bytes:
+    blob = b"".join(digests[-_COOKIE_MAX_ENTRIES:])
+    value = base64.urlsafe_b64encode(blob).rstrip(b"=")
+    return (COOKIE_NAME + b"=" + value + b"; Path=/; Max-Age=" + str(_COOKIE_MAX_AGE).encode()
+            + b"; Secure; HttpOnly; SameSite=Lax")
+
+
+class PushPolicy:
+    def __init__(self, mode: PushMode, manifest: PushManifest | None, static: StaticSite, *,
+                 budget: int, use_cookie: bool) -> None:
+        self.mode = mode
+        self.manifest = manifest
+        self.static = static
+        self.budget = budget
+        self.use_cookie = use_cookie
+
+    def resources_for(self, response: Response) -> list[PushResource]:
+        """The manifest's resources for a page response of the site (none for anything else)."""
+        if self.mode == "off" or self.manifest is None or response.status != 200 or response.source is None:
+            return []
+        return self.manifest.resources_for(response.source)
+
+    def plan(self, req: RequestReceived, resources: list[PushResource], *, push_enabled: bool,
+             pushed: set[str]) -> Plan:
+        if self.mode == "off" or not resources or req.method not in (b"GET", b"HEAD"):
+            return Plan()
+        may_push = self.mode == "auto" and push_enabled and req.method == b"GET"
+        known = read_cookie_digests(req.headers) if self.use_cookie else []
+        known_set = set(known)
+        plan = Plan()
+        sent: list[bytes] = []
+        spent = 0
+        for res in resources:
+            entry = self.static.entry(res.path)
+            if entry is None:
+                plan.skipped["missing"] += 1
+                continue
+            digest = _digest(res.path, entry.etag)
+            if digest in known_set:
+                plan.skipped["cached"] += 1
+                continue
+            if may_push:
+                if res.path in pushed:
+                    plan.skipped["already-sent"] += 1
+                    continue
+                if spent + entry.size <= self.budget:
+                    spent += entry.size
+                    plan.pushes.append(Planned(res.path, _URGENCY.get(res.type, _OTHER_URGENCY)))
+                    sent.append(digest)
+                    continue
+                plan.skipped["over-budget"] += 1
+            plan.link_headers.append((b"link", link_value(res)))
+            plan.hinted += 1
+            sent.append(digest)
+        # A 103 only where the client cannot take pushes: a pushing connection gets Link headers
+        # on the 200 for what did not fit the budget, nothing earlier.
+        plan.early_hints = bool(plan.link_headers) and not may_push
+        if self.use_cookie and sent:
+            plan.set_cookie = cookie_header([d for d in known if d not in sent] + sent)
+        return plan

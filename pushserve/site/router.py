@@ -1,0 +1,85 @@
+"""The site a worker serves: mounted apps by longest prefix, then pages and static files."""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from pushserve.config import Config
+from pushserve.http.response import Response
+from pushserve.protocol.events import RequestReceived
+from pushserve.site.static import RenderRequest, StaticSite
+from pushserve.site.templates import TemplateError, Templates
+
+if TYPE_CHECKING:
+    from pushserve.server.connection import Connection
+
+log = logging.getLogger("pushserve")
+
+
+class MountedApp(Protocol):
+    """A mounted ASGI app, as pushserve/asgi.py provides it."""
+
+    prefix: bytes
+
+    async def startup(self) -> None:
+        """Run the app's lifespan startup (once per worker); raise with the app's message."""
+
+    async def shutdown(self) -> None:
+        """Run the app's lifespan shutdown."""
+
+    def start(self, conn: Connection, req: RequestReceived) -> None:
+        """Take over a request stream: run the app for it as a task."""
+
+
+class Site:
+    def __init__(self, config: Config, mounts: list[MountedApp] | None = None) -> None:
+        self.config = config
+        revalidate = 0.0 if config.dev else 1.0
+        self.templates = (
+            Templates(config.site, site=config.site_vars, strict=config.strict_templates,
+                      revalidate_after=revalidate)
+            if config.templates else None
+        )
+        self.static = StaticSite(
+            config.site,
+            render_page=self.render_page if self.templates is not None else None,
+            revalidate_after=revalidate,
+            cache_control=b"no-store" if config.dev else b"no-cache",
+        )
+        # Longest prefix first, so /api/v2 wins over /api.
+        self.mounts = sorted(mounts or [], key=lambda m: len(m.prefix), reverse=True)
+
+    def render_page(self, rel_path: str, request: RenderRequest) -> bytes:
+        assert self.templates is not None
+        return self.templates.render(rel_path, request)
+
+    def match_mount(self, target: bytes) -> MountedApp | None:
+        for mount in self.mounts:
+            p = mount.prefix
+            if target.startswith(p) and (len(target) == len(p) or target[len(p)] in b"/?"):
+                return mount
+        return None
+
+    def serve(self, req: RequestReceived) -> Response:
+        try:
+            return self.static.serve(req.method, req.target, req.headers)
+        except TemplateError as e:
+            log.error("template error: %s", e)
+            return template_error_response(e)
+
+
+def template_error_response(e: TemplateError) -> Response:
+    body = (
+        "<!doctype html><meta charset=utf-8><title>Template error</title>"
+        "<h1>500 Template error</h1>"
+        f"<p><code>{html.escape(e.file)}</code>, line {e.line}:</p>"
+        f"<pre>{html.escape(e.message)}</pre>\n"
+    ).encode()
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    return Response(500, headers, body, note=f"template error {e.file}:{e.line}")

@@ -1,0 +1,562 @@
+"""Static files from the site folder: a per-process cache of stat results, ETags, prebuilt
+headers and small bodies; conditional requests, single ranges, precompressed siblings.
+
+Two dictionaries make up the cache:
+
+- ``_routes``: the raw request path (bytes, before ``?``) -> what it resolved to (a file entry,
+  a redirect, or an error).  A hit skips percent-decoding, validation and path joining, so the
+  hot path for a cached small file is: dict lookup -> monotonic compare -> prebuilt headers and
+  the body held in memory.
+- ``_entries``: site-relative file path -> FileEntry, shared by all the spellings of a URL that
+  reach the same file ("/" and "/index.html"), and what ``entry()`` hands the push layer.
+
+Freshness: an entry is trusted for ``revalidate_after`` seconds (time.monotonic), then the file
+and its siblings are stat()ed again; any change in size, mtime, inode or sibling set resolves the
+path from scratch.  Negative answers (404, 301, 400) are cached for the same interval.
+
+Safety: the path is percent-decoded exactly once; encoded slashes, backslashes, control
+characters and invalid UTF-8 are refused with 400; ``..``, hidden (``.``) and private (``_``)
+segments with 404; and a file's realpath must lie under the realpath of the root, so a symlink
+pointing out of the site answers 404, never its contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pushserve.http import conditional
+from pushserve.http.dates import http_date
+from pushserve.http.mime import content_type
+from pushserve.http.ranges import UNSATISFIABLE, parse_range, unsatisfied_range
+from pushserve.http.response import Response
+from pushserve.protocol.events import Headers
+
+CHUNK_SIZE = 64 * 1024
+ALLOW = b"GET, HEAD, OPTIONS"
+
+# Bounds on memory an unlucky or hostile request mix can make the cache use: every distinct
+# raw path spelling gets a route, so the route table is simply emptied when it grows too big.
+_MAX_ROUTES = 8192
+_MAX_ACCEPT_ENCODINGS = 256
+
+# Precompressed siblings, in the order preferred when the client weighs them equally.
+_SIBLINGS: tuple[tuple[str, bytes], ...] = ((".br", b"br"), (".gz", b"gzip"))
+
+# Request headers the slow path looks at; everything else is skipped by one set lookup.
+_WANTED = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since",
+                     b"if-range", b"range", b"accept-encoding"))
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+_HTML_TYPE = content_type("x.html")
+_PLAIN_TYPE = b"text/plain; charset=utf-8"
+_NOT_FOUND_BODY = b"404 Not Found\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRequest:
+    """What a page renderer may know about the request."""
+
+    path: str  # the decoded URL path ("/blog/")
+    query: bytes  # raw query string, without "?"
+    headers: Headers
+
+
+@dataclass(slots=True, kw_only=True)
+class Representation:
+    """One set of bytes a URL can be answered with: the file itself or a precompressed sibling."""
+
+    fs_path: str
+    size: int
+    mtime: float
+    etag: bytes  # strong, quoted
+    encoding: bytes = b""  # content-encoding; b"" for the file itself
+    body: bytes | None = None  # the whole file when it is small
+    headers: Headers = field(default_factory=list)  # complete header list of a 200
+    headers_304: Headers = field(default_factory=list)
+    # Headers after content-type/content-length, reused for 206 answers.
+    tail: Headers = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class FileEntry(Representation):
+    """A cached file: the identity representation plus what the push layer and the cache need."""
+
+    rel_path: str  # site-relative, "/"-separated: "css/site.css"
+    content_type: bytes
+    real_path: str
+    variants: tuple[Representation, ...] = ()  # .br / .gz siblings, in preference order
+    rendered: bool = False  # an .html page answered through render_page
+    checked_at: float = 0.0  # time.monotonic() of the last stat
+    fingerprint: tuple[tuple[int, int, int, int] | None, ...] = ()
+
+
+@dataclass(slots=True)
+class _Route:
+    """What a raw path resolved to.  Exactly one of ``entry`` / ``status`` is meaningful."""
+
+    url_path: str  # decoded path, for RenderRequest and 404 pages; "" when undecodable
+    entry: FileEntry | None = None
+    status: int = 0  # 301, 400 or 404 when there is no entry
+    note: str = ""
+    expires: float = 0.0  # monotonic deadline, for negative answers
+
+
+class FileChunks:
+    """A file body read lazily in CHUNK_SIZE pieces, for files too big to keep in memory.
+
+    The file is opened here (so a vanished file is noticed while the response can still be a
+    404) and closed once ``length`` bytes are read, on EOF, or on ``close()`` (a reset stream).
+    """
+
+    __slots__ = ("_file", "_remaining")
+
+    def __init__(self, path: str, start: int = 0, length: int | None = None) -> None:
+        f = open(path, "rb", buffering=0)  # noqa: SIM115 - lifetime is the iterator's
+        try:
+            if start:
+                f.seek(start)
+            self._remaining = os.fstat(f.fileno()).st_size - start if length is None else length
+        except BaseException:
+            f.close()
+            raise
+        self._file: io.FileIO | None = f
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        f = self._file
+        if f is None:
+            raise StopIteration
+        data = f.read(min(CHUNK_SIZE, self._remaining)) if self._remaining > 0 else b""
+        if not data:
+            # Also reached when the file shrank under us: the body ends short and the protocol
+            # layer sees fewer bytes than content-length promised, which it reports as an error.
+            self.close()
+            raise StopIteration
+        self._remaining -= len(data)
+        if self._remaining <= 0:
+            self.close()
+        return data
+
+    def close(self) -> None:
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class _Vanished(Exception):
+    pass
+
+
+class _BadPath(Exception):
+    def __init__(self, status: int, note: str, url_path: str = "") -> None:
+        super().__init__(note)
+        self.status = status
+        self.note = note
+        self.url_path = url_path
+
+
+def _decode_path(raw: bytes) -> str:
+    """Percent-decode a request path once and check it; raises _BadPath."""
+    if not raw.startswith(b"/"):
+        raise _BadPath(400, "bad path")
+    if b"%" in raw:
+        parts = raw.split(b"%")
+        out = bytearray(parts[0])
+        for part in parts[1:]:
+            if len(part) < 2 or part[0] not in _HEX or part[1] not in _HEX:
+                raise _BadPath(400, "bad percent-encoding")
+            byte = int(part[:2], 16)
+            if byte == 0x2F:  # %2f would turn one segment into two after decoding
+                raise _BadPath(400, "encoded slash")
+            out.append(byte)
+            out += part[2:]
+        decoded = bytes(out)
+    else:
+        decoded = raw
+    if b"\\" in decoded:
+        raise _BadPath(400, "backslash")
+    if any(b < 0x20 or b == 0x7F for b in decoded):  # NUL above all: C strings end there
+        raise _BadPath(400, "control character")
+    try:
+        return decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _BadPath(400, "invalid utf-8") from None
+
+
+def _segments(url_path: str) -> list[str]:
+    """The path's segments, empty ones dropped; raises _BadPath for `..`, hidden and private."""
+    segs = [s for s in url_path.split("/") if s]
+    for s in segs:
+        if s == "..":
+            raise _BadPath(404, "traversal", url_path)
+        if s[0] in "._":
+            raise _BadPath(404, "hidden", url_path)
+    return segs
+
+
+def _fingerprint(st: os.stat_result | None) -> tuple[int, int, int, int] | None:
+    return None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _stat_file(path: str) -> os.stat_result | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _preferences(value: bytes) -> tuple[bytes, ...]:
+    """The content codings of _SIBLINGS that an Accept-Encoding value accepts, best first.
+
+    Highest q wins; on a tie br comes before gzip.  A coding not named is acceptable only
+    through ``*``; q=0 means "not acceptable"."""
+    q: dict[bytes, float] = {}
+    for item in value.split(b","):
+        coding, _, params = item.partition(b";")
+        coding = coding.strip().lower()
+        if coding == b"x-gzip":
+            coding = b"gzip"
+        weight = 1.0
+        for param in params.split(b";"):
+            k, eq, v = param.partition(b"=")
+            if eq and k.strip().lower() == b"q":
+                try:
+                    weight = float(v.strip())
+                except ValueError:
+                    weight = 0.0
+                if not 0.0 <= weight <= 1.0:
+                    weight = 0.0
+        if coding:
+            q[coding] = weight
+    star = q.get(b"*", 0.0)
+    ranked = [(q.get(enc, star), -i, enc) for i, (_, enc) in enumerate(_SIBLINGS)]
+    return tuple(enc for w, _, enc in sorted(ranked, reverse=True) if w > 0)
+
+
+class StaticSite:
+    """Answers GET/HEAD/OPTIONS for the files under ``root``."""
+
+    def __init__(self, root: Path, *, render_page: Callable[[str, RenderRequest], bytes] | None = None,
+                 small_file_limit: int = 256 * 1024, revalidate_after: float = 1.0,
+                 cache_control: bytes = b"no-cache") -> None:
+        if not os.path.isdir(root):
+            raise ValueError(f"site folder {root} is not a directory")
+        self.root = os.path.abspath(root)
+        self._real_root = os.path.realpath(root)
+        self.render_page = render_page
+        self.small_file_limit = small_file_limit
+        self.revalidate_after = revalidate_after
+        self.cache_control = cache_control
+        self._routes: dict[bytes, _Route] = {}
+        self._entries: dict[str, FileEntry] = {}
+        self._accept: dict[bytes, tuple[bytes, ...]] = {}
+
+    # -- public -------------------------------------------------------------------------------
+
+    def serve(self, method: bytes, target: bytes, headers: Headers) -> Response:
+        if method != b"GET" and method != b"HEAD":
+            if method == b"OPTIONS":
+                return Response(204, [(b"allow", ALLOW)])
+            return Response(405, [(b"allow", ALLOW), (b"content-length", b"0")], b"",
+                            note="method not allowed")
+        q = target.find(b"?")
+        raw, query = (target, b"") if q < 0 else (target[:q], target[q + 1:])
+        route = self._route(raw, time.monotonic())
+        entry = route.entry
+        if entry is None:
+            if route.status == 301:
+                location = raw + b"/" + (b"?" + query if q >= 0 else b"")
+                return Response(301, [(b"location", location), (b"content-length", b"0")],
+                                None if method == b"HEAD" else b"", note=route.note)
+            if route.status == 400:
+                return _plain(method, 400, b"400 Bad Request\n", route.note)
+            return self._not_found(method, route.url_path, query, headers, route.note)
+
+        # Only the request headers that matter here; usually none of them are present.
+        found: dict[bytes, bytes] | None = None
+        for name, value in headers:
+            if name in _WANTED:
+                if found is None:
+                    found = {}
+                prev = found.get(name)
+                found[name] = value if prev is None else prev + b", " + value
+
+        if entry.rendered:
+            return self._serve_rendered(method, entry, route.url_path, query, headers, found)
+        rep: Representation = entry
+        try:
+            if found is None:  # the hot path
+                return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
+                                source=entry.rel_path)
+            ae = found.get(b"accept-encoding")
+            if entry.variants and ae is not None:
+                rep = self._negotiate(entry, ae)
+            return self._serve_conditional(method, entry, rep, found)
+        except _Vanished:
+            # A large file removed inside the revalidation interval: forget it, answer 404.
+            self.invalidate(entry.fs_path)
+            return self._not_found(method, route.url_path, query, headers, "vanished")
+
+    def entry(self, url_path: str) -> FileEntry | None:
+        """The fresh cache entry a URL path ("/css/site.css", "/docs/") serves, or None."""
+        raw = url_path.partition("?")[0].encode("utf-8")
+        return self._route(raw, time.monotonic()).entry
+
+    def invalidate(self, path: str | Path | None = None) -> None:
+        """Forget cached state: everything, or what concerns one file (absolute, or relative to
+        the root).  Negative answers are dropped too, since a new file may now satisfy them."""
+        if path is None:
+            self._routes.clear()
+            self._entries.clear()
+            return
+        p = os.path.join(self.root, path)  # an absolute `path` replaces the root
+        gone = {os.path.abspath(p), os.path.realpath(p)}
+        for suffix, _ in _SIBLINGS:  # a changed sibling changes its file's entry
+            gone |= {g.removesuffix(suffix) for g in gone}
+
+        def stale(e: FileEntry) -> bool:
+            return e.fs_path in gone or e.real_path in gone
+
+        self._entries = {k: e for k, e in self._entries.items() if not stale(e)}
+        self._routes = {k: r for k, r in self._routes.items() if r.entry is not None and not stale(r.entry)}
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    def _route(self, raw: bytes, now: float) -> _Route:
+        route = self._routes.get(raw)
+        if route is not None:
+            entry = route.entry
+            if entry is None:
+                if now < route.expires:
+                    return route
+            elif now - entry.checked_at < self.revalidate_after:
+                return route
+            elif self._still_fresh(entry):
+                entry.checked_at = now
+                return route
+        route = self._resolve(raw, now)
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes[raw] = route
+        return route
+
+    def _still_fresh(self, entry: FileEntry) -> bool:
+        """Whether the file and its siblings look as they did when the entry was built."""
+        return self._stat_all(entry.fs_path) == entry.fingerprint
+
+    def _stat_all(self, fs_path: str) -> tuple[tuple[int, int, int, int] | None, ...]:
+        main = _stat_file(fs_path)
+        if main is None:
+            return (None,)
+        if self.render_page is not None and fs_path.endswith(".html"):
+            return (_fingerprint(main),)  # rendered pages never use siblings
+        return (_fingerprint(main), *(_fingerprint(_stat_file(fs_path + s)) for s, _ in _SIBLINGS))
+
+    def _resolve(self, raw: bytes, now: float) -> _Route:
+        expires = now + self.revalidate_after
+        try:
+            url_path = _decode_path(raw)
+            segs = _segments(url_path)
+        except _BadPath as e:
+            return _Route(e.url_path, status=e.status, note=e.note, expires=expires)
+        fs_path = os.path.join(self.root, *segs)
+        if not self._inside_root(fs_path):
+            return _Route(url_path, status=404, note="outside root", expires=expires)
+        try:
+            st = os.stat(fs_path)
+        except (OSError, ValueError):
+            return _Route(url_path, status=404, expires=expires)
+        if stat.S_ISDIR(st.st_mode):
+            if not url_path.endswith("/"):
+                return _Route(url_path, status=301, note="directory", expires=expires)
+            segs.append("index.html")
+            fs_path = os.path.join(fs_path, "index.html")
+            if not self._inside_root(fs_path):  # index.html itself may be a symlink
+                return _Route(url_path, status=404, note="outside root", expires=expires)
+        elif url_path.endswith("/"):  # nginx: a file does not answer with a trailing slash
+            return _Route(url_path, status=404, expires=expires)
+        entry = self._load(fs_path, "/".join(segs), now)
+        if entry is None:
+            return _Route(url_path, status=404, expires=expires)
+        return _Route(url_path, entry=entry)
+
+    def _inside_root(self, fs_path: str) -> bool:
+        real = os.path.realpath(fs_path)
+        return os.path.commonpath((self._real_root, real)) == self._real_root
+
+    def _load(self, fs_path: str, rel_path: str, now: float) -> FileEntry | None:
+        """The entry for a file: the cached one while it matches the disk, else a new one."""
+        fingerprint = self._stat_all(fs_path)
+        if fingerprint[0] is None:
+            return None
+        cached = self._entries.get(rel_path)
+        if cached is not None and cached.fingerprint == fingerprint and cached.fs_path == fs_path:
+            cached.checked_at = now
+            return cached
+        try:
+            entry = self._build(fs_path, rel_path, fingerprint, now)
+        except OSError:  # vanished or unreadable between stat and open
+            return None
+        self._entries[rel_path] = entry
+        return entry
+
+    def _build(self, fs_path: str, rel_path: str,
+               fingerprint: tuple[tuple[int, int, int, int] | None, ...], now: float) -> FileEntry:
+        ctype = content_type(rel_path)
+        real = os.path.realpath(fs_path)
+        if self.render_page is not None and rel_path.endswith(".html"):
+            st = os.stat(fs_path)
+            return FileEntry(fs_path=fs_path, real_path=real, rel_path=rel_path, content_type=ctype,
+                             size=st.st_size, mtime=st.st_mtime, etag=_etag(st), rendered=True,
+                             checked_at=now, fingerprint=fingerprint)
+        variants: list[Representation] = []
+        for (suffix, encoding), fp in zip(_SIBLINGS, fingerprint[1:], strict=True):
+            if fp is not None:
+                try:
+                    variants.append(self._representation(fs_path + suffix, encoding, ctype, True))
+                except OSError:
+                    continue
+        main = self._representation(fs_path, b"", ctype, bool(variants))
+        return FileEntry(fs_path=fs_path, real_path=real, rel_path=rel_path, content_type=ctype,
+                         size=main.size, mtime=main.mtime, etag=main.etag, body=main.body,
+                         headers=main.headers, headers_304=main.headers_304, tail=main.tail,
+                         variants=tuple(variants), checked_at=now, fingerprint=fingerprint)
+
+    def _representation(self, fs_path: str, encoding: bytes, ctype: bytes, vary: bool) -> Representation:
+        with open(fs_path, "rb") as f:
+            # fstat on the open file, so the metadata describes the bytes actually read.
+            st = os.fstat(f.fileno())
+            body = f.read() if st.st_size <= self.small_file_limit else None
+        size = st.st_size if body is None else len(body)
+        etag = _etag(st, encoding)
+        validators: Headers = [(b"etag", etag), (b"last-modified", http_date(st.st_mtime)),
+                               (b"cache-control", self.cache_control)]
+        if vary:
+            validators.append((b"vary", b"accept-encoding"))
+        tail: Headers = [(b"accept-ranges", b"bytes"), *validators]
+        if encoding:
+            tail.insert(0, (b"content-encoding", encoding))
+        headers: Headers = [(b"content-type", ctype), (b"content-length", b"%d" % size), *tail]
+        return Representation(fs_path=fs_path, size=size, mtime=st.st_mtime, etag=etag,
+                              encoding=encoding, body=body, headers=headers,
+                              headers_304=validators, tail=tail)
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def _negotiate(self, entry: FileEntry, accept_encoding: bytes) -> Representation:
+        prefs = self._accept.get(accept_encoding)
+        if prefs is None:
+            prefs = _preferences(accept_encoding)
+            if len(self._accept) >= _MAX_ACCEPT_ENCODINGS:
+                self._accept.clear()
+            self._accept[accept_encoding] = prefs
+        for enc in prefs:
+            for v in entry.variants:
+                if v.encoding == enc:
+                    return v
+        return entry
+
+    def _body(self, rep: Representation, start: int = 0, length: int | None = None) -> bytes | FileChunks:
+        if rep.body is not None:
+            return rep.body if length is None else rep.body[start:start + length]
+        try:
+            return FileChunks(rep.fs_path, start, rep.size - start if length is None else length)
+        except OSError:
+            raise _Vanished from None
+
+    def _serve_conditional(self, method: bytes, entry: FileEntry, rep: Representation,
+                           found: dict[bytes, bytes]) -> Response:
+        status = conditional.evaluate(
+            method, etag=rep.etag, last_modified=rep.mtime,
+            if_match=found.get(b"if-match"), if_none_match=found.get(b"if-none-match"),
+            if_modified_since=found.get(b"if-modified-since"),
+            if_unmodified_since=found.get(b"if-unmodified-since"))
+        if status == 304:
+            return Response(304, list(rep.headers_304), source=entry.rel_path)
+        if status == 412:
+            return _plain(method, 412, b"412 Precondition Failed\n", "precondition failed")
+        range_value = found.get(b"range")
+        # Range is defined for GET only (RFC 9110 §14.2); HEAD and friends get the whole 200.
+        if range_value is not None and method == b"GET":
+            if_range = found.get(b"if-range")
+            if if_range is None or conditional.if_range_matches(if_range, etag=rep.etag,
+                                                                last_modified=rep.mtime):
+                r = parse_range(range_value, rep.size)
+                if r is UNSATISFIABLE:
+                    return Response(416, [(b"content-range", unsatisfied_range(rep.size)),
+                                          (b"content-length", b"0")], b"", note="range not satisfiable")
+                if r is not None:
+                    headers = [(b"content-type", entry.content_type), (b"content-length", b"%d" % r.length),
+                               (b"content-range", r.content_range(rep.size)), *rep.tail]
+                    return Response(206, headers, self._body(rep, r.start, r.length), source=entry.rel_path)
+        return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
+                        source=entry.rel_path)
+
+    def _serve_rendered(self, method: bytes, entry: FileEntry, url_path: str, query: bytes,
+                        headers: Headers, found: dict[bytes, bytes] | None) -> Response:
+        assert self.render_page is not None
+        body = self.render_page(entry.rel_path, RenderRequest(url_path, query, headers))
+        # The ETag has to follow the output, which depends on more than the template file.
+        etag = b'"r%s"' % hashlib.blake2b(body, digest_size=12).hexdigest().encode()
+        validators: Headers = [(b"etag", etag), (b"cache-control", self.cache_control)]
+        if found is not None:
+            status = conditional.evaluate(
+                method, etag=etag, last_modified=None,
+                if_match=found.get(b"if-match"), if_none_match=found.get(b"if-none-match"))
+            if status == 304:
+                return Response(304, validators, source=entry.rel_path)
+            if status == 412:
+                return _plain(method, 412, b"412 Precondition Failed\n", "precondition failed")
+        out: Headers = [(b"content-type", entry.content_type), (b"content-length", b"%d" % len(body)),
+                        *validators]
+        return Response(200, out, None if method == b"HEAD" else body, source=entry.rel_path)
+
+    def _not_found(self, method: bytes, url_path: str, query: bytes, headers: Headers,
+                   note: str) -> Response:
+        page = self._route(b"/404.html", time.monotonic()).entry
+        body: bytes | None = None
+        ctype = _HTML_TYPE
+        source = None
+        if page is not None:
+            source = page.rel_path
+            if page.rendered and self.render_page is not None:
+                body = self.render_page(page.rel_path, RenderRequest(url_path, query, headers))
+            elif page.body is not None:
+                body = page.body
+            else:
+                try:
+                    with open(page.fs_path, "rb") as f:
+                        body = f.read()
+                except OSError:
+                    body = None
+        if body is None:
+            body, ctype, source = _NOT_FOUND_BODY, _PLAIN_TYPE, None
+        out: Headers = [(b"content-type", ctype), (b"content-length", b"%d" % len(body)),
+                        (b"cache-control", b"no-cache")]
+        return Response(404, out, None if method == b"HEAD" else body, source=source, note=note)
+
+
+def _etag(st: os.stat_result, encoding: bytes = b"") -> bytes:
+    """Strong ETag from size and mtime: no hashing, and it changes whenever the file does."""
+    suffix = b"-" + encoding if encoding else b""
+    return b'"%x-%x%s"' % (st.st_mtime_ns, st.st_size, suffix)
+
+
+def _plain(method: bytes, status: int, text: bytes, note: str) -> Response:
+    headers: Headers = [(b"content-type", _PLAIN_TYPE), (b"content-length", b"%d" % len(text)),
+                        (b"cache-control", b"no-cache")]
+    return Response(status, headers, None if method == b"HEAD" else text, note=note)

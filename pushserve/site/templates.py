@@ -1,0 +1,427 @@
+"""Jinja2 pages: one environment per worker process, rendered output cached per request shape.
+
+A page is rendered with two names in scope: ``site`` (the ``[site]`` table of pushserve.toml)
+and ``request`` (path, query, ``args``, ``headers``).  Its output is cached under (page, URL
+path, query) for as long as every template file the render pulled in (the page, its layout,
+partials, macro files; also names it looked for and did not find) is unchanged on disk.  The
+check stats those files at most once every ``revalidate_after`` seconds (0 in dev mode: every
+time).  A render that consulted request headers is not cached, since the key does not hold them.
+
+Dependency tracking goes through the loader: Jinja's own template cache is switched off so that
+every extends/include/import of a render passes through ``_SiteLoader.load``, which keeps its
+own compiled-template cache (validated by stat on each load) and records what it handed out.
+Compiled code also goes to an in-memory bytecode cache, so a template edited and reverted, or
+compiled by ``check_all`` at startup, is not compiled again.
+
+Every failure a template author can cause becomes a ``TemplateError`` naming the template file
+(the included one, when the error is inside an include) and the line.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import jinja2
+import jinja2.nodes
+from jinja2.bccache import Bucket
+from jinja2.loaders import split_template_path
+
+from pushserve.protocol.events import Headers
+from pushserve.site.manifest import page_url
+
+TEMPLATE_SUFFIXES = (".html", ".htm")
+CACHE_ENTRIES = 512
+_BYTECODE_ENTRIES = 1024
+# A file without any of these renders to itself; it is served byte for byte, never through Jinja
+# (which would normalise newlines and decode as UTF-8).
+_JINJA_MARKERS = (b"{{", b"{%", b"{#")
+
+# (mtime_ns, size, inode) of a file, or None when it did not exist.
+Signature = tuple[int, int, int] | None
+
+
+class RequestLike(Protocol):
+    """What a render needs from the request (static.RenderRequest has this shape)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> bytes: ...
+    @property
+    def headers(self) -> Headers: ...
+
+
+class TemplateError(Exception):
+    """A template that cannot be compiled or rendered.  ``file`` is site-relative; ``line`` is
+    1-based, 0 when unknown."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(file, line, message)
+        self.file = file
+        self.line = line
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+def is_template_path(rel_path: str) -> bool:
+    return rel_path.lower().endswith(TEMPLATE_SUFFIXES)
+
+
+def has_template_syntax(source: bytes) -> bool:
+    return any(marker in source for marker in _JINJA_MARKERS)
+
+
+class HeaderLookup:
+    """Case-insensitive, read-only view of the request headers for templates
+    (``request.headers["user-agent"]``, ``request.headers.get("accept-language", "")``).
+    It notes when it was consulted, so such renders are kept out of the cache."""
+
+    __slots__ = ("_headers", "consulted")
+
+    def __init__(self, headers: Headers) -> None:
+        self._headers = headers
+        self.consulted = False
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        self.consulted = True
+        wanted = name.lower().encode("latin-1", "replace")
+        values = [v.decode("latin-1") for k, v in self._headers if k == wanted]
+        # Repeated headers read as one comma-joined value, as RFC 9110 allows for lists.
+        return ", ".join(values) if values else default
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        self.consulted = True
+        return iter(dict.fromkeys(k.decode("latin-1") for k, _ in self._headers))
+
+
+class PageRequest:
+    """The ``request`` object templates see."""
+
+    __slots__ = ("args", "headers", "path", "query")
+
+    def __init__(self, request: RequestLike) -> None:
+        self.path = request.path
+        self.query = request.query.decode("utf-8", "replace")
+        # First value wins for repeated keys, so ``request.args.x`` is always a plain string.
+        args: dict[str, str] = {}
+        for key, value in parse_qsl(self.query, keep_blank_values=True):
+            args.setdefault(key, value)
+        self.args = args
+        self.headers = HeaderLookup(request.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class _StaticRequest:
+    path: str
+    query: bytes
+    headers: Headers
+
+
+@dataclass(slots=True)
+class _Compiled:
+    template: jinja2.Template
+    signature: Signature
+
+
+@dataclass(slots=True)
+class _Rendered:
+    body: bytes
+    deps: dict[str, Signature]  # absolute file path → signature at render time
+    checked_at: float
+
+
+def _signature(path: str) -> Signature:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class _MemoryBytecodeCache(jinja2.BytecodeCache):
+    """Compiled template code kept in memory, keyed by template and source checksum (Jinja
+    checks the checksum itself); bounded so a long dev session does not grow without end."""
+
+    def __init__(self, limit: int = _BYTECODE_ENTRIES) -> None:
+        self._store: OrderedDict[str, bytes] = OrderedDict()
+        self._limit = limit
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        data = self._store.get(bucket.key)
+        if data is not None:
+            self._store.move_to_end(bucket.key)
+            bucket.bytecode_from_string(data)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._store[bucket.key] = bucket.bytecode_to_string()
+        self._store.move_to_end(bucket.key)
+        while len(self._store) > self._limit:
+            self._store.popitem(last=False)
+
+
+class _SiteLoader(jinja2.BaseLoader):
+    """Loads templates from the site folder; caches compiled templates (revalidated with a stat
+    on every load) and records each file a render asks for, found or not."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.compiled: dict[str, _Compiled] = {}
+        self.filenames: dict[str, str] = {}  # absolute filename → template name
+        self.recording: dict[str, Signature] | None = None
+        self.source_signatures: dict[str, Signature] = {}
+
+    def filename_for(self, name: str) -> str:
+        # split_template_path rejects "..", so a template name cannot leave the site.
+        return os.path.join(self.root, *split_template_path(name))
+
+    def _record(self, filename: str, signature: Signature) -> None:
+        if self.recording is not None:
+            self.recording.setdefault(filename, signature)
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        filename = self.filename_for(template)
+        # Stat before reading: if the file changes in between, the recorded signature is the
+        # older one and the next check renders again (never the other way round).
+        signature = _signature(filename)
+        self._record(filename, signature)
+        try:
+            with open(filename, "rb") as f:
+                data = f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise jinja2.TemplateNotFound(template) from None
+        try:
+            source = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = data[: e.start].count(b"\n") + 1
+            raise jinja2.TemplateSyntaxError("file is not valid UTF-8", line, template, filename) from None
+        self.filenames[filename] = template
+        self.source_signatures[filename] = signature
+        return source, filename, lambda: _signature(filename) == signature
+
+    def load(
+        self,
+        environment: jinja2.Environment,
+        name: str,
+        globals: MutableMapping[str, Any] | None = None,
+    ) -> jinja2.Template:
+        filename = self.filename_for(name)
+        signature = _signature(filename)
+        cached = self.compiled.get(name)
+        if cached is not None and signature is not None and cached.signature == signature:
+            self._record(filename, signature)
+            if globals:
+                cached.template.globals.update(globals)
+            return cached.template
+        template = super().load(environment, name, globals)
+        # Keep the signature get_source read under, so a change made meanwhile is seen next time.
+        self.compiled[name] = _Compiled(template, self.source_signatures.get(filename, signature))
+        return template
+
+
+class Templates:
+    """Renders the site's pages.  One instance per worker process."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        site: Mapping[str, object] | None = None,
+        strict: bool = False,
+        revalidate_after: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = Path(os.path.realpath(root))
+        self.revalidate_after = revalidate_after
+        self._clock = clock
+        self._loader = _SiteLoader(self.root)
+        self.env = jinja2.Environment(
+            loader=self._loader,
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "xml")),
+            undefined=jinja2.StrictUndefined if strict else jinja2.Undefined,
+            bytecode_cache=_MemoryBytecodeCache(),
+            cache_size=0,  # the loader caches, so that every load is seen (see module doc)
+            auto_reload=False,
+            keep_trailing_newline=True,
+        )
+        self.env.globals["site"] = dict(site or {})
+        self._cache: OrderedDict[tuple[str, str, bytes], _Rendered] = OrderedDict()
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def render(self, rel_path: str, request: RequestLike) -> bytes:
+        key = (rel_path, request.path, request.query)
+        entry = self._cache.get(key)
+        if entry is not None:
+            now = self._clock()
+            fresh = now - entry.checked_at < self.revalidate_after
+            if not fresh and self._unchanged(entry.deps):
+                entry.checked_at, fresh = now, True
+            if fresh:
+                self._cache.move_to_end(key)
+                return entry.body
+            del self._cache[key]
+        body, deps, cacheable = self._render_uncached(rel_path, request)
+        if cacheable:
+            self._cache[key] = _Rendered(body, deps, self._clock())
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return body
+
+    def render_static(self, rel_path: str) -> bytes:
+        """Render a page as for a plain GET of its URL (no query, no headers): what the push
+        manifest reads."""
+        return self.render(rel_path, _StaticRequest(page_url(rel_path), b"", []))
+
+    def dependencies(self, rel_path: str) -> set[str]:
+        """Site-relative paths of the template files the cached renders of ``rel_path`` used
+        (the page itself included); empty when it has not been rendered."""
+        found: set[str] = set()
+        for (page, _, _), entry in self._cache.items():
+            if page == rel_path:
+                found.update(self._relative(filename) for filename in entry.deps)
+        return found
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    @property
+    def cached(self) -> int:
+        """Number of rendered pages held."""
+        return len(self._cache)
+
+    def _unchanged(self, deps: dict[str, Signature]) -> bool:
+        return all(_signature(filename) == signature for filename, signature in deps.items())
+
+    def _render_uncached(
+        self, rel_path: str, request: RequestLike
+    ) -> tuple[bytes, dict[str, Signature], bool]:
+        try:
+            filename = self._loader.filename_for(rel_path)
+        except jinja2.TemplateNotFound:
+            raise TemplateError(rel_path, 0, "not a valid template path") from None
+        signature = _signature(filename)
+        try:
+            with open(filename, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise TemplateError(rel_path, 0, f"cannot read: {e.strerror or e}") from None
+        if not has_template_syntax(raw):
+            return raw, {filename: signature}, True
+
+        page_request = PageRequest(request)
+        deps: dict[str, Signature] = {}
+        self._loader.recording = deps
+        try:
+            text = self.env.get_template(rel_path).render(request=page_request)
+        except Exception as e:
+            raise self._convert(e, rel_path) from None
+        finally:
+            self._loader.recording = None
+        return text.encode("utf-8"), deps, not page_request.headers.consulted
+
+    # -- checking --------------------------------------------------------------------------
+
+    def template_files(self) -> list[str]:
+        """Site-relative paths of every template in the site, ``_`` folders included (dot
+        folders such as .git are not the site's)."""
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if is_template_path(name) and not name.startswith("."):
+                    found.append(Path(dirpath, name).relative_to(self.root).as_posix())
+        return found
+
+    def check_all(self) -> list[TemplateError]:
+        """Compile every template and check that the templates it names (extends, include,
+        import with a constant name) exist; return every problem found."""
+        errors: list[TemplateError] = []
+        for rel_path in self.template_files():
+            try:
+                with open(self._loader.filename_for(rel_path), "rb") as f:
+                    if not has_template_syntax(f.read()):
+                        continue  # served byte for byte, whatever its encoding
+                source, filename, _ = self._loader.get_source(self.env, rel_path)
+                ast = self.env.parse(source, rel_path, filename)
+                self.env.compile(ast, rel_path, filename)
+            except jinja2.TemplateError as e:
+                errors.append(self._convert(e, rel_path))
+                continue
+            except OSError as e:
+                errors.append(TemplateError(rel_path, 0, f"cannot read: {e.strerror or e}"))
+                continue
+            errors.extend(self._missing_references(ast, rel_path))
+        return errors
+
+    def _missing_references(self, ast: jinja2.nodes.Template, rel_path: str) -> list[TemplateError]:
+        errors: list[TemplateError] = []
+        for node in ast.find_all((jinja2.nodes.Extends, jinja2.nodes.Include,
+                                  jinja2.nodes.Import, jinja2.nodes.FromImport)):
+            target = getattr(node, "template", None)
+            if not isinstance(target, jinja2.nodes.Const) or not isinstance(target.value, str):
+                continue  # a name computed at render time cannot be checked here
+            if isinstance(node, jinja2.nodes.Include) and node.ignore_missing:
+                continue
+            try:
+                exists = os.path.isfile(self._loader.filename_for(target.value))
+            except jinja2.TemplateNotFound:
+                exists = False
+            if not exists:
+                errors.append(TemplateError(rel_path, node.lineno, f"template {target.value!r} not found"))
+        return errors
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _relative(self, filename: str) -> str:
+        try:
+            return Path(filename).relative_to(self.root).as_posix()
+        except ValueError:
+            return filename
+
+    def _convert(self, exc: BaseException, rel_path: str) -> TemplateError:
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            file = self._relative(exc.filename) if exc.filename else (exc.name or rel_path)
+            return TemplateError(file, exc.lineno or 0, exc.message or "syntax error")
+        file, line = self._innermost_template_frame(exc.__traceback__) or (rel_path, 0)
+        if isinstance(exc, jinja2.TemplatesNotFound):
+            message = "none of the templates " + ", ".join(repr(n) for n in exc.templates) + " found"
+        elif isinstance(exc, jinja2.TemplateNotFound):
+            message = f"template {exc.name!r} not found"
+        elif isinstance(exc, jinja2.UndefinedError):
+            message = exc.message or "undefined value"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        return TemplateError(file, line, message)
+
+    def _innermost_template_frame(self, tb: TracebackType | None) -> tuple[str, int] | None:
+        # Jinja rewrites tracebacks so that template code shows as frames whose filename is the
+        # template file and whose line is the template line; the last such frame is the one
+        # where the error happened (inside an include, that is the included file).
+        found: tuple[str, int] | None = None
+        while tb is not None:
+            filename = tb.tb_frame.f_code.co_filename
+            if filename in self._loader.filenames:
+                found = (self._relative(filename), tb.tb_lineno)
+            tb = tb.tb_next
+        return found

@@ -1,0 +1,163 @@
+"""Server push, 103 Early Hints and Link preload against a real pushserve on site_example."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need
+from tests.h2client import H2Client
+from tests.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli
+
+EXPECTED = Path(__file__).resolve().parent.parent / "unit" / "expected_manifest_site_example.json"
+
+
+def expected_index() -> list[str]:
+    return list(json.loads(EXPECTED.read_text())["index.html"])
+
+
+def expected_links(page: str = "index.html") -> list[str]:
+    values = []
+    for path, spec in json.loads(EXPECTED.read_text())[page].items():
+        value = f"<{path}>; rel=preload; as={spec['type']}"
+        if spec.get("crossorigin"):
+            value += "; crossorigin"
+        values.append(value)
+    return values
+
+
+def test_manifest_command_matches_hand_checked_manifest(certs: Certs) -> None:
+    result = run_cli(certs, "manifest", "site_example")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(EXPECTED.read_text())
+
+
+def test_pushes_equal_manifest_and_bodies_equal_files(server: ServerProcess) -> None:
+    c = H2Client(server.host, server.port, server.certs.client_context(), enable_push=True)
+    try:
+        page = c.get("/")
+        assert page.status == 200
+        pushes = c.pushes_of(page.stream_id)
+        paths = [p.path.decode() for p in pushes]
+        assert sorted(paths) == sorted(expected_index())
+        for p in pushes:
+            assert p.status == 200
+            assert bytes(p.body) == (SITE_EXAMPLE / p.path.decode().lstrip("/")).read_bytes()
+            assert p.header(b"etag") is not None and p.header(b"content-type") is not None
+            # Promise request headers are those of a GET, never response headers.
+            names = {k for k, _ in p.request_headers}
+            assert {b":method", b":scheme", b":authority", b":path"} <= names
+            assert not names & {b"content-type", b"etag", b"set-cookie", b"content-length"}
+        assert not page.informational  # a pushing client gets no 103
+        # Styles and fonts are promised first, then scripts, then images.
+        kinds = [json.loads(EXPECTED.read_text())["index.html"][p]["type"] for p in paths]
+        order = {"style": 0, "font": 0, "script": 1, "fetch": 2, "image": 2}
+        assert [order[k] for k in kinds] == sorted(order[k] for k in kinds)
+        # A second load on the same connection pushes nothing again.
+        again = c.get("/")
+        assert again.status == 200 and c.pushes_of(again.stream_id) == []
+    finally:
+        c.close()
+
+
+def test_reset_push_is_honoured(server: ServerProcess) -> None:
+    c = H2Client(server.host, server.port, server.certs.client_context(), enable_push=True, window=65535)
+    try:
+        sid = c.request("/")
+        while not c.pushes_of(sid):
+            c.read_once()
+        refused = c.pushes_of(sid)[0]
+        c.reset(refused.stream_id)  # "I have it cached"
+        c.wait(sid)
+        others = [p for p in c.pushes_of(sid) if p.stream_id != refused.stream_id]
+        assert others and all(p.status == 200 for p in others)
+        assert refused.reset == 0x8
+        # The server sent nothing more for the refused stream after our reset; and the connection lives on.
+        assert c.get("/css/site.css").status == 200
+    finally:
+        c.close()
+
+
+def test_no_push_when_client_disables_it_103_instead(server: ServerProcess) -> None:
+    c = H2Client(server.host, server.port, server.certs.client_context(), enable_push=False)
+    try:
+        page = c.get("/")
+        assert c.pushes_of(page.stream_id) == []
+        assert len(page.informational) == 1
+        hints = page.informational[0]
+        assert dict(hints)[b":status"] == b"103"
+        links = [v.decode() for k, v in hints if k == b"link"]
+        assert links == expected_links()
+        assert [v.decode() for v in page.all(b"link")] == expected_links()
+    finally:
+        c.close()
+
+
+def test_returning_client_with_cookie_gets_nothing_pushed(server: ServerProcess) -> None:
+    first = H2Client(server.host, server.port, server.certs.client_context(), enable_push=True)
+    try:
+        page = first.get("/")
+        cookie = page.header(b"set-cookie")
+        assert cookie is not None and cookie.startswith(b"pushserve-cache=")
+        assert len(first.pushes_of(page.stream_id)) == len(expected_index())
+    finally:
+        first.close()
+    again = H2Client(server.host, server.port, server.certs.client_context(), enable_push=True)
+    try:
+        page = again.get("/", [(b"cookie", cookie.split(b";")[0])])
+        assert page.status == 200
+        assert again.pushes_of(page.stream_id) == []
+        assert page.all(b"link") == []
+    finally:
+        again.close()
+
+
+def test_push_off_sends_neither_push_nor_hints(make_server: Callable[..., ServerProcess]) -> None:
+    srv = make_server("--push", "off")
+    c = H2Client(srv.host, srv.port, srv.certs.client_context(), enable_push=True)
+    try:
+        page = c.get("/")
+        assert page.status == 200 and c.pushes_of(page.stream_id) == [] and not page.informational
+        assert page.all(b"link") == []
+    finally:
+        c.close()
+
+
+def test_hints_mode_never_pushes(make_server: Callable[..., ServerProcess]) -> None:
+    srv = make_server("--push", "hints")
+    c = H2Client(srv.host, srv.port, srv.certs.client_context(), enable_push=True)
+    try:
+        page = c.get("/")
+        assert c.pushes_of(page.stream_id) == []
+        assert [v.decode() for k, v in page.informational[0] if k == b"link"] == expected_links()
+    finally:
+        c.close()
+
+
+def test_nghttp_shows_push_promises(server: ServerProcess, make_server: Callable[..., ServerProcess]) -> None:
+    out = subprocess.run([need("nghttp"), "-ans", server.url], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    promised = set(re.findall(r"^\s*\d+\s+.*?(/\S+)\s*\(push\)", out.stdout, re.M))
+    # nghttp -a would request these itself; with push it lists them as pushed, not requested.
+    assert {"/css/site.css", "/js/app.js", "/fonts/dejavu-sans-latin.woff2"} <= promised, out.stdout
+    off = make_server("--push", "off")
+    out = subprocess.run([need("nghttp"), "-nv", off.url], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "PUSH_PROMISE" not in out.stdout and ":status: 103" not in out.stdout
+
+
+@pytest.mark.parametrize("flag", ["--http2", "--http1.1"])
+def test_curl_shows_103_then_200_with_links(server: ServerProcess, flag: str) -> None:
+    out = subprocess.run([need("curl"), "-sv", flag, "--cacert", str(server.certs.ca_file), "-o", "/dev/null",
+                          server.url], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = [line[2:] for line in out.stderr.splitlines() if line.startswith("< ")]
+    statuses = [i for i, line in enumerate(lines) if re.match(r"HTTP/\S+ \d{3}", line)]
+    assert [lines[i].split()[1] for i in statuses] == ["103", "200"]
+    hint_links = [line.split(": ", 1)[1] for line in lines[statuses[0]:statuses[1]] if line.lower().startswith("link:")]
+    final_links = [line.split(": ", 1)[1] for line in lines[statuses[1]:] if line.lower().startswith("link:")]
+    assert hint_links == expected_links() == final_links

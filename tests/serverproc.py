@@ -1,0 +1,114 @@
+"""Start a real pushserve process on a free port and know when it is ready.
+
+Readiness is the startup line the server prints (it names the URL with the real port), never a
+sleep.  The process output is collected by a reader thread so tests can look for log lines."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SITE_EXAMPLE = REPO / "site_example"
+_READY = re.compile(r" at (https://(\S+):(\d+)/) ")
+
+
+@dataclass
+class Certs:
+    caroot: Path
+    cert_dir: Path
+
+    @property
+    def ca_file(self) -> Path:
+        return self.caroot / "rootCA.pem"
+
+    def client_context(self, alpn: list[str] | None = None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        if alpn is not None:
+            ctx.set_alpn_protocols(alpn)
+        return ctx
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PUSHSERVE_CAROOT": str(self.caroot), "PYTHONUNBUFFERED": "1"}
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[str]
+    certs: Certs
+    lines: list[str] = field(default_factory=list)
+    url: str = ""
+    host: str = ""
+    port: int = 0
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 30.0, start: int = 0) -> re.Match[str]:
+        """Wait until an output line matches; fail with the output so far if it never does."""
+        rx = re.compile(pattern)
+        seen = start
+        with self._cond:
+            while True:
+                for line in self.lines[seen:]:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                seen = len(self.lines)
+                if self.proc.poll() is not None and seen == len(self.lines):
+                    # Give the reader a last chance to deliver buffered lines.
+                    if not self._cond.wait(0.5) and seen == len(self.lines):
+                        raise AssertionError(f"server exited ({self.proc.returncode}) before "
+                                             f"{pattern!r}:\n" + "\n".join(self.lines[-40:]))
+                    continue
+                if not self._cond.wait(timeout):
+                    raise AssertionError(f"no line matching {pattern!r} within {timeout}s:\n"
+                                         + "\n".join(self.lines[-40:]))
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def start(certs: Certs, *args: str, site: Path = SITE_EXAMPLE, cwd: Path | None = None,
+          ready: bool = True) -> ServerProcess:
+    cmd = [sys.executable, "-m", "pushserve", str(site), "--port", "0",
+           "--cert-dir", str(certs.cert_dir), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=certs.env(), cwd=cwd or REPO, start_new_session=True)
+    server = ServerProcess(proc, certs)
+    threading.Thread(target=server._read, daemon=True).start()
+    if ready:
+        m = server.wait_for(_READY.pattern)
+        server.url, server.host, server.port = m.group(1), m.group(2), int(m.group(3))
+    return server
+
+
+def run_cli(certs: Certs, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pushserve", *args], capture_output=True, text=True,
+                          env=certs.env(), timeout=timeout, cwd=REPO)
