@@ -123,8 +123,8 @@ def setup_logging() -> None:
     root.propagate = False
 
 
-def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """Bind a listening TCP socket, or explain in one line why not."""
+def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> socket.socket:
+    """Bind a TCP socket (listening unless listen=False), or explain in one line why not."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
@@ -138,7 +138,8 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(addr)
-        sock.listen(1024)
+        if listen:
+            sock.listen(1024)
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:

@@ -58,6 +58,10 @@ class H2Client:
         self.goaway: h2.events.ConnectionTerminated | None = None
         self.closed = False
         self.events: list[h2.events.Event] = []
+        # (type, flags, stream id, length) of every frame received, read off the raw bytes, because
+        # h2 hides frames for streams that are already closed.
+        self.frames: list[tuple[int, int, int, int]] = []
+        self._raw = b""
         self.flush()
 
     def flush(self) -> None:
@@ -80,6 +84,9 @@ class H2Client:
     def reset(self, stream_id: int, code: int = 0x8) -> None:
         self.conn.reset_stream(stream_id, code)
         self.flush()
+        reply = self.replies.get(stream_id)
+        if reply is not None:
+            reply.done, reply.reset = True, code
 
     def read_once(self) -> None:
         try:
@@ -89,10 +96,22 @@ class H2Client:
         if not data:
             self.closed = True
             return
+        self._record_frames(data)
         for ev in self.conn.receive_data(data):
             self.events.append(ev)
             self._on(ev)
         self.flush()
+
+    def _record_frames(self, data: bytes) -> None:
+        self._raw += data
+        while len(self._raw) >= 9:
+            length = int.from_bytes(self._raw[:3], "big")
+            if len(self._raw) < 9 + length:
+                break
+            ftype, flags = self._raw[3], self._raw[4]
+            sid = int.from_bytes(self._raw[5:9], "big") & 0x7FFFFFFF
+            self.frames.append((ftype, flags, sid, length))
+            self._raw = self._raw[9 + length:]
 
     def _on(self, ev: h2.events.Event) -> None:
         if isinstance(ev, h2.events.InformationalResponseReceived):

@@ -120,6 +120,10 @@ class ServerCore(Protocol):
     def buffered(self, stream_id: int) -> int:
         """Bytes queued for the stream that have not yet left the core."""
 
+    def next_events(self) -> list[Event]:
+        """Events that arose while sending rather than receiving (StreamDrained; HTTP/1.1
+        pipelined requests held back until earlier responses went out).  Call after data_to_send."""
+
     def data_to_send(self, limit: int = 256 * 1024) -> bytes:
         """Bytes to write now: at most about ``limit`` of body, pulled from queued bodies as
         flow control allows.  b"" when there is nothing to write until more input arrives."""

@@ -600,7 +600,7 @@ class H1Core:
                 continue
             if name == b"content-length":
                 has_length = True
-            parts.append(name + b": " + value + b"\r\n")
+            parts += (name, b": ", value, b"\r\n")
         close = ex.close_after or not ex.keep_alive or self._no_new or not ex.request_complete
         if ex.no_body():
             ex.framing = _NONE

@@ -79,6 +79,11 @@ _WINDOW_UPDATE_PER_DATA_FRAME = 10
 
 _PRIORITY_UPDATE_FRAME = 0x10  # RFC 9218 §7.2; reaches us as an h2 UnknownFrameReceived
 
+# h2 stops a header block at 64 CONTINUATION frames with PROTOCOL_ERROR; we stop earlier and
+# call it what it is (CVE-2024-27316-style CONTINUATION floods).  32 x 16 KB is far above any
+# real request head.
+_MAX_CONTINUATIONS = 32
+
 _H2_PREFACE_LEN = 24
 _HEADERS, _PUSH_PROMISE, _CONTINUATION = 0x1, 0x5, 0x9
 _END_HEADERS = 0x4
@@ -185,6 +190,7 @@ class H2Core:
         self._frame_left = 0
         self._in_head_frame = False
         self._head_block_open = False
+        self._continuations = 0
 
     # -- connection start and input -----------------------------------------------------------
 
@@ -207,7 +213,9 @@ class H2Core:
         if not data:
             return self._terminate(0, "peer closed the connection", send_goaway=False)
         self._got_input = True
-        self._scan(data)
+        flood = self._scan(data)
+        if flood:
+            return self._terminate(_ENHANCE_YOUR_CALM, flood)
         try:
             h2_events = self._conn.receive_data(data)
         except ProtocolError as exc:
@@ -228,7 +236,7 @@ class H2Core:
             self._pending = []
         return events
 
-    def pending_events(self) -> list[Event]:
+    def next_events(self) -> list[Event]:
         """StreamDrained events found while sending (``data_to_send``).  They also ride along
         with the next ``receive_data``, but a producer waiting for a drain should not depend
         on the peer sending something first, so the glue may collect them after a flush."""
@@ -278,7 +286,8 @@ class H2Core:
         sid = ev.stream_id
         self._streams_opened += 1
         if reset_in_batch:
-            return  # _on_peer_reset counts it
+            self._count_reset(sid)
+            return
         if self._goaway_last_id is not None and sid > self._goaway_last_id:
             self._safe_reset(sid, _REFUSED_STREAM)  # after our GOAWAY: the client may retry
             return
@@ -345,10 +354,10 @@ class H2Core:
     def _on_peer_reset(self, ev: h2e.StreamReset, out: list[Event]) -> None:
         sid = ev.stream_id
         st = self._streams.get(sid)
-        if sid % 2 == 1 and (st is None or not st.response_done):
-            self._count_reset(sid)
         if st is None:
-            return
+            return  # never surfaced (counted in _on_request) or long finished
+        if not st.pushed and not st.response_done:
+            self._count_reset(sid)
         self._drop(st)
         out.append(StreamReset(sid, int(ev.error_code or 0)))
 
@@ -375,11 +384,12 @@ class H2Core:
     # -- abuse counters ---------------------------------------------------------------------
 
     def _count_reset(self, sid: int) -> None:
-        self._recent_resets.append(sid)
+        # Recorded by ordinal of streams opened, not by id: ids may skip ahead, which would
+        # let a client age its own resets out of an id-based window.
+        self._recent_resets.append(self._streams_opened)
 
     def _flood_check(self) -> str:
-        # Client stream ids go up by 2, so "the last N streams" is an id range.
-        horizon = self._conn.highest_inbound_stream_id - 2 * _RESET_WINDOW
+        horizon = self._streams_opened - _RESET_WINDOW
         resets = self._recent_resets
         while resets and resets[0] <= horizon:
             resets.popleft()
@@ -585,9 +595,8 @@ class H2Core:
         self._out = bytearray()
         out += self._conn.data_to_send()
         if not self._terminated:
-            while len(out) < limit and self._conn.outbound_flow_control_window > 0:
-                if not self._send_next():
-                    break
+            # No early exit on a closed connection window: an END_STREAM-only frame needs none.
+            while len(out) < limit and self._send_next():
                 out += self._conn.data_to_send()
         return bytes(out)
 
@@ -708,9 +717,10 @@ class H2Core:
             return True
         return self._head_block_open or (self._in_head_frame and self._frame_left > 0)
 
-    def _scan(self, data: bytes) -> None:
+    def _scan(self, data: bytes) -> str:
         """Follow frame boundaries in the input, just enough to know whether a header block
-        is incomplete (h2 keeps that to itself)."""
+        is incomplete (h2 keeps that to itself) and to catch CONTINUATION floods before h2
+        buffers them.  Returns a reason when the input must end the connection."""
         i, size = 0, len(data)
         if self._preface_left:
             i = min(self._preface_left, size)
@@ -733,6 +743,10 @@ class H2Core:
             self._in_head_frame = ftype in (_HEADERS, _CONTINUATION)
             if ftype in (_HEADERS, _PUSH_PROMISE, _CONTINUATION):
                 self._head_block_open = not flags & _END_HEADERS
+                self._continuations = self._continuations + 1 if ftype == _CONTINUATION else 0
+                if self._continuations > _MAX_CONTINUATIONS:
+                    return f"CONTINUATION flood: {self._continuations} frames in one header block"
+        return ""
 
 
 def _strip_hop_by_hop(headers: Headers) -> Headers:

@@ -75,6 +75,8 @@ class Connection(asyncio.Protocol):
         self.pushed: set[str] = set()  # paths pushed on this connection: never twice
         self.paused = False
         self.closed = False
+        self.flushing = False
+        self.flush_again = False
         self.served_any = False
         self.started = self.last_activity = worker.loop.time()
         self.received_at = time.perf_counter()  # when the latest bytes arrived, for the access log
@@ -167,19 +169,33 @@ class Connection(asyncio.Protocol):
         return "h2" if self.core.http_version == "2" else "h1"
 
     def flush(self) -> None:
-        """Write what the core has while the transport takes it; close when the core is done."""
+        """Write what the core has while the transport takes it; close when the core is done.
+        Events that come out of sending (drained streams, held-back pipelined requests) are
+        handled here too; a flush asked for while one runs is folded into it."""
         transport = self.transport
         if transport is None or self.closed:
             return
+        if self.flushing:
+            self.flush_again = True
+            return
         core = self.core
-        while not self.paused:
-            data = core.data_to_send()
-            if not data:
-                if core.closing:
-                    self.closed = True
-                    transport.close()
-                break
-            transport.write(data)
+        self.flushing = True
+        try:
+            while not self.paused and not self.closed:
+                self.flush_again = False
+                data = core.data_to_send()
+                if data:
+                    transport.write(data)
+                events = core.next_events()
+                if events:
+                    self.handle_events(events)
+                elif not data and not self.flush_again:
+                    if core.closing:
+                        self.closed = True
+                        transport.close()
+                    break
+        finally:
+            self.flushing = False
 
     # -- timers and shutdown (driven by the worker) ------------------------------------------
 

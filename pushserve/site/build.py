@@ -9,7 +9,6 @@ from pushserve.server.responder import Responder
 from pushserve.site.manifest import ManifestError, PushManifest
 from pushserve.site.push import PushPolicy
 from pushserve.site.router import MountedApp, Site
-from pushserve.site.static import RenderRequest
 from pushserve.site.templates import Templates
 
 MANIFEST_FILE = "push_manifest.json"
@@ -21,14 +20,14 @@ def build_push_manifest(config: Config, templates: Templates | None = None) -> t
     if templates is None and config.templates:
         templates = Templates(config.site, site=config.site_vars, strict=config.strict_templates)
 
-    def render(rel_path: str) -> bytes:
-        assert templates is not None
-        return templates.render(rel_path, RenderRequest("/" + rel_path, b"", []))
-
     explicit = config.site / MANIFEST_FILE
     try:
-        return PushManifest.build(config.site, render if templates is not None else None,
-                                  explicit if explicit.is_file() else None)
+        return PushManifest.build(
+            config.site,
+            templates.render_static if templates is not None else None,
+            explicit if explicit.is_file() else None,
+            template_deps=templates.dependencies if templates is not None else None,
+        )
     except ManifestError as e:
         raise ConfigError(str(e)) from None
 

@@ -126,10 +126,13 @@ def resolve_url(ref: str, base_url: str) -> str | None:
     ref = ref.strip()
     if not ref or ref.startswith("#"):
         return None
-    split = urlsplit(ref)
-    if split.scheme or split.netloc:
-        return None  # another origin, or data:/blob:/javascript: — not ours to push
-    joined = urlsplit(urljoin(_FAKE_ORIGIN + base_url, ref))
+    try:
+        split = urlsplit(ref)
+        if split.scheme or split.netloc:
+            return None  # another origin, or data:/blob:/javascript: — not ours to push
+        joined = urlsplit(urljoin(_FAKE_ORIGIN + base_url, ref))
+    except ValueError:  # e.g. "http://[broken" — not a URL the browser could fetch either
+        return None
     return joined.path or "/"
 
 
@@ -150,19 +153,26 @@ def _first_group(match: re.Match[str]) -> str:
 def css_references(css: str) -> tuple[list[str], list[str]]:
     """(``@import``ed stylesheets, ``@font-face`` fonts) named by a stylesheet, as written.
     Per @font-face only the first ``url()`` of ``src`` counts: browsers take the first format
-    they support and modern ones list woff2 first, so pushing the fallbacks would waste bytes."""
+    they support and modern ones list woff2 first, so pushing the fallbacks would waste bytes
+    (and when the first is an inline ``data:`` font, nothing is fetched at all)."""
     css = _CSS_COMMENT.sub(" ", css)
     imports = [_first_group(m) for m in _CSS_IMPORT.finditer(css)]
     fonts: list[str] = []
     for face in _FONT_FACE.finditer(css):
-        src = _FONT_SRC.search(face.group(1))
-        if src is None:
-            continue
-        for url in _CSS_URL.finditer(src.group(1)):
-            ref = _first_group(url)
+        # Mask url(…) first: a data: URL or a quoted path may hold a ";".
+        urls: list[str] = []
+
+        def mask(match: re.Match[str], urls: list[str] = urls) -> str:
+            urls.append(_first_group(match))
+            return f"url({len(urls) - 1})"
+
+        body = _CSS_URL.sub(mask, face.group(1))
+        src = _FONT_SRC.search(body)
+        first = _CSS_URL.search(src.group(1)) if src is not None else None
+        if first is not None:
+            ref = urls[int(_first_group(first))]
             if not ref.startswith("data:"):
                 fonts.append(ref)
-                break
     return imports, fonts
 
 

@@ -218,7 +218,7 @@ def test_missing_include_names_includer_and_line(tmp_path: Path) -> None:
 def test_undefined_variable_in_strict_mode(site: Path) -> None:
     write(site, "_partials/nav.html", "<nav>\n\n{{ user }}</nav>")
     assert b"<nav>\n\n</nav>" in Templates(site).render("index.html", req())  # lenient by default
-    e = render_error(Templates(site, strict=True), "index.html")
+    e = render_error(Templates(site, site={"title": "Demo"}, strict=True), "index.html")
     assert (e.file, e.line) == ("_partials/nav.html", 3)
     assert "'user' is undefined" in e.message
 

@@ -1,0 +1,437 @@
+"""A browser-like page loader with a cold cache, for timing one page load.
+
+- HTTP/1.1: up to six connections to the origin, opened when work is waiting and every open
+  connection is busy, one request at a time per connection (no pipelining, like browsers).
+- HTTP/2: one connection; ``ENABLE_PUSH`` 0 (what browsers send today) or 1 (accept pushes).
+  103 Early Hints ``Link: <...>; rel=preload`` make it request those URLs at once.
+
+The HTML is scanned as it arrives; CSS files and JS modules are scanned when complete; each
+discovery is requested at once (or taken from a push already promised).  Times are monotonic,
+relative to navigation start (before the first connection is opened)."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import re
+import ssl
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+from bench.discovery import Found, HtmlScanner, is_critical, kind_of, scan_body
+
+USER_AGENT = "pushserve-bench/0.1 (browser-like loader)"
+MAX_H1_CONNECTIONS = 6
+# Chrome's HTTP/2 windows: streams 6 MiB, connection 15 MiB, so flow control never throttles.
+H2_STREAM_WINDOW = 6 * 1024 * 1024
+H2_CONN_WINDOW = 15 * 1024 * 1024
+_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^,;]+)*)")
+
+
+@dataclass
+class Entry:
+    """One resource of the load.  ``via``: request, push (a PUSH_PROMISE was used) or hint
+    (requested because of a 103).  ``needed``: the page itself referenced it."""
+
+    path: str
+    kind: str
+    critical: bool
+    via: str = "request"
+    needed: bool = False
+    requested: float | None = None
+    first_byte: float | None = None
+    done: float | None = None
+    bytes: int = 0
+    status: int = 0
+    error: str = ""
+    # Body text kept for CSS/JS scanning; content-encoding undone.
+    _body: list[bytes] = field(default_factory=list, repr=False)
+    _encoding: str = field(default="", repr=False)
+
+
+@dataclass
+class PageLoad:
+    mode: str
+    entries: list[Entry]
+    page_load: float
+    critical_done: float
+    bytes: int
+    requests: int
+    pushes_used: int
+    pushes_wasted: int
+    hints_used: int
+    hints_wasted: int
+    protocol: str
+
+
+def client_context(alpn: list[str]) -> ssl.SSLContext:
+    # The bench's own throwaway certificate: nothing to verify against, and loopback only.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def preload_links(values: list[str]) -> list[str]:
+    """URLs of ``rel=preload`` / ``rel=modulepreload`` entries in Link header values."""
+    out = []
+    for value in values:
+        for m in _LINK.finditer(value):
+            params = m.group(2).lower()
+            rel = re.search(r"rel\s*=\s*\"?([^\";]+)", params)
+            if rel and {"preload", "modulepreload"} & set(rel.group(1).split()):
+                out.append(m.group(1).strip())
+    return out
+
+
+class _Loader:
+    """What both protocols share: entries, discovery, completion.  Subclasses send requests."""
+
+    mode = ""
+    protocol = ""
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        self.url = url
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 443
+        self.authority = parts.netloc
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.timeout = timeout
+        self.entries: dict[str, Entry] = {}
+        self.t0 = 0.0
+        self.scanner = HtmlScanner(url)
+        self.page_path = parts.path or "/"
+        self._html_decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._gunzip: Any = None
+        self._finished = asyncio.Event()
+        self.hinted: set[str] = set()
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def path_of(self, url: str) -> str:
+        parts = urlsplit(urljoin(self.url, url))
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    def discovered(self, found: list[Found]) -> None:
+        for f in found:
+            path = self.path_of(f.url)
+            entry = self.entries.get(path)
+            if entry is None:
+                entry = self.entries[path] = Entry(path, f.kind, f.critical)
+                entry.needed = True
+                self.fetch(entry)
+            elif not entry.needed:
+                # Pushed or hinted before the page asked: now it is used.
+                entry.needed = True
+                entry.kind, entry.critical = f.kind, f.critical
+        self._check_finished()
+
+    def hint(self, urls: list[str]) -> None:
+        for url in urls:
+            path = self.path_of(url)
+            if path in self.entries:
+                continue
+            kind = kind_of(url)
+            entry = self.entries[path] = Entry(path, kind, is_critical(kind), via="hint")
+            self.hinted.add(path)
+            self.fetch(entry)
+
+    def fetch(self, entry: Entry) -> None:
+        raise NotImplementedError
+
+    # -- response callbacks -------------------------------------------------------------------
+
+    def on_headers(self, entry: Entry, status: int, headers: dict[str, str]) -> None:
+        if entry.first_byte is None:
+            entry.first_byte = self.now()
+        entry.status = status
+        entry._encoding = headers.get("content-encoding", "").lower()
+
+    def on_data(self, entry: Entry, data: bytes) -> None:
+        if entry.first_byte is None:
+            entry.first_byte = self.now()
+        entry.bytes += len(data)
+        if entry.path == self.page_path and entry.kind == "html":
+            self.scanner.feed(self._decode_html(entry, data))
+            self.discovered(self.scanner.take())
+        elif entry.kind in ("css", "js"):
+            entry._body.append(data)
+
+    def _decode_html(self, entry: Entry, data: bytes) -> str:
+        if entry._encoding == "gzip":
+            if self._gunzip is None:
+                self._gunzip = zlib.decompressobj(31)
+            data = self._gunzip.decompress(data)
+        return self._html_decoder.decode(data)
+
+    def on_done(self, entry: Entry, error: str = "") -> None:
+        if entry.done is not None:
+            return
+        entry.done = self.now()
+        entry.error = error
+        if entry.path == self.page_path and entry.kind == "html":
+            self.scanner.feed(self._html_decoder.decode(b"", final=True))
+            self.scanner.close()
+            self.discovered(self.scanner.take())
+        elif entry.kind in ("css", "js") and not error:
+            raw = b"".join(entry._body)
+            if entry._encoding == "gzip":
+                raw = zlib.decompress(raw, 31)
+            entry._body = []
+            self.discovered(scan_body(entry.kind, raw.decode("utf-8", "replace"), self.origin + entry.path))
+        self._check_finished()
+
+    def _check_finished(self) -> None:
+        # Done when every resource (needed, pushed or hinted) has completed: pushes and hints
+        # that turn out unused still cost bytes, and the next load must start on a quiet line.
+        if self.entries and all(e.done is not None for e in self.entries.values()):
+            self._finished.set()
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def load(self) -> PageLoad:
+        self.t0 = time.monotonic()
+        page = self.entries[self.page_path] = Entry(self.page_path, "html", True, needed=True)
+        try:
+            await asyncio.wait_for(self._run(page), self.timeout)
+        finally:
+            await self.close()
+        return self.result()
+
+    async def _run(self, page: Entry) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def result(self) -> PageLoad:
+        entries = sorted(self.entries.values(), key=lambda e: (e.requested or 0.0, e.path))
+        needed = [e for e in entries if e.needed]
+        failed = [e for e in needed if e.error or not 200 <= e.status < 300]
+        if failed:
+            raise RuntimeError(f"{self.mode}: {failed[0].path} failed: {failed[0].error or failed[0].status}")
+        pushed = [e for e in entries if e.via == "push"]
+        hinted = [e for e in entries if e.via == "hint"]
+        return PageLoad(
+            mode=self.mode, entries=entries, protocol=self.protocol,
+            page_load=max(e.done or 0.0 for e in needed),
+            critical_done=max((e.done or 0.0 for e in needed if e.critical), default=0.0),
+            bytes=sum(e.bytes for e in entries),
+            requests=sum(1 for e in entries if e.via != "push"),
+            pushes_used=sum(1 for e in pushed if e.needed),
+            pushes_wasted=sum(1 for e in pushed if not e.needed),
+            hints_used=sum(1 for e in hinted if e.needed),
+            hints_wasted=sum(1 for e in hinted if not e.needed),
+        )
+
+
+# gzip only: the loader must undo the coding to scan CSS/JS, and zlib is all it has.
+REQUEST_HEADERS = [("user-agent", USER_AGENT), ("accept", "*/*"), ("accept-encoding", "gzip")]
+
+
+class H1Loader(_Loader):
+    """HTTP/1.1 over TLS, up to six keep-alive connections, one request in flight on each."""
+
+    mode = "h1"
+    protocol = "http/1.1"
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        super().__init__(url, timeout)
+        self.queue: asyncio.Queue[Entry] = asyncio.Queue()
+        self.idle = 0
+        self.workers: list[asyncio.Task[None]] = []
+        self.ctx = client_context(["http/1.1"])
+
+    def fetch(self, entry: Entry) -> None:
+        self.queue.put_nowait(entry)
+        # A browser opens another connection only when none is free.
+        if self.idle < self.queue.qsize() and len(self.workers) < MAX_H1_CONNECTIONS:
+            self.workers.append(asyncio.create_task(self._worker()))
+
+    async def _worker(self) -> None:
+        reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.ctx,
+                                                       server_hostname="localhost")
+        try:
+            while True:
+                self.idle += 1
+                try:
+                    entry = await self.queue.get()
+                finally:
+                    self.idle -= 1
+                try:
+                    await self._exchange(reader, writer, entry)
+                except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
+                    self.on_done(entry, error=f"{type(e).__name__}: {e}")
+                    return
+        finally:
+            writer.close()
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        entry: Entry) -> None:
+        lines = [f"GET {entry.path} HTTP/1.1", f"host: {self.authority}"]
+        lines += [f"{k}: {v}" for k, v in REQUEST_HEADERS]
+        entry.requested = self.now()
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        while True:  # skip 1xx (HTTP/1.1 browsers ignore 103)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *header_lines = head.decode("latin-1").split("\r\n")
+            status = int(status_line.split(" ", 2)[1])
+            if status >= 200:
+                break
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        self.on_headers(entry, status, headers)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await reader.readuntil(b"\r\n")  # no trailers expected
+                    break
+                self.on_data(entry, (await reader.readexactly(size + 2))[:-2])
+        elif status not in (204, 304):
+            left = int(headers.get("content-length", "0"))
+            while left:
+                data = await reader.read(min(left, 65536))
+                if not data:
+                    raise ConnectionError("closed mid-body")
+                left -= len(data)
+                self.on_data(entry, data)
+        self.on_done(entry)
+
+    async def _run(self, page: Entry) -> None:
+        self.fetch(page)
+        await self._finished.wait()
+
+    async def close(self) -> None:
+        for task in self.workers:
+            task.cancel()
+        await asyncio.gather(*self.workers, return_exceptions=True)
+
+
+class H2Loader(_Loader):
+    """HTTP/2 over TLS, one connection.  ``accept_push`` sets ENABLE_PUSH; 103 hints are acted
+    on in either case."""
+
+    protocol = "h2"
+
+    def __init__(self, url: str, accept_push: bool, mode: str, timeout: float = 60.0) -> None:
+        super().__init__(url, timeout)
+        self.accept_push = accept_push
+        self.mode = mode
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                                         header_encoding=None))
+        self.streams: dict[int, Entry] = {}
+        self.writer: asyncio.StreamWriter | None = None
+
+    def fetch(self, entry: Entry) -> None:
+        sid = self.conn.get_next_available_stream_id()
+        headers = [(":method", "GET"), (":scheme", "https"), (":authority", self.authority),
+                   (":path", entry.path), *REQUEST_HEADERS]
+        self.conn.send_headers(sid, headers, end_stream=True)
+        entry.requested = self.now()
+        self.streams[sid] = entry
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and self.writer is not None:
+            self.writer.write(data)
+
+    async def _run(self, page: Entry) -> None:
+        reader, self.writer = await asyncio.open_connection(
+            self.host, self.port, ssl=client_context(["h2"]), server_hostname="localhost")
+        alpn = self.writer.get_extra_info("ssl_object").selected_alpn_protocol()
+        if alpn != "h2":
+            raise RuntimeError(f"server chose {alpn!r}, not h2")
+        self.conn.local_settings = h2.settings.Settings(client=True, initial_values={
+            h2.settings.SettingCodes.ENABLE_PUSH: int(self.accept_push),
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: H2_STREAM_WINDOW,
+        })
+        self.conn.initiate_connection()
+        self.conn.increment_flow_control_window(H2_CONN_WINDOW - 65535)
+        self.fetch(page)
+        reading = asyncio.create_task(self._read(reader))
+        try:
+            finished = asyncio.create_task(self._finished.wait())
+            await asyncio.wait({reading, finished}, return_when=asyncio.FIRST_COMPLETED)
+            if not finished.done():
+                finished.cancel()
+                reading.result()  # raises what went wrong
+                raise ConnectionError("server closed the connection before the page loaded")
+        finally:
+            reading.cancel()
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while data := await reader.read(65536):
+            for event in self.conn.receive_data(data):
+                self._event(event)
+            self._flush()
+
+    def _event(self, event: Any) -> None:
+        if isinstance(event, h2.events.InformationalResponseReceived):
+            headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+            if headers.get(":status") == "103":
+                links = [v.decode() for k, v in event.headers if k.lower() == b"link"]
+                self.hint(preload_links(links))
+        elif isinstance(event, h2.events.PushedStreamReceived):
+            req = {k.decode(): v.decode() for k, v in event.headers}
+            path = req.get(":path", "")
+            if path in self.entries:
+                # Already requested: a browser would reset the pushed duplicate.
+                self.conn.reset_stream(event.pushed_stream_id, 0x8)
+                return
+            kind = kind_of(path)
+            entry = self.entries[path] = Entry(path, kind, is_critical(kind), via="push")
+            entry.requested = self.now()
+            self.streams[event.pushed_stream_id] = entry
+        elif isinstance(event, h2.events.ResponseReceived):
+            entry = self.streams.get(event.stream_id)
+            if entry is not None:
+                headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+                self.on_headers(entry, int(headers.get(":status", "0")), headers)
+        elif isinstance(event, h2.events.DataReceived):
+            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            entry = self.streams.get(event.stream_id)
+            if entry is not None:
+                self.on_data(entry, event.data)
+        elif isinstance(event, h2.events.StreamEnded):
+            entry = self.streams.get(event.stream_id)
+            if entry is not None:
+                self.on_done(entry)
+        elif isinstance(event, h2.events.StreamReset):
+            entry = self.streams.get(event.stream_id)
+            if entry is not None:
+                self.on_done(entry, error=f"reset {event.error_code}")
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            raise ConnectionError(f"GOAWAY {event.error_code}")
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def loader_for(mode: str, url: str, timeout: float = 60.0) -> _Loader:
+    """``h1``, ``h2-off`` / ``h2-hints`` (ENABLE_PUSH=0) or ``h2-push`` (ENABLE_PUSH=1)."""
+    if mode == "h1":
+        return H1Loader(url, timeout)
+    return H2Loader(url, accept_push=mode == "h2-push", mode=mode, timeout=timeout)
+
+
+async def load_page(mode: str, url: str, timeout: float = 60.0) -> PageLoad:
+    return await loader_for(mode, url, timeout).load()

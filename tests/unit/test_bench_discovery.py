@@ -1,0 +1,118 @@
+"""The bench loader's resource discovery, checked against what site_example's pages really need
+(lists written by hand from reading the templates, CSS and JS)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from bench.discovery import Found, HtmlScanner, crawl, css_refs, js_imports
+
+SITE = Path(__file__).resolve().parents[2] / "site_example"
+ORIGIN = "https://127.0.0.1:8443"
+
+
+class _Request:
+    path = "/"
+    args: dict[str, str] = {}
+
+
+def _render(page: str, path: str) -> str:
+    # Rendered here with plain Jinja2 so the test needs no server; the page only uses `site`
+    # and `request.path`/`request.args` from the context.
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(SITE))
+    site = tomllib.loads((SITE / "pushserve.toml").read_text())["site"]
+    req = _Request()
+    req.path = path
+    return env.get_template(page).render(site=site, request=req)
+
+
+def _fetch(url: str) -> str | None:
+    path = SITE / url.removeprefix(ORIGIN + "/")
+    return path.read_text() if path.is_file() else None
+
+
+def _paths(found: list[Found]) -> dict[str, tuple[str, bool]]:
+    return {f.url.removeprefix(ORIGIN): (f.kind, f.critical) for f in found}
+
+
+# Read off base.html, nav.html, index.html, css/site.css and js/*.js:
+COMMON = {
+    "/css/site.css": ("css", True),
+    "/css/print.css": ("css", False),  # media=print: fetched, not render-blocking
+    "/js/util.js": ("js", True),  # modulepreload, also imported by app.js and nav.js
+    "/js/app.js": ("js", True),
+    "/img/logo.svg": ("image", False),  # the <img> in the header (the icon link is not counted)
+    "/css/typography.css": ("css", True),  # @import in site.css
+    "/fonts/dejavu-sans-latin.woff2": ("font", True),  # @font-face in site.css
+    "/img/pattern.svg": ("image", False),  # background url() in site.css
+    "/js/nav.js": ("js", True),  # static import in app.js
+}
+# Not needed for the load: /favicon.ico (icon), /img/streams.svg (loading=lazy),
+# /js/clipboard.js (dynamic import()).
+INDEX = COMMON | {"/img/hero.png": ("image", False)}
+
+
+@pytest.mark.skipif(not (SITE / "index.html").is_file(), reason="site_example not present")
+def test_index_page_needs_exactly_these_resources() -> None:
+    found = crawl(ORIGIN + "/", _render("index.html", "/"), _fetch)
+    assert _paths(found) == INDEX
+    assert len(found) == len(INDEX)  # each once
+
+
+@pytest.mark.skipif(not (SITE / "index.html").is_file(), reason="site_example not present")
+def test_discovery_order_follows_the_document() -> None:
+    order = [f.url.removeprefix(ORIGIN) for f in crawl(ORIGIN + "/", _render("index.html", "/"), _fetch)]
+    # Head resources before body images; CSS imports and fonts only after site.css is read.
+    assert order.index("/css/site.css") < order.index("/img/logo.svg")
+    assert order.index("/css/site.css") < order.index("/css/typography.css")
+    assert order.index("/js/app.js") < order.index("/js/nav.js")
+
+
+def test_html_is_scanned_while_it_streams() -> None:
+    html = ('<html><head><link rel="stylesheet" href="a.css"><script type=module src="/m.js">'
+            '</script></head><body><img src="x.png"><img loading=lazy src="y.png">'
+            '<img src="data:image/png;base64,AAAA"><img src="https://elsewhere.example/z.png">'
+            '<style>body{background:url(bg.jpg)}</style></body></html>')
+    scanner = HtmlScanner(ORIGIN + "/dir/page.html")
+    got: list[str] = []
+    # Split mid-tag: the stylesheet is known before the body has arrived.
+    scanner.feed(html[:40])
+    got += [f.url for f in scanner.take()]
+    scanner.feed(html[40:])
+    scanner.close()
+    got += [f.url for f in scanner.take()]
+    assert got == [ORIGIN + "/dir/a.css", ORIGIN + "/m.js", ORIGIN + "/dir/x.png", ORIGIN + "/dir/bg.jpg"]
+
+
+def test_css_imports_fonts_and_urls() -> None:
+    css = """
+    /* url(commented.png) */
+    @import url("reset.css");
+    @import 'theme.css' screen;
+    @font-face { font-family: F; src: url(f.woff2) format("woff2"), url(f.woff) format("woff"); }
+    .a { background: url( 'img/a.svg' ) } .b { mask: url(#m) } .c { background: url(data:x) }
+    """
+    assert _paths(css_refs(css, ORIGIN + "/css/x.css")) == {
+        "/css/reset.css": ("css", True),
+        "/css/theme.css": ("css", True),
+        "/css/f.woff2": ("font", True),
+        "/css/img/a.svg": ("image", False),
+    }
+
+
+def test_js_static_imports_only() -> None:
+    js = """
+    import { a } from "./a.js";
+    import * as b from '../b.js';
+    import "/side-effect.js";
+    export { c } from "./c.js";
+    import lib from "bare-package";
+    // import { no } from "./commented.js";
+    const later = await import("./lazy.js");
+    """
+    assert [f.url.removeprefix(ORIGIN) for f in js_imports(js, ORIGIN + "/js/main.js")] == [
+        "/js/a.js", "/b.js", "/side-effect.js", "/js/c.js"]
