@@ -49,7 +49,7 @@ class Entry:
     requested: float | None = None
     first_byte: float | None = None
     done: float | None = None
-    bytes: int = 0
+    nbytes: int = 0
     status: int = 0
     error: str = ""
     # Body text kept for CSS/JS scanning; content-encoding undone.
@@ -163,7 +163,7 @@ class _Loader:
     def on_data(self, entry: Entry, data: bytes) -> None:
         if entry.first_byte is None:
             entry.first_byte = self.now()
-        entry.bytes += len(data)
+        entry.nbytes += len(data)
         if entry.path == self.page_path and entry.kind == "html":
             self.scanner.feed(self._decode_html(entry, data))
             self.discovered(self.scanner.take())
@@ -229,7 +229,7 @@ class _Loader:
             mode=self.mode, entries=entries, protocol=self.protocol,
             page_load=max(e.done or 0.0 for e in needed),
             critical_done=max((e.done or 0.0 for e in needed if e.critical), default=0.0),
-            bytes=sum(e.bytes for e in entries),
+            bytes=sum(e.nbytes for e in entries),
             requests=sum(1 for e in entries if e.via != "push"),
             pushes_used=sum(1 for e in pushed if e.needed),
             pushes_wasted=sum(1 for e in pushed if not e.needed),
@@ -383,43 +383,44 @@ class H2Loader(_Loader):
                 self._event(event)
             self._flush()
 
-    def _event(self, event: Any) -> None:
+    def _event(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.InformationalResponseReceived):
-            headers = {k.decode().lower(): v.decode() for k, v in event.headers}
-            if headers.get(":status") == "103":
-                links = [v.decode() for k, v in event.headers if k.lower() == b"link"]
-                self.hint(preload_links(links))
+            raw = list(event.headers or [])
+            if (b":status", b"103") in raw:
+                self.hint(preload_links([bytes(v).decode() for k, v in raw if bytes(k).lower() == b"link"]))
         elif isinstance(event, h2.events.PushedStreamReceived):
-            req = {k.decode(): v.decode() for k, v in event.headers}
-            path = req.get(":path", "")
+            req = {bytes(k).decode(): bytes(v).decode() for k, v in event.headers or []}
+            path, sid = req.get(":path", ""), event.pushed_stream_id
+            if sid is None:
+                return
             if path in self.entries:
                 # Already requested: a browser would reset the pushed duplicate.
-                self.conn.reset_stream(event.pushed_stream_id, 0x8)
+                self.conn.reset_stream(sid, 0x8)
                 return
             kind = kind_of(path)
             entry = self.entries[path] = Entry(path, kind, is_critical(kind), via="push")
             entry.requested = self.now()
-            self.streams[event.pushed_stream_id] = entry
-        elif isinstance(event, h2.events.ResponseReceived):
-            entry = self.streams.get(event.stream_id)
-            if entry is not None:
-                headers = {k.decode().lower(): v.decode() for k, v in event.headers}
-                self.on_headers(entry, int(headers.get(":status", "0")), headers)
-        elif isinstance(event, h2.events.DataReceived):
-            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            entry = self.streams.get(event.stream_id)
-            if entry is not None:
-                self.on_data(entry, event.data)
-        elif isinstance(event, h2.events.StreamEnded):
-            entry = self.streams.get(event.stream_id)
-            if entry is not None:
-                self.on_done(entry)
-        elif isinstance(event, h2.events.StreamReset):
-            entry = self.streams.get(event.stream_id)
-            if entry is not None:
-                self.on_done(entry, error=f"reset {event.error_code}")
+            self.streams[sid] = entry
         elif isinstance(event, h2.events.ConnectionTerminated):
             raise ConnectionError(f"GOAWAY {event.error_code}")
+        else:
+            self._stream_event(event)
+
+    def _stream_event(self, event: h2.events.Event) -> None:
+        found = self.streams.get(getattr(event, "stream_id", None) or 0)
+        if found is None:
+            return
+        if isinstance(event, h2.events.ResponseReceived):
+            headers = {bytes(k).decode().lower(): bytes(v).decode() for k, v in event.headers or []}
+            self.on_headers(found, int(headers.get(":status", "0")), headers)
+        elif isinstance(event, h2.events.DataReceived):
+            if event.stream_id is not None and event.flow_controlled_length is not None:
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            self.on_data(found, event.data or b"")
+        elif isinstance(event, h2.events.StreamEnded):
+            self.on_done(found)
+        elif isinstance(event, h2.events.StreamReset):
+            self.on_done(found, error=f"reset {event.error_code}")
 
     async def close(self) -> None:
         if self.writer is not None:

@@ -53,6 +53,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--mount", action="append", default=[], metavar="PREFIX=MODULE:APP",
                    help="mount an ASGI app at a path prefix (repeatable)")
     p.add_argument("--app-dir", type=Path, help="add this folder to sys.path for --mount apps")
+    p.add_argument("--max-age", type=int, default=600, metavar="S",
+                   help="Cache-Control max-age of assets; pages are always revalidated (600)")
     p.add_argument("--dev", action="store_true", help="development mode: live reload, no caching")
     p.add_argument("--reload", action="store_true", help="with --dev: restart when mounted apps' code changes")
     p.add_argument("--access-log", dest="access_log", action="store_true", default=True)
@@ -108,7 +110,7 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         site=site, host=ns.host, port=ns.port, cert=ns.cert, key=ns.key, cert_dir=ns.cert_dir,
         workers=_parse_workers(ns.workers), push=ns.push or settings.get("push", "auto"),
         push_cookie=ns.push_cookie, templates=templates, strict_templates=ns.strict_templates,
-        access_log=ns.access_log, dev=ns.dev, reload=ns.reload, mounts=mounts, app_dir=ns.app_dir,
+        access_log=ns.access_log, max_age=ns.max_age, dev=ns.dev, reload=ns.reload, mounts=mounts, app_dir=ns.app_dir,
         site_vars=site_vars, limits=limits, worker_timeout=ns.worker_timeout,
         expose_worker=ns.expose_worker,
     )

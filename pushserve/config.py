@@ -65,6 +65,7 @@ class Config:
     templates: bool = True
     strict_templates: bool = False
     access_log: bool = True
+    max_age: int = 600  # Cache-Control max-age of assets (not pages)
     dev: bool = False
     reload: bool = False
     mounts: tuple[Mount, ...] = ()
@@ -83,6 +84,8 @@ class Config:
             raise ConfigError(f"--port {self.port}: must be 0..65535")
         if self.workers < 0:
             raise ConfigError(f"--workers {self.workers}: must be 0 (one per core) or more")
+        if self.max_age < 0:
+            raise ConfigError(f"--max-age {self.max_age}: must be 0 or more seconds")
         if self.push not in PUSH_MODES:
             raise ConfigError(f"--push {self.push!r}: choose one of {', '.join(PUSH_MODES)}")
         prefixes = [m.prefix for m in self.mounts]

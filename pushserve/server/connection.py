@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pushserve")
 
+# HTTP/1.1 requests outstanding (received, not yet answered) at which we stop reading from a
+# pipelining client; reading resumes below half of it.
+_PIPELINE_PAUSE = 16
+
 
 class StreamHandler(Protocol):
     """What owns a request stream after its head arrived (a mounted app's task, or the discard
@@ -77,6 +81,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.flushing = False
         self.flush_again = False
+        self.reading_paused: set[str] = set()
         self.served_any = False
         self.started = self.last_activity = worker.loop.time()
         self.received_at = time.perf_counter()  # when the latest bytes arrived, for the access log
@@ -105,6 +110,8 @@ class Connection(asyncio.Protocol):
         self.received_at = time.perf_counter()
         self.handle_events(self.core.receive_data(data))
         self.flush()
+        if self.core.open_streams >= _PIPELINE_PAUSE and self.core.http_version != "2":
+            self.pause_reading("pipeline")
 
     def eof_received(self) -> bool | None:
         self.handle_events(self.core.receive_data(b""))
@@ -117,6 +124,18 @@ class Connection(asyncio.Protocol):
         for handler in list(self.handlers.values()):
             handler.on_reset()
         self.handlers.clear()
+
+    def pause_reading(self, reason: str) -> None:
+        """Stop reading from the peer until every reason given has been withdrawn (a pipelining
+        HTTP/1.1 client far ahead of us; an app not keeping up with an upload)."""
+        if not self.reading_paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.reading_paused.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        self.reading_paused.discard(reason)
+        if not self.reading_paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -190,6 +209,8 @@ class Connection(asyncio.Protocol):
                 if events:
                     self.handle_events(events)
                 elif not data and not self.flush_again:
+                    if "pipeline" in self.reading_paused and core.open_streams < _PIPELINE_PAUSE // 2:
+                        self.resume_reading("pipeline")
                     if core.closing:
                         self.closed = True
                         transport.close()

@@ -1,20 +1,72 @@
-"""The master process: checks everything once, then runs the worker(s).
+"""The master process: checks everything once, forks the workers, and keeps them running.
 
-Knows nothing of HTTP.  With one worker the master serves itself; more workers are forked, each
-with its own SO_REUSEPORT listener (see run_workers)."""
+Knows nothing of HTTP.  Every worker is a forked process with its own uvloop event loop; the
+master has no event loop and never imports the mounted apps (a throwaway child checks them), so
+a worker forked after SIGHUP imports the apps' current code.
+
+Sockets.  The master binds one ``SO_REUSEPORT`` socket per worker *slot* and never calls
+``listen()`` on it: a bound, non-listening member of a reuseport group gets no connections
+(checked on Linux 6.x), so the master never holds a listener nobody accepts on.  The worker
+forked for a slot starts listening on the slot's socket (``create_server`` calls ``listen()``)
+and the kernel spreads new connections across the slots.  A slot's socket outlives its worker:
+a replacement (after a crash, or in a rolling restart) accepts on the same socket, so the
+connections queued on it are not reset when the old worker goes; they wait (< 1 s) for the new
+one.  ``--port 0`` is resolved by the first slot's bind; the others bind that port.  Without
+``SO_REUSEPORT`` all workers accept on one inherited listener, and the log says so.
+
+Signals (handlers only queue the number; the loop acts on it):
+  SIGTERM, SIGINT  graceful stop: the workers stop accepting, send GOAWAY, let in-flight requests
+                   finish within --graceful-timeout; exit 0.  A second one kills the workers.
+  SIGHUP           rolling restart: a new certificate context, then a new worker per slot; only
+                   when all of them are ready are the old ones told to drain.  A broken certificate
+                   or a new worker that fails leaves the running workers alone.
+  SIGTTIN/SIGTTOU  one worker (slot) more / fewer.
+
+Health: each worker writes a monotonic timestamp into a small shared mmap from its event loop
+every HEARTBEAT_EVERY seconds.  The master reports a worker whose loop has not ticked for a while
+and kills (then replaces) one that stays stuck past --worker-timeout.  Workers report "ready" or
+"error <message>" through a pipe, which is how the startup line waits for all of them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import logging
+import mmap
+import os
+import selectors
+import signal
+import socket
 import ssl
+import struct
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Literal
 
-from pushserve import __version__
+from pushserve import __version__, tls
 from pushserve.config import Config, ConfigError
 from pushserve.server import worker
 from pushserve.site.build import build_site, check_site
 
 log = logging.getLogger("pushserve")
+
+HEARTBEAT_EVERY = 0.5  # seconds between a worker's heartbeat ticks
+POLL = 0.1  # the master's loop wakes at least this often (deaths, heartbeats, deadlines)
+QUICK_FAILURE = 5.0  # a worker that dies before ready, or this soon after, failed "quickly"
+CRASH_LOOP = 5  # this many quick failures ...
+CRASH_WINDOW = 60.0  # ... within this many seconds: give up and exit with the error
+STOP_MARGIN = 5.0  # a draining worker is killed this long after --graceful-timeout
+MIN_START_TIMEOUT = 60.0  # a worker must be ready within max(this, --worker-timeout)
+NO_REUSEPORT_ENV = "PUSHSERVE_NO_REUSEPORT"  # set to 1 to force the one-listener fallback
+
+_HB = struct.Struct("d")
+
+Phase = Literal["starting", "running", "stopping"]
 
 
 def startup_line(config: Config, port: int) -> str:
@@ -26,19 +78,551 @@ def startup_line(config: Config, port: int) -> str:
             f"{'; dev mode' if config.dev else ''})")
 
 
-def run(config: Config, ssl_ctx: ssl.SSLContext, *, cert_files: tuple[Path, Path | None]) -> int:
-    from pushserve.cli import bind
+def reuse_port_available() -> bool:
+    if os.environ.get(NO_REUSEPORT_ENV) == "1" or not hasattr(socket, "SO_REUSEPORT"):
+        return False
+    try:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        return False
+    return True
 
-    for problem in check_site(config):
-        log.warning("%s", problem)
-    sock = bind(config.host, config.port, reuse_port=False)
-    port = sock.getsockname()[1]
-    if config.worker_count != 1:
-        raise ConfigError("--workers other than 1 is not supported yet")
+
+def describe_exit(status: int) -> str:
+    """'exited with code 3' / 'was killed by signal SIGKILL' from a waitpid status."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"was killed by signal {name}"
+    return f"exited with code {os.waitstatus_to_exitcode(status)}"
+
+
+@dataclass(eq=False)
+class Slot:
+    index: int
+    sock: socket.socket  # bound; listening once a worker has started on it
+
+
+@dataclass(eq=False)
+class WorkerProc:
+    pid: int
+    slot: Slot
+    generation: int
+    status_fd: int  # read end of the worker's status pipe; -1 once closed
+    heartbeat: mmap.mmap
+    started: float
+    ready_at: float | None = None
+    error: str | None = None
+    stopping_since: float | None = None
+    blocked_logged: bool = False
+    killed_why: str | None = None
+    buf: bytes = b""
+
+    def last_tick(self) -> float:
+        return float(_HB.unpack_from(self.heartbeat)[0])
+
+
+@dataclass
+class Reload:
+    generation: int
+    ssl_ctx: ssl.SSLContext
+
+
+class Supervisor:
+    def __init__(self, config: Config, ssl_ctx: ssl.SSLContext,
+                 cert_files: tuple[Path, Path | None]) -> None:
+        self.config = config
+        self.ssl_ctx = ssl_ctx
+        self.cert_files = cert_files
+        self.reuse_port = reuse_port_available()
+        self.port = config.port
+        self.slots: list[Slot] = []
+        self.workers: dict[int, WorkerProc] = {}
+        self.generation = 0
+        self.reload: Reload | None = None
+        self.phase: Phase = "starting"
+        self.exit_error: str | None = None
+        self.signals: list[int] = []
+        self.deferred: list[int] = []  # SIGTTIN/SIGTTOU that arrived during a reload
+        self.failures: collections.deque[float] = collections.deque()
+        self.respawn_at: dict[int, float] = {}  # slot index -> when to fork its replacement
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        self.start_timeout = max(MIN_START_TIMEOUT, config.worker_timeout)
+        # Report a blocked loop well before killing it.
+        self.blocked_after = max(HEARTBEAT_EVERY * 3, min(5.0, config.worker_timeout / 2))
+
+    # -- sockets ------------------------------------------------------------------------------
+
+    def bind_slots(self, count: int) -> None:
+        from pushserve.cli import bind
+
+        host = self.config.host
+        if not self.reuse_port:
+            shared = bind(host, self.port, reuse_port=False)
+            self.port = shared.getsockname()[1]
+            self.slots = [Slot(i, shared) for i in range(count)]
+            log.info("SO_REUSEPORT is not available: %d worker%s share one listener (the kernel "
+                     "does not balance them)", count, "s" if count != 1 else "")
+            return
+        if self.port != 0:
+            # Another process of this user may hold the port with SO_REUSEPORT too; a reuseport
+            # bind would then silently share it.  A plain bind finds out, with cli's message.
+            bind(host, self.port, reuse_port=False, listen=False).close()
+        first = bind(host, self.port, reuse_port=True, listen=False)
+        self.port = first.getsockname()[1]
+        self.slots = [Slot(0, first)]
+        for _ in range(count - 1):
+            self.add_slot()
+
+    def add_slot(self) -> Slot:
+        from pushserve.cli import bind
+
+        index = max((s.index for s in self.slots), default=-1) + 1
+        if self.reuse_port:
+            sock = bind(self.config.host, self.port, reuse_port=True, listen=False)
+        else:
+            sock = self.slots[0].sock
+        slot = Slot(index, sock)
+        self.slots.append(slot)
+        return slot
+
+    def close_slot(self, slot: Slot) -> None:
+        if all(s.sock is not slot.sock for s in self.slots):
+            slot.sock.close()
+
+    # -- forking ------------------------------------------------------------------------------
+
+    def spawn(self, slot: Slot, generation: int, ssl_ctx: ssl.SSLContext) -> WorkerProc:
+        r, w = os.pipe()
+        heartbeat = mmap.mmap(-1, _HB.size)  # anonymous and MAP_SHARED: the child writes, we read
+        _HB.pack_into(heartbeat, 0, time.monotonic())
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker; never returns
+            code = 70
+            try:
+                os.close(r)
+                self._forget_master_state(slot)
+                code = _worker_main(self.config, ssl_ctx, slot.sock, w, heartbeat)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        os.close(w)
+        os.set_blocking(r, False)
+        proc = WorkerProc(pid, slot, generation, r, heartbeat, time.monotonic())
+        self.workers[pid] = proc
+        self.selector.register(r, selectors.EVENT_READ, proc)
+        return proc
+
+    def _forget_master_state(self, slot: Slot) -> None:
+        """In a fresh worker: drop the master's signal handling and every fd that is not ours
+        (another slot's socket kept open here would outlive that slot)."""
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)
+        # SIGINT from a terminal reaches the workers too; the master turns it into SIGTERM.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.selector.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        for other in self.workers.values():
+            if other.status_fd >= 0:
+                os.close(other.status_fd)
+            other.heartbeat.close()
+        for s in self.slots:
+            if s.sock is not slot.sock:
+                s.sock.close()
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)  # only queue: the loop acts (set_wakeup_fd wakes it)
+
+    def install_signals(self) -> None:
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU,
+                    signal.SIGCHLD):
+            signal.signal(sig, self._on_signal)
+
+    def serve(self) -> int:
+        self.install_signals()
+        try:
+            self.bind_slots(self.config.worker_count)
+            for slot in self.slots:
+                self.spawn(slot, self.generation, self.ssl_ctx)
+            while self.phase != "stopping" or self.workers:
+                self.step()
+        finally:
+            signal.set_wakeup_fd(-1)
+            for slot in self.slots:
+                slot.sock.close()
+            self.selector.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+        if self.exit_error is not None:
+            raise ConfigError(self.exit_error)
+        return 0
+
+    def step(self) -> None:
+        for key, _ in self.selector.select(POLL):
+            if key.data is None:
+                _drain_fd(self.wake_r)
+            else:
+                self._read_status(key.data)
+        while self.signals:
+            self._handle_signal(self.signals.pop(0))
+        self._reap()
+        now = time.monotonic()
+        self._check_health(now)
+        self._respawn(now)
+
+    def _read_status(self, proc: WorkerProc) -> None:
+        try:
+            data = os.read(proc.status_fd, 4096)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(proc.status_fd)
+            os.close(proc.status_fd)
+            proc.status_fd = -1
+            return
+        proc.buf += data
+        while b"\n" in proc.buf:
+            line, proc.buf = proc.buf.split(b"\n", 1)
+            text = line.decode("utf-8", "replace")
+            if text == "ready":
+                self._on_ready(proc)
+            elif text.startswith("error "):
+                proc.error = text[len("error "):]
+
+    def _on_ready(self, proc: WorkerProc) -> None:
+        proc.ready_at = time.monotonic()
+        if self.phase == "starting":
+            if all(w.ready_at is not None for w in self.workers.values()):
+                self.phase = "running"
+                log.info("%s", startup_line(self.config, self.port))
+        elif self.reload is not None and proc.generation == self.reload.generation:
+            self._maybe_finish_reload()
+        elif proc.stopping_since is None:
+            log.info("worker %d (slot %d) ready", proc.pid, proc.slot.index)
+
+    # -- deaths ---------------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        while self.workers:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            proc = self.workers.pop(pid, None)
+            if proc is not None:
+                self._on_exit(proc, status)
+
+    def _on_exit(self, proc: WorkerProc, status: int) -> None:
+        if proc.status_fd >= 0:  # read what it said last (an error line) before closing
+            try:
+                proc.buf += _read_all(proc.status_fd)
+            finally:
+                self.selector.unregister(proc.status_fd)
+                os.close(proc.status_fd)
+                proc.status_fd = -1
+            for line in proc.buf.decode("utf-8", "replace").splitlines():
+                if line.startswith("error "):
+                    proc.error = line[len("error "):]
+        proc.heartbeat.close()
+        how = proc.killed_why or describe_exit(status)
+        detail = f": {proc.error}" if proc.error else ""
+        now = time.monotonic()
+        if proc.stopping_since is not None:
+            if status != 0 and proc.killed_why is None and self.phase != "stopping":
+                log.info("worker %d (slot %d) %s while stopping", proc.pid, proc.slot.index, how)
+            return
+        if self.phase == "stopping":
+            return
+        if self.phase == "starting":
+            self._begin_stop(proc.error or f"worker {proc.pid} {how} before it was ready")
+            return
+        if self.reload is not None and proc.generation == self.reload.generation:
+            self._abort_reload(f"new worker {proc.pid} {how}{detail}")
+            return
+        if proc.slot not in self.slots:
+            return  # its slot was removed while it was starting
+        log.warning("worker %d (slot %d) %s%s; starting a new one", proc.pid, proc.slot.index,
+                    how, detail)
+        if proc.ready_at is None or now - proc.ready_at < QUICK_FAILURE:
+            self.failures.append(now)
+        while self.failures and now - self.failures[0] > CRASH_WINDOW:
+            self.failures.popleft()
+        if len(self.failures) >= CRASH_LOOP:
+            self._begin_stop(f"workers keep failing ({len(self.failures)} quick failures in "
+                             f"{CRASH_WINDOW:.0f} s); last: worker {proc.pid} {how}{detail}")
+            return
+        # Back off only while failures repeat: 0 s, then 0.1 s, 0.2 s, ... up to 1 s.
+        delay = 0.0 if len(self.failures) <= 1 else min(1.0, 0.05 * 2 ** (len(self.failures) - 1))
+        self.respawn_at[proc.slot.index] = now + delay
+
+    def _respawn(self, now: float) -> None:
+        if self.phase != "running":
+            return
+        for slot in self.slots:
+            when = self.respawn_at.get(slot.index)
+            if when is None or when > now:
+                continue
+            del self.respawn_at[slot.index]
+            if not any(w.slot is slot and w.generation == self.generation and w.stopping_since is None
+                       for w in self.workers.values()):
+                self.spawn(slot, self.generation, self.ssl_ctx)
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def _check_health(self, now: float) -> None:
+        graceful = self.config.limits.graceful_timeout
+        for proc in list(self.workers.values()):
+            if proc.killed_why is not None:
+                continue
+            if proc.stopping_since is not None:
+                if now - proc.stopping_since > graceful + STOP_MARGIN:
+                    self._kill(proc, f"did not stop within --graceful-timeout {graceful:g} s; killed")
+                continue
+            if proc.ready_at is None:
+                if now - proc.started > self.start_timeout:
+                    self._kill(proc, f"was not ready within {self.start_timeout:g} s; killed")
+                continue
+            silent = now - proc.last_tick()
+            if silent > self.config.worker_timeout:
+                self._kill(proc, f"was stuck for {silent:.1f} s (--worker-timeout "
+                                 f"{self.config.worker_timeout:g} s); killed")
+            elif silent > self.blocked_after and not proc.blocked_logged:
+                proc.blocked_logged = True
+                log.warning("worker %d (slot %d): event loop blocked for %.1f s", proc.pid,
+                            proc.slot.index, silent)
+            elif silent <= self.blocked_after and proc.blocked_logged:
+                proc.blocked_logged = False
+                log.info("worker %d (slot %d): event loop running again", proc.pid, proc.slot.index)
+
+    def _kill(self, proc: WorkerProc, why: str) -> None:
+        proc.killed_why = why
+        _signal(proc.pid, signal.SIGKILL)
+
+    def _stop(self, proc: WorkerProc) -> None:
+        if proc.stopping_since is None:
+            proc.stopping_since = time.monotonic()
+            _signal(proc.pid, signal.SIGTERM)
+
+    # -- signals ----------------------------------------------------------------------------------
+
+    def _handle_signal(self, sig: int) -> None:
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            if self.phase == "stopping":
+                log.warning("%s again: killing the workers", signal.Signals(sig).name)
+                for proc in self.workers.values():
+                    if proc.killed_why is None:
+                        self._kill(proc, "killed (second stop signal)")
+            else:
+                log.info("%s: stopping gracefully (up to %g s)", signal.Signals(sig).name,
+                         self.config.limits.graceful_timeout)
+                self._begin_stop(None)
+        elif self.phase != "running":
+            return  # SIGHUP/SIGTTIN/SIGTTOU mean nothing before startup or while stopping
+        elif sig == signal.SIGHUP:
+            self._begin_reload()
+        elif sig in (signal.SIGTTIN, signal.SIGTTOU):
+            if self.reload is not None:
+                self.deferred.append(sig)
+            elif sig == signal.SIGTTIN:
+                self._add_worker()
+            else:
+                self._remove_worker()
+
+    def _begin_stop(self, error: str | None) -> None:
+        self.phase = "stopping"
+        self.exit_error = error
+        self.reload = None
+        # Our copies of the sockets go first, so each listener closes when its worker stops.
+        for slot in self.slots:
+            slot.sock.close()
+        for proc in self.workers.values():
+            self._stop(proc)
+
+    def _add_worker(self) -> None:
+        slot = self.add_slot()
+        proc = self.spawn(slot, self.generation, self.ssl_ctx)
+        log.info("SIGTTIN: worker %d (slot %d) added; %d workers", proc.pid, slot.index,
+                 len(self.slots))
+
+    def _remove_worker(self) -> None:
+        if len(self.slots) <= 1:
+            log.info("SIGTTOU: keeping the last worker")
+            return
+        slot = self.slots.pop()
+        self.respawn_at.pop(slot.index, None)
+        self.close_slot(slot)
+        pids = []
+        for proc in self.workers.values():
+            if proc.slot is slot:
+                pids.append(proc.pid)
+                self._stop(proc)
+        log.info("SIGTTOU: stopping worker %s (slot %d); %d workers",
+                 ", ".join(map(str, pids)) or "-", slot.index, len(self.slots))
+
+    # -- rolling restart --------------------------------------------------------------------------
+
+    def _begin_reload(self) -> None:
+        if self.reload is not None:
+            log.info("SIGHUP: a reload is already under way")
+            return
+        cert, key = self.cert_files
+        try:
+            ssl_ctx = tls.server_context(cert, key)
+        except tls.CertError as e:
+            log.error("SIGHUP: not reloading, the certificate is broken: %s; the running workers "
+                      "keep serving", e)
+            return
+        self.reload = Reload(self.generation + 1, ssl_ctx)
+        log.info("SIGHUP: starting %d new worker%s", len(self.slots), "s" if len(self.slots) != 1 else "")
+        for slot in self.slots:
+            self.spawn(slot, self.reload.generation, ssl_ctx)
+
+    def _maybe_finish_reload(self) -> None:
+        reload = self.reload
+        assert reload is not None
+        new = [w for w in self.workers.values() if w.generation == reload.generation]
+        if not all(w.ready_at is not None for w in new):
+            return
+        old = [w for w in self.workers.values()
+               if w.generation < reload.generation and w.stopping_since is None]
+        self.generation = reload.generation
+        self.ssl_ctx = reload.ssl_ctx
+        self.reload = None
+        self.respawn_at.clear()  # a pending replacement of an old worker is not needed any more
+        for proc in old:
+            self._stop(proc)
+        log.info("reloaded: workers %s replace %s", ", ".join(str(w.pid) for w in new),
+                 ", ".join(str(w.pid) for w in old) or "-")
+        self._run_deferred()
+
+    def _abort_reload(self, why: str) -> None:
+        reload = self.reload
+        assert reload is not None
+        self.reload = None
+        for proc in self.workers.values():
+            if proc.generation == reload.generation:
+                self._stop(proc)
+        log.error("reload failed: %s; the running workers keep serving", why)
+        self._run_deferred()
+
+    def _run_deferred(self) -> None:
+        pending, self.deferred = self.deferred, []
+        for sig in pending:
+            self._handle_signal(sig)
+
+
+# -- in the worker process ------------------------------------------------------------------------
+
+def _worker_main(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, status_fd: int,
+                 heartbeat: mmap.mmap) -> int:
+    def report(line: str) -> None:
+        # One write of at most PIPE_BUF bytes is atomic; the master reads lines.
+        data = (line.replace("\n", " ")[:4000] + "\n").encode()
+        with contextlib.suppress(OSError):  # the master is gone: nobody to tell
+            os.write(status_fd, data)
 
     def ready() -> None:
-        log.info("%s", startup_line(config, port))
+        loop = asyncio.get_running_loop()
 
-    worker.run(config, ssl_ctx, sock, build_site, ready=ready)
+        def beat() -> None:
+            _HB.pack_into(heartbeat, 0, time.monotonic())
+            loop.call_later(HEARTBEAT_EVERY, beat)
+
+        beat()
+        report("ready")
+
+    try:
+        worker.run(config, ssl_ctx, sock, build_site, ready=ready)
+    except (ConfigError, tls.CertError) as e:
+        report(f"error {e}")
+        return 3
+    except Exception as e:
+        log.exception("worker %d failed", os.getpid())
+        report(f"error {type(e).__name__}: {e}")
+        return 1
     return 0
 
+
+def check_in_child(config: Config) -> None:
+    """Build the site once in a throwaway child: templates, manifest, and the mounted apps'
+    imports are checked without importing the apps into the master (whose forks must import
+    them afresh after SIGHUP).  A problem is a ConfigError with one line."""
+    r, w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            try:
+                build_site(config)
+                message, code = "", 0
+            except (ConfigError, tls.CertError) as e:
+                message = str(e)
+            except Exception as e:
+                message = f"{type(e).__name__}: {e}"
+            os.write(w, message.encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        message = _read_all(r).decode("utf-8", "replace").strip()
+    finally:
+        os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise ConfigError(message or f"checking the site failed: the check {describe_exit(status)}")
+
+
+def run(config: Config, ssl_ctx: ssl.SSLContext, *, cert_files: tuple[Path, Path | None]) -> int:
+    """Check the site and apps once, then run the workers until told to stop (blocking)."""
+    for problem in check_site(config):
+        log.warning("%s", problem)
+    check_in_child(config)
+    return Supervisor(config, ssl_ctx, cert_files).serve()
+
+
+# -- small helpers -----------------------------------------------------------------------------------
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # already gone; waitpid will tell
+        os.kill(pid, sig)
+
+
+def _drain_fd(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything left in a pipe (blocking or not) until EOF or nothing more to read now."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    return b"".join(chunks)

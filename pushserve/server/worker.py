@@ -76,12 +76,24 @@ async def _sweep(state: WorkerState) -> None:
             conn.sweep(now)
 
 
+# A connection accepted just before the listener closed may not have sent its first request yet
+# (in a rolling restart the client cannot know this worker is leaving): it gets this long to send
+# it before it is closed, so that request is answered instead of failed.
+FRESH_GRACE = 1.0
+
+
 async def _drain(state: WorkerState, server: asyncio.AbstractServer) -> None:
     server.close()
-    for conn in list(state.connections):
-        conn.shutdown()
+    told: set[Connection] = set()
     deadline = state.loop.time() + state.config.limits.graceful_timeout
-    while state.connections and state.loop.time() < deadline:
+    while True:
+        now = state.loop.time()
+        for conn in list(state.connections - told):
+            if conn.served_any or now - conn.started >= FRESH_GRACE:
+                told.add(conn)
+                conn.shutdown()
+        if not state.connections or now >= deadline:
+            break
         await asyncio.sleep(0.05)
     for conn in list(state.connections):
         conn.abort("graceful timeout")

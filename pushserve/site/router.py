@@ -46,7 +46,9 @@ class Site:
             config.site,
             render_page=self.render_page if self.templates is not None else None,
             revalidate_after=revalidate,
-            cache_control=b"no-store" if config.dev else b"no-cache",
+            # Dev mode: always revalidate, so an edit shows on the next load.
+            cache_control=b"no-cache" if config.dev else f"public, max-age={config.max_age}".encode(),
+            page_cache_control=b"no-cache",
         )
         # Longest prefix first, so /api/v2 wins over /api.
         self.mounts = sorted(mounts or [], key=lambda m: len(m.prefix), reverse=True)

@@ -252,7 +252,7 @@ class StaticSite:
 
     def __init__(self, root: Path, *, render_page: Callable[[str, RenderRequest], bytes] | None = None,
                  small_file_limit: int = 256 * 1024, revalidate_after: float = 1.0,
-                 cache_control: bytes = b"no-cache") -> None:
+                 cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache") -> None:
         if not os.path.isdir(root):
             raise ValueError(f"site folder {root} is not a directory")
         self.root = os.path.abspath(root)
@@ -261,6 +261,10 @@ class StaticSite:
         self.small_file_limit = small_file_limit
         self.revalidate_after = revalidate_after
         self.cache_control = cache_control
+        # HTML pages are revalidated on every visit (cheap: ETag → 304) while the assets they link
+        # may be cached: a browser only profits from Early Hints when the hinted responses are fresh
+        # in its cache by the time the page asks for them.
+        self.page_cache_control = page_cache_control
         self._routes: dict[bytes, _Route] = {}
         self._entries: dict[str, FileEntry] = {}
         self._accept: dict[bytes, tuple[bytes, ...]] = {}
@@ -443,8 +447,9 @@ class StaticSite:
             body = f.read() if st.st_size <= self.small_file_limit else None
         size = st.st_size if body is None else len(body)
         etag = _etag(st, encoding)
+        cache_control = self.page_cache_control if ctype.startswith(b"text/html") else self.cache_control
         validators: Headers = [(b"etag", etag), (b"last-modified", http_date(st.st_mtime)),
-                               (b"cache-control", self.cache_control)]
+                               (b"cache-control", cache_control)]
         if vary:
             validators.append((b"vary", b"accept-encoding"))
         tail: Headers = [(b"accept-ranges", b"bytes"), *validators]
@@ -512,7 +517,7 @@ class StaticSite:
         body = self.render_page(entry.rel_path, RenderRequest(url_path, query, headers))
         # The ETag has to follow the output, which depends on more than the template file.
         etag = b'"r%s"' % hashlib.blake2b(body, digest_size=12).hexdigest().encode()
-        validators: Headers = [(b"etag", etag), (b"cache-control", self.cache_control)]
+        validators: Headers = [(b"etag", etag), (b"cache-control", self.page_cache_control)]
         if found is not None:
             status = conditional.evaluate(
                 method, etag=etag, last_modified=None,

@@ -1,0 +1,67 @@
+"""Headless Chromium (Debian's package) driven through chromedriver with Selenium.
+
+Chromium acts on 103 Early Hints only when the certificate verifies with no error, so the leaf's
+SPKI hash is passed in --ignore-certificate-errors-spki-list (plain --ignore-certificate-errors
+makes it fetch the hinted files and throw them away)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+
+from pushserve.tls import spki_sha256_b64
+
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
+    "--window-size=1200,900",
+]
+
+
+def _binary(*names: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail(f"{names[0]} is not installed: the README's test command installs chromium and chromium-driver")
+
+
+@contextmanager
+def chromium(leaf_cert: Path) -> Iterator[webdriver.Chrome]:
+    opts = Options()
+    opts.binary_location = _binary("chromium", "chromium-browser")
+    with tempfile.TemporaryDirectory(prefix="pushserve-chromium-") as profile:
+        for flag in CHROMIUM_FLAGS:
+            opts.add_argument(flag)
+        opts.add_argument(f"--user-data-dir={profile}")
+        opts.add_argument(f"--ignore-certificate-errors-spki-list={spki_sha256_b64(leaf_cert)}")
+        driver = webdriver.Chrome(options=opts, service=Service(_binary("chromedriver")))
+        driver.set_page_load_timeout(30)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def resource_timings(driver: webdriver.Chrome) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => ({name: new URL(e.name).pathname,"
+        " initiatorType: e.initiatorType, transferSize: e.transferSize, nextHopProtocol: e.nextHopProtocol}))")
+    return entries
+
+
+def navigation_timing(driver: webdriver.Chrome) -> dict[str, Any]:
+    nav: dict[str, Any] = driver.execute_script(
+        "const n = performance.getEntriesByType('navigation')[0];"
+        "return {firstInterimResponseStart: n.firstInterimResponseStart, nextHopProtocol: n.nextHopProtocol,"
+        " responseStart: n.responseStart, loadEventEnd: n.loadEventEnd}")
+    return nav
