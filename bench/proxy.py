@@ -208,6 +208,10 @@ class LatencyProxy:
                     tg.create_task(pipe.pump_out())
         except* (ConnectionError, OSError):
             pass
+        except* asyncio.CancelledError:
+            # Only close() cancels these; ending quietly keeps asyncio's stream callback from
+            # logging the cancellation as an error.
+            pass
         finally:
             for w in (c_writer, u_writer):
                 if w is not None:

@@ -540,11 +540,17 @@ def _worker_main(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, s
         with contextlib.suppress(OSError):  # the master is gone: nobody to tell
             os.write(status_fd, data)
 
+    master = os.getppid()
+
     def ready() -> None:
         loop = asyncio.get_running_loop()
 
         def beat() -> None:
             _HB.pack_into(heartbeat, 0, time.monotonic())
+            if os.getppid() != master:  # the master died (SIGKILL?): don't serve on as an orphan
+                log.warning("worker %d: the master process is gone; stopping", os.getpid())
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
             loop.call_later(HEARTBEAT_EVERY, beat)
 
         beat()

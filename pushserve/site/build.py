@@ -33,15 +33,25 @@ def build_push_manifest(config: Config, templates: Templates | None = None) -> t
 
 
 def check_site(config: Config) -> list[str]:
-    """Problems worth one line each at startup.  Broken templates are errors outside dev mode."""
-    problems: list[str] = []
+    """Check the site once at startup; returns lines for the log (the manifest summary, warnings).
+    Broken templates or a broken push_manifest.json are errors, listed together (in dev mode
+    template errors are only reported: the page shows them)."""
+    lines: list[str] = []
+    templates = None
     if config.templates:
-        errors = Templates(config.site, site=config.site_vars, strict=config.strict_templates).check_all()
+        templates = Templates(config.site, site=config.site_vars, strict=config.strict_templates)
+        errors = templates.check_all()
         if errors and not config.dev:
-            listed = "; ".join(str(e) for e in errors)
-            raise ConfigError(f"{len(errors)} template error{'s' if len(errors) > 1 else ''}: {listed}")
-        problems += [f"template error: {e}" for e in errors]
-    return problems
+            count = f"{len(errors)} template error{'s' if len(errors) > 1 else ''}"
+            raise ConfigError(count + ":\n" + "\n".join(f"  {e}" for e in errors))
+        lines += [f"template error: {e}" for e in errors]
+    manifest, warnings = build_push_manifest(config, templates)
+    lines += [f"push manifest: {w}" for w in warnings]
+    pages = manifest.as_dict()
+    resources = sum(len(r) for r in pages.values())
+    lines.append(f"push manifest: {len(pages)} page{'s' if len(pages) != 1 else ''}, "
+                 f"{resources} resource{'s' if resources != 1 else ''}")
+    return lines
 
 
 def load_mounts(config: Config) -> list[MountedApp]:

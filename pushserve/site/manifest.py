@@ -629,6 +629,9 @@ class PushManifest:
         self._template_deps = template_deps
         self._inferred: Manifest = {}
         self._deps: dict[str, set[str]] = {}
+        self._stamps: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self._checked: dict[str, float] = {}
+        self.revalidate_after = 1.0
 
     @classmethod
     def build(
@@ -673,11 +676,34 @@ class PushManifest:
         except Exception as e:  # a template error in one page must not take the manifest down
             self._inferred[rel_path] = []
             self._deps[rel_path] = deps | self._templates_of(rel_path)
+            self._stamps[rel_path] = self._stamp(rel_path)
             return [f"{rel_path}: not rendered, nothing inferred: {e}"]
         result = infer(html, page_url(rel_path), self.site, rel_path)
         self._inferred[rel_path] = result.resources
         self._deps[rel_path] = deps | result.depends_on | self._templates_of(rel_path)
+        self._stamps[rel_path] = self._stamp(rel_path)
         return result.warnings
+
+    def _stamp(self, page: str) -> tuple[tuple[str, int, int], ...]:
+        """Size and mtime of every file the page's entry was inferred from (-1 for missing ones)."""
+        stamp = []
+        for dep in sorted(self._deps.get(page, ())):
+            try:
+                st = os.stat(self.root / dep)
+                stamp.append((dep, st.st_size, st.st_mtime_ns))
+            except OSError:
+                stamp.append((dep, -1, -1))
+        return tuple(stamp)
+
+    def refresh(self, page: str, now: float) -> None:
+        """Rebuild a page's entry if a file it was inferred from changed: checked at most every
+        ``revalidate_after`` seconds per page, so a server that is not watching files (outside dev
+        mode) still follows edits to a page, its templates, its CSS and its modules."""
+        if page not in self._stamps or now - self._checked.get(page, 0.0) < self.revalidate_after:
+            return
+        self._checked[page] = now
+        if self._stamp(page) != self._stamps[page]:
+            self.rebuild_page(page)
 
     def _templates_of(self, rel_path: str) -> set[str]:
         return set(self._template_deps(rel_path)) if self._template_deps is not None else set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -106,6 +107,7 @@ class PushPolicy:
         """The manifest's resources for a page response of the site (none for anything else)."""
         if self.mode == "off" or self.manifest is None or response.status != 200 or response.source is None:
             return []
+        self.manifest.refresh(response.source, time.monotonic())
         return self.manifest.resources_for(response.source)
 
     def plan(self, req: RequestReceived, resources: list[PushResource], *, push_enabled: bool,

@@ -116,3 +116,11 @@ def test_js_static_imports_only() -> None:
     """
     assert [f.url.removeprefix(ORIGIN) for f in js_imports(js, ORIGIN + "/js/main.js")] == [
         "/js/a.js", "/b.js", "/side-effect.js", "/js/c.js"]
+
+
+def test_early_hint_link_headers_name_the_preloads() -> None:
+    from bench.loader import preload_links
+
+    values = ['</css/site.css>; rel=preload; as=style, </js/util.js>; rel=modulepreload',
+              '</fonts/f.woff2>; rel="preload"; as=font; crossorigin', '</next/>; rel=prefetch']
+    assert preload_links(values) == ["/css/site.css", "/js/util.js", "/fonts/f.woff2"]

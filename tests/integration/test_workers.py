@@ -1,0 +1,411 @@
+"""Forked workers on a SO_REUSEPORT port, against a real ``pushserve --workers N`` process:
+spreading, replacement after a crash, graceful stop, rolling restart (SIGHUP), certificate
+reload, worker count signals, health checks, startup errors and crash loops."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tests.h2client import H2Client
+from tests.serverproc import Certs, ServerProcess, run_cli, start
+
+BIG = 4 * 1024 * 1024
+Start = Callable[..., ServerProcess]
+
+SLOW_APP = '''
+import asyncio
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    for i in range(30):  # 30 chunks, 0.1 s apart: a 3-second streaming response
+        await send({"type": "http.response.body", "body": b"chunk %02d\\n" % i, "more_body": True})
+        await asyncio.sleep(0.1)
+    await send({"type": "http.response.body", "body": b"done\\n"})
+'''
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "index.html").write_text("<!doctype html><title>w</title>"
+                                     "<link rel=stylesheet href=/style.css><p>workers</p>\n")
+    (root / "style.css").write_text("body { color: #333 }\n" * 50)
+    (root / "big.bin").write_bytes(os.urandom(BIG))
+    return root
+
+
+def _serve(certs: Certs, site: Path, *args: str) -> ServerProcess:
+    return start(certs, "--expose-worker", "--no-access-log", *args, site=site)
+
+
+@pytest.fixture
+def serve(certs: Certs, site: Path) -> Iterator[Start]:
+    started: list[ServerProcess] = []
+
+    def factory(*args: str) -> ServerProcess:
+        s = _serve(certs, site, *args)
+        started.append(s)
+        return s
+
+    yield factory
+    for s in started:
+        finish(s)
+
+
+def finish(srv: ServerProcess) -> None:
+    """Stop gracefully; then make sure no worker outlives the test (the server runs in its own
+    session, so its process group is the master's pid)."""
+    srv.stop()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(srv.proc.pid, signal.SIGKILL)
+
+
+# -- clients: one new connection per request, 5-second socket timeout ------------------------------
+
+def get_h1(srv: ServerProcess, path: str = "/style.css") -> tuple[int, int]:
+    """(status, worker pid) over a new HTTP/1.1 connection."""
+    ctx = srv.certs.client_context(["http/1.1"])
+    with socket.create_connection((srv.host, srv.port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    status = int(head.split(" ", 2)[1])
+    m = re.search(r"(?im)^x-pushserve-worker: (\d+)\r?$", head)
+    assert m is not None, head
+    return status, int(m.group(1))
+
+
+def get_h2(srv: ServerProcess, path: str = "/style.css") -> tuple[int, int]:
+    """(status, worker pid) over a new HTTP/2 connection."""
+    c = H2Client(srv.host, srv.port, srv.certs.client_context(), timeout=5)
+    try:
+        reply = c.get(path)
+    finally:
+        c.close()
+    worker = reply.header(b"x-pushserve-worker")
+    assert worker is not None
+    return reply.status, int(worker)
+
+
+def get(srv: ServerProcess, i: int) -> int:
+    """A request on a new connection, HTTP/2 and HTTP/1.1 taking turns; must be a 200."""
+    status, pid = (get_h2 if i % 2 else get_h1)(srv)
+    assert status == 200
+    return pid
+
+
+def pids_of(srv: ServerProcess, n: int) -> set[int]:
+    return {get(srv, i) for i in range(n)}
+
+
+def children(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def line_count(srv: ServerProcess) -> int:
+    with srv._cond:
+        return len(srv.lines)
+
+
+def seen(srv: ServerProcess, pattern: str, start: int = 0) -> re.Match[str] | None:
+    with srv._cond:
+        lines = srv.lines[start:]
+    for line in lines:
+        m = re.search(pattern, line)
+        if m:
+            return m
+    return None
+
+
+def serial(srv: ServerProcess) -> int:
+    ctx = srv.certs.client_context(["http/1.1"])
+    with socket.create_connection((srv.host, srv.port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        der = s.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+# -- the kernel fact the design stands on ------------------------------------------------------------
+
+def test_bound_reuseport_socket_that_does_not_listen_gets_no_connections() -> None:
+    """The master binds each slot's socket without listen(); it must not take connections."""
+    def reuseport_socket(port: int) -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(("127.0.0.1", port))
+        return s
+
+    with reuseport_socket(0) as idle:
+        port = idle.getsockname()[1]
+        with reuseport_socket(port) as listener:
+            listener.listen(16)
+            listener.settimeout(5)
+            for _ in range(300):
+                with socket.create_connection(("127.0.0.1", port), timeout=5):
+                    conn, _ = listener.accept()  # every one lands here, none in the idle socket
+                    conn.close()
+
+
+# -- spreading and replacement ---------------------------------------------------------------------
+
+def test_new_connections_are_spread_over_the_workers(serve: Start) -> None:
+    srv = serve("--workers", "2")
+    assert "2 workers" in srv.output
+    workers = children(srv.proc.pid)
+    assert len(workers) == 2
+    pids = pids_of(srv, 200)
+    assert pids == workers  # both workers answer, and only they (not the master)
+
+
+def test_500_sequential_connections_none_hangs(serve: Start) -> None:
+    srv = serve("--workers", "2")
+    for i in range(500):
+        assert get_h1(srv)[0] == 200, i  # 5-second socket timeout: a hang is an error
+
+
+def test_killed_worker_is_replaced_and_nothing_fails(serve: Start) -> None:
+    srv = serve("--workers", "2")
+    before = pids_of(srv, 40)
+    assert len(before) == 2
+    victim = min(before)
+    mark = line_count(srv)
+    os.kill(victim, signal.SIGKILL)
+    srv.wait_for(rf"worker {victim} \(slot (\d+)\) was killed by signal SIGKILL; starting a new one",
+                 start=mark)
+    new = int(srv.wait_for(r"worker (\d+) \(slot \d+\) ready", start=mark).group(1))
+    assert new not in before
+    after = pids_of(srv, 100)  # every one a 200 (get() asserts)
+    assert after == (before - {victim}) | {new}
+
+
+# -- graceful stop ---------------------------------------------------------------------------------
+
+def test_sigterm_lets_a_slow_download_finish_then_exits_0(serve: Start, site: Path) -> None:
+    srv = serve("--workers", "2")
+    expected = hashlib.sha256((site / "big.bin").read_bytes()).hexdigest()
+    c = H2Client(srv.host, srv.port, srv.certs.client_context(), window=65535, timeout=20)
+    try:
+        sid = c.request("/big.bin")
+        reply = c.replies[sid]
+        while len(reply.body) < 256 * 1024:
+            c.read_once()
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.wait_for(r"SIGTERM: stopping gracefully")
+        reads = 0
+        while not reply.done and not c.closed and reads < 100_000:  # bounded
+            c.read_once()
+            time.sleep(0.005)  # a slow reader: the response is still in flight after SIGTERM
+            reads += 1
+        assert reply.done and reply.status == 200
+        assert hashlib.sha256(reply.body).hexdigest() == expected
+        assert c.goaway is not None and c.goaway.error_code == 0  # told to go away, gracefully
+    finally:
+        c.close()
+    assert srv.proc.wait(30) == 0
+    assert "Traceback" not in srv.output
+
+
+def test_sigterm_lets_a_streaming_app_response_finish(certs: Certs, site: Path, tmp_path: Path) -> None:
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "slowapp.py").write_text(SLOW_APP)
+    srv = _serve(certs, site, "--workers", "2", "--app-dir", str(apps), "--mount", "/slow=slowapp:app")
+    try:
+        c = H2Client(srv.host, srv.port, srv.certs.client_context(), timeout=20)
+        try:
+            sid = c.request("/slow/")
+            reply = c.replies[sid]
+            while b"chunk 02" not in reply.body and not c.closed:
+                c.read_once()
+            srv.proc.send_signal(signal.SIGTERM)
+            c.wait(sid)
+        finally:
+            c.close()
+        assert reply.status == 200
+        assert reply.body.endswith(b"chunk 29\ndone\n")
+        assert srv.proc.wait(30) == 0
+    finally:
+        finish(srv)
+
+
+# -- rolling restart ---------------------------------------------------------------------------------
+
+def test_sighup_under_load_fails_no_request_and_brings_new_workers(serve: Start) -> None:
+    srv = serve("--workers", "2")
+    old = pids_of(srv, 40)
+    assert len(old) == 2
+    mark = line_count(srv)
+    answered: list[int] = []
+    deadline = time.monotonic() + 10
+    stopped = re.compile(r"worker (\d+) stopped")
+    for i in range(2000):  # bounded: 2000 requests or 10 s
+        if i == 50:
+            srv.proc.send_signal(signal.SIGHUP)
+        answered.append(get(srv, i))  # asserts 200 on a new connection each time
+        done = seen(srv, r"reloaded: workers (\d+), (\d+) replace", mark)
+        if done and {int(p) for p in done.groups()} <= set(answered[-20:]) \
+                and all(seen(srv, rf"worker {p} stopped", mark) for p in old):
+            break
+        if time.monotonic() > deadline:
+            break
+    done = seen(srv, r"reloaded: workers (\d+), (\d+) replace (\d+), (\d+)", mark)
+    assert done is not None, srv.output
+    new = {int(done.group(1)), int(done.group(2))}
+    assert {int(done.group(3)), int(done.group(4))} == old
+    assert not new & old
+    with srv._cond:
+        assert {int(m.group(1)) for line in srv.lines[mark:] if (m := stopped.search(line))} == old
+    assert pids_of(srv, 60) == new
+    assert children(srv.proc.pid) == new
+
+
+def test_sighup_serves_a_certificate_replaced_on_disk(serve: Start, certs: Certs, tmp_path: Path) -> None:
+    mine = tmp_path / "tls"
+    mine.mkdir()
+    cert, key = mine / "cert.pem", mine / "key.pem"
+    shutil.copy(certs.cert_dir / "localhost.pem", cert)
+    shutil.copy(certs.cert_dir / "localhost-key.pem", key)
+    srv = serve("--workers", "2", "--cert", str(cert), "--key", str(key))
+    first = serial(srv)
+
+    other = tmp_path / "other"
+    made = run_cli(certs, "cert", "--cert-dir", str(other))
+    assert made.returncode == 0, made.stderr
+    shutil.copy(other / "localhost.pem", cert)
+    shutil.copy(other / "localhost-key.pem", key)
+    second_expected = x509.load_pem_x509_certificate((other / "localhost.pem").read_bytes()).serial_number
+    assert second_expected != first
+
+    mark = line_count(srv)
+    srv.proc.send_signal(signal.SIGHUP)
+    done = srv.wait_for(r"reloaded: workers (\d+), (\d+) replace (\d+), (\d+)", start=mark)
+    for old in (done.group(3), done.group(4)):
+        srv.wait_for(rf"worker {old} stopped", start=mark)
+    assert {serial(srv) for _ in range(20)} == {second_expected}
+
+    # Broken files on disk: SIGHUP keeps the running workers (and their certificate).
+    running = pids_of(srv, 40)
+    cert.write_text("not a certificate\n")
+    mark = line_count(srv)
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_for(r"SIGHUP: not reloading, the certificate is broken: .*cert\.pem", start=mark)
+    assert {serial(srv) for _ in range(10)} == {second_expected}
+    assert pids_of(srv, 40) == running
+
+
+# -- worker count signals -------------------------------------------------------------------------
+
+def test_sigttin_adds_and_sigttou_removes_a_worker(serve: Start) -> None:
+    srv = serve("--workers", "2")
+    two = pids_of(srv, 40)
+    mark = line_count(srv)
+    srv.proc.send_signal(signal.SIGTTIN)
+    added = int(srv.wait_for(r"SIGTTIN: worker (\d+) \(slot 2\) added; 3 workers", start=mark).group(1))
+    srv.wait_for(rf"worker {added} \(slot 2\) ready", start=mark)
+    three = pids_of(srv, 300)
+    assert three == two | {added}
+
+    mark = line_count(srv)
+    srv.proc.send_signal(signal.SIGTTOU)
+    removed = int(srv.wait_for(r"SIGTTOU: stopping worker (\d+) \(slot 2\); 2 workers", start=mark).group(1))
+    assert removed == added
+    srv.wait_for(rf"worker {removed} stopped", start=mark)
+    assert pids_of(srv, 100) == two
+
+
+# -- health ----------------------------------------------------------------------------------------
+
+def test_a_stuck_worker_is_reported_then_replaced(serve: Start) -> None:
+    srv = serve("--workers", "2", "--worker-timeout", "2")
+    before = pids_of(srv, 40)
+    stuck = min(before)
+    mark = line_count(srv)
+    os.kill(stuck, signal.SIGSTOP)  # its event loop stops ticking, as if blocked
+    try:
+        srv.wait_for(rf"worker {stuck} \(slot \d+\): event loop blocked for", start=mark)
+        srv.wait_for(rf"worker {stuck} \(slot \d+\) was stuck for .* \(--worker-timeout 2 s\); killed; "
+                     r"starting a new one", start=mark)
+        new = int(srv.wait_for(r"worker (\d+) \(slot \d+\) ready", start=mark).group(1))
+    finally:
+        if stuck in children(srv.proc.pid):
+            os.kill(stuck, signal.SIGCONT)
+    assert pids_of(srv, 100) == (before - {stuck}) | {new}
+
+
+# -- startup errors and crash loops ------------------------------------------------------------------
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_broken_config_fails_once_with_one_line(certs: Certs, site: Path, tmp_path: Path) -> None:
+    base = ("--port", "0", "--cert-dir", str(certs.cert_dir), "--workers", "3")
+    (site / "broken.html").write_text("{% if %}\n")
+    line = _one_line_error(run_cli(certs, str(site), *base))
+    assert "template error" in line and "broken.html" in line
+    (site / "broken.html").unlink()
+
+    line = _one_line_error(run_cli(certs, str(site), *base, "--mount", "/api=no_such_module_here:app"))
+    assert "no_such_module_here" in line
+
+    (site / "push_manifest.json").write_text("{not json")
+    line = _one_line_error(run_cli(certs, str(site), *base))
+    assert "push_manifest.json" in line
+
+
+def test_port_in_use_with_workers(certs: Certs, serve: Start) -> None:
+    busy = serve("--workers", "2")
+    line = _one_line_error(run_cli(certs, "site_example", "--port", str(busy.port), "--workers", "2",
+                                   "--cert-dir", str(certs.cert_dir)))
+    assert "already in use" in line
+
+
+def test_crash_loop_ends_with_the_error(serve: Start, site: Path) -> None:
+    srv = serve("--workers", "2")
+    victim = min(pids_of(srv, 40))
+    # From now on a new worker cannot build the site: every replacement fails at once.
+    (site / "push_manifest.json").write_text("{not json")
+    os.kill(victim, signal.SIGKILL)
+    assert srv.proc.wait(60) != 0
+    m = srv.wait_for(r"pushserve: workers keep failing \(\d+ quick failures in \d+ s\); last: "
+                     r"worker \d+ exited with code 3: .*push_manifest\.json")
+    assert m
+    assert not children(srv.proc.pid)
+
+
+def test_without_reuseport_workers_share_one_listener(certs: Certs, site: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUSHSERVE_NO_REUSEPORT", "1")
+    srv = _serve(certs, site, "--workers", "2")
+    try:
+        assert "SO_REUSEPORT is not available: 2 workers share one listener" in srv.output
+        assert pids_of(srv, 100) <= children(srv.proc.pid)
+        assert srv.stop() == 0
+    finally:
+        finish(srv)
