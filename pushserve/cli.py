@@ -178,6 +178,10 @@ def cmd_serve(argv: Sequence[str]) -> int:
     config = config_from_args(ns)
     cert, key = resolve_certificate(config)
     ssl_ctx = tls.server_context(cert, key)
+    info = tls.describe_certificate(cert)
+    log.info("certificate: %s", info.line())
+    for warning in info.warnings:
+        log.warning("certificate: %s", warning)
     return supervisor.run(config, ssl_ctx, cert_files=(cert, key))
 
 
