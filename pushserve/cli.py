@@ -179,8 +179,7 @@ def cmd_serve(argv: Sequence[str]) -> int:
     cert, key = resolve_certificate(config)
     ssl_ctx = tls.server_context(cert, key)
     info = tls.describe_certificate(cert)
-    log.info("certificate: %s", info.line())
-    for warning in info.warnings:
+    for warning in info.warnings:  # expired, expiring soon, no subjectAltName
         log.warning("certificate: %s", warning)
     return supervisor.run(config, ssl_ctx, cert_files=(cert, key))
 
