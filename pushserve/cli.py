@@ -100,6 +100,9 @@ def _parse_workers(text: str) -> int:
 
 def config_from_args(ns: argparse.Namespace) -> Config:
     site = ns.site
+    if ns.dev and ns.workers not in ("1",):
+        raise ConfigError("--dev runs one worker (its file watcher and live-reload streams live in it); "
+                          "drop --workers")
     site_vars, toml_mounts, settings = read_site_toml(site) if site.is_dir() else ({}, (), {})
     mounts = tuple(toml_mounts) + tuple(Mount.parse(m) for m in ns.mount)
     limits = Limits(header_timeout=ns.header_timeout, idle_timeout=ns.idle_timeout,
