@@ -39,6 +39,17 @@ def _rotated(items: list[str], k: int) -> list[str]:
     return items[k:] + items[:k]
 
 
+def _load(mode: str, url: str) -> PageLoad:
+    try:
+        return asyncio.run(load_page(mode, url))
+    except TimeoutError as e:
+        raise BenchError(f"{mode}: the page did not finish loading within the timeout") from e
+    except RuntimeError as e:  # the loader's own errors already name the mode
+        raise BenchError(str(e)) from e
+    except (OSError, ValueError) as e:
+        raise BenchError(f"{mode}: {e}") from e
+
+
 def run(site: Path, page: str, rtt: float, bits_per_s: float | None, runs: int,
         modes: list[str], log: Callable[[str], None]) -> dict[str, list[PageLoad]]:
     if can_pin():
@@ -55,10 +66,10 @@ def run(site: Path, page: str, rtt: float, bits_per_s: float | None, runs: int,
                                                     rtt, bits_per_s))
             urls[flavour] = f"https://127.0.0.1:{proxy.port}{page}"
         for mode in modes:  # one unmeasured load each: server caches and imports warm up
-            asyncio.run(load_page(mode, urls[MODES[mode]]))
+            _load(mode, urls[MODES[mode]])
         for i in range(runs):
             for mode in _rotated(modes, i):
-                result = asyncio.run(load_page(mode, urls[MODES[mode]]))
+                result = _load(mode, urls[MODES[mode]])
                 results[mode].append(result)
                 log(f"run {i + 1}/{runs} {mode:<9} load {result.page_load * 1000:7.1f} ms  "
                     f"critical {result.critical_done * 1000:7.1f} ms  {len(result.entries)} resources")

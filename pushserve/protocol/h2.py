@@ -31,14 +31,16 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import h2.events as h2e
 from h2.config import H2Configuration
 from h2.connection import ConnectionState, H2Connection
 from h2.errors import ErrorCodes
-from h2.exceptions import H2Error, ProtocolError
+from h2.exceptions import DenialOfServiceError, H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
 from h2.utilities import HeaderValidationFlags, validate_headers
+from hpack import HPACKError
 from hyperframe.frame import GoAwayFrame, SettingsFrame
 
 from pushserve.protocol.events import (
@@ -53,6 +55,8 @@ from pushserve.protocol.events import (
 )
 
 _PROTOCOL_ERROR = int(ErrorCodes.PROTOCOL_ERROR)
+_FRAME_SIZE_ERROR = int(ErrorCodes.FRAME_SIZE_ERROR)
+_COMPRESSION_ERROR = int(ErrorCodes.COMPRESSION_ERROR)
 _INTERNAL_ERROR = int(ErrorCodes.INTERNAL_ERROR)
 _REFUSED_STREAM = int(ErrorCodes.REFUSED_STREAM)
 _CANCEL = int(ErrorCodes.CANCEL)
@@ -85,8 +89,13 @@ _PRIORITY_UPDATE_FRAME = 0x10  # RFC 9218 §7.2; reaches us as an h2 UnknownFram
 _MAX_CONTINUATIONS = 32
 
 _H2_PREFACE_LEN = 24
-_HEADERS, _PUSH_PROMISE, _CONTINUATION = 0x1, 0x5, 0x9
+_HEADERS, _SETTINGS, _PUSH_PROMISE, _GOAWAY, _CONTINUATION = 0x1, 0x4, 0x5, 0x7, 0x9
 _END_HEADERS = 0x4
+_ACK = 0x1
+
+# h2 enforces SETTINGS_MAX_CONCURRENT_STREAMS as a connection error; RFC 9113 §5.1.2 makes it a
+# stream error.  So h2 is told a limit it will never reach and ours is enforced in _on_request.
+_H2_STREAM_LIMIT = 2**31 - 1
 
 # Connection-specific header fields are forbidden in HTTP/2 (RFC 9113 §8.2.2); a handler that
 # shares header lists with HTTP/1.1 may carry them, so they are dropped instead of failing.
@@ -99,6 +108,14 @@ _REQUEST_FLAGS = HeaderValidationFlags(
 _TRAILER_FLAGS = HeaderValidationFlags(
     is_client=False, is_trailer=True, is_response_header=False, is_push_promise=False,
 )
+
+
+class _Violation(NamedTuple):
+    """A connection error found by ``_scan`` before h2 saw the bytes."""
+
+    offset: int  # where the offending frame starts in the chunk (0 if in an earlier chunk)
+    code: int
+    reason: str
 
 
 @dataclass(eq=False, slots=True)
@@ -161,7 +178,12 @@ class H2Core:
         }
         # Settings given as initial values count as in force at once: the peer can only send
         # less than they allow before it has seen them, never more.
-        self._conn.local_settings = Settings(client=False, initial_values=dict(self._settings))
+        # h2 gets a stream limit it never reaches: see _H2_STREAM_LIMIT.  The SETTINGS frame
+        # the peer sees is ours (initiate) and announces the real limit.
+        self._conn.local_settings = Settings(client=False, initial_values={
+            **self._settings, SettingCodes.MAX_CONCURRENT_STREAMS: _H2_STREAM_LIMIT,
+        })
+        self._max_streams = max_concurrent_streams
         self._conn.decoder.max_header_list_size = max_header_list_size
         self._initial_window_size = initial_window_size
         self._max_pushes = max_push_per_connection
@@ -186,6 +208,7 @@ class H2Core:
         self._got_input = False
         self._got_request = False
         self._preface_left = _H2_PREFACE_LEN
+        self._first_frame = True  # the next frame header is the first after the preface
         self._frame_head = bytearray()
         self._frame_left = 0
         self._in_head_frame = False
@@ -197,7 +220,8 @@ class H2Core:
     def initiate(self) -> None:
         self._conn.initiate_connection()
         # h2 would announce every local setting, ENABLE_PUSH=0 included; a server has no
-        # business sending that one, so our own SETTINGS frame replaces h2's (same values).
+        # business sending that one, so our own SETTINGS frame replaces h2's (with our real
+        # stream limit, see _H2_STREAM_LIMIT).
         self._conn.data_to_send()
         frame = SettingsFrame(0)
         for code, value in self._settings.items():
@@ -213,13 +237,24 @@ class H2Core:
         if not data:
             return self._terminate(0, "peer closed the connection", send_goaway=False)
         self._got_input = True
-        flood = self._scan(data)
-        if flood:
-            return self._terminate(_ENHANCE_YOUR_CALM, flood)
+        violation = self._scan(data)
+        if violation is None:
+            return self._feed(data)
+        # h2 still gets the frames before the bad one, so what they did is not lost.
+        events = self._feed(data[:violation.offset]) if violation.offset > 0 else []
+        if self._terminated:
+            return events
+        return events + self._terminate(violation.code, violation.reason)
+
+    def _feed(self, data: bytes) -> list[Event]:
+        """Hand input to h2 and translate what it found."""
+        # h2's pending output goes out first, so that after an error ``data_to_send`` holds
+        # only h2's answer to this input, GOAWAY included, which _h2_failed may amend.
+        self._out += self._conn.data_to_send()
         try:
             h2_events = self._conn.receive_data(data)
         except ProtocolError as exc:
-            return self._terminate(int(exc.error_code), _reason(exc))
+            return self._h2_failed(exc)
         except Exception as exc:  # never let a peer's bytes raise out of the core
             return self._terminate(_INTERNAL_ERROR, f"h2 failed on input: {_reason(exc)}")
         try:
@@ -242,6 +277,18 @@ class H2Core:
         on the peer sending something first, so the glue may collect them after a flush."""
         events, self._pending = self._pending, []
         return events
+
+    def _h2_failed(self, exc: ProtocolError) -> list[Event]:
+        """h2 met a connection error and queued its GOAWAY.  h2 calls an undecodable field
+        block PROTOCOL_ERROR; RFC 9113 §4.3 wants COMPRESSION_ERROR, so the code is corrected
+        in h2's output (it holds only frames answering this input, the GOAWAY last)."""
+        code = int(exc.error_code)
+        # An oversized header list also comes from hpack, but h2 rightly calls it
+        # ENHANCE_YOUR_CALM (DenialOfServiceError): that one stays.
+        if isinstance(exc.__cause__, HPACKError) and not isinstance(exc, DenialOfServiceError):
+            code = _COMPRESSION_ERROR
+            self._out += _recode_goaway(self._conn.data_to_send(), code)
+        return self._terminate(code, _reason(exc))
 
     def _translate(self, h2_events: list[h2e.Event]) -> list[Event]:
         out: list[Event] = []
@@ -290,6 +337,13 @@ class H2Core:
             return
         if self._goaway_last_id is not None and sid > self._goaway_last_id:
             self._safe_reset(sid, _REFUSED_STREAM)  # after our GOAWAY: the client may retry
+            return
+        # Streams the peer holds open: every surfaced request not yet finished both ways
+        # (pushes count against the peer's limit, not ours).  Over the limit is a stream error
+        # (RFC 9113 §5.1.2); REFUSED_STREAM tells the client it may retry.
+        if sum(1 for st in self._streams.values() if not st.pushed) >= self._max_streams:
+            self._count_reset(sid)
+            self._safe_reset(sid, _REFUSED_STREAM)
             return
         try:
             raw = list(validate_headers(ev.headers or [], _REQUEST_FLAGS))
@@ -717,10 +771,12 @@ class H2Core:
             return True
         return self._head_block_open or (self._in_head_frame and self._frame_left > 0)
 
-    def _scan(self, data: bytes) -> str:
+    def _scan(self, data: bytes) -> _Violation | None:
         """Follow frame boundaries in the input, just enough to know whether a header block
-        is incomplete (h2 keeps that to itself) and to catch CONTINUATION floods before h2
-        buffers them.  Returns a reason when the input must end the connection."""
+        is incomplete (h2 keeps that to itself), to catch CONTINUATION floods before h2
+        buffers them, and to check what h2 does not: the preface's SETTINGS (RFC 9113 §3.4)
+        and an ACK's empty payload (§6.5).  Returns the violation that must end the
+        connection, if any."""
         i, size = 0, len(data)
         if self._preface_left:
             i = min(self._preface_left, size)
@@ -731,6 +787,7 @@ class H2Core:
                 self._frame_left -= step
                 i += step
                 continue
+            start = max(i - len(self._frame_head), 0)
             take = data[i:i + 9 - len(self._frame_head)]
             self._frame_head += take
             i += len(take)
@@ -741,16 +798,35 @@ class H2Core:
             self._frame_head.clear()
             self._frame_left = length
             self._in_head_frame = ftype in (_HEADERS, _CONTINUATION)
+            if self._first_frame:
+                self._first_frame = False
+                if ftype != _SETTINGS or flags & _ACK:
+                    return _Violation(start, _PROTOCOL_ERROR, "connection preface without SETTINGS")
+            if ftype == _SETTINGS and flags & _ACK and length:
+                return _Violation(start, _FRAME_SIZE_ERROR, f"SETTINGS ACK with a {length}-byte payload")
             if ftype in (_HEADERS, _PUSH_PROMISE, _CONTINUATION):
                 self._head_block_open = not flags & _END_HEADERS
                 self._continuations = self._continuations + 1 if ftype == _CONTINUATION else 0
                 if self._continuations > _MAX_CONTINUATIONS:
-                    return f"CONTINUATION flood: {self._continuations} frames in one header block"
-        return ""
+                    return _Violation(start, _ENHANCE_YOUR_CALM,
+                                      f"CONTINUATION flood: {self._continuations} frames in one header block")
+        return None
 
 
 def _strip_hop_by_hop(headers: Headers) -> Headers:
     return [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
+
+
+def _recode_goaway(data: bytes, code: int) -> bytes:
+    """``data`` (whole frames) with the error code of its GOAWAY frames set to ``code``."""
+    out = bytearray(data)
+    i = 0
+    while i + 9 <= len(out):
+        length = int.from_bytes(out[i:i + 3], "big")
+        if out[i + 3] == _GOAWAY and length >= 8:
+            out[i + 13:i + 17] = code.to_bytes(4, "big")
+        i += 9 + length
+    return bytes(out)
 
 
 def _goaway(last_stream_id: int, code: int, reason: str) -> bytes:

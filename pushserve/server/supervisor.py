@@ -51,7 +51,7 @@ from typing import Literal
 from pushserve import __version__, tls
 from pushserve.config import Config, ConfigError
 from pushserve.server import worker
-from pushserve.site.build import build_site, check_site
+from pushserve.site.build import build_site, check_site, load_mounts
 
 log = logging.getLogger("pushserve")
 
@@ -256,9 +256,9 @@ class Supervisor:
             signal.signal(sig, self._on_signal)
 
     def serve(self) -> int:
+        """Fork a worker per bound slot and supervise them until the end (blocking)."""
         self.install_signals()
         try:
-            self.bind_slots(self.config.worker_count)
             for slot in self.slots:
                 self.spawn(slot, self.generation, self.ssl_ctx)
             while self.phase != "stopping" or self.workers:
@@ -568,10 +568,12 @@ def _worker_main(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, s
     return 0
 
 
-def check_in_child(config: Config) -> None:
-    """Build the site once in a throwaway child: templates, manifest, and the mounted apps'
-    imports are checked without importing the apps into the master (whose forks must import
-    them afresh after SIGHUP).  A problem is a ConfigError with one line."""
+def check_apps_in_child(config: Config) -> None:
+    """Import the mounted apps once in a throwaway child, so a broken app fails here, once,
+    without importing the apps into the master (whose forks must import them afresh after
+    SIGHUP).  A problem is a ConfigError with one line."""
+    if not config.mounts:
+        return
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -581,7 +583,7 @@ def check_in_child(config: Config) -> None:
         try:
             os.close(r)
             try:
-                build_site(config)
+                load_mounts(config)
                 message, code = "", 0
             except (ConfigError, tls.CertError) as e:
                 message = str(e)
@@ -601,11 +603,19 @@ def check_in_child(config: Config) -> None:
 
 
 def run(config: Config, ssl_ctx: ssl.SSLContext, *, cert_files: tuple[Path, Path | None]) -> int:
-    """Check the site and apps once, then run the workers until told to stop (blocking)."""
-    for problem in check_site(config):
-        log.warning("%s", problem)
-    check_in_child(config)
-    return Supervisor(config, ssl_ctx, cert_files).serve()
+    """Check the port, site and apps once, then run the workers until told to stop (blocking)."""
+    supervisor = Supervisor(config, ssl_ctx, cert_files)
+    supervisor.bind_slots(config.worker_count)  # a busy port is the first thing to tell
+    try:
+        lines = check_site(config)
+        check_apps_in_child(config)
+        for line in lines:  # only now: a failed check is one line, not a summary and then an error
+            log.info("%s", line)
+    except BaseException:
+        for slot in supervisor.slots:
+            slot.sock.close()
+        raise
+    return supervisor.serve()
 
 
 # -- small helpers -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import ssl
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,9 @@ class WorkerState:
     loop: asyncio.AbstractEventLoop
     date: DateHeader = field(default_factory=DateHeader)
     connections: set[Connection] = field(default_factory=set)
+    # Every accepted connection, including those still in the TLS handshake (not yet in
+    # ``connections``): the drain must not exit while one of them is about to send a request.
+    accepted: weakref.WeakSet[Connection] = field(default_factory=weakref.WeakSet)
 
 
 SiteFactory = Callable[[Config], tuple[Site, Responder, list[MountedApp]]]
@@ -53,7 +57,7 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # the handler only flags; shutdown runs below
     server = await loop.create_server(
-        lambda: Connection(state), sock=sock, ssl=ssl_ctx,
+        lambda: _accept(state), sock=sock, ssl=ssl_ctx,
         ssl_handshake_timeout=config.limits.header_timeout, backlog=1024,
     )
     sweeper = loop.create_task(_sweep(state))
@@ -63,9 +67,19 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
         await stop.wait()
     finally:
         sweeper.cancel()
+        if config.dev:  # live-reload streams never end by themselves: end them, or the drain waits
+            from pushserve.dev.endpoints import close_streams
+
+            close_streams(site)
         await _drain(state, server)
         for mount in mounts:
             await mount.shutdown()
+
+
+def _accept(state: WorkerState) -> Connection:
+    conn = Connection(state)
+    state.accepted.add(conn)
+    return conn
 
 
 async def _sweep(state: WorkerState) -> None:
@@ -92,7 +106,12 @@ async def _drain(state: WorkerState, server: asyncio.AbstractServer) -> None:
             if conn.served_any or now - conn.started >= FRESH_GRACE:
                 told.add(conn)
                 conn.shutdown()
-        if not state.connections or now >= deadline:
+        # A handshake still under way (transport not yet made) will become a connection; one
+        # that failed is never told, so it stops counting after the handshake timeout.
+        handshaking = any(c.transport is None and not c.closed
+                          and now - c.started < state.config.limits.header_timeout
+                          for c in state.accepted)
+        if (not state.connections and not handshaking) or now >= deadline:
             break
         await asyncio.sleep(0.05)
     for conn in list(state.connections):

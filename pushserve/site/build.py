@@ -70,6 +70,10 @@ def build_site(config: Config) -> tuple[Site, Responder, list[MountedApp]]:
                         use_cookie=config.push_cookie)
     responder = Responder(policy, access_log_on=config.access_log,
                           expose_worker=str(os.getpid()).encode() if config.expose_worker else None)
+    if config.dev:  # dev mode: /_pushserve/ routes, file watcher and live reload (pushserve/dev)
+        from pushserve.dev.endpoints import DevServer
+
+        mounts = [*mounts, DevServer.install(config, site, responder)]
     return site, responder, mounts
 
 

@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from pushserve.config import Config
+from pushserve.dev.inject import inject, inject_response
 from pushserve.http.response import Response
 from pushserve.protocol.events import RequestReceived
 from pushserve.site.static import RenderRequest, StaticSite
@@ -44,7 +45,8 @@ class Site:
         )
         self.static = StaticSite(
             config.site,
-            render_page=self.render_page if self.templates is not None else None,
+            # Dev mode renders plain .html too: the live-reload client goes in there (pushserve/dev).
+            render_page=self.render_page if self.templates is not None or config.dev else None,
             revalidate_after=revalidate,
             # Dev mode: always revalidate, so an edit shows on the next load.
             cache_control=b"no-cache" if config.dev else f"public, max-age={config.max_age}".encode(),
@@ -54,8 +56,13 @@ class Site:
         self.mounts = sorted(mounts or [], key=lambda m: len(m.prefix), reverse=True)
 
     def render_page(self, rel_path: str, request: RenderRequest) -> bytes:
-        assert self.templates is not None
-        return self.templates.render(rel_path, request)
+        if self.templates is None:  # dev mode without templates: the file as it is, plus the client
+            try:
+                return inject((self.config.site / rel_path).read_bytes())
+            except OSError as e:
+                raise TemplateError(rel_path, 0, f"cannot read: {e.strerror or e}") from None
+        body = self.templates.render(rel_path, request)
+        return inject(body) if self.config.dev else body  # dev: the live-reload client (pushserve/dev)
 
     def match_mount(self, target: bytes) -> MountedApp | None:
         for mount in self.mounts:
@@ -69,7 +76,8 @@ class Site:
             return self.static.serve(req.method, req.target, req.headers)
         except TemplateError as e:
             log.error("template error: %s", e)
-            return template_error_response(e)
+            # Dev mode: the error page carries the live-reload client, so it reloads once fixed.
+            return inject_response(template_error_response(e)) if self.config.dev else template_error_response(e)
 
 
 def template_error_response(e: TemplateError) -> Response:

@@ -119,6 +119,7 @@ class FileChunks:
     __slots__ = ("_file", "_remaining")
 
     def __init__(self, path: str, start: int = 0, length: int | None = None) -> None:
+        self._file: io.FileIO | None = None  # set first: __del__ runs even when open() fails
         f = open(path, "rb", buffering=0)  # noqa: SIM115 - lifetime is the iterator's
         try:
             if start:
@@ -127,7 +128,7 @@ class FileChunks:
         except BaseException:
             f.close()
             raise
-        self._file: io.FileIO | None = f
+        self._file = f
 
     def __iter__(self) -> Iterator[bytes]:
         return self

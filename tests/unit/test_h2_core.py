@@ -11,8 +11,8 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes, Settings
-from hpack import Decoder
-from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
+from hpack import Decoder, Encoder
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame, RstStreamFrame
 
 from pushserve.protocol.events import (
     BodyReceived,
@@ -886,3 +886,89 @@ def test_reset_ids_skipping_ahead_still_count() -> None:
             break
         sid += 1000  # skipped ids are legal; they must not age resets out of the window
     assert codes == [ErrorCodes.ENHANCE_YOUR_CALM]
+
+
+# -- conformance fixes (RFC 9113 §3.4, §4.3, §5.1.2, §6.5; see tests/integration/test_h2_conformance.py)
+
+
+def raw_server(**server_kw: int) -> tuple[H2Core, Encoder]:
+    """A server that has had a valid preface from a hand-driven client, and that client's encoder."""
+    server = H2Core(**server_kw)
+    server.initiate()
+    server.data_to_send()
+    assert server.receive_data(PREFACE + raw_frame(0x4, 0, 0, b"")) == []
+    server.data_to_send()
+    return server, Encoder()
+
+
+@pytest.mark.parametrize(("ftype", "flags", "payload"), [(0x6, 0, b"12345678"), (0x4, 0x1, b"")],
+                         ids=["PING", "SETTINGS-ACK"])
+def test_preface_must_be_followed_by_settings(ftype: int, flags: int, payload: bytes) -> None:
+    server = H2Core()
+    server.initiate()
+    server.data_to_send()
+    events = server.receive_data(PREFACE + raw_frame(ftype, flags, 0, payload))
+    assert terminated(events).error_code == ErrorCodes.PROTOCOL_ERROR
+    goaways = [f for f in parse_frames(server.data_to_send()) if isinstance(f, GoAwayFrame)]
+    assert [g.error_code for g in goaways] == [ErrorCodes.PROTOCOL_ERROR]
+
+
+def test_preface_and_settings_split_byte_by_byte() -> None:
+    server = H2Core()
+    server.initiate()
+    data = PREFACE + raw_frame(0x4, 0, 0, b"\x00\x02\x00\x00\x00\x00") + raw_frame(0x6, 0, 0, b"12345678")
+    for i in range(len(data)):
+        assert server.receive_data(data[i:i + 1]) == []
+    assert not server.closing
+    frames = parse_frames(server.data_to_send())
+    assert any(isinstance(f, PingFrame) and "ACK" in f.flags for f in frames)
+
+
+def test_settings_ack_with_payload_is_frame_size_error() -> None:
+    p = Pair()
+    events = p.server.receive_data(raw_frame(0x4, 0x1, 0, b"\x00\x02\x00\x00\x00\x00"))
+    assert terminated(events).error_code == ErrorCodes.FRAME_SIZE_ERROR
+    p.client_events += p.client.receive_data(p.server.data_to_send())
+    assert goaway_from_client(p.client_events).error_code == ErrorCodes.FRAME_SIZE_ERROR
+
+
+def test_frames_before_a_violation_are_still_processed() -> None:
+    server, enc = raw_server()
+    data = (raw_frame(0x1, 0x4 | 0x1, 1, enc.encode(req_headers(b"/first")))
+            + raw_frame(0x4, 0x1, 0, b"\x00\x02\x00\x00\x00\x00"))
+    events = server.receive_data(data)
+    assert isinstance(events[0], RequestReceived) and events[0].target == b"/first"
+    assert terminated(events).error_code == ErrorCodes.FRAME_SIZE_ERROR
+    goaways = [f for f in parse_frames(server.data_to_send()) if isinstance(f, GoAwayFrame)]
+    assert [(g.error_code, g.last_stream_id) for g in goaways] == [(ErrorCodes.FRAME_SIZE_ERROR, 1)]
+
+
+@pytest.mark.parametrize("block", [b"\x80", b"\x00\x0aab", b"\x3f\xe2\x1f"],
+                         ids=["index-0", "truncated", "table-size-too-large"])
+def test_hpack_decoding_error_is_compression_error(block: bytes) -> None:
+    server, _ = raw_server()
+    # A PING in the same read: its ACK must survive the GOAWAY's correction.
+    events = server.receive_data(raw_frame(0x6, 0, 0, b"pingpong") + raw_frame(0x1, 0x5, 1, block))
+    assert terminated(events).error_code == ErrorCodes.COMPRESSION_ERROR
+    frames = parse_frames(server.data_to_send())
+    assert isinstance(frames[0], PingFrame) and frames[0].opaque_data == b"pingpong"
+    goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
+    assert [g.error_code for g in goaways] == [ErrorCodes.COMPRESSION_ERROR]
+
+
+def test_exceeding_concurrent_streams_refuses_only_that_stream() -> None:
+    server, enc = raw_server(max_concurrent_streams=2)
+
+    def open_stream(sid: int) -> list[Event]:
+        return server.receive_data(raw_frame(0x1, 0x4 | 0x1, sid, enc.encode(req_headers(b"/%d" % sid))))
+
+    assert [type(e) for e in open_stream(1) + open_stream(3)] == [RequestReceived, RequestReceived]
+    assert open_stream(5) == []  # over the limit: never surfaced
+    frames = parse_frames(server.data_to_send())
+    assert [(f.stream_id, f.error_code) for f in frames if isinstance(f, RstStreamFrame)] == [
+        (5, ErrorCodes.REFUSED_STREAM)]
+    assert not server.closing and server.open_streams == 2
+    server.send_response(1, 204, [])  # stream 1 is done: room for one more
+    server.data_to_send()
+    (req,) = open_stream(7)
+    assert isinstance(req, RequestReceived) and req.stream_id == 7

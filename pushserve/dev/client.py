@@ -1,0 +1,114 @@
+"""The live-reload client injected into pages in dev mode (kept as a string so it ships inside the
+Python package with no data-file setup).
+
+It listens to ``/_pushserve/events`` with ``EventSource`` (server-sent events: plain HTTP/2 over
+TLS, no WebSocket) and reacts to:
+
+- ``hello {id}``        the server instance; a different id after a reconnect means the server was
+                        restarted (new code), so the page reloads;
+- ``change {kind, paths}``  ``reload``: reload the page; ``css``/``image``: swap the named
+                        stylesheets / images in place (new URL, same element position, no reload,
+                        scroll kept);
+- ``error {file, line, message}`` / ``clear``  show / remove the error overlay.
+
+EventSource reconnects by itself (``retry:`` from the server sets the pace); when the browser gives
+up (the server answered something else than an event stream), a new one is made a second later.
+"""
+
+from __future__ import annotations
+
+CLIENT_JS = r"""
+(() => {
+  if (window.__pushserveDev) return;
+  // Also tells tools (and tests) whether the event stream is open and which server it reached.
+  const state = window.__pushserveDev = {connected: false, instance: null};
+  const OVERLAY = "pushserve-overlay";
+  let instance = null;
+
+  const sameOrigin = (u) => u.origin === location.origin;
+  const bust = (href) => {
+    const u = new URL(href, location.href);
+    u.searchParams.set("_pushserve", Date.now().toString(36));
+    return u.href;
+  };
+
+  function swapStylesheets(path) {
+    const links = [...document.querySelectorAll('link[rel~="stylesheet"][href]')];
+    let hit = links.filter((l) => new URL(l.href, location.href).pathname === path);
+    // Not linked directly: an @import of another stylesheet, so renew every local one.
+    if (!hit.length) hit = links.filter((l) => sameOrigin(new URL(l.href, location.href)));
+    for (const old of hit) {
+      const next = old.cloneNode();
+      next.href = bust(old.href);
+      // The old sheet stays until the new one applies, so the page never shows unstyled.
+      next.onload = next.onerror = () => old.remove();
+      old.after(next);
+    }
+  }
+
+  function swapImages(path) {
+    let found = false;
+    for (const el of document.querySelectorAll("img[src], link[rel~='icon'][href]")) {
+      const attr = el.tagName === "IMG" ? "src" : "href";
+      if (new URL(el[attr], location.href).pathname === path) {
+        el[attr] = bust(el[attr]);
+        found = true;
+      }
+    }
+    if (!found) swapStylesheets(path);  // a CSS background, most likely
+  }
+
+  function showError(d) {
+    let box = document.getElementById(OVERLAY);
+    if (!box) {
+      box = document.createElement("div");
+      box.id = OVERLAY;
+      box.setAttribute("role", "alert");
+      box.style.cssText = "position:fixed;inset:0;z-index:2147483647;background:rgba(20,20,24,.92);" +
+        "color:#fff;font:14px/1.5 ui-monospace,monospace;padding:2em;overflow:auto;white-space:pre-wrap";
+      (document.body || document.documentElement).appendChild(box);
+    }
+    box.textContent = "";
+    const head = document.createElement("div");
+    head.style.cssText = "color:#ff8080;font-weight:bold;margin-bottom:1em";
+    head.textContent = d.title || "Template error";
+    box.appendChild(head);
+    for (const p of d.problems || [d]) {
+      const item = document.createElement("div");
+      item.className = "pushserve-problem";
+      item.textContent = p.file + (p.line ? ":" + p.line : "") + "\n" + p.message + "\n\n";
+      box.appendChild(item);
+    }
+  }
+
+  function clearError() {
+    const box = document.getElementById(OVERLAY);
+    if (box) box.remove();
+  }
+
+  function connect() {
+    const es = new EventSource("/_pushserve/events");
+    es.addEventListener("hello", (e) => {
+      const id = JSON.parse(e.data).id;
+      if (instance !== null && instance !== id) location.reload();
+      instance = state.instance = id;
+      state.connected = true;
+    });
+    es.addEventListener("change", (e) => {
+      const d = JSON.parse(e.data);
+      if (d.kind === "reload" || d.kind === "restart") {
+        if (d.kind === "reload") location.reload();
+        return;  // restart: the reload follows the new server's hello
+      }
+      for (const p of d.paths) (p.toLowerCase().endsWith(".css") ? swapStylesheets : swapImages)(p);
+    });
+    es.addEventListener("error", (e) => { if (e.data) showError(JSON.parse(e.data)); });
+    es.addEventListener("clear", clearError);
+    es.onerror = () => {
+      state.connected = false;
+      if (es.readyState === EventSource.CLOSED) setTimeout(connect, 1000);
+    };
+  }
+  connect();
+})();
+"""

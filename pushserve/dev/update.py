@@ -1,0 +1,92 @@
+"""Bring a worker's view of the site up to date after a batch of changes, before anyone is told.
+
+File caches forget the changed files, the push manifest re-infers the pages that depend on them
+(or is rebuilt whole when push_manifest.json changed), and every template is checked again, so
+the browser's reload gets fresh content, fresh pushes / hints, and the overlay the current
+problems.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+from pushserve.config import ConfigError
+from pushserve.dev.classify import Batch
+from pushserve.server.responder import Responder
+from pushserve.site.build import MANIFEST_FILE, build_push_manifest
+from pushserve.site.router import Site
+from pushserve.site.templates import TemplateError
+
+log = logging.getLogger("pushserve")
+
+_MANIFEST_WHERE = re.compile(r"^(?P<file>[^:]*push_manifest\.json)(?::(?P<line>\d+))?(?::\d+)?:\s*(?P<msg>.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    @classmethod
+    def of_template(cls, e: TemplateError) -> Problem:
+        return cls(e.file, e.line, e.message)
+
+    @classmethod
+    def of_manifest(cls, text: str) -> Problem:
+        m = _MANIFEST_WHERE.match(text)
+        if m is None:
+            return cls(MANIFEST_FILE, 0, text)
+        return cls(os.path.basename(m["file"]), int(m["line"] or 0), m["msg"])
+
+    def as_json(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "message": self.message}
+
+
+class SiteUpdater:
+    def __init__(self, site: Site, responder: Responder) -> None:
+        self.site = site
+        self.responder = responder
+        self.template_problems: list[Problem] = []
+        self.manifest_problem: Problem | None = None
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [*([self.manifest_problem] if self.manifest_problem else []), *self.template_problems]
+
+    def check_templates(self) -> None:
+        templates = self.site.templates
+        self.template_problems = [Problem.of_template(e) for e in templates.check_all()] if templates else []
+
+    def apply(self, batch: Batch) -> None:
+        site_paths = [p for p in batch.paths() if not os.path.isabs(p)]
+        for path in site_paths:
+            self.site.static.invalidate(path)
+        self._update_manifest(site_paths)
+        self.check_templates()
+
+    def _update_manifest(self, paths: list[str]) -> None:
+        policy = self.responder.policy
+        if MANIFEST_FILE in paths or self.manifest_problem is not None or policy.manifest is None:
+            # The explicit file changed (or was broken): build it all again; a broken file keeps
+            # the old manifest in service and becomes a problem shown in the browser.
+            try:
+                policy.manifest, warnings = build_push_manifest(self.site.config, self.site.templates)
+            except ConfigError as e:
+                self.manifest_problem = Problem.of_manifest(str(e))
+                log.error("push manifest: %s", e)
+                return
+            self.manifest_problem = None
+            for w in warnings:
+                log.warning("push manifest: %s", w)
+            return
+        manifest = policy.manifest
+        pages: set[str] = set()
+        for path in paths:
+            pages |= manifest.pages_depending_on(path)
+        for page in sorted(pages):
+            for w in manifest.rebuild_page(page):
+                log.warning("push manifest: %s", w)
