@@ -26,6 +26,7 @@ from pushserve.dev.update import SiteUpdater
 from pushserve.dev.watch import watch
 from pushserve.http.response import Response
 from pushserve.protocol.events import RequestReceived
+from pushserve.server.connection import DiscardBody
 from pushserve.server.responder import Responder
 from pushserve.site.router import Site
 
@@ -111,7 +112,7 @@ class DevServer:
 
     def _reply(self, conn: Connection, req: RequestReceived, response: Response) -> None:
         if not req.end_stream:  # a body nobody reads: keep the HTTP/2 window open
-            conn.handlers[req.stream_id] = _Discard(conn, req.stream_id)
+            conn.handlers[req.stream_id] = DiscardBody(conn, req.stream_id)
         self.responder.respond(conn, req, response)
         conn.flush()
 
@@ -198,25 +199,6 @@ class DevServer:
             f"<table id=pages><tr><th>Page</th><th>Pushed or hinted (in order)</th></tr>{''.join(rows)}</table>"
             "</body></html>\n"
         )
-
-
-class _Discard:
-    __slots__ = ("conn", "stream_id")
-
-    def __init__(self, conn: Connection, stream_id: int) -> None:
-        self.conn = conn
-        self.stream_id = stream_id
-
-    def on_body(self, data: bytes, end_stream: bool) -> None:
-        self.conn.core.acknowledge_received(self.stream_id, len(data))
-        if end_stream and self.conn.handlers.get(self.stream_id) is self:
-            del self.conn.handlers[self.stream_id]
-
-    def on_reset(self) -> None:
-        pass
-
-    def on_drained(self) -> None:
-        pass
 
 
 def _plain(status: int, text: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> Response:

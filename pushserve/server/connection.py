@@ -49,8 +49,9 @@ class StreamHandler(Protocol):
     def on_drained(self) -> None: ...
 
 
-class _DiscardBody:
-    """Request bodies sent to static files are read and dropped, keeping HTTP/2 windows open."""
+class DiscardBody:
+    """A request body nobody reads (sent to a static file, say): read and dropped, keeping
+    HTTP/2 windows open; the handler removes itself once the body has ended."""
 
     __slots__ = ("conn", "stream_id")
 
@@ -60,6 +61,8 @@ class _DiscardBody:
 
     def on_body(self, data: bytes, end_stream: bool) -> None:
         self.conn.core.acknowledge_received(self.stream_id, len(data))
+        if end_stream and self.conn.handlers.get(self.stream_id) is self:
+            del self.conn.handlers[self.stream_id]
 
     def on_reset(self) -> None:
         pass
@@ -154,8 +157,6 @@ class Connection(asyncio.Protocol):
             elif isinstance(ev, BodyReceived):
                 handler = self.handlers.get(ev.stream_id)
                 if handler is not None:
-                    if ev.end_stream and isinstance(handler, _DiscardBody):
-                        del self.handlers[ev.stream_id]
                     handler.on_body(ev.data, ev.end_stream)
                 else:
                     self.core.acknowledge_received(ev.stream_id, len(ev.data))
@@ -177,7 +178,7 @@ class Connection(asyncio.Protocol):
             mount.start(self, req)
             return
         if not req.end_stream:
-            self.handlers[req.stream_id] = _DiscardBody(self, req.stream_id)
+            self.handlers[req.stream_id] = DiscardBody(self, req.stream_id)
         response = worker.site.serve(req)
         worker.responder.respond(self, req, response)
 
