@@ -167,8 +167,11 @@ class H2Core:
             header_encoding=None,
             validate_inbound_headers=False,  # run per request in _on_request; see module doc
             normalize_inbound_headers=True,
-            validate_outbound_headers=True,
-            normalize_outbound_headers=True,
+            # Response headers come from our own code (or are cleaned by the ASGI adapter):
+            # lower-case bytes, no connection-specific fields, so h2's per-response checks
+            # would only cost time on the hot path.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         self._conn = H2Connection(config=config)
         self._settings = {
