@@ -57,14 +57,21 @@ def _serve_parser() -> argparse.ArgumentParser:
                    help="Cache-Control max-age of assets; pages are always revalidated (600)")
     p.add_argument("--dev", action="store_true", help="development mode: live reload, no caching")
     p.add_argument("--reload", action="store_true", help="with --dev: restart when mounted apps' code changes")
-    p.add_argument("--access-log", dest="access_log", action="store_true", default=True)
-    p.add_argument("--no-access-log", dest="access_log", action="store_false")
-    p.add_argument("--header-timeout", type=float, default=_DEFAULTS.header_timeout, metavar="S")
-    p.add_argument("--idle-timeout", type=float, default=_DEFAULTS.idle_timeout, metavar="S")
-    p.add_argument("--graceful-timeout", type=float, default=_DEFAULTS.graceful_timeout, metavar="S")
-    p.add_argument("--worker-timeout", type=float, default=30.0, metavar="S")
-    p.add_argument("--push-budget", type=int, default=_DEFAULTS.push_budget, metavar="BYTES")
-    p.add_argument("--max-body-size", type=int, default=_DEFAULTS.max_body_size, metavar="BYTES")
+    p.add_argument("--access-log", dest="access_log", action="store_true", default=True,
+                   help="one log line per request (on)")
+    p.add_argument("--no-access-log", dest="access_log", action="store_false", help="no access log")
+    p.add_argument("--header-timeout", type=float, default=_DEFAULTS.header_timeout, metavar="S",
+                   help="a TLS handshake and request head must arrive within S seconds (10)")
+    p.add_argument("--idle-timeout", type=float, default=_DEFAULTS.idle_timeout, metavar="S",
+                   help="close connections idle for S seconds (60)")
+    p.add_argument("--graceful-timeout", type=float, default=_DEFAULTS.graceful_timeout, metavar="S",
+                   help="on SIGTERM/SIGHUP, in-flight requests may finish within S seconds (10)")
+    p.add_argument("--worker-timeout", type=float, default=30.0, metavar="S",
+                   help="replace a worker whose event loop is stuck for S seconds (30)")
+    p.add_argument("--push-budget", type=int, default=_DEFAULTS.push_budget, metavar="BYTES",
+                   help="push at most this many bytes for one page (1 MiB); the rest is hinted")
+    p.add_argument("--max-body-size", type=int, default=_DEFAULTS.max_body_size, metavar="BYTES",
+                   help="largest request body a mounted app accepts; 413 above it (100 MiB)")
     p.add_argument("--expose-worker", action="store_true", help=argparse.SUPPRESS)  # tests only
     p.add_argument("--version", action="version", version=f"pushserve {__version__}")
     return p
@@ -100,6 +107,8 @@ def _parse_workers(text: str) -> int:
 
 def config_from_args(ns: argparse.Namespace) -> Config:
     site = ns.site
+    if ns.reload and not ns.dev:
+        raise ConfigError("--reload works with --dev")
     if ns.dev and ns.workers not in ("1",):
         raise ConfigError("--dev runs one worker (its file watcher and live-reload streams live in it); "
                           "drop --workers")
