@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -51,6 +52,10 @@ _HTTP_ASGI = {"version": "3.0", "spec_version": "2.4"}
 _LIFESPAN_ASGI = {"version": "3.0", "spec_version": "2.0"}
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _NO_BODY_STATUS = frozenset({204, 304})
+# RFC 9110 field names (lower-case tokens) and values without CR, LF or NUL: anything else from
+# an app could split the response on HTTP/1.1.
+_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
+_BAD_VALUE = re.compile(rb"[\x00\r\n]")
 
 
 class ClientDisconnected(OSError):
@@ -95,6 +100,7 @@ class AsgiMount:
         self.tasks: set[asyncio.Task[None]] = set()
         # (method, path) → site resources its HTML links; filled on the route's first page.
         self.routes: dict[tuple[bytes, bytes], list[PushResource]] = {}
+        self.relearn = config.dev  # dev mode: pages and files change, so learn from every page
         self._lifespan: _Lifespan | None = None
 
     # -- lifespan ---------------------------------------------------------------------------------
@@ -289,10 +295,9 @@ class _AppRequest:
             self.more_body = False
         _wake(self.body_waiter)
         if self.queued > RECV_HIGH_WATER and self.core.http_version != "2" and not self.paused_reading:
-            transport = self.conn.transport
-            if transport is not None and not self.conn.closed:
-                transport.pause_reading()
-                self.paused_reading = True
+            # HTTP/1.1 has no window to hold the client back: stop reading the socket instead.
+            self.paused_reading = True
+            self.conn.pause_reading(f"asgi:{self.stream_id}")
 
     def on_reset(self) -> None:
         if self.gone or self.complete:
@@ -384,17 +389,19 @@ class _AppRequest:
     def _start(self, status: int, raw_headers: Any) -> None:
         if not 200 <= status <= 599:
             raise RuntimeError(f"http.response.start with status {status}")
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in raw_headers]
+        for name, value in headers:
+            if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
+                raise RuntimeError(f"invalid response header {name!r}: {value!r}")
         self.status = status
-        self.extra_headers = [(bytes(k).lower(), bytes(v)) for k, v in raw_headers]
+        self.extra_headers = headers
         if status != 200 or self.req.method not in (b"GET", b"HEAD"):
             return
         if not any(k == b"content-type" and v.lower().startswith(b"text/html") for k, v in self.extra_headers):
             return
         resources = self.mount.routes.get(self._route_key())
-        if resources is None:
-            if not self.head:
-                self.collect = bytearray()  # first page of this route: read it for resources
-            return
+        if (resources is None or self.mount.relearn) and not self.head:
+            self.collect = bytearray()  # the route's first page (dev mode: every page) teaches it
         if resources and not self.app_announced and self._may_announce():
             responder = self.conn.worker.responder
             announced = responder.announce(self.conn, self.req, resources)
@@ -533,9 +540,7 @@ class _AppRequest:
     def _resume_reading(self) -> None:
         if self.paused_reading and self.queued <= RECV_HIGH_WATER // 2:
             self.paused_reading = False
-            transport = self.conn.transport
-            if transport is not None and not self.conn.closed:
-                transport.resume_reading()
+            self.conn.resume_reading(f"asgi:{self.stream_id}")
 
     def _log(self, status: int, note: str, announced: str = "") -> None:
         responder = self.conn.worker.responder

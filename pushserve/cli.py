@@ -17,7 +17,7 @@ from pushserve.config import PUSH_MODES, Config, ConfigError, Limits, Mount, rea
 
 log = logging.getLogger("pushserve")
 
-SUBCOMMANDS = ("cert", "manifest", "serve")
+SUBCOMMANDS = ("bench", "cert", "manifest", "serve")
 _DEFAULTS = Limits()
 
 
@@ -226,13 +226,20 @@ def cmd_manifest(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_bench(argv: Sequence[str]) -> int:
+    # The instrument parses its own arguments and turns its mistakes into one line and exit 1.
+    from pushserve.bench.command import main as bench_main
+
+    return bench_main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     setup_logging()
     command = args[0] if args and args[0] in SUBCOMMANDS else "serve"
     if args and args[0] in SUBCOMMANDS:
         args = args[1:]
-    handler = {"serve": cmd_serve, "cert": cmd_cert, "manifest": cmd_manifest}[command]
+    handler = {"serve": cmd_serve, "cert": cmd_cert, "manifest": cmd_manifest, "bench": cmd_bench}[command]
     try:
         return handler(args)
     except UsageError as e:

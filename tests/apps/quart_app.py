@@ -3,7 +3,7 @@ own routes."""
 
 from __future__ import annotations
 
-from quart import Quart, jsonify, make_push_promise, url_for
+from quart import Quart, make_push_promise, url_for
 
 app = Quart(__name__)
 
@@ -16,5 +16,5 @@ async def page() -> str:
 
 
 @app.route("/data")
-async def data() -> object:
-    return jsonify(source="quart", pushed_ok=True)
+async def data() -> dict[str, object]:
+    return {"source": "quart", "pushed_ok": True}

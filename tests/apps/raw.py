@@ -64,6 +64,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/hint":
         await send({"type": "http.response.early_hint", "links": [b"</css/site.css>; rel=preload; as=style"]})
         await _json(send, {"hinted": True})
+    elif path == "/badheader":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"x-ok", b"fine\r\nx-injected: yes")]})
+        await send({"type": "http.response.body", "body": b"never"})
     elif path == "/head":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")]})

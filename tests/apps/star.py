@@ -41,14 +41,15 @@ async def item(request: Request) -> Response:
 
 async def echo(request: Request) -> Response:
     digest = hashlib.sha256()
-    length = 0
+    length = largest = 0
     slow = "slow" in request.query_params
     async for chunk in request.stream():
         digest.update(chunk)
         length += len(chunk)
+        largest = max(largest, len(chunk))  # what the server had buffered unread, at most
         if slow:
             await asyncio.sleep(0)  # yield to the loop so unread body piles up in the server
-    return JSONResponse({"sha256": digest.hexdigest(), "length": length})
+    return JSONResponse({"sha256": digest.hexdigest(), "length": length, "largest_chunk": largest})
 
 
 async def stream(request: Request) -> Response:
@@ -69,6 +70,7 @@ async def endless(request: Request) -> Response:
     async def parts() -> AsyncIterator[bytes]:
         try:
             for _ in range(100_000):
+                record(f"stream-chunk:{tag}")
                 yield CHUNK
         finally:
             record(f"stream-end:{tag}")
@@ -94,7 +96,7 @@ async def upload_slow(request: Request) -> Response:
 async def events(request: Request) -> Response:
     name = request.query_params["name"]
     count = int(request.query_params.get("count", "1"))
-    return JSONResponse({"name": name, "count": await wait_for(name, count)})
+    return JSONResponse({"name": name, "count": await wait_for(name, count) if count else counts[name]})
 
 
 async def state(request: Request) -> Response:

@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from bench.discovery import Found, HtmlScanner, crawl, css_refs, js_imports
+from pushserve.bench.discovery import Found, HtmlScanner, crawl, css_refs, js_imports
 
 SITE = Path(__file__).resolve().parents[2] / "site_example"
 ORIGIN = "https://127.0.0.1:8443"
@@ -119,7 +119,7 @@ def test_js_static_imports_only() -> None:
 
 
 def test_early_hint_link_headers_name_the_preloads() -> None:
-    from bench.loader import preload_links
+    from pushserve.bench.loader import preload_links
 
     values = ['</css/site.css>; rel=preload; as=style, </js/util.js>; rel=modulepreload',
               '</fonts/f.woff2>; rel="preload"; as=font; crossorigin', '</next/>; rel=prefetch']

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bench.proxy import PIECE, LatencyProxy, Link, ProxyThread, parse_duration, parse_rate
+from pushserve.bench.proxy import PIECE, LatencyProxy, Link, ProxyThread, parse_duration, parse_rate
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

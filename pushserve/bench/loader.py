@@ -1,13 +1,19 @@
-"""A browser-like page loader with a cold cache, for timing one page load.
+"""A browser-like page loader, for timing one page load with a cold or a warm cache.
 
 - HTTP/1.1: up to six connections to the origin, opened when work is waiting and every open
   connection is busy, one request at a time per connection (no pipelining, like browsers).
 - HTTP/2: one connection; ``ENABLE_PUSH`` 0 (what browsers send today) or 1 (accept pushes).
-  103 Early Hints ``Link: <...>; rel=preload`` make it request those URLs at once.
+  103 Early Hints ``Link: <...>; rel=preload`` make it request those URLs at once, and so do
+  ``rel=preload`` Link headers on the page's final response (browsers act on both).
 
 The HTML is scanned as it arrives; CSS files and JS modules are scanned when complete; each
-discovery is requested at once (or taken from a push already promised).  Times are monotonic,
-relative to navigation start (before the first connection is opened)."""
+discovery is requested at once (or taken from a push already promised, or from the cache).
+Times are monotonic, relative to navigation start (before the first connection is opened).
+
+A ``BrowserCache`` passed in is filled with what the load received (ETag, body, freshness) and the
+cookies set; a second load with the same cache is a returning visit: fresh entries
+(``Cache-Control: max-age``) are used without a request, stale or ``no-cache`` ones are
+revalidated with ``If-None-Match`` (a 304 reuses the stored body), and the cookies are sent."""
 
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ import h2.connection
 import h2.events
 import h2.settings
 
-from bench.discovery import Found, HtmlScanner, is_critical, kind_of, scan_body
+from pushserve.bench.discovery import Found, HtmlScanner, is_critical, kind_of, scan_body
 
 USER_AGENT = "pushserve-bench/0.1 (browser-like loader)"
 MAX_H1_CONNECTIONS = 6
@@ -34,12 +40,16 @@ MAX_H1_CONNECTIONS = 6
 H2_STREAM_WINDOW = 6 * 1024 * 1024
 H2_CONN_WINDOW = 15 * 1024 * 1024
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^,;]+)*)")
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)")
+# Bodies the loader reads (to discover more) and therefore keeps in the cache.
+_SCANNED = ("html", "css", "js")
 
 
 @dataclass
 class Entry:
-    """One resource of the load.  ``via``: request, push (a PUSH_PROMISE was used) or hint
-    (requested because of a 103).  ``needed``: the page itself referenced it."""
+    """One resource of the load.  ``via``: request, push (a PUSH_PROMISE was used), hint
+    (requested because of a 103 or a preload Link header) or cache (fresh in the cache, no
+    request).  ``needed``: the page itself referenced it.  ``status`` 304: revalidated."""
 
     path: str
     kind: str
@@ -52,9 +62,36 @@ class Entry:
     nbytes: int = 0
     status: int = 0
     error: str = ""
-    # Body text kept for CSS/JS scanning; content-encoding undone.
+    # Encoded body as received (HTML, CSS and JS only), and what the response said about it.
     _body: list[bytes] = field(default_factory=list, repr=False)
     _encoding: str = field(default="", repr=False)
+    _etag: str = field(default="", repr=False)
+    _max_age: float | None = field(default=None, repr=False)
+
+
+@dataclass
+class Cached:
+    """What a browser keeps of a response: validator, freshness and (for scanned kinds) the body."""
+
+    etag: str
+    max_age: float | None  # None: revalidate every time (no-cache, or no max-age at all)
+    stored_at: float
+    body: bytes = b""  # content-encoding undone
+
+    def fresh(self, now: float) -> bool:
+        return self.max_age is not None and now - self.stored_at < self.max_age
+
+
+@dataclass
+class BrowserCache:
+    """The HTTP cache and cookie jar of one (simulated) browser profile, for one origin."""
+
+    entries: dict[str, Cached] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def fresh(self, path: str) -> Cached | None:
+        cached = self.entries.get(path)
+        return cached if cached is not None and cached.fresh(time.monotonic()) else None
 
 
 @dataclass
@@ -70,6 +107,10 @@ class PageLoad:
     hints_used: int
     hints_wasted: int
     protocol: str
+    from_cache: int = 0  # used from the cache without a request
+    not_modified: int = 0  # revalidated: 304
+    first_interim: float | None = None  # the page's 103 arrived
+    response_start: float | None = None  # the page's final response headers arrived
 
 
 def client_context(alpn: list[str]) -> ssl.SSLContext:
@@ -95,13 +136,23 @@ def preload_links(values: list[str]) -> list[str]:
     return out
 
 
+def max_age_of(cache_control: str) -> float | None:
+    """Seconds the response stays fresh, or None when it must be revalidated before each use."""
+    value = cache_control.lower()
+    if "no-cache" in value or "no-store" in value:
+        return None
+    m = _MAX_AGE.search(value)
+    return float(m.group(1)) if m else None
+
+
 class _Loader:
-    """What both protocols share: entries, discovery, completion.  Subclasses send requests."""
+    """What both protocols share: entries, discovery, cache, completion.  Subclasses send requests."""
 
     mode = ""
     protocol = ""
 
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, timeout: float = 60.0, cache: BrowserCache | None = None,
+                 send_cookies: bool = True) -> None:
         self.url = url
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
@@ -109,7 +160,11 @@ class _Loader:
         self.authority = parts.netloc
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.timeout = timeout
+        self.cache = cache
+        self.send_cookies = send_cookies
         self.entries: dict[str, Entry] = {}
+        # Pushes that the cache made useless (the page used its cached copy): kept for the count.
+        self.superseded: list[Entry] = []
         self.t0 = 0.0
         self.scanner = HtmlScanner(url)
         self.page_path = parts.path or "/"
@@ -117,6 +172,9 @@ class _Loader:
         self._gunzip: Any = None
         self._finished = asyncio.Event()
         self.hinted: set[str] = set()
+        self.first_interim: float | None = None
+        self.response_start: float | None = None
+        self._depth = 0
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -128,18 +186,32 @@ class _Loader:
     # -- discovery ----------------------------------------------------------------------------
 
     def discovered(self, found: list[Found]) -> None:
+        # Cache hits complete inside this loop; the load is finished only once every find
+        # of this batch has an entry.
+        self._depth += 1
+        try:
+            self._discover(found)
+        finally:
+            self._depth -= 1
+        self._check_finished()
+
+    def _discover(self, found: list[Found]) -> None:
         for f in found:
             path = self.path_of(f.url)
             entry = self.entries.get(path)
+            if entry is not None and not entry.needed and entry.via == "push" and self._fresh(path):
+                # A push of something the cache already holds fresh: the page uses its cached
+                # copy and the pushed bytes were wasted.
+                self.superseded.append(self.entries.pop(path))
+                entry = None
             if entry is None:
                 entry = self.entries[path] = Entry(path, f.kind, f.critical)
                 entry.needed = True
-                self.fetch(entry)
+                self.request(entry)
             elif not entry.needed:
                 # Pushed or hinted before the page asked: now it is used.
                 entry.needed = True
                 entry.kind, entry.critical = f.kind, f.critical
-        self._check_finished()
 
     def hint(self, urls: list[str]) -> None:
         for url in urls:
@@ -149,18 +221,59 @@ class _Loader:
             kind = kind_of(url)
             entry = self.entries[path] = Entry(path, kind, is_critical(kind), via="hint")
             self.hinted.add(path)
-            self.fetch(entry)
+            self.request(entry)
+
+    def _fresh(self, path: str) -> Cached | None:
+        return self.cache.fresh(path) if self.cache is not None else None
+
+    def request(self, entry: Entry) -> None:
+        """Take ``entry`` from the cache when it is fresh there, else send a request for it."""
+        if self._fresh(entry.path) is not None:
+            entry.via = "cache"  # a hint or a find: either way no request goes out
+            entry.requested = entry.first_byte = self.now()
+            entry.status = 200
+            self.on_done(entry)
+            return
+        self.fetch(entry)
+
+    def request_headers(self, entry: Entry) -> list[tuple[str, str]]:
+        headers = list(REQUEST_HEADERS)
+        if self.cache is not None:
+            if self.send_cookies and self.cache.cookies:
+                headers.append(("cookie", "; ".join(f"{k}={v}" for k, v in self.cache.cookies.items())))
+            cached = self.cache.entries.get(entry.path)
+            if cached is not None and cached.etag:
+                headers.append(("if-none-match", cached.etag))
+        return headers
 
     def fetch(self, entry: Entry) -> None:
         raise NotImplementedError
 
     # -- response callbacks -------------------------------------------------------------------
 
-    def on_headers(self, entry: Entry, status: int, headers: dict[str, str]) -> None:
+    def on_interim(self, entry: Entry, status: int, links: list[str]) -> None:
+        if status == 103 and entry.path == self.page_path:
+            if self.first_interim is None:
+                self.first_interim = self.now()
+            self.hint(preload_links(links))
+
+    def on_headers(self, entry: Entry, status: int, headers: list[tuple[str, str]]) -> None:
         if entry.first_byte is None:
             entry.first_byte = self.now()
         entry.status = status
-        entry._encoding = headers.get("content-encoding", "").lower()
+        one = {k: v for k, v in headers}
+        entry._encoding = one.get("content-encoding", "").lower()
+        entry._etag = one.get("etag", "")
+        entry._max_age = max_age_of(one.get("cache-control", ""))
+        if self.cache is not None:
+            for k, v in headers:
+                if k == "set-cookie" and "=" in v:
+                    name, value = v.split(";", 1)[0].split("=", 1)
+                    self.cache.cookies[name.strip()] = value.strip()
+        if entry.path == self.page_path and entry.kind == "html":
+            self.response_start = self.now()
+            # A browser's preload scanner acts on Link preload headers of the page itself.
+            self.hint(preload_links([v for k, v in headers if k == "link"]))
 
     def on_data(self, entry: Entry, data: bytes) -> None:
         if entry.first_byte is None:
@@ -169,7 +282,7 @@ class _Loader:
         if entry.path == self.page_path and entry.kind == "html":
             self.scanner.feed(self._decode_html(entry, data))
             self.discovered(self.scanner.take())
-        elif entry.kind in ("css", "js"):
+        if entry.kind in _SCANNED:
             entry._body.append(data)
 
     def _decode_html(self, entry: Entry, data: bytes) -> str:
@@ -179,27 +292,53 @@ class _Loader:
             data = self._gunzip.decompress(data)
         return self._html_decoder.decode(data)
 
+    def _settle_body(self, entry: Entry) -> bytes | None:
+        """The decoded body (from the wire, or from the cache for a 304 or a cache hit), and the
+        cache updated with what this response said."""
+        if entry.error:
+            return None
+        cached = self.cache.entries.get(entry.path) if self.cache is not None else None
+        if entry.via == "cache" and cached is not None:
+            return cached.body
+        if entry.status == 304 and cached is not None:
+            cached.stored_at = time.monotonic()
+            if entry._max_age is not None:
+                cached.max_age = entry._max_age
+            return cached.body
+        if not 200 <= entry.status < 300:
+            return None
+        raw = b"".join(entry._body)
+        entry._body = []
+        if entry._encoding == "gzip" and raw:
+            raw = zlib.decompress(raw, 31)
+        if self.cache is not None and (entry._etag or entry._max_age is not None):
+            self.cache.entries[entry.path] = Cached(entry._etag, entry._max_age, time.monotonic(),
+                                                    raw if entry.kind in _SCANNED else b"")
+        return raw
+
     def on_done(self, entry: Entry, error: str = "") -> None:
         if entry.done is not None:
             return
         entry.done = self.now()
         entry.error = error
+        body = self._settle_body(entry)
         if entry.path == self.page_path and entry.kind == "html":
+            if body is not None and (entry.status == 304 or entry.via == "cache"):
+                self.scanner.feed(body.decode("utf-8", "replace"))  # nothing was streamed
             self.scanner.feed(self._html_decoder.decode(b"", final=True))
             self.scanner.close()
             self.discovered(self.scanner.take())
-        elif entry.kind in ("css", "js") and not error:
-            raw = b"".join(entry._body)
-            if entry._encoding == "gzip":
-                raw = zlib.decompress(raw, 31)
-            entry._body = []
-            self.discovered(scan_body(entry.kind, raw.decode("utf-8", "replace"), self.origin + entry.path))
+        elif entry.kind in ("css", "js") and body is not None:
+            self.discovered(scan_body(entry.kind, body.decode("utf-8", "replace"), self.origin + entry.path))
         self._check_finished()
 
     def _check_finished(self) -> None:
         # Done when every resource (needed, pushed or hinted) has completed: pushes and hints
         # that turn out unused still cost bytes, and the next load must start on a quiet line.
-        if self.entries and all(e.done is not None for e in self.entries.values()):
+        if self._depth:
+            return
+        every = [*self.entries.values(), *self.superseded]
+        if self.entries and all(e.done is not None for e in every):
             self._finished.set()
 
     # -- running ------------------------------------------------------------------------------
@@ -207,6 +346,7 @@ class _Loader:
     async def load(self) -> PageLoad:
         self.t0 = time.monotonic()
         page = self.entries[self.page_path] = Entry(self.page_path, "html", True, needed=True)
+        page.via = "request"
         try:
             await asyncio.wait_for(self._run(page), self.timeout)
         finally:
@@ -220,9 +360,10 @@ class _Loader:
         raise NotImplementedError
 
     def result(self) -> PageLoad:
-        entries = sorted(self.entries.values(), key=lambda e: (e.requested or 0.0, e.path))
+        entries = sorted([*self.entries.values(), *self.superseded],
+                         key=lambda e: (e.requested or 0.0, e.path))
         needed = [e for e in entries if e.needed]
-        failed = [e for e in needed if e.error or not 200 <= e.status < 300]
+        failed = [e for e in needed if e.error or not (200 <= e.status < 300 or e.status == 304)]
         if failed:
             raise RuntimeError(f"{self.mode}: {failed[0].path} failed: {failed[0].error or failed[0].status}")
         pushed = [e for e in entries if e.via == "push"]
@@ -232,11 +373,14 @@ class _Loader:
             page_load=max(e.done or 0.0 for e in needed),
             critical_done=max((e.done or 0.0 for e in needed if e.critical), default=0.0),
             bytes=sum(e.nbytes for e in entries),
-            requests=sum(1 for e in entries if e.via != "push"),
+            requests=sum(1 for e in entries if e.via not in ("push", "cache")),
             pushes_used=sum(1 for e in pushed if e.needed),
             pushes_wasted=sum(1 for e in pushed if not e.needed),
             hints_used=sum(1 for e in hinted if e.needed),
             hints_wasted=sum(1 for e in hinted if not e.needed),
+            from_cache=sum(1 for e in entries if e.via == "cache"),
+            not_modified=sum(1 for e in entries if e.status == 304),
+            first_interim=self.first_interim, response_start=self.response_start,
         )
 
 
@@ -250,8 +394,9 @@ class H1Loader(_Loader):
     mode = "h1"
     protocol = "http/1.1"
 
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
-        super().__init__(url, timeout)
+    def __init__(self, url: str, timeout: float = 60.0, cache: BrowserCache | None = None,
+                 send_cookies: bool = True) -> None:
+        super().__init__(url, timeout, cache, send_cookies)
         self.queue: asyncio.Queue[Entry] = asyncio.Queue()
         self.idle = 0
         self.workers: list[asyncio.Task[None]] = []
@@ -284,21 +429,19 @@ class H1Loader(_Loader):
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                         entry: Entry) -> None:
         lines = [f"GET {entry.path} HTTP/1.1", f"host: {self.authority}"]
-        lines += [f"{k}: {v}" for k, v in REQUEST_HEADERS]
+        lines += [f"{k}: {v}" for k, v in self.request_headers(entry)]
         entry.requested = self.now()
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        while True:  # skip 1xx (HTTP/1.1 browsers ignore 103)
+        while True:  # skip 1xx (browsers ignore 103 over HTTP/1.1)
             head = await reader.readuntil(b"\r\n\r\n")
             status_line, *header_lines = head.decode("latin-1").split("\r\n")
             status = int(status_line.split(" ", 2)[1])
             if status >= 200:
                 break
-        headers: dict[str, str] = {}
-        for line in header_lines:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        self.on_headers(entry, status, headers)
+        pairs = [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in header_lines)
+                 if _]
+        headers = dict(pairs)
+        self.on_headers(entry, status, pairs)
         if "chunked" in headers.get("transfer-encoding", "").lower():
             while True:
                 size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
@@ -332,8 +475,9 @@ class H2Loader(_Loader):
 
     protocol = "h2"
 
-    def __init__(self, url: str, accept_push: bool, mode: str, timeout: float = 60.0) -> None:
-        super().__init__(url, timeout)
+    def __init__(self, url: str, accept_push: bool, mode: str, timeout: float = 60.0,
+                 cache: BrowserCache | None = None, send_cookies: bool = True) -> None:
+        super().__init__(url, timeout, cache, send_cookies)
         self.accept_push = accept_push
         self.mode = mode
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
@@ -345,7 +489,7 @@ class H2Loader(_Loader):
     def fetch(self, entry: Entry) -> None:
         sid = self.conn.get_next_available_stream_id()
         headers = [(":method", "GET"), (":scheme", "https"), (":authority", self.authority),
-                   (":path", entry.path), *REQUEST_HEADERS]
+                   (":path", entry.path), *self.request_headers(entry)]
         self.conn.send_headers(sid, headers, end_stream=True)
         entry.requested = self.now()
         self.streams[sid] = entry
@@ -388,9 +532,10 @@ class H2Loader(_Loader):
 
     def _event(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.InformationalResponseReceived):
-            raw = list(event.headers or [])
-            if (b":status", b"103") in raw:
-                self.hint(preload_links([bytes(v).decode() for k, v in raw if bytes(k).lower() == b"link"]))
+            raw = [(bytes(k).decode().lower(), bytes(v).decode()) for k, v in event.headers or []]
+            entry = self.streams.get(event.stream_id or 0)
+            if entry is not None:
+                self.on_interim(entry, int(dict(raw).get(":status", "0")), [v for k, v in raw if k == "link"])
         elif isinstance(event, h2.events.PushedStreamReceived):
             req = {bytes(k).decode(): bytes(v).decode() for k, v in event.headers or []}
             path, sid = req.get(":path", ""), event.pushed_stream_id
@@ -414,8 +559,8 @@ class H2Loader(_Loader):
         if found is None:
             return
         if isinstance(event, h2.events.ResponseReceived):
-            headers = {bytes(k).decode().lower(): bytes(v).decode() for k, v in event.headers or []}
-            self.on_headers(found, int(headers.get(":status", "0")), headers)
+            pairs = [(bytes(k).decode().lower(), bytes(v).decode()) for k, v in event.headers or []]
+            self.on_headers(found, int(dict(pairs).get(":status", "0")), pairs)
         elif isinstance(event, h2.events.DataReceived):
             if event.stream_id is not None and event.flow_controlled_length is not None:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -430,12 +575,16 @@ class H2Loader(_Loader):
             self.writer.close()
 
 
-def loader_for(mode: str, url: str, timeout: float = 60.0) -> _Loader:
-    """``h1``, ``h2-off`` / ``h2-hints`` (ENABLE_PUSH=0) or ``h2-push`` (ENABLE_PUSH=1)."""
+def loader_for(mode: str, url: str, timeout: float = 60.0, cache: BrowserCache | None = None,
+               send_cookies: bool = True) -> _Loader:
+    """``h1``, ``h2-off`` / ``h2-hints`` (ENABLE_PUSH=0) or ``h2-push`` (ENABLE_PUSH=1).  With a
+    ``cache``, the load fills it, and a later load with the same cache is a returning visit."""
     if mode == "h1":
-        return H1Loader(url, timeout)
-    return H2Loader(url, accept_push=mode == "h2-push", mode=mode, timeout=timeout)
+        return H1Loader(url, timeout, cache, send_cookies)
+    return H2Loader(url, accept_push=mode == "h2-push", mode=mode, timeout=timeout, cache=cache,
+                    send_cookies=send_cookies)
 
 
-async def load_page(mode: str, url: str, timeout: float = 60.0) -> PageLoad:
-    return await loader_for(mode, url, timeout).load()
+async def load_page(mode: str, url: str, timeout: float = 60.0, cache: BrowserCache | None = None,
+                    send_cookies: bool = True) -> PageLoad:
+    return await loader_for(mode, url, timeout, cache, send_cookies).load()

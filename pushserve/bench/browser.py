@@ -1,0 +1,178 @@
+"""Page loads in headless Chromium, driven through chromedriver's WebDriver HTTP API with urllib
+(no Selenium: the installed ``pushserve bench --browser`` needs nothing beyond the standard
+library and Debian's ``chromium`` + ``chromium-driver``).
+
+Every load gets a new session with a fresh ``--user-data-dir``: a cold cache and no cookies.
+The bench certificate is pinned by its SPKI hash (``--ignore-certificate-errors-spki-list``):
+Chromium then treats the connection as a verified one and acts on 103 Early Hints, which it
+does not do under ``--ignore-certificate-errors``.  Numbers come from Navigation and Resource
+Timing, read once the load event has ended."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pushserve.bench.discovery import is_critical, kind_of
+from pushserve.bench.loader import Entry, PageLoad
+from pushserve.bench.procs import BenchError, free_port, running
+from pushserve.tls import spki_sha256_b64
+
+# The flags tests/browser.py uses: headless, no sandbox (root in containers), nothing in the
+# background that would open connections of its own during a measured load.
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
+    "--window-size=1200,900",
+]
+LOAD_TIMEOUT_MS = 60_000
+
+# Runs in the page: waits for the load event to have ended, then hands back the timings.
+_COLLECT = """
+const done = arguments[arguments.length - 1];
+const collect = () => {
+  const n = performance.getEntriesByType('navigation')[0];
+  if (!n || n.loadEventEnd === 0) { setTimeout(collect, 5); return; }
+  const path = u => { const x = new URL(u); return x.pathname + x.search; };
+  done({
+    nav: {name: path(n.name), requestStart: n.requestStart, responseStart: n.responseStart,
+          responseEnd: n.responseEnd, firstInterimResponseStart: n.firstInterimResponseStart || 0,
+          loadEventEnd: n.loadEventEnd, nextHopProtocol: n.nextHopProtocol, transferSize: n.transferSize},
+    resources: performance.getEntriesByType('resource').map(e => ({
+      name: path(e.name), initiatorType: e.initiatorType, startTime: e.startTime,
+      responseStart: e.responseStart, responseEnd: e.responseEnd, transferSize: e.transferSize,
+      nextHopProtocol: e.nextHopProtocol})),
+  });
+};
+collect();
+"""
+
+
+def find_binaries() -> tuple[str, str]:
+    """Paths of chromium and chromedriver, or BenchError naming what to install."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        missing = "chromium" if chromium is None else "chromedriver"
+        raise BenchError(f"--browser needs {missing} (Debian: apt-get install chromium chromium-driver)")
+    return chromium, driver
+
+
+class WebDriver:
+    """The few WebDriver commands the bench needs, as JSON over HTTP to chromedriver."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 90.0) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                answer = json.loads(resp.read())
+        except urllib.error.HTTPError as e:  # WebDriver errors come as 4xx/5xx with a JSON body
+            try:
+                value = json.loads(e.read()).get("value", {})
+                detail = f"{value.get('error', e.code)}: {str(value.get('message', '')).splitlines()[0]}"
+            except (ValueError, AttributeError, IndexError):
+                detail = str(e)
+            raise BenchError(f"chromedriver {method} {path}: {detail}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as e:
+            raise BenchError(f"chromedriver {method} {path}: {e}") from None
+        return answer.get("value")
+
+    @contextmanager
+    def session(self, binary: str, args: list[str]) -> Iterator[str]:
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "chrome", "pageLoadStrategy": "normal",
+            "timeouts": {"pageLoad": LOAD_TIMEOUT_MS, "script": LOAD_TIMEOUT_MS},
+            "goog:chromeOptions": {"binary": binary, "args": args},
+        }}}
+        sid = str(self.call("POST", "/session", caps)["sessionId"])
+        try:
+            yield sid
+        finally:
+            # chromedriver is stopped next anyway, and its process group with it.
+            with suppress(BenchError):
+                self.call("DELETE", f"/session/{sid}", timeout=30)
+
+
+class Chromium:
+    """``with Chromium(cert) as browser: browser.load(url)`` — chromedriver runs for the whole
+    bench, a Chromium per load."""
+
+    def __init__(self, leaf_cert: Path) -> None:
+        self.binary, self.driver_path = find_binaries()
+        self.spki = spki_sha256_b64(leaf_cert)
+        self._stack: Any = None
+        self.driver: WebDriver | None = None
+
+    def __enter__(self) -> Chromium:
+        port = free_port()
+        self._stack = running("chromedriver", [self.driver_path, f"--port={port}"])
+        child = self._stack.__enter__()
+        try:
+            child.wait_for_port(port)
+        except BaseException:
+            self._stack.__exit__(None, None, None)
+            raise
+        self.driver = WebDriver(f"http://127.0.0.1:{port}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            self._stack.__exit__(None, None, None)
+
+    def timings(self, url: str) -> dict[str, Any]:
+        """Navigation and Resource Timing of one cold load of ``url``."""
+        assert self.driver is not None, "use Chromium as a context manager"
+        with tempfile.TemporaryDirectory(prefix="pushserve-bench-chromium-") as profile:
+            args = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                    f"--ignore-certificate-errors-spki-list={self.spki}"]
+            with self.driver.session(self.binary, args) as sid:
+                self.driver.call("POST", f"/session/{sid}/url", {"url": url})
+                timings: dict[str, Any] = self.driver.call(
+                    "POST", f"/session/{sid}/execute/async", {"script": _COLLECT, "args": []})
+        return timings
+
+    def load(self, url: str, mode: str) -> PageLoad:
+        return page_load_from_timings(self.timings(url), mode, urlsplit(url).path or "/")
+
+
+def page_load_from_timings(timings: dict[str, Any], mode: str, page_path: str) -> PageLoad:
+    """Chromium's timings as a PageLoad (ms → s, relative to navigation start) so the table and
+    the waterfall treat browser and loader runs alike.  Every resource Chromium fetched is
+    counted as needed: Resource Timing does not say whether the page used it."""
+    nav = timings["nav"]
+    if nav.get("nextHopProtocol") not in ("h2", "http/1.1"):
+        raise BenchError(f"chromium: unexpected protocol {nav.get('nextHopProtocol')!r} for {page_path}")
+    page = Entry(page_path, "html", True, needed=True, requested=nav["requestStart"] / 1000,
+                 first_byte=nav["responseStart"] / 1000, done=nav["responseEnd"] / 1000,
+                 nbytes=int(nav.get("transferSize") or 0), status=200)
+    entries = [page]
+    for r in timings["resources"]:
+        kind = kind_of(r["name"])
+        via = "hint" if r["initiatorType"] == "early-hints" else "request"
+        entries.append(Entry(r["name"], kind, is_critical(kind), via=via, needed=True,
+                             requested=r["startTime"] / 1000, first_byte=r["responseStart"] / 1000,
+                             done=r["responseEnd"] / 1000, nbytes=int(r.get("transferSize") or 0), status=200))
+    entries.sort(key=lambda e: (e.requested or 0.0, e.path))
+    interim = nav.get("firstInterimResponseStart") or 0
+    hinted = sum(1 for e in entries if e.via == "hint")
+    return PageLoad(
+        mode=mode, entries=entries, protocol=str(nav["nextHopProtocol"]),
+        page_load=nav["loadEventEnd"] / 1000,
+        critical_done=max((e.done or 0.0 for e in entries if e.critical), default=0.0),
+        bytes=sum(e.nbytes for e in entries), requests=len(entries),
+        pushes_used=0, pushes_wasted=0, hints_used=hinted, hints_wasted=0,
+        first_interim=interim / 1000 if interim else None, response_start=nav["responseStart"] / 1000,
+    )
