@@ -32,6 +32,7 @@ from pushserve.site.manifest import PushResource, SiteFiles, infer_page
 
 if TYPE_CHECKING:
     from pushserve.server.connection import Connection
+    from pushserve.server.responder import Announced
 
 log = logging.getLogger("pushserve")
 
@@ -165,13 +166,20 @@ class AsgiMount:
         h2 = req.http_version == "2"
         if h2 and req.authority and not any(name == b"host" for name, _ in headers):
             headers.insert(0, (b"host", req.authority))
-        transport = conn.transport
-        extensions: dict[str, Any] = {"tls": {
-            "server_cert": None, "client_cert_chain": [], "client_cert_name": None,
-            "client_cert_error": None,
-            "tls_version": _TLS_VERSIONS.get(str(conn.tls.get("tls_version", ""))),
-            "cipher_suite": _cipher_ids().get(str(conn.tls.get("cipher", ""))),
-        }}
+        base = conn.scope_base
+        if base is None:  # what stays the same for every request on this connection
+            transport = conn.transport
+            base = conn.scope_base = {
+                "client": _address(transport.get_extra_info("peername")) if transport else None,
+                "server": _address(transport.get_extra_info("sockname")) if transport else None,
+                "tls": {
+                    "server_cert": None, "client_cert_chain": [], "client_cert_name": None,
+                    "client_cert_error": None,
+                    "tls_version": _TLS_VERSIONS.get(str(conn.tls.get("tls_version", ""))),
+                    "cipher_suite": _cipher_ids().get(str(conn.tls.get("cipher", ""))),
+                },
+            }
+        extensions: dict[str, Any] = {"tls": base["tls"]}
         pushed = h2 and req.stream_id % 2 == 0  # a pushed request cannot push or hint further
         if not pushed and req.http_version != "1.0":
             extensions["http.response.early_hint"] = {}
@@ -188,8 +196,8 @@ class AsgiMount:
             "query_string": query,
             "root_path": self.root_path,
             "headers": headers,
-            "client": _address(transport.get_extra_info("peername")) if transport else None,
-            "server": _address(transport.get_extra_info("sockname")) if transport else None,
+            "client": base["client"],
+            "server": base["server"],
             "state": dict(self.state),
             "extensions": extensions,
         }
@@ -244,9 +252,30 @@ class _AppRequest:
     """One request to a mounted app: its receive/send, and the StreamHandler of its stream."""
 
     __slots__ = (
-        "announced", "app_announced", "body", "body_waiter", "collect", "complete", "conn", "core",
-        "drain_waiter", "extra_headers", "final_sent", "gone", "head", "headers_sent", "more_body",
-        "mount", "paused_reading", "pushed", "queued", "received", "req", "sent", "status",
+        "announced",
+        "app_announced",
+        "body",
+        "body_waiter",
+        "collect",
+        "complete",
+        "conn",
+        "core",
+        "drain_waiter",
+        "early",
+        "extra_headers",
+        "final_sent",
+        "gone",
+        "head",
+        "headers_sent",
+        "more_body",
+        "mount",
+        "paused_reading",
+        "pushed",
+        "queued",
+        "received",
+        "req",
+        "sent",
+        "status",
         "stream_id",
     )
 
@@ -276,6 +305,7 @@ class _AppRequest:
         self.pushed = 0
         self.app_announced = False  # the app sent its own push or early hint
         self.announced = ""
+        self.early: Announced | None = None  # announced when the request arrived
         self.collect: bytearray | None = None  # HTML kept to infer the route's resources
 
     # -- StreamHandler (called by the connection) -------------------------------------------------
@@ -315,6 +345,7 @@ class _AppRequest:
 
     async def run(self) -> None:
         mount = self.mount
+        self._announce_early()
         try:
             await mount.app(mount.scope(self.conn, self.req), self.receive, self.send)
         except asyncio.CancelledError:
@@ -346,7 +377,7 @@ class _AppRequest:
                 self.body.clear()
                 self.queued = 0
                 self.core.acknowledge_received(self.stream_id, len(data))
-                self.conn.flush()
+                self.conn.flush_soon()
                 self._resume_reading()
                 if not self.more_body:
                     self.final_sent = True
@@ -402,11 +433,27 @@ class _AppRequest:
         resources = self.mount.routes.get(self._route_key())
         if (resources is None or self.mount.relearn) and not self.head:
             self.collect = bytearray()  # the route's first page (dev mode: every page) teaches it
-        if resources and not self.app_announced and self._may_announce():
+        if self.early is not None:
+            self.extra_headers += self.early.headers
+            self.announced = self.early.summary
+        elif resources and not self.app_announced and self._may_announce():
             responder = self.conn.worker.responder
             announced = responder.announce(self.conn, self.req, resources)
             self.extra_headers += announced.headers
             self.announced = announced.summary
+            self.conn.flush()
+
+    def _announce_early(self) -> None:
+        """A route whose HTML taught us its resources gets them announced as the request arrives,
+        so the client fetches them while the app works: the case 103 Early Hints exist for.
+        Conditional requests wait for the app's answer (no pushes ahead of a 304)."""
+        req = self.req
+        if req.method != b"GET" or not self._may_announce() or any(
+                name == b"if-none-match" or name == b"if-modified-since" for name, _ in req.headers):
+            return
+        resources = self.mount.routes.get(self._route_key())
+        if resources and not self.mount.relearn:
+            self.early = self.conn.worker.responder.announce(self.conn, req, resources)
             self.conn.flush()
 
     def _route_key(self) -> tuple[bytes, bytes]:
@@ -438,10 +485,10 @@ class _AppRequest:
             core.send_data(sid, data, end_stream=not more)
         self.sent += 0 if self.head else len(data)
         if not more:
-            self.conn.flush()
+            self.conn.flush_soon()
             self._finish()
             return
-        self.conn.flush()
+        self.conn.flush_soon()
         while core.buffered(sid) > SEND_HIGH_WATER and not self.gone:
             waiter = self.drain_waiter = self.conn.worker.loop.create_future()
             try:

@@ -63,5 +63,6 @@ def navigation_timing(driver: webdriver.Chrome) -> dict[str, Any]:
     nav: dict[str, Any] = driver.execute_script(
         "const n = performance.getEntriesByType('navigation')[0];"
         "return {firstInterimResponseStart: n.firstInterimResponseStart, nextHopProtocol: n.nextHopProtocol,"
-        " responseStart: n.responseStart, loadEventEnd: n.loadEventEnd}")
+        " responseStart: n.responseStart, finalResponseHeadersStart: n.finalResponseHeadersStart,"
+        " loadEventEnd: n.loadEventEnd}")
     return nav

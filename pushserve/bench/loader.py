@@ -89,9 +89,13 @@ class BrowserCache:
     entries: dict[str, Cached] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
 
-    def fresh(self, path: str) -> Cached | None:
+    def fresh(self, path: str, before: float) -> Cached | None:
+        """The entry for ``path`` if it is fresh now and was stored before ``before`` (the start
+        of the load asking: what this load itself received is not a cache hit)."""
         cached = self.entries.get(path)
-        return cached if cached is not None and cached.fresh(time.monotonic()) else None
+        if cached is None or cached.stored_at >= before or not cached.fresh(time.monotonic()):
+            return None
+        return cached
 
 
 @dataclass
@@ -224,7 +228,7 @@ class _Loader:
             self.request(entry)
 
     def _fresh(self, path: str) -> Cached | None:
-        return self.cache.fresh(path) if self.cache is not None else None
+        return self.cache.fresh(path, self.t0) if self.cache is not None else None
 
     def request(self, entry: Entry) -> None:
         """Take ``entry`` from the cache when it is fresh there, else send a request for it."""

@@ -84,6 +84,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.flushing = False
         self.flush_again = False
+        self.flush_scheduled = False
+        self.scope_base: dict[str, object] | None = None  # per-connection part of ASGI scopes
         self.reading_paused: set[str] = set()
         self.served_any = False
         self.started = self.last_activity = worker.loop.time()
@@ -179,14 +181,27 @@ class Connection(asyncio.Protocol):
             return
         if not req.end_stream:
             self.handlers[req.stream_id] = DiscardBody(self, req.stream_id)
-        response = worker.site.serve(req)
-        worker.responder.respond(self, req, response)
+        worker.responder.serve(self, req)
 
     # -- output -----------------------------------------------------------------------------
 
     @property
     def protocol_name(self) -> str:
         return "h2" if self.core.http_version == "2" else "h1"
+
+    def flush_soon(self) -> None:
+        """On HTTP/2, flush once the tasks that are ready now have run: responses that several
+        app tasks finish in the same loop turn leave in one write (one TLS record run, one
+        syscall).  HTTP/1.1 answers one request at a time, so it flushes at once."""
+        if self.core.http_version != "2":
+            self.flush()
+        elif not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.worker.loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self.flush_scheduled = False
+        self.flush()
 
     def flush(self) -> None:
         """Write what the core has while the transport takes it; close when the core is done.

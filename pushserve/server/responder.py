@@ -44,10 +44,28 @@ class Responder:
     def common_headers(self, conn: Connection) -> Headers:
         return [(b"date", conn.worker.date.value()), (b"server", b"pushserve"), *self.extra]
 
-    def respond(self, conn: Connection, req: RequestReceived, response: Response) -> None:
-        """Send a complete response from the site, announcing the page's resources first."""
-        resources = self.policy.resources_for(response)
-        announced = self.announce(conn, req, resources) if resources else None
+    def serve(self, conn: Connection, req: RequestReceived) -> None:
+        """Answer a request for the site.  A page's resources are announced (103 or pushes) and
+        flushed before the page is produced, so the client starts on them while we render; only
+        a conditional request waits to see a 200 first, so a 304 is not preceded by pushes."""
+        site = conn.worker.site
+        announced = None
+        if req.method == b"GET" and not _conditional(req.headers):
+            page = site.static.page(req.target)
+            resources = self.policy.resources_for_page(page) if page is not None else None
+            if resources:
+                announced = self.announce(conn, req, resources)
+                conn.flush()
+        response = site.serve(req)
+        if announced is None:
+            resources = self.policy.resources_for(response)
+            if resources:
+                announced = self.announce(conn, req, resources)
+        self.respond(conn, req, response, announced)
+
+    def respond(self, conn: Connection, req: RequestReceived, response: Response,
+                announced: Announced | None = None) -> None:
+        """Send a complete response, with the headers of what was announced for it."""
         headers = self.common_headers(conn)
         headers += response.headers
         if announced is not None:
@@ -107,6 +125,10 @@ class Responder:
             status, length if isinstance(length, int) else length.decode("latin-1"),
             f" {announced}" if announced else "", f" ({note})" if note else "", took,
         )
+
+
+def _conditional(headers: Headers) -> bool:
+    return any(name == b"if-none-match" or name == b"if-modified-since" for name, _ in headers)
 
 
 def _content_length(headers: Headers) -> bytes:

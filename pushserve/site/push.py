@@ -105,10 +105,15 @@ class PushPolicy:
 
     def resources_for(self, response: Response) -> list[PushResource]:
         """The manifest's resources for a page response of the site (none for anything else)."""
-        if self.mode == "off" or self.manifest is None or response.status != 200 or response.source is None:
+        if response.status != 200 or response.source is None:
             return []
-        self.manifest.refresh(response.source, time.monotonic())
-        return self.manifest.resources_for(response.source)
+        return self.resources_for_page(response.source)
+
+    def resources_for_page(self, page: str) -> list[PushResource]:
+        if self.mode == "off" or self.manifest is None:
+            return []
+        self.manifest.refresh(page, time.monotonic())
+        return self.manifest.resources_for(page)
 
     def plan(self, req: RequestReceived, resources: list[PushResource], *, push_enabled: bool,
              pushed: set[str]) -> Plan:

@@ -316,6 +316,15 @@ class StaticSite:
             self.invalidate(entry.fs_path)
             return self._not_found(method, route.url_path, query, headers, "vanished")
 
+    def page(self, target: bytes) -> str | None:
+        """The site-relative path of the HTML page a GET of ``target`` would serve, found without
+        rendering it (so its resources can be announced while it renders); None for anything else."""
+        q = target.find(b"?")
+        entry = self._route(target if q < 0 else target[:q], time.monotonic()).entry
+        if entry is None or not (entry.rendered or entry.content_type.startswith(b"text/html")):
+            return None
+        return entry.rel_path
+
     def entry(self, url_path: str) -> FileEntry | None:
         """The fresh cache entry a URL path ("/css/site.css", "/docs/") serves, or None."""
         raw = url_path.partition("?")[0].encode("utf-8")
