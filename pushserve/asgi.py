@@ -447,14 +447,14 @@ class _AppRequest:
         """A route whose HTML taught us its resources gets them announced as the request arrives,
         so the client fetches them while the app works: the case 103 Early Hints exist for.
         Conditional requests wait for the app's answer (no pushes ahead of a 304)."""
+        routes = self.mount.routes
+        resources = routes.get(self._route_key()) if routes else None
         req = self.req
-        if req.method != b"GET" or not self._may_announce() or any(
-                name == b"if-none-match" or name == b"if-modified-since" for name, _ in req.headers):
+        if (not resources or self.mount.relearn or req.method != b"GET" or not self._may_announce()
+                or any(name == b"if-none-match" or name == b"if-modified-since" for name, _ in req.headers)):
             return
-        resources = self.mount.routes.get(self._route_key())
-        if resources and not self.mount.relearn:
-            self.early = self.conn.worker.responder.announce(self.conn, req, resources)
-            self.conn.flush()
+        self.early = self.conn.worker.responder.announce(self.conn, req, resources)
+        self.conn.flush()
 
     def _route_key(self) -> tuple[bytes, bytes]:
         # HEAD shares GET's entry: it never has a body to learn from, but its hints are the same.

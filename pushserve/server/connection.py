@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pushserve")
 
+# Bytes of body asked of the core per write.
+_BATCH = 256 * 1024
+
 # HTTP/1.1 requests outstanding (received, not yet answered) at which we stop reading from a
 # pipelining client; reading resumes below half of it.
 _PIPELINE_PAUSE = 16
@@ -218,19 +221,21 @@ class Connection(asyncio.Protocol):
         try:
             while not self.paused and not self.closed:
                 self.flush_again = False
-                data = core.data_to_send()
+                data = core.data_to_send(_BATCH)
                 if data:
                     transport.write(data)
                 events = core.next_events()
                 if events:
                     self.handle_events(events)
-                elif not data and not self.flush_again:
-                    if "pipeline" in self.reading_paused and core.open_streams < _PIPELINE_PAUSE // 2:
-                        self.resume_reading("pipeline")
-                    if core.closing:
-                        self.closed = True
-                        transport.close()
-                    break
+                    continue
+                # A batch short of the limit means the core had no more to give until new input
+                # arrives: no need to ask again.
+                if self.flush_again or len(data) >= _BATCH:
+                    continue
+                if core.closing:
+                    self.closed = True
+                    transport.close()
+                break
         finally:
             self.flushing = False
 
