@@ -57,6 +57,10 @@ _NO_BODY_STATUS = frozenset({204, 304})
 # an app could split the response on HTTP/1.1.
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
+# Fields about one connection, not the message: not allowed in HTTP/2 (RFC 9113 §8.2.2), and
+# HTTP/1.1 framing is the core's business.
+_CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                                  b"upgrade"})
 
 
 class ClientDisconnected(OSError):
@@ -420,10 +424,13 @@ class _AppRequest:
     def _start(self, status: int, raw_headers: Any) -> None:
         if not 200 <= status <= 599:
             raise RuntimeError(f"http.response.start with status {status}")
-        headers = [(bytes(k).lower(), bytes(v)) for k, v in raw_headers]
-        for name, value in headers:
+        headers: Headers = []
+        for raw_name, raw_value in raw_headers:
+            name, value = bytes(raw_name).lower(), bytes(raw_value)
             if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
                 raise RuntimeError(f"invalid response header {name!r}: {value!r}")
+            if name not in _CONNECTION_SPECIFIC:  # the protocol core frames the message itself
+                headers.append((name, value))
         self.status = status
         self.extra_headers = headers
         if status != 200 or self.req.method not in (b"GET", b"HEAD"):
@@ -505,7 +512,7 @@ class _AppRequest:
         headers += app
         # A response given whole gets its length, so HTTP/1.1 needs no chunked framing for it.
         if (not more and not self.head and self.status not in _NO_BODY_STATUS
-                and b"content-length" not in names and b"transfer-encoding" not in names):
+                and b"content-length" not in names):
             headers.append((b"content-length", b"%d" % len(first)))
         return headers
 

@@ -68,6 +68,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"x-ok", b"fine\r\nx-injected: yes")]})
         await send({"type": "http.response.body", "body": b"never"})
+    elif path == "/hopbyhop":
+        # Written for HTTP/1.1 servers: connection-level fields HTTP/2 forbids in a message.
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"Connection", b"keep-alive"), (b"Transfer-Encoding", b"chunked"),
+                                (b"Keep-Alive", b"timeout=5"), (b"Content-Type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"framed by the server", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
     elif path == "/head":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")]})

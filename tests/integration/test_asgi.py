@@ -155,6 +155,17 @@ def test_invalid_response_header_from_the_app_is_a_500(srv: ServerProcess) -> No
         assert c.get("/api/json").status_code == 200
 
 
+@pytest.mark.parametrize("http2", [True, False])
+def test_connection_specific_headers_from_the_app_are_dropped(srv: ServerProcess, http2: bool) -> None:
+    with client(srv, http2) as c:
+        r = c.get("/raw/hopbyhop")
+    assert r.status_code == 200 and r.text == "framed by the server"
+    assert r.headers["content-type"] == "text/plain"
+    assert "keep-alive" not in r.headers
+    if http2:  # RFC 9113 §8.2.2: a response carrying these would be malformed
+        assert "connection" not in r.headers and "transfer-encoding" not in r.headers
+
+
 def test_head_gets_headers_only(srv: ServerProcess) -> None:
     c = h2(srv)
     try:
