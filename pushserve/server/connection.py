@@ -232,6 +232,8 @@ class Connection(asyncio.Protocol):
                 # arrives: no need to ask again.
                 if self.flush_again or len(data) >= _BATCH:
                     continue
+                if "pipeline" in self.reading_paused and core.open_streams < _PIPELINE_PAUSE // 2:
+                    self.resume_reading("pipeline")
                 if core.closing:
                     self.closed = True
                     transport.close()

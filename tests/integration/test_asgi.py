@@ -478,3 +478,27 @@ def test_app_dir_puts_a_folder_on_the_import_path(make_server: Callable[..., Ser
     with client(s, False) as c:
         assert c.get("/m").text == "from app-dir"
 
+
+
+def _read_responses(s: socket.socket, count: int) -> int:
+    """Read until ``count`` complete responses to GET /raw/head (5-byte bodies) arrived."""
+    data = b""
+    while data.count(b"HTTP/1.1 200 ") < count or not data.endswith(b"hello"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.count(b"HTTP/1.1 200 ")
+
+
+def test_h1_pipelining_past_the_read_pause_keeps_the_connection_going(srv: ServerProcess) -> None:
+    # 20 pipelined requests to an app make the server stop reading (16 outstanding); it must
+    # read again once they are answered, so later requests on the connection are served.
+    ctx = srv.certs.client_context(["http/1.1"])
+    request = b"GET /raw/head HTTP/1.1\r\nhost: localhost\r\n\r\n"
+    with socket.create_connection((srv.host, srv.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(request * 20)
+        assert _read_responses(s, 20) == 20
+        s.sendall(request * 3)
+        assert _read_responses(s, 3) == 3
