@@ -488,8 +488,8 @@ class _AppRequest:
                     core.send_data(sid, data)
             else:
                 core.send_response(sid, self.status, headers, None if self.head else data)
-        elif not self.head:
-            core.send_data(sid, data, end_stream=not more)
+        elif not self.head or not more:  # HEAD: no body, but the response must still end
+            core.send_data(sid, b"" if self.head else data, end_stream=not more)
         self.sent += 0 if self.head else len(data)
         if not more:
             self.conn.flush_soon()

@@ -284,7 +284,8 @@ class StaticSite:
         entry = route.entry
         if entry is None:
             if route.status == 301:
-                location = raw + b"/" + (b"?" + query if q >= 0 else b"")
+                # One leading slash: "//docs/" would send the browser to the host "docs".
+                location = b"/" + raw.lstrip(b"/") + b"/" + (b"?" + query if q >= 0 else b"")
                 return Response(301, [(b"location", location), (b"content-length", b"0")],
                                 None if method == b"HEAD" else b"", note=route.note)
             if route.status == 400:

@@ -502,3 +502,12 @@ def test_h1_pipelining_past_the_read_pause_keeps_the_connection_going(srv: Serve
         assert _read_responses(s, 20) == 20
         s.sendall(request * 3)
         assert _read_responses(s, 3) == 3
+
+
+def test_h1_head_of_a_streamed_response_ends_it(srv: ServerProcess) -> None:
+    ctx = srv.certs.client_context(["http/1.1"])
+    with socket.create_connection((srv.host, srv.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"HEAD /raw/hopbyhop HTTP/1.1\r\nhost: localhost\r\n\r\n"
+                  b"GET /raw/head HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        assert _read_responses(s, 2) == 2  # the GET behind the HEAD is answered

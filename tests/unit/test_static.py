@@ -532,3 +532,10 @@ def test_html_without_renderer_is_a_plain_file(site: Path) -> None:
 def test_missing_root_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a directory"):
         StaticSite(tmp_path / "nope")
+
+
+def test_redirect_never_names_another_host(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    site = StaticSite(tmp_path)
+    r = site.serve(b"GET", b"//docs", [])
+    assert r.status == 301 and dict(r.headers)[b"location"] == b"/docs/"
