@@ -3,6 +3,7 @@ when asked to, and no sys.exit: errors are ConfigError with one readable line.""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -50,6 +51,17 @@ class Limits:
     max_body_size: int = 100 * 1024 * 1024  # for mounted apps; 413 above it
     push_budget: int = 1024 * 1024  # bytes pushed for one page at most
 
+    def __post_init__(self) -> None:
+        for name in ("header_timeout", "idle_timeout", "graceful_timeout"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} {value}: must be a number of seconds above 0")
+        if self.max_concurrent_streams < 1:
+            raise ConfigError("max concurrent streams must be at least 1")
+        for name in ("max_body_size", "push_budget"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 0 or more bytes")
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -84,6 +96,10 @@ class Config:
             raise ConfigError(f"--port {self.port}: must be 0..65535")
         if self.workers < 0:
             raise ConfigError(f"--workers {self.workers}: must be 0 (one per core) or more")
+        if not math.isfinite(self.worker_timeout) or self.worker_timeout <= 0:
+            raise ConfigError(f"--worker-timeout {self.worker_timeout}: must be a number of seconds above 0")
+        if self.key is not None and self.cert is None:
+            raise ConfigError("--key needs --cert (the development certificate has its own key)")
         if self.max_age < 0:
             raise ConfigError(f"--max-age {self.max_age}: must be 0 or more seconds")
         if self.push not in PUSH_MODES:
