@@ -522,7 +522,7 @@ class _AppRequest:
         if not self.core.push_enabled:
             return
         self.app_announced = True
-        self.pushed += self.conn.worker.responder.push(self.conn, self.req, [(path, 5)])
+        self.pushed += len(self.conn.worker.responder.push(self.conn, self.req, [(path, 5)]))
         self.conn.flush()
 
     def _early_hint(self, links: Any) -> None:

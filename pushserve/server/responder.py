@@ -82,18 +82,23 @@ class Responder:
         plan = self.policy.plan(req, resources, push_enabled=core.push_enabled, pushed=conn.pushed)
         if plan.early_hints:
             core.send_informational(req.stream_id, 103, list(plan.link_headers))
-        pushed = self.push(conn, req, [(p.path, p.urgency) for p in plan.pushes])
+        promised = self.push(conn, req, [(p.path, p.urgency) for p in plan.pushes])
+        pushed = [p for p in plan.pushes if p.path in promised]
+        for planned in plan.pushes:
+            if planned.path not in promised:
+                plan.not_pushed(planned)
         headers = list(plan.link_headers)
-        if plan.set_cookie is not None:
-            headers.append((b"set-cookie", plan.set_cookie))
-        return Announced(headers, plan.summary(pushed))
+        cookie = plan.cookie(pushed)
+        if cookie is not None:
+            headers.append((b"set-cookie", cookie))
+        return Announced(headers, plan.summary(len(pushed)))
 
-    def push(self, conn: Connection, req: RequestReceived, paths: list[tuple[str, int]]) -> int:
+    def push(self, conn: Connection, req: RequestReceived, paths: list[tuple[str, int]]) -> set[str]:
         """Promise and send each path (a file of the site, or a route of a mounted app) at most
-        once per connection; returns how many were promised."""
+        once per connection, until the client takes no more; returns the paths promised."""
         core = conn.core
         copied = [(k, v) for k, v in req.headers if k in _COPIED_TO_PUSH]
-        count = 0
+        promised: set[str] = set()
         for path, urgency in paths:
             if path in conn.pushed:
                 continue
@@ -104,7 +109,7 @@ class Responder:
             if promised_id is None:
                 break
             conn.pushed.add(path)
-            count += 1
+            promised.add(path)
             pushed_req = RequestReceived(promised_id, b"GET", target, req.authority, copied, "2", True)
             mount = conn.worker.site.match_mount(target)
             if mount is not None:
@@ -114,7 +119,7 @@ class Responder:
             headers = self.common_headers(conn)
             headers += response.headers
             core.send_response(promised_id, response.status, headers, response.body)
-        return count
+        return promised
 
     def log(self, conn: Connection, req: RequestReceived, status: int, length: bytes | int,
             announced: str = "", note: str = "") -> None:

@@ -39,6 +39,8 @@ _OTHER_URGENCY = 6
 class Planned:
     path: str
     urgency: int
+    link: bytes  # its Link value, should the client take no more pushes
+    digest: bytes  # for the push cookie, once it was really pushed
 
 
 @dataclass(slots=True)
@@ -46,16 +48,30 @@ class Plan:
     pushes: list[Planned] = field(default_factory=list)
     link_headers: Headers = field(default_factory=list)
     early_hints: bool = False
-    set_cookie: bytes | None = None
     hinted: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    use_cookie: bool = False
+    known: list[bytes] = field(default_factory=list)  # digests the request's cookie carried
+    hinted_digests: list[bytes] = field(default_factory=list)
+
+    def not_pushed(self, planned: Planned) -> None:
+        """The client refused a planned push (its stream limit): announce it with Link instead."""
+        self.link_headers.append((b"link", planned.link))
+        self.hinted += 1
+        self.hinted_digests.append(planned.digest)
+
+    def cookie(self, pushed: list[Planned]) -> bytes | None:
+        """Set-Cookie value remembering what this response really pushed or hinted, or None."""
+        sent = self.hinted_digests + [p.digest for p in pushed]
+        if not self.use_cookie or not sent:
+            return None
+        return cookie_header([d for d in self.known if d not in sent] + sent)
 
     def summary(self, pushed: int) -> str:
         parts = [f"push={pushed}", f"hint={self.hinted}"]
         if self.skipped:
             parts.append("skip=" + ",".join(f"{why}:{n}" for why, n in sorted(self.skipped.items())))
         return " ".join(parts)
-
 
 
 def link_value(res: PushResource) -> bytes:
@@ -120,10 +136,11 @@ class PushPolicy:
         if self.mode == "off" or not resources or req.method not in (b"GET", b"HEAD"):
             return Plan()
         may_push = self.mode == "auto" and push_enabled and req.method == b"GET"
-        known = read_cookie_digests(req.headers) if self.use_cookie else []
+        # HEAD fetches no page, so it teaches the cookie nothing.
+        use_cookie = self.use_cookie and req.method == b"GET"
+        known = read_cookie_digests(req.headers) if use_cookie else []
         known_set = set(known)
-        plan = Plan()
-        sent: list[bytes] = []
+        plan = Plan(use_cookie=use_cookie, known=known)
         spent = 0
         for res in resources:
             entry = self.static.entry(res.path)
@@ -134,22 +151,20 @@ class PushPolicy:
             if digest in known_set:
                 plan.skipped["cached"] += 1
                 continue
+            link = link_value(res)
             if may_push:
                 if res.path in pushed:
                     plan.skipped["already-sent"] += 1
                     continue
                 if spent + entry.size <= self.budget:
                     spent += entry.size
-                    plan.pushes.append(Planned(res.path, _URGENCY.get(res.type, _OTHER_URGENCY)))
-                    sent.append(digest)
+                    plan.pushes.append(Planned(res.path, _URGENCY.get(res.type, _OTHER_URGENCY), link, digest))
                     continue
                 plan.skipped["over-budget"] += 1
-            plan.link_headers.append((b"link", link_value(res)))
+            plan.link_headers.append((b"link", link))
             plan.hinted += 1
-            sent.append(digest)
+            plan.hinted_digests.append(digest)
         # A 103 only where the client cannot take pushes: a pushing connection gets Link headers
         # on the 200 for what did not fit the budget, nothing earlier.
         plan.early_hints = bool(plan.link_headers) and not may_push
-        if self.use_cookie and sent:
-            plan.set_cookie = cookie_header([d for d in known if d not in sent] + sent)
         return plan

@@ -51,7 +51,7 @@ def test_site_toml_unknown_keys_and_mounts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown key"):
         read_site_toml(tmp_path)
     (tmp_path / "pushserve.toml").write_text('[site\n')
-    with pytest.raises(ConfigError, match="pushserve.toml"):
+    with pytest.raises(ConfigError, match=r"pushserve\.toml"):
         read_site_toml(tmp_path)
 
 

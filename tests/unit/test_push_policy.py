@@ -1,0 +1,94 @@
+"""The push policy decides, per page response and connection, what to push, hint or skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pushserve.protocol.events import RequestReceived
+from pushserve.site.manifest import PushResource
+from pushserve.site.push import PushPolicy, link_value, read_cookie_digests
+from pushserve.site.static import StaticSite
+
+RESOURCES = [PushResource("/a.css", "style"), PushResource("/f.woff2", "font", crossorigin=True),
+             PushResource("/m.js", "script", crossorigin=True), PushResource("/gone.js", "script")]
+
+
+@pytest.fixture
+def static(tmp_path: Path) -> StaticSite:
+    (tmp_path / "a.css").write_bytes(b"a" * 100)
+    (tmp_path / "f.woff2").write_bytes(b"f" * 300)
+    (tmp_path / "m.js").write_bytes(b"m" * 200)
+    return StaticSite(tmp_path, revalidate_after=0)
+
+
+def request(method: bytes = b"GET", cookie: bytes | None = None) -> RequestReceived:
+    headers = [(b"cookie", cookie)] if cookie else []
+    return RequestReceived(1, method, b"/", b"localhost", headers, "2", True)
+
+
+def policy(static: StaticSite, mode: str = "auto", budget: int = 10_000) -> PushPolicy:
+    return PushPolicy(mode, None, static, budget=budget, use_cookie=True)  # type: ignore[arg-type]
+
+
+def test_push_when_allowed_styles_and_fonts_first(static: StaticSite) -> None:
+    plan = policy(static).plan(request(), RESOURCES, push_enabled=True, pushed=set())
+    assert [p.path for p in plan.pushes] == ["/a.css", "/f.woff2", "/m.js"]
+    assert [p.urgency for p in plan.pushes] == sorted(p.urgency for p in plan.pushes)
+    assert plan.pushes[0].urgency > 3  # after the page's own DATA (requested streams are 3)
+    assert not plan.early_hints and plan.link_headers == [] and plan.skipped["missing"] == 1
+
+
+def test_hints_when_push_disabled_or_mode_hints(static: StaticSite) -> None:
+    for mode, push_enabled in (("auto", False), ("hints", True)):
+        plan = policy(static, mode).plan(request(), RESOURCES, push_enabled=push_enabled, pushed=set())
+        assert plan.pushes == [] and plan.early_hints
+        assert [v for _, v in plan.link_headers] == [link_value(r) for r in RESOURCES[:3]]
+    assert link_value(RESOURCES[1]) == b"</f.woff2>; rel=preload; as=font; crossorigin"
+
+
+def test_off_announces_nothing(static: StaticSite) -> None:
+    plan = policy(static, "off").plan(request(), RESOURCES, push_enabled=True, pushed=set())
+    assert plan.pushes == [] and plan.link_headers == [] and plan.cookie([]) is None
+
+
+def test_budget_and_already_pushed(static: StaticSite) -> None:
+    plan = policy(static, budget=350).plan(request(), RESOURCES, push_enabled=True, pushed={"/a.css"})
+    assert [p.path for p in plan.pushes] == ["/f.woff2"]  # 300 bytes fit; m.js (200) would not
+    assert plan.skipped["already-sent"] == 1 and plan.skipped["over-budget"] == 1
+    assert [v for _, v in plan.link_headers] == [link_value(RESOURCES[2])]  # on the 200, no 103
+    assert not plan.early_hints
+
+
+def test_cookie_remembers_what_was_sent_and_skips_it_next_time(static: StaticSite) -> None:
+    p = policy(static)
+    first = p.plan(request(), RESOURCES, push_enabled=True, pushed=set())
+    cookie = first.cookie(first.pushes[:2])  # the client took only two pushes
+    assert cookie is not None and cookie.startswith(b"pushserve-cache=")
+    first.not_pushed(first.pushes[2])
+    cookie = first.cookie(first.pushes[:2])  # ...and m.js went out as a Link header instead
+    assert cookie is not None
+    value = cookie.split(b";")[0]
+    assert len(read_cookie_digests([(b"cookie", value)])) == 3
+    again = p.plan(request(cookie=value), RESOURCES, push_enabled=True, pushed=set())
+    assert again.pushes == [] and again.link_headers == [] and again.skipped["cached"] == 3
+
+
+def test_a_changed_file_is_announced_again(static: StaticSite, tmp_path: Path) -> None:
+    p = policy(static)
+    first = p.plan(request(), RESOURCES, push_enabled=False, pushed=set())
+    cookie = first.cookie([])
+    assert cookie is not None
+    (tmp_path / "a.css").write_bytes(b"b" * 101)  # new ETag
+    again = p.plan(request(cookie=cookie.split(b";")[0]), RESOURCES, push_enabled=False, pushed=set())
+    assert [v for _, v in again.link_headers] == [link_value(RESOURCES[0])]
+
+
+def test_head_gets_hints_but_teaches_no_cookie(static: StaticSite) -> None:
+    plan = policy(static).plan(request(b"HEAD"), RESOURCES, push_enabled=True, pushed=set())
+    assert plan.pushes == [] and len(plan.link_headers) == 3 and plan.cookie([]) is None
+
+
+def test_garbage_cookie_counts_as_empty() -> None:
+    assert read_cookie_digests([(b"cookie", b"pushserve-cache=%%%; other=1")]) == []
