@@ -63,7 +63,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--header-timeout", type=float, default=_DEFAULTS.header_timeout, metavar="S",
                    help="a TLS handshake and request head must arrive within S seconds (10)")
     p.add_argument("--idle-timeout", type=float, default=_DEFAULTS.idle_timeout, metavar="S",
-                   help="close connections idle for S seconds (60)")
+                   help="close connections idle for S seconds, or with requests in flight but no bytes moving (60)")
     p.add_argument("--graceful-timeout", type=float, default=_DEFAULTS.graceful_timeout, metavar="S",
                    help="on SIGTERM/SIGHUP, in-flight requests may finish within S seconds (10)")
     p.add_argument("--worker-timeout", type=float, default=30.0, metavar="S",

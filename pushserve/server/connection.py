@@ -91,7 +91,7 @@ class Connection(asyncio.Protocol):
         self.scope_base: dict[str, object] | None = None  # per-connection part of ASGI scopes
         self.reading_paused: set[str] = set()
         self.served_any = False
-        self.started = self.last_activity = worker.loop.time()
+        self.started = self.last_activity = self.last_write = worker.loop.time()
         self.received_at = time.perf_counter()  # when the latest bytes arrived, for the access log
 
     # -- asyncio.Protocol -------------------------------------------------------------------
@@ -224,6 +224,7 @@ class Connection(asyncio.Protocol):
                 data = core.data_to_send(_BATCH)
                 if data:
                     transport.write(data)
+                    self.last_write = self.worker.loop.time()
                 events = core.next_events()
                 if events:
                     self.handle_events(events)
@@ -245,19 +246,20 @@ class Connection(asyncio.Protocol):
 
     def sweep(self, now: float) -> None:
         """Close connections that broke a time limit: a request head that takes too long, an
-        idle keep-alive connection, a peer that stopped reading."""
+        idle keep-alive connection, or requests in flight with no bytes moving either way (a
+        peer that stopped reading, or holds its flow-control window shut, or never finishes a
+        request body) — each of those holds memory and open files."""
         limits = self.worker.config.limits
         if self.closed:
             return
-        idle = now - self.last_activity
         if self.core.awaiting_head or not self.served_any:
-            if idle > limits.header_timeout:
+            if now - self.last_activity > limits.header_timeout:
                 self.abort("request head timeout")
         elif self.core.open_streams == 0 and not self.handlers:
-            if idle > limits.idle_timeout:
+            if now - self.last_activity > limits.idle_timeout:
                 self.shutdown()
-        elif self.paused and idle > limits.idle_timeout:
-            self.abort("peer stopped reading")
+        elif now - max(self.last_activity, self.last_write) > limits.idle_timeout:
+            self.abort(f"no progress for {limits.idle_timeout:g} s with requests in flight")
 
     def shutdown(self) -> None:
         """Graceful: GOAWAY (HTTP/2) or close after the current response (HTTP/1.1)."""

@@ -297,3 +297,18 @@ def test_cli_mistakes(certs: Certs, tmp_path: Path, make_server: Callable[..., S
     line = _one_line_error(run_cli(certs, "site_example", "--port", str(busy.port),
                                    "--cert-dir", str(certs.cert_dir)))
     assert "already in use" in line
+
+
+def test_requests_with_no_bytes_moving_are_dropped(make_server: Callable[..., ServerProcess], site: Path) -> None:
+    # A peer that keeps its window shut would hold the server's open files and memory forever.
+    srv = make_server("--idle-timeout", "1", site=site)
+    c = H2Client(srv.host, srv.port, srv.certs.client_context(), window=0, timeout=30)
+    try:
+        ids = [c.request("/big.bin") for _ in range(20)]
+        c.read_until_closed()  # the server gives up on the stalled connection
+        assert all(not c.replies[i].done for i in ids)
+    finally:
+        c.close()
+    srv.wait_for(r"no progress for 1 s with requests in flight")
+    with client(srv.certs, True) as other:
+        assert other.get(srv.url + "style.css").status_code == 200
