@@ -50,14 +50,15 @@ class Responder:
         a conditional request waits to see a 200 first, so a 304 is not preceded by pushes."""
         site = conn.worker.site
         announced = None
-        if req.method == b"GET" and not _conditional(req.headers):
+        early = req.method == b"GET" and not _conditional(req.headers)
+        if early:
             page = site.static.page(req.target)
             resources = self.policy.resources_for_page(page) if page is not None else None
             if resources:
                 announced = self.announce(conn, req, resources)
                 conn.flush()
         response = site.serve(req)
-        if announced is None:
+        if not early:
             resources = self.policy.resources_for(response)
             if resources:
                 announced = self.announce(conn, req, resources)

@@ -44,6 +44,7 @@ ALLOW = b"GET, HEAD, OPTIONS"
 # Bounds on memory an unlucky or hostile request mix can make the cache use: every distinct
 # raw path spelling gets a route, so the route table is simply emptied when it grows too big.
 _MAX_ROUTES = 8192
+_MAX_RENDERED_ETAGS = 256  # distinct rendered outputs remembered (pages × query strings)
 _MAX_ACCEPT_ENCODINGS = 256
 
 # Precompressed siblings, in the order preferred when the client weighs them equally.
@@ -266,6 +267,7 @@ class StaticSite:
         # may be cached: a browser only profits from Early Hints when the hinted responses are fresh
         # in its cache by the time the page asks for them.
         self.page_cache_control = page_cache_control
+        self._etags: dict[bytes, bytes] = {}  # rendered output → its ETag
         self._routes: dict[bytes, _Route] = {}
         self._entries: dict[str, FileEntry] = {}
         self._accept: dict[bytes, tuple[bytes, ...]] = {}
@@ -526,8 +528,7 @@ class StaticSite:
                         headers: Headers, found: dict[bytes, bytes] | None) -> Response:
         assert self.render_page is not None
         body = self.render_page(entry.rel_path, RenderRequest(url_path, query, headers))
-        # The ETag has to follow the output, which depends on more than the template file.
-        etag = b'"r%s"' % hashlib.blake2b(body, digest_size=12).hexdigest().encode()
+        etag = self._rendered_etag(body)
         validators: Headers = [(b"etag", etag), (b"cache-control", self.page_cache_control)]
         if found is not None:
             status = conditional.evaluate(
@@ -540,6 +541,17 @@ class StaticSite:
         out: Headers = [(b"content-type", entry.content_type), (b"content-length", b"%d" % len(body)),
                         *validators]
         return Response(200, out, None if method == b"HEAD" else body, source=entry.rel_path)
+
+    def _rendered_etag(self, body: bytes) -> bytes:
+        """The ETag has to follow the output, which depends on more than the template file.  The
+        template layer hands out the same bytes object while its cached output is valid, and a
+        bytes object keeps its hash, so a page is digested once per rendering, not per request."""
+        etag = self._etags.get(body)
+        if etag is None:
+            if len(self._etags) >= _MAX_RENDERED_ETAGS:
+                self._etags.clear()
+            etag = self._etags[body] = b'"r%s"' % hashlib.blake2b(body, digest_size=12).hexdigest().encode()
+        return etag
 
     def _not_found(self, method: bytes, url_path: str, query: bytes, headers: Headers,
                    note: str) -> Response:
