@@ -27,6 +27,8 @@ from urllib.parse import unquote_to_bytes
 
 from pushserve.asgi_load import add_import_paths, import_app
 from pushserve.config import Config, ConfigError
+from pushserve.http.conditional import is_conditional
+from pushserve.http.response import plain_response
 from pushserve.protocol.events import Headers, RequestReceived
 from pushserve.site.manifest import PushResource, SiteFiles, infer_page
 
@@ -57,10 +59,6 @@ _NO_BODY_STATUS = frozenset({204, 304})
 # an app could split the response on HTTP/1.1.
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
-# Fields about one connection, not the message: not allowed in HTTP/2 (RFC 9113 §8.2.2), and
-# HTTP/1.1 framing is the core's business.
-_CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
-                                  b"upgrade"})
 
 
 class ClientDisconnected(OSError):
@@ -213,13 +211,8 @@ class AsgiMount:
 
 
 def _reply_plain(conn: Connection, req: RequestReceived, status: int, text: bytes, note: str) -> None:
-    responder = conn.worker.responder
-    headers = responder.common_headers(conn)
-    headers += [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(text))]
-    conn.core.send_response(req.stream_id, status, headers, None if req.method == b"HEAD" else text)
+    conn.worker.responder.respond(conn, req, plain_response(status, text, note=note, head=req.method == b"HEAD"))
     conn.flush()
-    if responder.access_log_on:
-        responder.log(conn, req, status, len(text), "", note)
 
 
 class _Lifespan:
@@ -429,8 +422,7 @@ class _AppRequest:
             name, value = bytes(raw_name).lower(), bytes(raw_value)
             if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
                 raise RuntimeError(f"invalid response header {name!r}: {value!r}")
-            if name not in _CONNECTION_SPECIFIC:  # the protocol core frames the message itself
-                headers.append((name, value))
+            headers.append((name, value))  # lower-cased: the cores drop connection-specific ones
         self.status = status
         self.extra_headers = headers
         if status != 200 or self.req.method not in (b"GET", b"HEAD"):
@@ -458,7 +450,7 @@ class _AppRequest:
         resources = routes.get(self._route_key()) if routes else None
         req = self.req
         if (not resources or self.mount.relearn or req.method != b"GET" or not self._may_announce()
-                or any(name == b"if-none-match" or name == b"if-modified-since" for name, _ in req.headers)):
+                or is_conditional(req.headers)):
             return
         self.early = self.conn.worker.responder.announce(self.conn, req, resources)
         self.conn.flush()

@@ -24,7 +24,7 @@ from pushserve.dev.classify import Batch
 from pushserve.dev.events import Hub
 from pushserve.dev.update import SiteUpdater
 from pushserve.dev.watch import watch
-from pushserve.http.response import Response
+from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import RequestReceived
 from pushserve.server.connection import DiscardBody
 from pushserve.server.responder import Responder
@@ -202,8 +202,7 @@ class DevServer:
 
 
 def _plain(status: int, text: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> Response:
-    return Response(status, [(b"content-type", b"text/plain; charset=utf-8"),
-                             (b"content-length", b"%d" % len(text)), *(extra or [])], text)
+    return plain_response(status, text, extra=extra)
 
 
 def close_streams(site: Site) -> None:

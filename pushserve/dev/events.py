@@ -93,7 +93,6 @@ class Hub:
         self.streams: set[EventStream] = set()
         # The event describing the current problems ("error") or their absence ("clear").
         self.state: bytes = format_event("clear", {})
-        self.sent: list[tuple[str, Any]] = []  # recent (event, data), for the overview page
         self.closing = False
 
     def subscribe(self, conn: Connection, req: RequestReceived, headers: list[tuple[bytes, bytes]]) -> None:
@@ -114,7 +113,6 @@ class Hub:
         message = format_event(event, data)
         if event in ("error", "clear"):
             self.state = message
-        self.sent = [*self.sent[-19:], (event, data)]
         for stream in list(self.streams):
             stream.send(message)
 

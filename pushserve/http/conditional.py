@@ -8,6 +8,7 @@ gets back the status to answer with instead of the normal one, or None.
 from __future__ import annotations
 
 from pushserve.http.dates import parse_http_date
+from pushserve.protocol.events import Headers
 
 NOT_MODIFIED = 304
 PRECONDITION_FAILED = 412
@@ -114,3 +115,9 @@ def if_range_matches(if_range: bytes, *, etag: bytes, last_modified: float | Non
         return False
     since = parse_http_date(value)
     return since is not None and int(last_modified) == since
+
+
+def is_conditional(headers: Headers) -> bool:
+    """A revalidation (the client has a copy): its answer may be a 304, so nothing is pushed or
+    hinted ahead of it."""
+    return any(name == b"if-none-match" or name == b"if-modified-since" for name, _ in headers)

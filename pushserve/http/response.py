@@ -18,3 +18,12 @@ class Response:
     # A short note for the access log ("template error", "traversal"), when the status alone
     # would not say enough.
     note: str = ""
+
+
+def plain_response(status: int, text: bytes, *, note: str = "", head: bool = False,
+                   extra: Headers | None = None) -> Response:
+    """A short text/plain answer (errors, refusals); never cached, so a transient 404 or 413
+    does not stick."""
+    headers: Headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(text)),
+                        (b"cache-control", b"no-cache"), *(extra or [])]
+    return Response(status, headers, None if head else text, note=note)

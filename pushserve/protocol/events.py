@@ -13,6 +13,7 @@ request order, whatever order the layer above answers in.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +24,20 @@ Headers = list[tuple[bytes, bytes]]
 # peer can take them (flow-control window open, transport not paused), so a large file is
 # never read whole into memory.
 Body = bytes | Iterator[bytes]
+
+# Fields about one connection, not the message: forbidden in HTTP/2 (RFC 9113 §8.2.2); on
+# HTTP/1.1 the core frames messages itself.  Cores drop them from responses they are given.
+CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                                 b"upgrade"})
+
+
+def close_body(body: object) -> None:
+    """Release a body iterator that will not be read to its end (an open file, say); its
+    cleanup failing must not break the connection."""
+    close = getattr(body, "close", None)
+    if callable(close):
+        with suppress(Exception):
+            close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from typing import NoReturn
 import httptools
 
 from pushserve.protocol.events import (
+    CONNECTION_SPECIFIC,
     Body,
     BodyReceived,
     ConnectionTerminated,
@@ -37,6 +38,7 @@ from pushserve.protocol.events import (
     RequestReceived,
     StreamDrained,
     StreamReset,
+    close_body,
 )
 
 # RFC 9110 renamed a few reason phrases; http.HTTPStatus still has the RFC 2616 ones.
@@ -48,8 +50,6 @@ _STATUS_LINES: dict[int, bytes] = {
 }
 
 # Connection-specific headers are the core's business; a caller's copy would contradict framing.
-_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
-                         b"upgrade"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _CLOSE = b"connection: close\r\n"
@@ -71,10 +71,6 @@ def _status_line(status: int) -> bytes:
     return line
 
 
-def _close_iterator(item: object) -> None:
-    close = getattr(item, "close", None)
-    if close is not None:
-        close()
 
 
 class _Reject(Exception):
@@ -119,7 +115,7 @@ class _Exchange:
     def discard_body(self) -> None:
         for item in self.body:
             if not isinstance(item, bytes | memoryview):
-                _close_iterator(item)
+                close_body(item)
         self.body.clear()
         self.queued = 0
 
@@ -202,7 +198,7 @@ class H1Core:
             return
         if ex.no_body():
             if not isinstance(body, bytes):
-                _close_iterator(body)
+                close_body(body)
         elif isinstance(body, bytes):
             if body:
                 ex.body.append(body)
@@ -596,7 +592,7 @@ class H1Core:
         parts = [_status_line(ex.status)]
         has_length = False
         for name, value in ex.headers:
-            if name in _HOP_BY_HOP:
+            if name in CONNECTION_SPECIFIC:
                 continue
             if name == b"content-length":
                 has_length = True
@@ -650,7 +646,7 @@ class H1Core:
                     body.popleft()
                     continue
                 except Exception as exc:
-                    _close_iterator(item)
+                    close_body(item)
                     self._abort_output(f"response body failed: {exc!r}")
                     return budget
                 n = len(chunk)

@@ -44,6 +44,7 @@ from hpack import HPACKError
 from hyperframe.frame import GoAwayFrame, SettingsFrame
 
 from pushserve.protocol.events import (
+    CONNECTION_SPECIFIC,
     Body,
     BodyReceived,
     ConnectionTerminated,
@@ -52,6 +53,7 @@ from pushserve.protocol.events import (
     RequestReceived,
     StreamDrained,
     StreamReset,
+    close_body,
 )
 
 _PROTOCOL_ERROR = int(ErrorCodes.PROTOCOL_ERROR)
@@ -99,9 +101,6 @@ _H2_STREAM_LIMIT = 2**31 - 1
 
 # Connection-specific header fields are forbidden in HTTP/2 (RFC 9113 §8.2.2); a handler that
 # shares header lists with HTTP/1.1 may carry them, so they are dropped instead of failing.
-_HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"},
-)
 _REQUEST_FLAGS = HeaderValidationFlags(
     is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False,
 )
@@ -139,11 +138,6 @@ class _Stream:
     auto_ack: bool = False  # response finished: acknowledge further body on arrival
 
 
-def _close_iterator(it: Iterator[bytes]) -> None:
-    close = getattr(it, "close", None)
-    if callable(close):
-        with suppress(Exception):  # a body's cleanup failing must not break the connection
-            close()
 
 
 def _parse_urgency(value: bytes, default: int) -> int:
@@ -489,11 +483,11 @@ class H2Core:
         st = self._streams.get(stream_id)
         if st is None or st.response_done or st.headers_sent:
             if body is not None and not isinstance(body, bytes):
-                _close_iterator(body)
+                close_body(body)
             return
         head = st.method == b"HEAD"
         if head and body is not None and not isinstance(body, bytes):
-            _close_iterator(body)
+            close_body(body)
         empty = head or body is None or body == b""
         finish = end_stream or head
         block = [(b":status", b"%d" % status), *_strip_hop_by_hop(headers)]
@@ -630,7 +624,7 @@ class H2Core:
     def _clear_parts(st: _Stream) -> None:
         for part in st.parts:
             if not isinstance(part, bytes):
-                _close_iterator(part)
+                close_body(part)
         st.parts.clear()
         st.queued = 0
         st.offset = 0
@@ -696,7 +690,7 @@ class H2Core:
                 chunk = next(part)
             except StopIteration:
                 st.parts.popleft()
-                _close_iterator(part)
+                close_body(part)
                 continue
             except Exception:  # a failing body (file vanished…) ends only its stream
                 self.reset_stream(sid, _INTERNAL_ERROR)
@@ -817,7 +811,8 @@ class H2Core:
 
 
 def _strip_hop_by_hop(headers: Headers) -> Headers:
-    return [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
+    # Names are lower-case by contract (events.Headers), so no per-field lower() here.
+    return [(k, v) for k, v in headers if k not in CONNECTION_SPECIFIC]
 
 
 def _recode_goaway(data: bytes, code: int) -> bytes:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pushserve.http.conditional import is_conditional
 from pushserve.http.response import Response
 from pushserve.protocol.events import Headers, RequestReceived
 from pushserve.site.manifest import PushResource
@@ -50,7 +51,7 @@ class Responder:
         a conditional request waits to see a 200 first, so a 304 is not preceded by pushes."""
         site = conn.worker.site
         announced = None
-        early = req.method == b"GET" and not _conditional(req.headers)
+        early = req.method == b"GET" and not is_conditional(req.headers)
         if early:
             page = site.static.page(req.target)
             resources = self.policy.resources_for_page(page) if page is not None else None
@@ -131,10 +132,6 @@ class Responder:
             status, length if isinstance(length, int) else length.decode("latin-1"),
             f" {announced}" if announced else "", f" ({note})" if note else "", took,
         )
-
-
-def _conditional(headers: Headers) -> bool:
-    return any(name == b"if-none-match" or name == b"if-modified-since" for name, _ in headers)
 
 
 def _content_length(headers: Headers) -> bytes:

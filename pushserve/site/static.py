@@ -35,7 +35,7 @@ from pushserve.http import conditional
 from pushserve.http.dates import http_date
 from pushserve.http.mime import content_type
 from pushserve.http.ranges import UNSATISFIABLE, parse_range, unsatisfied_range
-from pushserve.http.response import Response
+from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import Headers
 
 CHUNK_SIZE = 64 * 1024
@@ -44,7 +44,7 @@ ALLOW = b"GET, HEAD, OPTIONS"
 # Bounds on memory an unlucky or hostile request mix can make the cache use: every distinct
 # raw path spelling gets a route, so the route table is simply emptied when it grows too big.
 _MAX_ROUTES = 8192
-_MAX_RENDERED_ETAGS = 256  # distinct rendered outputs remembered (pages × query strings)
+_MAX_RENDERED_ETAGS = 256  # distinct rendered outputs remembered (pages x query strings)
 _MAX_ACCEPT_ENCODINGS = 256
 
 # Precompressed siblings, in the order preferred when the client weighs them equally.
@@ -585,6 +585,4 @@ def _etag(st: os.stat_result, encoding: bytes = b"") -> bytes:
 
 
 def _plain(method: bytes, status: int, text: bytes, note: str) -> Response:
-    headers: Headers = [(b"content-type", _PLAIN_TYPE), (b"content-length", b"%d" % len(text)),
-                        (b"cache-control", b"no-cache")]
-    return Response(status, headers, None if method == b"HEAD" else text, note=note)
+    return plain_response(status, text, note=note, head=method == b"HEAD")
