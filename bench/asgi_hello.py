@@ -11,20 +11,19 @@ import argparse
 import json
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import textwrap
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bench.certs import CertPair, make_cert
 from bench.procs import SERVER_CPU, BenchError, can_pin, free_port, pinned, running
 from bench.servers import MAX_KEEPALIVE_REQUESTS, REPO, _py_env
-from bench.throughput import FIXTURE, h2load, wrk
+from bench.throughput import FIXTURE, Result, h2load, wrk
 
 # -- the app ------------------------------------------------------------------------------------
 
@@ -101,16 +100,6 @@ TARGETS = (("pushserve", "h2"), ("hypercorn", "h2"), ("pushserve", "h1"), ("uvic
 STARTERS = {"pushserve": pushserve, "hypercorn": hypercorn, "uvicorn": uvicorn}
 PEER = {"h2": "hypercorn", "h1": "uvicorn"}
 
-
-@dataclass
-class Result:
-    server: str
-    protocol: str
-    runs: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.runs) if self.runs else 0.0
 
 
 def _rotations(items: Sequence[tuple[str, str]], repeat: int) -> Iterator[list[tuple[str, str]]]:
