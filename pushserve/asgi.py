@@ -418,16 +418,17 @@ class _AppRequest:
         if not 200 <= status <= 599:
             raise RuntimeError(f"http.response.start with status {status}")
         headers: Headers = []
+        html = False
         for raw_name, raw_value in raw_headers:
             name, value = bytes(raw_name).lower(), bytes(raw_value)
             if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
                 raise RuntimeError(f"invalid response header {name!r}: {value!r}")
             headers.append((name, value))  # lower-cased: the cores drop connection-specific ones
+            if name == b"content-type":
+                html = value[:9].lower() == b"text/html"
         self.status = status
         self.extra_headers = headers
-        if status != 200 or self.req.method not in (b"GET", b"HEAD"):
-            return
-        if not any(k == b"content-type" and v.lower().startswith(b"text/html") for k, v in self.extra_headers):
+        if not html or status != 200 or self.req.method not in (b"GET", b"HEAD"):
             return
         resources = self.mount.routes.get(self._route_key())
         if (resources is None or self.mount.relearn) and not self.head:
