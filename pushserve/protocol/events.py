@@ -5,6 +5,10 @@ layer above answers through methods (``send_response``, ``send_data``…), and t
 come out of ``data_to_send``.  Neither core imports asyncio, opens a file or reads a clock: timers
 and sockets belong to server/connection.py.
 
+Events are values: nothing changes one after it is made.  They are plain slotted dataclasses,
+not frozen ones, because a frozen dataclass costs four times as much to build (its __init__ goes
+through object.__setattr__), and one is built for every request.
+
 Every event names the stream it belongs to.  HTTP/1.1 numbers its requests 1, 3, 5… in arrival
 order so the layer above can treat both protocols alike; responses on HTTP/1.1 still leave in
 request order, whatever order the layer above answers in.
@@ -40,7 +44,7 @@ def close_body(body: object) -> None:
             close()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestReceived:
     """A complete request head.  ``end_stream`` is True when no body follows."""
 
@@ -53,7 +57,7 @@ class RequestReceived:
     end_stream: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BodyReceived:
     """A piece of request body.  ``end_stream`` marks the last piece (``data`` may be empty)."""
 
@@ -62,7 +66,7 @@ class BodyReceived:
     end_stream: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamReset:
     """The peer abandoned the stream (RST_STREAM; or an HTTP/1.1 connection lost mid-request).
     Any work for it should stop; anything still queued for it has been dropped."""
@@ -71,7 +75,7 @@ class StreamReset:
     error_code: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamDrained:
     """Everything queued for the stream with ``send_data`` has left the core's buffers, so a
     producer (an ASGI app streaming a response) may queue more."""
@@ -79,7 +83,7 @@ class StreamDrained:
     stream_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionTerminated:
     """The connection is ending: the peer sent GOAWAY, or its input broke the protocol.
     ``reason`` is one short line for the log.  Once ``data_to_send`` returns b"" the transport
