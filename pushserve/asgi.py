@@ -164,10 +164,10 @@ class AsgiMount:
     def scope(self, conn: Connection, req: RequestReceived) -> dict[str, Any]:
         raw_path, _, query = req.target.partition(b"?")
         path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("utf-8", "replace")
-        headers = list(req.headers)
+        headers = req.headers  # the core made this list for this request alone
         h2 = req.http_version == "2"
         if h2 and req.authority and not any(name == b"host" for name, _ in headers):
-            headers.insert(0, (b"host", req.authority))
+            headers = [(b"host", req.authority), *headers]
         base = conn.scope_base
         if base is None:  # what stays the same for every request on this connection
             transport = conn.transport

@@ -112,7 +112,7 @@ class Responder:
                 break
             conn.pushed.add(path)
             promised.add(path)
-            pushed_req = RequestReceived(promised_id, b"GET", target, req.authority, copied, "2", True)
+            pushed_req = RequestReceived(promised_id, b"GET", target, req.authority, list(copied), "2", True)
             mount = conn.worker.site.match_mount(target)
             if mount is not None:
                 mount.start(conn, pushed_req)
