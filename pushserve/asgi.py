@@ -55,6 +55,9 @@ _HTTP_ASGI = {"version": "3.0", "spec_version": "2.4"}
 _LIFESPAN_ASGI = {"version": "3.0", "spec_version": "2.0"}
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _NO_BODY_STATUS = frozenset({204, 304})
+# Response fields _start takes note of: the type (HTML is learned from), a length (none to add),
+# and fields pushserve adds itself (the app's own value wins).
+_NOTED = frozenset({b"content-type", b"content-length", b"date", b"server", b"x-pushserve-worker"})
 # RFC 9110 field names (lower-case tokens) and values without CR, LF or NUL: anything else from
 # an app could split the response on HTTP/1.1.
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
@@ -262,10 +265,12 @@ class _AppRequest:
         "extra_headers",
         "final_sent",
         "gone",
+        "has_length",
         "head",
         "headers_sent",
         "more_body",
         "mount",
+        "own_common",
         "paused_reading",
         "pushed",
         "queued",
@@ -303,6 +308,8 @@ class _AppRequest:
         self.app_announced = False  # the app sent its own push or early hint
         self.announced = ""
         self.early: Announced | None = None  # announced when the request arrived
+        self.has_length = False  # the app gave a content-length
+        self.own_common = False  # the app set a field pushserve adds to every response
         self.collect: bytearray | None = None  # HTML kept to infer the route's resources
 
     # -- StreamHandler (called by the connection) -------------------------------------------------
@@ -400,7 +407,8 @@ class _AppRequest:
         if kind == "http.response.body":
             if not self.status:
                 raise RuntimeError("http.response.body before http.response.start")
-            await self._body(bytes(message.get("body", b"")), bool(message.get("more_body", False)))
+            body = message.get("body", b"")
+            await self._body(body if type(body) is bytes else bytes(body), bool(message.get("more_body", False)))
         elif kind == "http.response.start":
             if self.status:
                 raise RuntimeError("http.response.start sent twice")
@@ -424,8 +432,13 @@ class _AppRequest:
             if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
                 raise RuntimeError(f"invalid response header {name!r}: {value!r}")
             headers.append((name, value))  # lower-cased: the cores drop connection-specific ones
-            if name == b"content-type":
-                html = value[:9].lower() == b"text/html"
+            if name in _NOTED:
+                if name == b"content-type":
+                    html = value[:9].lower() == b"text/html"
+                elif name == b"content-length":
+                    self.has_length = True
+                else:
+                    self.own_common = True
         self.status = status
         self.extra_headers = headers
         if not html or status != 200 or self.req.method not in (b"GET", b"HEAD"):
@@ -500,12 +513,13 @@ class _AppRequest:
 
     def _head_headers(self, first: bytes, more: bool) -> Headers:
         app = self.extra_headers
-        names = {k for k, _ in app}
-        headers = [h for h in self.conn.worker.responder.common_headers(self.conn) if h[0] not in names]
+        headers = self.conn.worker.responder.common_headers(self.conn)
+        if self.own_common:  # the app set its own date or server: it wins
+            names = {k for k, _ in app}
+            headers = [h for h in headers if h[0] not in names]
         headers += app
         # A response given whole gets its length, so HTTP/1.1 needs no chunked framing for it.
-        if (not more and not self.head and self.status not in _NO_BODY_STATUS
-                and b"content-length" not in names):
+        if not more and not self.head and not self.has_length and self.status not in _NO_BODY_STATUS:
             headers.append((b"content-length", b"%d" % len(first)))
         return headers
 
