@@ -34,6 +34,7 @@ class Announced:
 
     headers: Headers  # Link and Set-Cookie headers for the final response
     summary: str
+    early_hints: bool = False  # a 103 was queued
 
 
 class Responder:
@@ -46,8 +47,8 @@ class Responder:
         return [(b"date", conn.worker.date.value()), (b"server", b"pushserve"), *self.extra]
 
     def serve(self, conn: Connection, req: RequestReceived) -> None:
-        """Answer a request for the site.  A page's resources are announced (103 or pushes) and
-        flushed before the page is produced, so the client starts on them while we render; only
+        """Answer a request for the site.  A page's resources are announced before the page is
+        produced (a 103 is flushed at once, so the client starts on them while we render); only
         a conditional request waits to see a 200 first, so a 304 is not preceded by pushes."""
         site = conn.worker.site
         announced = None
@@ -57,7 +58,10 @@ class Responder:
             resources = self.policy.resources_for_page(page) if page is not None else None
             if resources:
                 announced = self.announce(conn, req, resources)
-                conn.flush()
+                if announced.early_hints:
+                    # The 103 leaves now.  Pushes do not: their data would go out ahead of a
+                    # page not yet queued, where urgency should put the page's own data first.
+                    conn.flush()
         response = site.serve(req)
         if not early:
             resources = self.policy.resources_for(response)
@@ -93,7 +97,7 @@ class Responder:
         cookie = plan.cookie(pushed)
         if cookie is not None:
             headers.append((b"set-cookie", cookie))
-        return Announced(headers, plan.summary(len(pushed)))
+        return Announced(headers, plan.summary(len(pushed)), plan.early_hints)
 
     def push(self, conn: Connection, req: RequestReceived, paths: list[tuple[str, int]]) -> set[str]:
         """Promise and send each path (a file of the site, or a route of a mounted app) at most
