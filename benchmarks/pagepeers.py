@@ -1,4 +1,4 @@
-"""nginx and h2o as peers in ``python -m bench pageload SITE --peers``: each serves the same page
+"""nginx and h2o as peers in ``python -m benchmarks pageload SITE --peers``: each serves the same page
 with its own push / preload machinery, fed with pushserve's manifest for that page.
 
 - The site is rendered first (``pushserve.site.templates``) into a temp folder, so the peers send
@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from bench.procs import SERVER_CPU, BenchError, free_port, pinned, running
 from pushserve.bench.certs import CertPair
 from pushserve.bench.pageload import Starter, Variant
+from pushserve.bench.procs import SERVER_CPU, BenchError, free_port, pinned, running
 from pushserve.config import Config, read_site_toml
 from pushserve.site.build import build_push_manifest
 from pushserve.site.manifest import is_page_path, page_url

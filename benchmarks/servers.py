@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.certs import CertPair
-from bench.procs import SERVER_CPU, free_port, pinned, running
+from pushserve.bench.certs import CertPair
+from pushserve.bench.procs import SERVER_CPU, free_port, pinned, running
 
 REPO = Path(__file__).resolve().parent.parent
 # pushserve's startup line: "... at https://127.0.0.1:PORT/ ..."
@@ -69,7 +69,7 @@ def hypercorn(spec: ServeSpec) -> Iterator[str]:
         loglevel = "INFO"
         errorlog = "-"
         """))
-    cmd = [sys.executable, "-m", "hypercorn", "--config", str(conf), "bench.peers.starlette_static:app"]
+    cmd = [sys.executable, "-m", "hypercorn", "--config", str(conf), "benchmarks.peers.starlette_static:app"]
     env = _py_env({"BENCH_DOCROOT": str(spec.docroot)})
     with running("hypercorn", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
         child.wait_for_line(_HYPERCORN_READY)

@@ -1,4 +1,4 @@
-"""``python -m bench.asgi_inprocess``: Python time per HTTP/1.1 request of the ASGI "hello" app,
+"""``python -m benchmarks.asgi_inprocess``: Python time per HTTP/1.1 request of the ASGI "hello" app,
 pushserve's connection vs Uvicorn's httptools protocol, each driven in-process through a
 transport that only collects what is written (no TLS, no sockets, no client).
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import uvloop
 
-from bench.asgi_hello import app
+from benchmarks.asgi_hello import app
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: localhost:8443\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 SITE = Path(__file__).resolve().parent / "site"
@@ -67,7 +67,7 @@ async def pushserve_cost(n: int) -> float:
     from pushserve.server.worker import WorkerState
     from pushserve.site.build import build_site
 
-    config = Config(site=SITE, access_log=False, push="off", mounts=(Mount("/hello", "bench.asgi_hello:app"),))
+    config = Config(site=SITE, access_log=False, push="off", mounts=(Mount("/hello", "benchmarks.asgi_hello:app"),))
     site, responder, mounts = build_site(config)
     for mount in mounts:
         await mount.startup()
@@ -91,7 +91,7 @@ async def uvicorn_cost(n: int) -> float:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.asgi_inprocess", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.asgi_inprocess", description=__doc__.split("\n")[0])
     p.add_argument("--requests", type=int, default=40_000)
     p.add_argument("--repeat", type=int, default=5)
     ns = p.parse_args()

@@ -1,4 +1,4 @@
-"""``python -m bench throughput``: requests/s for one ~1 KB static file, pushserve vs Hypercorn
+"""``python -m benchmarks throughput``: requests/s for one ~1 KB static file, pushserve vs Hypercorn
 (and nginx / h2o as the C ceiling when installed), HTTP/2 with h2load and HTTP/1.1 with wrk.
 
 All servers run at once (idle ones cost nothing) so every repetition visits each of them in
@@ -18,9 +18,9 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench import servers
-from bench.certs import make_cert
-from bench.procs import BenchError, can_pin, run_client
+from benchmarks import servers
+from pushserve.bench.certs import make_cert
+from pushserve.bench.procs import BenchError, can_pin, run_client
 
 FIXTURE = Path(__file__).resolve().parent / "site"
 FILE = "small.txt"

@@ -1,4 +1,4 @@
-"""``python -m bench.workers``: how small-file throughput scales from 1 to N forked workers.
+"""``python -m benchmarks.workers``: how small-file throughput scales from 1 to N forked workers.
 
 pushserve serves one ~1 KB file with ``--workers 1`` and ``--workers N``; h2load (HTTP/2) and wrk
 (HTTP/1.1) load it over TLS.  With at least N+1 CPUs the server is pinned to N CPUs and the client
@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.certs import make_cert
-from bench.procs import BenchError, running
+from pushserve.bench.certs import make_cert
+from pushserve.bench.procs import BenchError, running
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "bench" / "site"
@@ -137,7 +137,7 @@ def format_table(s: dict[str, object]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.workers", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.workers", description=__doc__.splitlines()[0])
     p.add_argument("--workers", type=int, default=2, help="the N compared with 1 worker (2)")
     p.add_argument("--repeat", type=int, default=3, help="repetitions per configuration (3)")
     p.add_argument("--requests", type=int, default=50_000, help="h2load requests per run (50000)")

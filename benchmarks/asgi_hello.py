@@ -1,7 +1,7 @@
-"""``python -m bench.asgi_hello``: requests/s for a plain ASGI "hello" app mounted in pushserve,
+"""``python -m benchmarks.asgi_hello``: requests/s for a plain ASGI "hello" app mounted in pushserve,
 against the same app under Hypercorn (HTTP/2, h2load) and Uvicorn (HTTP/1.1, wrk).
 
-This module is also the app (``bench.asgi_hello:app``), so every server runs the very same code.
+This module is also the app (``benchmarks.asgi_hello:app``), so every server runs the very same code.
 All servers run at once, one worker each, access log off, TLS with one throwaway certificate;
 each repetition visits every (server, protocol) pair, the order rotated per repetition."""
 
@@ -20,10 +20,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.certs import CertPair, make_cert
-from bench.procs import SERVER_CPU, BenchError, can_pin, free_port, pinned, running
-from bench.servers import MAX_KEEPALIVE_REQUESTS, REPO, _py_env
-from bench.throughput import FIXTURE, Result, h2load, wrk
+from benchmarks.servers import MAX_KEEPALIVE_REQUESTS, REPO, _py_env
+from benchmarks.throughput import FIXTURE, Result, h2load, wrk
+from pushserve.bench.certs import CertPair, make_cert
+from pushserve.bench.procs import SERVER_CPU, BenchError, can_pin, free_port, pinned, running
 
 # -- the app ------------------------------------------------------------------------------------
 
@@ -57,7 +57,7 @@ _UVICORN_READY = re.compile(r"Uvicorn running on https://")
 def pushserve(cert: CertPair, work: Path) -> Iterator[str]:
     cmd = [sys.executable, "-m", "pushserve", str(FIXTURE), "--port", "0", "--cert", str(cert.cert),
            "--key", str(cert.key), "--cert-dir", str(work / "pushserve-certs"), "--push", "off",
-           "--no-access-log", "--workers", "1", "--mount", f"{PATH}=bench.asgi_hello:app"]
+           "--no-access-log", "--workers", "1", "--mount", f"{PATH}=benchmarks.asgi_hello:app"]
     env = _py_env({"PUSHSERVE_CAROOT": str(work / "caroot")})
     with running("pushserve", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
         base = child.wait_for_line(_PUSHSERVE_READY).group(1).replace("localhost", "127.0.0.1")
@@ -78,7 +78,7 @@ def hypercorn(cert: CertPair, work: Path) -> Iterator[str]:
         loglevel = "INFO"
         errorlog = "-"
         """))
-    cmd = [sys.executable, "-m", "hypercorn", "--config", str(conf), "bench.asgi_hello:app"]
+    cmd = [sys.executable, "-m", "hypercorn", "--config", str(conf), "benchmarks.asgi_hello:app"]
     with running("hypercorn", pinned(cmd, SERVER_CPU), env=_py_env(), cwd=str(REPO)) as child:
         child.wait_for_line(_HYPERCORN_READY)
         yield f"https://127.0.0.1:{port}{PATH}"
@@ -87,7 +87,7 @@ def hypercorn(cert: CertPair, work: Path) -> Iterator[str]:
 @contextmanager
 def uvicorn(cert: CertPair, work: Path) -> Iterator[str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "bench.asgi_hello:app", "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "uvicorn", "benchmarks.asgi_hello:app", "--host", "127.0.0.1",
            "--port", str(port), "--ssl-certfile", str(cert.cert), "--ssl-keyfile", str(cert.key),
            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--workers", "1"]
     with running("uvicorn", pinned(cmd, SERVER_CPU), env=_py_env(), cwd=str(REPO)) as child:
@@ -139,7 +139,7 @@ def run(repeat: int, requests: int, duration: int, log: Callable[[str], None]) -
         for proto in ("h2", "h1") if results[(PEER[proto], proto)].median
     }
     return {
-        "app": "bench.asgi_hello:app", "repeat": repeat, "pinned": can_pin(),
+        "app": "benchmarks.asgi_hello:app", "repeat": repeat, "pinned": can_pin(),
         "h2load": f"-c 8 -m 10 -n {requests}", "wrk": f"-t1 -c 8 -d {duration}s",
         "results": [asdict(r) | {"median": r.median} for r in results.values()], "ratios": ratios,
     }
@@ -155,7 +155,7 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.asgi_hello",
+    p = argparse.ArgumentParser(prog="python -m benchmarks.asgi_hello",
                                 description="ASGI hello: pushserve vs Hypercorn (h2) and Uvicorn (h1)")
     p.add_argument("--repeat", type=int, default=3, help="repetitions per (server, protocol) (3)")
     p.add_argument("--requests", type=int, default=30_000, help="h2load requests per run (30000)")

@@ -1,4 +1,4 @@
-"""``python -m bench throughput|pageload ...`` — see bench/README.md.
+"""``python -m benchmarks throughput|pageload ...`` — see benchmarks/README.md.
 
 ``pageload`` is pushserve's own instrument (``pushserve bench``, in pushserve/bench/) with what only
 this checkout has on top: ``--peers`` (nginx and h2o serving the same page with their own push
@@ -16,7 +16,7 @@ from pushserve.bench.procs import BenchError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description="pushserve benchmarks (loopback only)")
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description="pushserve benchmarks (loopback only)")
     sub = p.add_subparsers(dest="mode", required=True)
     t = sub.add_parser("throughput", help="requests/s for a 1 KB file: pushserve vs Hypercorn (+ nginx, h2o)")
     t.add_argument("--repeat", type=int, default=3, help="repetitions per server (3)")
@@ -45,11 +45,11 @@ def _pageload(ns: argparse.Namespace) -> int:
 
     extra: dict[str, Any] = {}
     if ns.peers:
-        from bench.pagepeers import peer_setup
+        from benchmarks.pagepeers import peer_setup
 
         extra["extra"] = peer_setup(ns.site, ns.page, _log)
     if ns.compare:
-        from bench import throughput
+        from benchmarks import throughput
         from pushserve.bench.report import table_html
 
         def sections() -> list[tuple[str, str]]:
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
     try:
         if ns.mode == "throughput":
-            from bench import throughput
+            from benchmarks import throughput
 
             return throughput.main(ns.repeat, ns.requests, ns.duration, ns.json, ns.include_c)
         if ns.mode == "pageload":
