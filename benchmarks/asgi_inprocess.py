@@ -62,16 +62,14 @@ async def _drive(feed: Callable[[bytes], None], transport: CollectingTransport, 
 
 
 async def pushserve_cost(n: int) -> float:
+    from pushserve.app import build
     from pushserve.config import Config, Mount
-    from pushserve.server.connection import Connection
-    from pushserve.server.worker import WorkerState
-    from pushserve.site.build import build_site
+    from pushserve.server.connection import Connection, WorkerState
 
     config = Config(site=SITE, access_log=False, push="off", mounts=(Mount("/hello", "benchmarks.asgi_hello:app"),))
-    site, responder, mounts = build_site(config)
-    for mount in mounts:
-        await mount.startup()
-    conn = Connection(WorkerState(config, site, responder, asyncio.get_running_loop()))
+    app = build(config)
+    await app.startup()
+    conn = Connection(WorkerState(config, app, asyncio.get_running_loop()))
     transport = CollectingTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     return await _drive(conn.data_received, transport, 1, n)

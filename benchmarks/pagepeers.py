@@ -23,8 +23,8 @@ from pushserve.bench.certs import CertPair
 from pushserve.bench.pageload import Starter, Variant
 from pushserve.bench.procs import SERVER_CPU, BenchError, free_port, pinned, running
 from pushserve.config import Config, read_site_toml
-from pushserve.site.build import build_push_manifest
-from pushserve.site.manifest import is_page_path, page_url
+from pushserve.site.manifest_load import build_push_manifest
+from pushserve.site.paths import is_manifest_page, page_url
 from pushserve.site.push import link_value
 from pushserve.site.templates import Templates
 
@@ -45,7 +45,7 @@ def render_site(site: Path, out: Path) -> dict[str, list[str]]:
             continue
         dst = out / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if templates is not None and is_page_path(rel.as_posix()):
+        if templates is not None and is_manifest_page(rel.as_posix()):
             dst.write_bytes(templates.render_static(rel.as_posix()))
         else:
             shutil.copyfile(src, dst)

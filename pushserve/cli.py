@@ -4,10 +4,8 @@ are tools.  Every mistake a user can make ends in one line on stderr and a non-z
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,41 +135,6 @@ def setup_logging() -> None:
     root.propagate = False
 
 
-def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> socket.socket:
-    """Bind a TCP socket (listening unless listen=False), or explain in one line why not."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise ConfigError(f"--host {host!r}: {e.strerror}") from None
-    family, _, _, _, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(addr)
-        if listen:
-            sock.listen(1024)
-    except OSError as e:
-        sock.close()
-        if e.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {port} on {host} is already in use") from None
-        if e.errno == errno.EACCES:
-            raise ConfigError(f"no permission to listen on {host}:{port}") from None
-        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    sock.setblocking(False)
-    return sock
-
-
-def url_for(host: str, port: int) -> str:
-    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
-    if ":" in shown:
-        shown = f"[{shown}]"
-    return f"https://{shown}:{port}/"
-
-
 def resolve_certificate(config: Config) -> tuple[Path, Path | None]:
     if config.cert is not None:
         return config.cert, config.key
@@ -212,8 +175,8 @@ def cmd_cert(argv: Sequence[str]) -> int:
 
 
 def cmd_manifest(argv: Sequence[str]) -> int:
-    from pushserve.site.build import build_push_manifest
     from pushserve.site.manifest import to_json
+    from pushserve.site.manifest_load import build_push_manifest
 
     ns = _manifest_parser().parse_args(argv)
     site_vars, _mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})

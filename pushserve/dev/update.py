@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from pushserve.config import ConfigError
 from pushserve.dev.classify import Batch
-from pushserve.server.responder import Responder
-from pushserve.site.build import MANIFEST_FILE, build_push_manifest
-from pushserve.site.router import Site
+from pushserve.site.content import SiteContent
+from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest
+from pushserve.site.responder import Responder
 from pushserve.site.templates import TemplateError
 
 log = logging.getLogger("pushserve")
@@ -47,7 +47,7 @@ class Problem:
 
 
 class SiteUpdater:
-    def __init__(self, site: Site, responder: Responder) -> None:
+    def __init__(self, site: SiteContent, responder: Responder) -> None:
         self.site = site
         self.responder = responder
         self.template_problems: list[Problem] = []

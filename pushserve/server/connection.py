@@ -1,8 +1,9 @@
 """asyncio glue between a TLS transport and a sans-IO protocol core.
 
-One Connection per TCP connection.  It picks the core by ALPN, feeds it bytes, turns its events
-into work for the site (static files answered synchronously; mounted ASGI apps as tasks), and
-writes what the core has to send — one transport.write per batch, only while the transport is
+One Connection per TCP connection.  It picks the core by ALPN, feeds it bytes, hands every
+request to the worker's app (``app.handle(self, request)``: this class is the ``Exchange`` the
+app sees, pushserve/exchange.py), routes body/reset/drain events to the stream handler the app
+attached, and writes what the core has to send — one transport.write per batch, only while the transport is
 not paused, so a slow reader holds back the producers instead of filling memory.
 
 Timers are not per connection: the worker sweeps all connections once a second (see sweep()),
@@ -14,12 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Protocol, cast
+import weakref
+from dataclasses import dataclass, field
+from typing import cast
 
+from pushserve.config import Config
+from pushserve.exchange import App, ConnectionInfo, StreamHandler
+from pushserve.http.dates import DateHeader
 from pushserve.protocol.events import (
     BodyReceived,
     ConnectionTerminated,
     Event,
+    Headers,
     RequestReceived,
     ServerCore,
     StreamDrained,
@@ -27,9 +34,6 @@ from pushserve.protocol.events import (
 )
 from pushserve.protocol.h1 import H1Core
 from pushserve.protocol.h2 import H2Core
-
-if TYPE_CHECKING:
-    from pushserve.server.worker import WorkerState
 
 log = logging.getLogger("pushserve")
 
@@ -41,37 +45,19 @@ _BATCH = 256 * 1024
 _PIPELINE_PAUSE = 16
 
 
-class StreamHandler(Protocol):
-    """What owns a request stream after its head arrived (a mounted app's task, or the discard
-    handler for bodies nobody reads)."""
+@dataclass(eq=False)
+class WorkerState:
+    """What every connection of a worker shares."""
 
-    def on_body(self, data: bytes, end_stream: bool) -> None: ...
-
-    def on_reset(self) -> None: ...
-
-    def on_drained(self) -> None: ...
-
-
-class DiscardBody:
-    """A request body nobody reads (sent to a static file, say): read and dropped, keeping
-    HTTP/2 windows open; the handler removes itself once the body has ended."""
-
-    __slots__ = ("conn", "stream_id")
-
-    def __init__(self, conn: Connection, stream_id: int) -> None:
-        self.conn = conn
-        self.stream_id = stream_id
-
-    def on_body(self, data: bytes, end_stream: bool) -> None:
-        self.conn.core.acknowledge_received(self.stream_id, len(data))
-        if end_stream and self.conn.handlers.get(self.stream_id) is self:
-            del self.conn.handlers[self.stream_id]
-
-    def on_reset(self) -> None:
-        pass
-
-    def on_drained(self) -> None:
-        pass
+    config: Config
+    app: App
+    loop: asyncio.AbstractEventLoop
+    date: DateHeader = field(default_factory=DateHeader)
+    extra_headers: Headers = field(default_factory=list)  # fields every response carries, after date and server
+    connections: set[Connection] = field(default_factory=set)
+    # Every accepted connection, including those still in the TLS handshake (not yet in
+    # ``connections``): the drain must not exit while one of them is about to send a request.
+    accepted: weakref.WeakSet[Connection] = field(default_factory=weakref.WeakSet)
 
 
 class Connection(asyncio.Protocol):
@@ -79,8 +65,7 @@ class Connection(asyncio.Protocol):
         self.worker = worker
         self.core: ServerCore = H1Core()  # replaced in connection_made once ALPN is known
         self.transport: asyncio.Transport | None = None
-        self.peer = "-"
-        self.tls: dict[str, object] = {}
+        self.info = _NO_INFO
         self.handlers: dict[int, StreamHandler] = {}
         self.pushed: set[str] = set()  # paths pushed on this connection: never twice
         self.paused = False
@@ -88,7 +73,6 @@ class Connection(asyncio.Protocol):
         self.flushing = False
         self.flush_again = False
         self.flush_scheduled = False
-        self.scope_base: dict[str, object] | None = None  # per-connection part of ASGI scopes
         self.reading_paused: set[str] = set()
         self.served_any = False
         self.started = self.last_activity = self.last_write = worker.loop.time()
@@ -99,13 +83,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
-        ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        if ssl_object is not None:
-            self.tls = {"tls_version": ssl_object.version(), "cipher": (ssl_object.cipher() or ("",))[0]}
+        self.info = info = _connection_info(transport)
+        alpn = info.alpn
         limits = self.worker.config.limits
         if alpn == "h2":
             self.core = H2Core(max_concurrent_streams=limits.max_concurrent_streams)
@@ -133,6 +112,19 @@ class Connection(asyncio.Protocol):
             handler.on_reset()
         self.handlers.clear()
 
+    # -- Exchange (what the app may do with this connection) -------------------------------------
+
+    def attach(self, stream_id: int, handler: StreamHandler) -> None:
+        self.handlers[stream_id] = handler
+
+    def detach(self, stream_id: int, handler: StreamHandler) -> None:
+        if self.handlers.get(stream_id) is handler:
+            del self.handlers[stream_id]
+
+    def default_headers(self) -> Headers:
+        worker = self.worker
+        return [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers]
+
     def pause_reading(self, reason: str) -> None:
         """Stop reading from the peer until every reason given has been withdrawn (a pipelining
         HTTP/1.1 client far ahead of us; an app not keeping up with an upload)."""
@@ -158,7 +150,7 @@ class Connection(asyncio.Protocol):
         for ev in events:
             if isinstance(ev, RequestReceived):
                 self.served_any = True
-                self.on_request(ev)
+                self.worker.app.handle(self, ev)
             elif isinstance(ev, BodyReceived):
                 handler = self.handlers.get(ev.stream_id)
                 if handler is not None:
@@ -174,17 +166,7 @@ class Connection(asyncio.Protocol):
                 if handler is not None:
                     handler.on_reset()
             elif isinstance(ev, ConnectionTerminated) and ev.error_code and ev.reason:
-                log.warning("%s %s: %s", self.peer, self.protocol_name, ev.reason)
-
-    def on_request(self, req: RequestReceived) -> None:
-        worker = self.worker
-        mount = worker.site.match_mount(req.target)
-        if mount is not None:
-            mount.start(self, req)
-            return
-        if not req.end_stream:
-            self.handlers[req.stream_id] = DiscardBody(self, req.stream_id)
-        worker.responder.serve(self, req)
+                log.warning("%s %s: %s", self.info.peer, self.protocol_name, ev.reason)
 
     # -- output -----------------------------------------------------------------------------
 
@@ -274,6 +256,26 @@ class Connection(asyncio.Protocol):
     def abort(self, why: str) -> None:
         if self.closed or self.transport is None:
             return
-        log.info("%s %s: closing: %s", self.peer, self.protocol_name, why)
+        log.info("%s %s: closing: %s", self.info.peer, self.protocol_name, why)
         self.closed = True
         self.transport.abort()
+
+
+_NO_INFO = ConnectionInfo("-", None, None)
+
+
+def _address(info: object) -> tuple[str, int] | None:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return None
+
+
+def _connection_info(transport: asyncio.BaseTransport) -> ConnectionInfo:
+    client = _address(transport.get_extra_info("peername"))
+    peer = "-" if client is None else f"[{client[0]}]:{client[1]}" if ":" in client[0] else f"{client[0]}:{client[1]}"
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return ConnectionInfo(peer, client, _address(transport.get_extra_info("sockname")))
+    return ConnectionInfo(peer, client, _address(transport.get_extra_info("sockname")),
+                          tls_version=ssl_object.version() or "", cipher=(ssl_object.cipher() or ("",))[0],
+                          alpn=ssl_object.selected_alpn_protocol() or "")

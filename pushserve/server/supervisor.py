@@ -1,8 +1,10 @@
 """The master process: checks everything once, forks the workers, and keeps them running.
 
-Knows nothing of HTTP.  Every worker is a forked process with its own uvloop event loop; the
-master has no event loop and never imports the mounted apps (a throwaway child checks them), so
-a worker forked after SIGHUP imports the apps' current code.
+Knows nothing of HTTP.  It is handed the *names* of an app factory and of the site's checks
+(``pushserve.app:build`` / ``:check``, as uvicorn's supervisors are handed ``target=``): the
+checks run in a throwaway child and the factory is resolved in each worker after the fork, so the
+master imports neither the site, nor the protocol cores, nor the mounted apps, and a worker
+forked after SIGHUP imports the apps' current code.
 
 Sockets.  The master binds one ``SO_REUSEPORT`` socket per worker *slot* and never calls
 ``listen()`` on it: a bound, non-listening member of a reuseport group gets no connections
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib
 import logging
 import mmap
 import os
@@ -46,12 +49,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import Any, Literal
 
 from pushserve import __version__, tls
 from pushserve.config import Config, ConfigError
-from pushserve.server import worker
-from pushserve.site.build import build_site, check_site, load_mounts
+from pushserve.server.sockets import bind, reuse_port_available, url_for
 
 log = logging.getLogger("pushserve")
 
@@ -62,7 +64,6 @@ CRASH_LOOP = 5  # this many quick failures ...
 CRASH_WINDOW = 60.0  # ... within this many seconds: give up and exit with the error
 STOP_MARGIN = 5.0  # a draining worker is killed this long after --graceful-timeout
 MIN_START_TIMEOUT = 60.0  # a worker must be ready within max(this, --worker-timeout)
-NO_REUSEPORT_ENV = "PUSHSERVE_NO_REUSEPORT"  # set to 1 to force the one-listener fallback
 
 _HB = struct.Struct("d")
 
@@ -70,23 +71,10 @@ Phase = Literal["starting", "running", "stopping"]
 
 
 def startup_line(config: Config, port: int) -> str:
-    from pushserve.cli import url_for
-
     workers = config.worker_count
     return (f"pushserve {__version__} serving {config.site} at {url_for(config.host, port)} "
             f"(h2, http/1.1; push: {config.push}; {workers} worker{'s' if workers != 1 else ''}"
             f"{'; dev mode' if config.dev else ''})")
-
-
-def reuse_port_available() -> bool:
-    if os.environ.get(NO_REUSEPORT_ENV) == "1" or not hasattr(socket, "SO_REUSEPORT"):
-        return False
-    try:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        return False
-    return True
 
 
 def describe_exit(status: int) -> str:
@@ -134,8 +122,9 @@ class Reload:
 
 class Supervisor:
     def __init__(self, config: Config, ssl_ctx: ssl.SSLContext,
-                 cert_files: tuple[Path, Path | None]) -> None:
+                 cert_files: tuple[Path, Path | None], app: str = "pushserve.app:build") -> None:
         self.config = config
+        self.app = app  # "module:factory" of the app each worker serves, resolved after the fork
         self.ssl_ctx = ssl_ctx
         self.cert_files = cert_files
         self.reuse_port = reuse_port_available()
@@ -159,7 +148,6 @@ class Supervisor:
     # -- sockets ------------------------------------------------------------------------------
 
     def bind_slots(self, count: int) -> None:
-        from pushserve.cli import bind
 
         host = self.config.host
         if not self.reuse_port:
@@ -180,7 +168,6 @@ class Supervisor:
             self.add_slot()
 
     def add_slot(self) -> Slot:
-        from pushserve.cli import bind
 
         index = max((s.index for s in self.slots), default=-1) + 1
         if self.reuse_port:
@@ -209,7 +196,7 @@ class Supervisor:
             try:
                 os.close(r)
                 self._forget_master_state(slot)
-                code = _worker_main(self.config, ssl_ctx, slot.sock, w, heartbeat)
+                code = _worker_main(self.config, self.app, ssl_ctx, slot.sock, w, heartbeat)
             finally:
                 logging.shutdown()
                 os._exit(code)
@@ -532,7 +519,7 @@ class Supervisor:
 
 # -- in the worker process ------------------------------------------------------------------------
 
-def _worker_main(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, status_fd: int,
+def _worker_main(config: Config, app: str, ssl_ctx: ssl.SSLContext, sock: socket.socket, status_fd: int,
                  heartbeat: mmap.mmap) -> int:
     def report(line: str) -> None:
         # One write of at most PIPE_BUF bytes is atomic; the master reads lines.
@@ -557,7 +544,10 @@ def _worker_main(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, s
         report("ready")
 
     try:
-        worker.run(config, ssl_ctx, sock, build_site, ready=ready)
+        # Imported here, after the fork: the master never loads the protocol cores or the app.
+        from pushserve.server import worker
+
+        worker.run(config, ssl_ctx, sock, resolve(app), ready=ready)
     except (ConfigError, tls.CertError) as e:
         report(f"error {e}")
         return 3
@@ -568,12 +558,17 @@ def _worker_main(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, s
     return 0
 
 
-def check_apps_in_child(config: Config) -> None:
-    """Import the mounted apps once in a throwaway child, so a broken app fails here, once,
-    without importing the apps into the master (whose forks must import them afresh after
-    SIGHUP).  A problem is a ConfigError with one line."""
-    if not config.mounts:
-        return
+def resolve(name: str) -> Any:
+    """The object a "module:attribute" name stands for."""
+    module, _, attr = name.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def check_in_child(config: Config, check: str) -> list[str]:
+    """Run the site's checks (``check``, a "module:function" name) once in a throwaway child, so
+    that neither the site's code nor the mounted apps are imported into the master (whose forks
+    must import them afresh after SIGHUP).  Returns the check's lines for the log; a problem is a
+    ConfigError with the check's message."""
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -583,8 +578,8 @@ def check_apps_in_child(config: Config) -> None:
         try:
             os.close(r)
             try:
-                load_mounts(config)
-                message, code = "", 0
+                lines, code = resolve(check)(config), 0
+                message = "\n".join(lines)
             except (ConfigError, tls.CertError) as e:
                 message = str(e)
             except Exception as e:
@@ -600,15 +595,17 @@ def check_apps_in_child(config: Config) -> None:
     _, status = os.waitpid(pid, 0)
     if status != 0:
         raise ConfigError(message or f"checking the site failed: the check {describe_exit(status)}")
+    return message.splitlines() if message else []
 
 
-def run(config: Config, ssl_ctx: ssl.SSLContext, *, cert_files: tuple[Path, Path | None]) -> int:
-    """Check the port, site and apps once, then run the workers until told to stop (blocking)."""
-    supervisor = Supervisor(config, ssl_ctx, cert_files)
+def run(config: Config, ssl_ctx: ssl.SSLContext, *, cert_files: tuple[Path, Path | None],
+        app: str = "pushserve.app:build", check: str = "pushserve.app:check") -> int:
+    """Check the port, site and apps once, then run the workers until told to stop (blocking).
+    ``app`` names the factory a worker calls for the app it serves; ``check`` the site's checks."""
+    supervisor = Supervisor(config, ssl_ctx, cert_files, app)
     supervisor.bind_slots(config.worker_count)  # a busy port is the first thing to tell
     try:
-        lines = check_site(config)
-        check_apps_in_child(config)
+        lines = check_in_child(config, check)
         for line in lines:  # only now: a failed check is one line, not a summary and then an error
             log.info("%s", line)
     except BaseException:

@@ -1,8 +1,10 @@
-"""One worker process: an event loop (uvloop), a TLS listener, the site, and a graceful drain.
+"""One worker process: an event loop (uvloop), a TLS listener, the app it was handed, and a
+graceful drain.
 
-The worker is told its listening socket (bound by the supervisor, or by itself for one worker),
-serves until SIGTERM/SIGINT, then stops accepting, sends GOAWAY / closes idle keep-alive
-connections, and gives in-flight requests ``graceful_timeout`` seconds to finish.
+The worker is told its listening socket (bound by the supervisor, or by itself for one worker)
+and a factory for its app, serves until SIGTERM/SIGINT, then stops accepting, asks the app to end
+its endless responses, sends GOAWAY / closes idle keep-alive connections, and gives in-flight
+requests ``graceful_timeout`` seconds to finish.
 """
 
 from __future__ import annotations
@@ -13,46 +15,28 @@ import os
 import signal
 import socket
 import ssl
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import uvloop
 
 from pushserve.config import Config
-from pushserve.http.dates import DateHeader
-from pushserve.server.connection import Connection
-from pushserve.server.responder import Responder
-from pushserve.site.router import MountedApp, Site
+from pushserve.exchange import App
+from pushserve.server.connection import Connection, WorkerState
 
 log = logging.getLogger("pushserve")
 
 
-@dataclass(eq=False)
-class WorkerState:
-    """What every connection of this worker shares."""
-
-    config: Config
-    site: Site
-    responder: Responder
-    loop: asyncio.AbstractEventLoop
-    date: DateHeader = field(default_factory=DateHeader)
-    connections: set[Connection] = field(default_factory=set)
-    # Every accepted connection, including those still in the TLS handshake (not yet in
-    # ``connections``): the drain must not exit while one of them is about to send a request.
-    accepted: weakref.WeakSet[Connection] = field(default_factory=weakref.WeakSet)
-
-
-SiteFactory = Callable[[Config], tuple[Site, Responder, list[MountedApp]]]
+AppFactory = Callable[[Config], App]
 
 
 async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
-                build: SiteFactory, *, ready: Callable[[], None] | None = None) -> None:
+                build: AppFactory, *, ready: Callable[[], None] | None = None) -> None:
     loop = asyncio.get_running_loop()
-    site, responder, mounts = build(config)
-    state = WorkerState(config, site, responder, loop)
-    for mount in mounts:
-        await mount.startup()
+    app = build(config)
+    state = WorkerState(config, app, loop)
+    if config.expose_worker:
+        state.extra_headers.append((b"x-pushserve-worker", str(os.getpid()).encode()))
+    await app.startup()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # the handler only flags; shutdown runs below
@@ -67,13 +51,9 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
         await stop.wait()
     finally:
         sweeper.cancel()
-        if config.dev:  # live-reload streams never end by themselves: end them, or the drain waits
-            from pushserve.dev.endpoints import close_streams
-
-            close_streams(site)
+        app.drain()  # responses that never end by themselves (live reload) end now, or the drain waits
         await _drain(state, server)
-        for mount in mounts:
-            await mount.shutdown()
+        await app.shutdown()
 
 
 def _accept(state: WorkerState) -> Connection:
@@ -119,7 +99,7 @@ async def _drain(state: WorkerState, server: asyncio.AbstractServer) -> None:
     log.info("worker %d stopped", os.getpid())
 
 
-def run(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, build: SiteFactory,
+def run(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, build: AppFactory,
         ready: Callable[[], None] | None = None) -> None:
     """Run one worker until it is told to stop (blocking)."""
     uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready))

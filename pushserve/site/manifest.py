@@ -27,7 +27,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
+
+from pushserve.site.paths import SitePaths, is_manifest_page, is_private, page_url, rel_path
 
 TYPES = ("document", "fetch", "font", "image", "script", "style")
 # Push order: what blocks rendering first (styles, and the fonts they name), then scripts, then
@@ -42,7 +44,6 @@ _CLASSIC_SCRIPT_TYPES = frozenset({
 })
 _MAX_WEIGHT = 256
 _FAKE_ORIGIN = "https://pushserve.invalid"  # to resolve URL paths with urljoin
-_NOT_SERVED_PAGES = frozenset({"404.html"})
 
 
 class ManifestError(Exception):
@@ -58,63 +59,6 @@ class PushResource:
 
 
 Manifest = dict[str, list[PushResource]]
-
-
-def page_url(rel_path: str) -> str:
-    """The URL path a page is served at: ``index.html`` → ``/``, ``a/index.html`` → ``/a/``."""
-    parts = PurePosixPath(rel_path).parts
-    if parts and parts[-1] == "index.html":
-        return "/" + "".join(part + "/" for part in parts[:-1])
-    return "/" + "/".join(parts)
-
-
-def _hidden(part: str) -> bool:
-    return part.startswith(("_", "."))
-
-
-def is_page_path(rel_path: str) -> bool:
-    """True for the site-relative path of a servable page: an .html file not under a ``_`` or
-    ``.`` name, and not 404.html (served for errors, never navigated to).  Name only, no I/O."""
-    parts = PurePosixPath(rel_path).parts
-    return (bool(parts) and rel_path.lower().endswith((".html", ".htm")) and ".." not in parts
-            and not any(_hidden(p) for p in parts) and parts[-1] not in _NOT_SERVED_PAGES)
-
-
-class SiteFiles:
-    """The files of a site as URL paths see them.  Names starting with ``_`` or ``.`` are not
-    served (layouts, partials, dotfiles), so they cannot be pushed either."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(os.path.realpath(root))
-
-    def resolve(self, url_path: str) -> Path | None:
-        """The file behind ``url_path``, or None when it is not a servable file of the site."""
-        if not url_path.startswith("/"):
-            return None
-        decoded = unquote(url_path.split("?", 1)[0].split("#", 1)[0])
-        if "\x00" in decoded or "\\" in decoded:
-            return None
-        parts = [p for p in decoded.split("/") if p]
-        if any(p in (".", "..") or _hidden(p) for p in parts) or not parts:
-            return None
-        candidate = os.path.realpath(os.path.join(self.root, *parts))
-        # A symlink may point out of the site: only what really lies under the root is served.
-        if os.path.commonpath([candidate, str(self.root)]) != str(self.root):
-            return None
-        return Path(candidate) if os.path.isfile(candidate) else None
-
-    def exists(self, url_path: str) -> bool:
-        return self.resolve(url_path) is not None
-
-    def read(self, url_path: str) -> bytes:
-        path = self.resolve(url_path)
-        if path is None:
-            raise FileNotFoundError(url_path)
-        return path.read_bytes()
-
-    def rel_path(self, url_path: str) -> str:
-        """Site-relative path of a URL path ("/css/a.css" → "css/a.css"), decoded."""
-        return unquote(url_path.split("?", 1)[0]).lstrip("/")
 
 
 # --- URL resolution --------------------------------------------------------------------------
@@ -393,7 +337,7 @@ class Inference:
 
 
 class _Inferrer:
-    def __init__(self, site: SiteFiles, page: str) -> None:
+    def __init__(self, site: SitePaths, page: str) -> None:
         self.site = site
         self.page = page
         self.result = Inference()
@@ -405,7 +349,7 @@ class _Inferrer:
         if url not in self._warned:
             self._warned.add(url)
             self.result.warnings.append(f"{referrer}: {url} is not a file of the site; not pushed")
-        self.result.depends_on.add(self.site.rel_path(url))
+        self.result.depends_on.add(rel_path(url))
 
     def add(self, ref: str, base: str, kind: str, referrer: str, *,
             crossorigin: bool = False, follow: bool = False) -> None:
@@ -423,7 +367,7 @@ class _Inferrer:
                 PushResource(url, rtype, crossorigin=crossorigin or module or rtype in _CORS_TYPES))
         if follow and url not in self._read:
             self._read.add(url)
-            self.result.depends_on.add(self.site.rel_path(url))
+            self.result.depends_on.add(rel_path(url))
             text = self._read_text(url)
             if module:
                 self.follow_module(text, url)
@@ -451,7 +395,7 @@ class _Inferrer:
                 self.add(spec, base, "module", referrer, follow=True)
 
 
-def infer(html: bytes, page_url: str, site: SiteFiles, page: str | None = None) -> Inference:
+def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None) -> Inference:
     """``infer_page`` with the files the result depends on."""
     page = page or page_url.lstrip("/") or "index.html"
     inferrer = _Inferrer(site, page)
@@ -481,7 +425,7 @@ def infer(html: bytes, page_url: str, site: SiteFiles, page: str | None = None) 
     return inferrer.result
 
 
-def infer_page(html: bytes, page_url: str, site: SiteFiles) -> tuple[list[PushResource], list[str]]:
+def infer_page(html: bytes, page_url: str, site: SitePaths) -> tuple[list[PushResource], list[str]]:
     """The resources a browser will fetch for the page at ``page_url`` (a URL path such as
     ``/features/``), and warnings about references that lead nowhere.  Never raises."""
     result = infer(html, page_url, site)
@@ -489,17 +433,6 @@ def infer_page(html: bytes, page_url: str, site: SiteFiles) -> tuple[list[PushRe
 
 
 # --- whole site --------------------------------------------------------------------------------
-
-def page_files(root: Path) -> list[str]:
-    """Site-relative paths of the servable pages (not under ``_``/``.`` names, not 404.html)."""
-    pages: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-        rel_dir = Path(dirpath).relative_to(root)
-        pages.extend(rel for rel in ((rel_dir / name).as_posix() for name in sorted(filenames))
-                     if is_page_path(rel))
-    return pages
-
 
 def _read_page(root: Path, rel_path: str, render: Callable[[str], bytes] | None) -> bytes:
     if render is not None:
@@ -621,8 +554,8 @@ class PushManifest:
         explicit: Mapping[str, list[PushResource]] | None = None,
         template_deps: Callable[[str], Iterable[str]] | None = None,
     ) -> None:
-        self.site = SiteFiles(root)
-        self.root = self.site.root
+        self.site = SitePaths(root)
+        self.root = Path(self.site.root)
         self._render = render
         self._explicit = {page: list(res) for page, res in (explicit or {}).items()}
         # Site-relative template files a page's HTML came from (when templates are in use).
@@ -658,7 +591,7 @@ class PushManifest:
         self._inferred.clear()
         self._deps.clear()
         warnings: list[str] = []
-        for page in page_files(self.root):
+        for page in self.site.walk_pages():
             warnings.extend(self.rebuild_page(page))
         return list(dict.fromkeys(warnings))
 
@@ -666,7 +599,7 @@ class PushManifest:
         """Infer one page again (after its file or one it depends on changed); a page that no
         longer exists is dropped."""
         rel_path = rel_path.lstrip("/")
-        if not is_page_path(rel_path) or not (self.root / rel_path).is_file():
+        if not is_manifest_page(rel_path) or not (self.root / rel_path).is_file():
             self._inferred.pop(rel_path, None)
             self._deps.pop(rel_path, None)
             return []
@@ -719,10 +652,10 @@ class PushManifest:
         created, modified or deleted."""
         changed = changed_path.lstrip("/")
         pages = {page for page, deps in self._deps.items() if changed in deps}
-        if is_page_path(changed):
+        if is_manifest_page(changed):
             pages.add(changed)  # a new page, or one of ours
         elif self._template_deps is None and changed.lower().endswith((".html", ".htm")) and any(
-                _hidden(part) for part in PurePosixPath(changed).parts):
+                is_private(part) for part in PurePosixPath(changed).parts):
             # A layout or partial, and nobody told us who includes it: any page may.
             pages.update(self._deps)
         return pages

@@ -1,6 +1,6 @@
 """Push policy: for one page response on one connection, what to push, what to hint, what to skip.
 
-Pure decisions, no I/O: server/responder.py carries a Plan out on the protocol core.
+Pure decisions, no I/O: site/responder.py carries a Plan out on the protocol core.
 
 - ``auto``: push to HTTP/2 clients that allow it; hint (103 + Link) the rest.
 - ``hints``: 103 + Link only.  ``off``: nothing, the baseline for comparisons.

@@ -1,95 +1,50 @@
-"""The site a worker serves: mounted apps by longest prefix, then pages and static files."""
+"""The app a worker runs: each request goes to the mount whose prefix it falls under (longest
+prefix first), or else to the site."""
 
 from __future__ import annotations
 
-import html
-import logging
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Sequence
 
-from pushserve.config import Config
-from pushserve.dev.inject import inject, inject_response
-from pushserve.http.response import Response
+from pushserve.exchange import DiscardBody, Exchange, Mount
 from pushserve.protocol.events import RequestReceived
-from pushserve.site.static import RenderRequest, StaticSite
-from pushserve.site.templates import TemplateError, Templates
-
-if TYPE_CHECKING:
-    from pushserve.server.connection import Connection
-
-log = logging.getLogger("pushserve")
+from pushserve.site.responder import Responder
 
 
-class MountedApp(Protocol):
-    """A mounted ASGI app, as pushserve/asgi.py provides it."""
-
-    prefix: bytes
-
-    async def startup(self) -> None:
-        """Run the app's lifespan startup (once per worker); raise with the app's message."""
-
-    async def shutdown(self) -> None:
-        """Run the app's lifespan shutdown."""
-
-    def start(self, conn: Connection, req: RequestReceived) -> None:
-        """Take over a request stream: run the app for it as a task."""
-
-
-class Site:
-    def __init__(self, config: Config, mounts: list[MountedApp] | None = None) -> None:
-        self.config = config
-        revalidate = 0.0 if config.dev else 1.0
-        self.templates = (
-            Templates(config.site, site=config.site_vars, strict=config.strict_templates,
-                      revalidate_after=revalidate)
-            if config.templates else None
-        )
-        self.static = StaticSite(
-            config.site,
-            # Dev mode renders plain .html too: the live-reload client goes in there (pushserve/dev).
-            render_page=self.render_page if self.templates is not None or config.dev else None,
-            revalidate_after=revalidate,
-            # Dev mode: always revalidate, so an edit shows on the next load.
-            cache_control=b"no-cache" if config.dev else f"public, max-age={config.max_age}".encode(),
-            page_cache_control=b"no-cache",
-        )
+class Router:
+    def __init__(self, responder: Responder, mounts: Sequence[Mount] = ()) -> None:
+        self.responder = responder
         # Longest prefix first, so /api/v2 wins over /api.
-        self.mounts = sorted(mounts or [], key=lambda m: len(m.prefix), reverse=True)
+        self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
+        responder.mount_for = self.match_mount  # pushed paths of an app are answered by the app
 
-    def render_page(self, rel_path: str, request: RenderRequest) -> bytes:
-        if self.templates is None:  # dev mode without templates: the file as it is, plus the client
-            try:
-                return inject((self.config.site / rel_path).read_bytes())
-            except OSError as e:
-                raise TemplateError(rel_path, 0, f"cannot read: {e.strerror or e}") from None
-        body = self.templates.render(rel_path, request)
-        return inject(body) if self.config.dev else body  # dev: the live-reload client (pushserve/dev)
-
-    def match_mount(self, target: bytes) -> MountedApp | None:
+    def match_mount(self, target: bytes) -> Mount | None:
         for mount in self.mounts:
             p = mount.prefix
             if target.startswith(p) and (len(target) == len(p) or target[len(p)] in b"/?"):
                 return mount
         return None
 
-    def serve(self, req: RequestReceived) -> Response:
-        try:
-            return self.static.serve(req.method, req.target, req.headers)
-        except TemplateError as e:
-            log.error("template error: %s", e)
-            # Dev mode: the error page carries the live-reload client, so it reloads once fixed.
-            return inject_response(template_error_response(e)) if self.config.dev else template_error_response(e)
+    # -- App ----------------------------------------------------------------------------------------
 
+    def handle(self, exchange: Exchange, request: RequestReceived) -> None:
+        mounts = self.mounts
+        if mounts:
+            mount = self.match_mount(request.target)
+            if mount is not None:
+                mount.handle(exchange, request)
+                return
+        if not request.end_stream:
+            exchange.attach(request.stream_id, DiscardBody(exchange, request.stream_id))
+        self.responder.serve(exchange, request)
 
-def template_error_response(e: TemplateError) -> Response:
-    body = (
-        "<!doctype html><meta charset=utf-8><title>Template error</title>"
-        "<h1>500 Template error</h1>"
-        f"<p><code>{html.escape(e.file)}</code>, line {e.line}:</p>"
-        f"<pre>{html.escape(e.message)}</pre>\n"
-    ).encode()
-    headers = [
-        (b"content-type", b"text/html; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    return Response(500, headers, body, note=f"template error {e.file}:{e.line}")
+    async def startup(self) -> None:
+        for mount in self.mounts:
+            await mount.startup()
+
+    def drain(self) -> None:
+        for mount in self.mounts:
+            mount.drain()
+
+    async def shutdown(self) -> None:
+        for mount in self.mounts:
+            await mount.shutdown()

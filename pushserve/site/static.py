@@ -14,10 +14,8 @@ Freshness: an entry is trusted for ``revalidate_after`` seconds (time.monotonic)
 and its siblings are stat()ed again; any change in size, mtime, inode or sibling set resolves the
 path from scratch.  Negative answers (404, 301, 400) are cached for the same interval.
 
-Safety: the path is percent-decoded exactly once; encoded slashes, backslashes, control
-characters and invalid UTF-8 are refused with 400; ``..``, hidden (``.``) and private (``_``)
-segments with 404; and a file's realpath must lie under the realpath of the root, so a symlink
-pointing out of the site answers 404, never its contents.
+Safety: every path goes through site/paths.py (decoded once, no `..`, no private names, the
+realpath guard), the same rules the push manifest uses.
 """
 
 from __future__ import annotations
@@ -37,6 +35,7 @@ from pushserve.http.mime import content_type
 from pushserve.http.ranges import UNSATISFIABLE, parse_range, unsatisfied_range
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import Headers
+from pushserve.site.paths import PAGE_SUFFIXES, BadPath, SitePaths, decode_path, is_page, segments
 
 CHUNK_SIZE = 64 * 1024
 ALLOW = b"GET, HEAD, OPTIONS"
@@ -54,7 +53,6 @@ _SIBLINGS: tuple[tuple[str, bytes], ...] = ((".br", b"br"), (".gz", b"gzip"))
 _WANTED = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since",
                      b"if-range", b"range", b"accept-encoding"))
 
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 _HTML_TYPE = content_type("x.html")
 _PLAIN_TYPE = b"text/plain; charset=utf-8"
@@ -110,6 +108,32 @@ class _Route:
     expires: float = 0.0  # monotonic deadline, for negative answers
 
 
+@dataclass(slots=True)
+class Lookup:
+    """A request target resolved against the site, with the request headers that matter here."""
+
+    route: _Route
+    raw: bytes  # the path as sent, before "?"
+    query: bytes
+    has_query: bool
+    headers: Headers
+    found: dict[bytes, bytes] | None  # the _WANTED headers, None when there are none
+
+    @property
+    def page(self) -> str | None:
+        """The site-relative path of the HTML page this serves, or None (not a page, or an error)."""
+        entry = self.route.entry
+        if entry is None or not (entry.rendered or entry.content_type.startswith(b"text/html")):
+            return None
+        return entry.rel_path
+
+    @property
+    def conditional(self) -> bool:
+        """A revalidation: its answer may be a 304, so nothing is announced ahead of it."""
+        found = self.found
+        return found is not None and (b"if-none-match" in found or b"if-modified-since" in found)
+
+
 class FileChunks:
     """A file body read lazily in CHUNK_SIZE pieces, for files too big to keep in memory.
 
@@ -162,53 +186,6 @@ class _Vanished(Exception):
     pass
 
 
-class _BadPath(Exception):
-    def __init__(self, status: int, note: str, url_path: str = "") -> None:
-        super().__init__(note)
-        self.status = status
-        self.note = note
-        self.url_path = url_path
-
-
-def _decode_path(raw: bytes) -> str:
-    """Percent-decode a request path once and check it; raises _BadPath."""
-    if not raw.startswith(b"/"):
-        raise _BadPath(400, "bad path")
-    if b"%" in raw:
-        parts = raw.split(b"%")
-        out = bytearray(parts[0])
-        for part in parts[1:]:
-            if len(part) < 2 or part[0] not in _HEX or part[1] not in _HEX:
-                raise _BadPath(400, "bad percent-encoding")
-            byte = int(part[:2], 16)
-            if byte == 0x2F:  # %2f would turn one segment into two after decoding
-                raise _BadPath(400, "encoded slash")
-            out.append(byte)
-            out += part[2:]
-        decoded = bytes(out)
-    else:
-        decoded = raw
-    if b"\\" in decoded:
-        raise _BadPath(400, "backslash")
-    if any(b < 0x20 or b == 0x7F for b in decoded):  # NUL above all: C strings end there
-        raise _BadPath(400, "control character")
-    try:
-        return decoded.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _BadPath(400, "invalid utf-8") from None
-
-
-def _segments(url_path: str) -> list[str]:
-    """The path's segments, empty ones dropped; raises _BadPath for `..`, hidden and private."""
-    segs = [s for s in url_path.split("/") if s]
-    for s in segs:
-        if s == "..":
-            raise _BadPath(404, "traversal", url_path)
-        if s[0] in "._":
-            raise _BadPath(404, "hidden", url_path)
-    return segs
-
-
 def _fingerprint(st: os.stat_result | None) -> tuple[int, int, int, int] | None:
     return None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
@@ -257,8 +234,8 @@ class StaticSite:
                  cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache") -> None:
         if not os.path.isdir(root):
             raise ValueError(f"site folder {root} is not a directory")
-        self.root = os.path.abspath(root)
-        self._real_root = os.path.realpath(root)
+        self.paths = SitePaths(root)
+        self.root = self.paths.root
         self.render_page = render_page
         self.small_file_limit = small_file_limit
         self.revalidate_after = revalidate_after
@@ -275,26 +252,13 @@ class StaticSite:
     # -- public -------------------------------------------------------------------------------
 
     def serve(self, method: bytes, target: bytes, headers: Headers) -> Response:
-        if method != b"GET" and method != b"HEAD":
-            if method == b"OPTIONS":
-                return Response(204, [(b"allow", ALLOW)])
-            return Response(405, [(b"allow", ALLOW), (b"content-length", b"0")], b"",
-                            note="method not allowed")
+        return self.answer(method, self.lookup(target, headers))
+
+    def lookup(self, target: bytes, headers: Headers) -> Lookup:
+        """Resolve a request target (one cache lookup) and pick out the request headers that
+        matter here (one pass over them; usually none is present)."""
         q = target.find(b"?")
         raw, query = (target, b"") if q < 0 else (target[:q], target[q + 1:])
-        route = self._route(raw, time.monotonic())
-        entry = route.entry
-        if entry is None:
-            if route.status == 301:
-                # One leading slash: "//docs/" would send the browser to the host "docs".
-                location = b"/" + raw.lstrip(b"/") + b"/" + (b"?" + query if q >= 0 else b"")
-                return Response(301, [(b"location", location), (b"content-length", b"0")],
-                                None if method == b"HEAD" else b"", note=route.note)
-            if route.status == 400:
-                return _plain(method, 400, b"400 Bad Request\n", route.note)
-            return self._not_found(method, route.url_path, query, headers, route.note)
-
-        # Only the request headers that matter here; usually none of them are present.
         found: dict[bytes, bytes] | None = None
         for name, value in headers:
             if name in _WANTED:
@@ -302,7 +266,25 @@ class StaticSite:
                     found = {}
                 prev = found.get(name)
                 found[name] = value if prev is None else prev + b", " + value
+        return Lookup(self._route(raw, time.monotonic()), raw, query, q >= 0, headers, found)
 
+    def answer(self, method: bytes, lookup: Lookup) -> Response:
+        if method != b"GET" and method != b"HEAD":
+            if method == b"OPTIONS":
+                return Response(204, [(b"allow", ALLOW)])
+            return Response(405, [(b"allow", ALLOW), (b"content-length", b"0")], b"",
+                            note="method not allowed")
+        route, query, headers, found = lookup.route, lookup.query, lookup.headers, lookup.found
+        entry = route.entry
+        if entry is None:
+            if route.status == 301:
+                # One leading slash: "//docs/" would send the browser to the host "docs".
+                location = b"/" + lookup.raw.lstrip(b"/") + b"/" + (b"?" + query if lookup.has_query else b"")
+                return Response(301, [(b"location", location), (b"content-length", b"0")],
+                                None if method == b"HEAD" else b"", note=route.note)
+            if route.status == 400:
+                return _plain(method, 400, b"400 Bad Request\n", route.note)
+            return self._not_found(method, route.url_path, query, headers, route.note)
         if entry.rendered:
             return self._serve_rendered(method, entry, route.url_path, query, headers, found)
         rep: Representation = entry
@@ -321,12 +303,8 @@ class StaticSite:
 
     def page(self, target: bytes) -> str | None:
         """The site-relative path of the HTML page a GET of ``target`` would serve, found without
-        rendering it (so its resources can be announced while it renders); None for anything else."""
-        q = target.find(b"?")
-        entry = self._route(target if q < 0 else target[:q], time.monotonic()).entry
-        if entry is None or not (entry.rendered or entry.content_type.startswith(b"text/html")):
-            return None
-        return entry.rel_path
+        rendering it; None for anything else."""
+        return self.lookup(target, []).page
 
     def entry(self, url_path: str) -> FileEntry | None:
         """The fresh cache entry a URL path ("/css/site.css", "/docs/") serves, or None."""
@@ -379,19 +357,19 @@ class StaticSite:
         main = _stat_file(fs_path)
         if main is None:
             return (None,)
-        if self.render_page is not None and fs_path.endswith(".html"):
+        if self.render_page is not None and fs_path.lower().endswith(PAGE_SUFFIXES):
             return (_fingerprint(main),)  # rendered pages never use siblings
         return (_fingerprint(main), *(_fingerprint(_stat_file(fs_path + s)) for s, _ in _SIBLINGS))
 
     def _resolve(self, raw: bytes, now: float) -> _Route:
         expires = now + self.revalidate_after
         try:
-            url_path = _decode_path(raw)
-            segs = _segments(url_path)
-        except _BadPath as e:
+            url_path = decode_path(raw)
+            segs = segments(url_path)
+        except BadPath as e:
             return _Route(e.url_path, status=e.status, note=e.note, expires=expires)
         fs_path = os.path.join(self.root, *segs)
-        if not self._inside_root(fs_path):
+        if not self.paths.inside(fs_path):
             return _Route(url_path, status=404, note="outside root", expires=expires)
         try:
             st = os.stat(fs_path)
@@ -402,7 +380,7 @@ class StaticSite:
                 return _Route(url_path, status=301, note="directory", expires=expires)
             segs.append("index.html")
             fs_path = os.path.join(fs_path, "index.html")
-            if not self._inside_root(fs_path):  # index.html itself may be a symlink
+            if not self.paths.inside(fs_path):  # index.html itself may be a symlink
                 return _Route(url_path, status=404, note="outside root", expires=expires)
         elif url_path.endswith("/"):  # nginx: a file does not answer with a trailing slash
             return _Route(url_path, status=404, expires=expires)
@@ -410,10 +388,6 @@ class StaticSite:
         if entry is None:
             return _Route(url_path, status=404, expires=expires)
         return _Route(url_path, entry=entry)
-
-    def _inside_root(self, fs_path: str) -> bool:
-        real = os.path.realpath(fs_path)
-        return os.path.commonpath((self._real_root, real)) == self._real_root
 
     def _load(self, fs_path: str, rel_path: str, now: float) -> FileEntry | None:
         """The entry for a file: the cached one while it matches the disk, else a new one."""
@@ -435,7 +409,7 @@ class StaticSite:
                fingerprint: tuple[tuple[int, int, int, int] | None, ...], now: float) -> FileEntry:
         ctype = content_type(rel_path)
         real = os.path.realpath(fs_path)
-        if self.render_page is not None and rel_path.endswith(".html"):
+        if self.render_page is not None and is_page(rel_path):
             st = os.stat(fs_path)
             return FileEntry(fs_path=fs_path, real_path=real, rel_path=rel_path, content_type=ctype,
                              size=st.st_size, mtime=st.st_mtime, etag=_etag(st), rendered=True,

@@ -35,7 +35,7 @@ from jinja2.bccache import Bucket
 from jinja2.loaders import split_template_path
 
 from pushserve.protocol.events import Headers
-from pushserve.site.manifest import page_url
+from pushserve.site.paths import page_url
 
 TEMPLATE_SUFFIXES = (".html", ".htm")
 CACHE_ENTRIES = 512

@@ -13,19 +13,17 @@ from pushserve.site.manifest import (
     ManifestError,
     PushManifest,
     PushResource,
-    SiteFiles,
     build_manifest,
     css_references,
     infer_page,
-    is_page_path,
     load_manifest_file,
     merge,
     module_imports,
-    page_url,
     parse_manifest,
     resolve_url,
     to_json,
 )
+from pushserve.site.paths import SitePaths, is_manifest_page, page_url
 from pushserve.site.templates import Templates
 
 HERE = Path(__file__).resolve().parent
@@ -105,14 +103,14 @@ def test_relative_references_resolve_against_the_page(tmp_path: Path) -> None:
     html = b"""<link rel=stylesheet href="../css/a.css?v=2">
         <script src="f.js"></script><script src="/root.js#x"></script>
         <img data-push src="./img/p.png">"""
-    resources, warnings = infer_page(html, "/features/", SiteFiles(tmp_path))
+    resources, warnings = infer_page(html, "/features/", SitePaths(tmp_path))
     assert paths(resources) == ["/css/a.css", "/features/f.js", "/root.js", "/features/img/p.png"]
     assert warnings == []
 
 
 def test_base_element(tmp_path: Path) -> None:
     write(tmp_path, "static/a.css")
-    site = SiteFiles(tmp_path)
+    site = SitePaths(tmp_path)
     resources, _ = infer_page(b'<base href="/static/"><link rel=stylesheet href="a.css">', "/p/", site)
     assert paths(resources) == ["/static/a.css"]
     resources, _ = infer_page(b'<base href="https://cdn.example/"><link rel=stylesheet href="a.css">', "/", site)
@@ -133,7 +131,7 @@ def test_external_data_and_missing_are_skipped(tmp_path: Path) -> None:
       <link rel=stylesheet href="/_layouts/base.html">
       <link rel=stylesheet href="here.css">
     """
-    resources, warnings = infer_page(html, "/", SiteFiles(tmp_path))
+    resources, warnings = infer_page(html, "/", SitePaths(tmp_path))
     assert paths(resources) == ["/here.css"]
     # one warning per missing path, none for other origins
     assert len(warnings) == 2
@@ -153,7 +151,7 @@ def test_nopush_alternate_nomodule_and_data_blocks(tmp_path: Path) -> None:
       <img data-push src=img.png>
       <link rel=stylesheet href=b.css>
     """
-    resources, warnings = infer_page(html, "/", SiteFiles(tmp_path))
+    resources, warnings = infer_page(html, "/", SitePaths(tmp_path))
     assert paths(resources) == ["/b.css", "/img.png"]
     assert warnings == []
 
@@ -174,7 +172,7 @@ def test_types_crossorigin_and_order(tmp_path: Path) -> None:
       <link rel=preload as=style href=p.css>
       <link rel=preload as=worker href=w.js>
     """
-    resources, warnings = infer_page(html, "/", SiteFiles(tmp_path))
+    resources, warnings = infer_page(html, "/", SitePaths(tmp_path))
     assert resources == [
         PushResource("/s.css", "style"),
         PushResource("/f.woff2", "font", crossorigin=True),
@@ -194,7 +192,7 @@ def test_duplicates_keep_first_occurrence(tmp_path: Path) -> None:
     write(tmp_path, "a.css")
     html = b"<script src=a.js crossorigin></script><link rel=preload as=script href=a.js>" \
            b"<link rel=stylesheet href=a.css><link rel=stylesheet href=./a.css?again>"
-    resources, _ = infer_page(html, "/", SiteFiles(tmp_path))
+    resources, _ = infer_page(html, "/", SitePaths(tmp_path))
     assert resources == [PushResource("/a.css", "style"), PushResource("/a.js", "script", crossorigin=True)]
 
 
@@ -224,7 +222,7 @@ def test_css_imports_and_fonts_followed_recursively(tmp_path: Path) -> None:
           '@import url("../main.css");\n@font-face{font-family:F;src:url(../../fonts/f.woff2)}')
     write(tmp_path, "fonts/f.woff2")
     write(tmp_path, "bg.png")
-    resources, warnings = infer_page(b'<link rel="stylesheet" href="/css/main.css">', "/", SiteFiles(tmp_path))
+    resources, warnings = infer_page(b'<link rel="stylesheet" href="/css/main.css">', "/", SitePaths(tmp_path))
     assert resources == [
         PushResource("/css/main.css", "style"),
         PushResource("/css/parts/base.css", "style"),
@@ -237,7 +235,7 @@ def test_inline_style_and_module(tmp_path: Path) -> None:
     write(tmp_path, "t.css")
     write(tmp_path, "p/m.js")
     html = b'<style>@import "/t.css";</style><script type=module>import "./m.js"; import("./lazy.js")</script>'
-    resources, _ = infer_page(html, "/p/", SiteFiles(tmp_path))
+    resources, _ = infer_page(html, "/p/", SitePaths(tmp_path))
     assert resources == [PushResource("/t.css", "style"), PushResource("/p/m.js", "script", crossorigin=True)]
 
 
@@ -283,7 +281,7 @@ def test_module_graph_with_cycle(tmp_path: Path) -> None:
     write(tmp_path, "js/b.js", 'import { a } from "./a.js";\nexport * from "../lib/c.js";\nexport const b = 2;')
     write(tmp_path, "lib/c.js", 'import "/js/a.js"; import "https://cdn.example/x.js"; import "lodash";')
     write(tmp_path, "js/lazy.js")
-    resources, warnings = infer_page(b'<script type="module" src="/js/a.js"></script>', "/", SiteFiles(tmp_path))
+    resources, warnings = infer_page(b'<script type="module" src="/js/a.js"></script>', "/", SitePaths(tmp_path))
     assert resources == [
         PushResource("/js/a.js", "script", crossorigin=True),
         PushResource("/js/b.js", "script", crossorigin=True),
@@ -295,13 +293,13 @@ def test_module_graph_with_cycle(tmp_path: Path) -> None:
 def test_classic_script_imports_not_followed(tmp_path: Path) -> None:
     write(tmp_path, "c.js", 'import "./d.js";')
     write(tmp_path, "d.js")
-    resources, _ = infer_page(b"<script src=c.js></script>", "/", SiteFiles(tmp_path))
+    resources, _ = infer_page(b"<script src=c.js></script>", "/", SitePaths(tmp_path))
     assert paths(resources) == ["/c.js"]
 
 
 def test_missing_import_warns(tmp_path: Path) -> None:
     write(tmp_path, "m.js", 'import "./gone.js"; import "./gone.js";')
-    resources, warnings = infer_page(b"<script type=module src=m.js></script>", "/", SiteFiles(tmp_path))
+    resources, warnings = infer_page(b"<script type=module src=m.js></script>", "/", SitePaths(tmp_path))
     assert paths(resources) == ["/m.js"]
     assert warnings == ["m.js: /gone.js is not a file of the site; not pushed"]
 
@@ -324,7 +322,7 @@ def test_missing_import_warns(tmp_path: Path) -> None:
 def test_malformed_html_never_raises(tmp_path: Path, html: bytes) -> None:
     write(tmp_path, "a.css", "@import '")
     write(tmp_path, "m.js", "import { from '")
-    resources, warnings = infer_page(html, "/", SiteFiles(tmp_path))
+    resources, warnings = infer_page(html, "/", SitePaths(tmp_path))
     assert all(isinstance(r, PushResource) for r in resources)
     assert all(isinstance(w, str) for w in warnings)
 
@@ -335,11 +333,11 @@ def test_garbage_bytes_never_raise(tmp_path: Path) -> None:
     alphabet = b'<>/="\' \nabcdefghijklmnopqrstuvwxyz-!&;#\x00\xff\xc3'
     for _ in range(300):
         junk = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 200)))
-        resources, _ = infer_page(b"<link rel=stylesheet href=a.css>" + junk, "/", SiteFiles(tmp_path))
+        resources, _ = infer_page(b"<link rel=stylesheet href=a.css>" + junk, "/", SitePaths(tmp_path))
         assert paths(resources) == ["/a.css"]
 
 
-# -- SiteFiles --------------------------------------------------------------------------------
+# -- SitePaths --------------------------------------------------------------------------------
 
 def test_site_files_guards(tmp_path: Path) -> None:
     root = tmp_path / "site"
@@ -349,7 +347,7 @@ def test_site_files_guards(tmp_path: Path) -> None:
     write(root, ".git/config")
     write(tmp_path, "secret.txt", "no")
     os.symlink(tmp_path / "secret.txt", root / "link.txt")
-    site = SiteFiles(root)
+    site = SitePaths(root)
     assert site.exists("/ok.css") and site.read("/ok.css") == b"x"
     assert site.read("/my%20file.css") == b"y"
     for bad in ("/../secret.txt", "/%2e%2e/secret.txt", "/_layouts/base.html", "/.git/config", "/link.txt",
@@ -359,10 +357,10 @@ def test_site_files_guards(tmp_path: Path) -> None:
         site.read("/_layouts/base.html")
 
 
-def test_is_page_path() -> None:
-    assert is_page_path("index.html") and is_page_path("a/b.htm")
+def test_is_manifest_page() -> None:
+    assert is_manifest_page("index.html") and is_manifest_page("a/b.htm")
     for rel in ("404.html", "_layouts/base.html", "a/_p.html", ".hidden/x.html", "x.css", "../x.html"):
-        assert not is_page_path(rel), rel
+        assert not is_manifest_page(rel), rel
 
 
 # -- the file format --------------------------------------------------------------------------

@@ -48,6 +48,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def import_apps(config: Config) -> list[Any]:
+    """Every mounted app, in the order of ``config.mounts``; a broken one is a ConfigError."""
+    add_import_paths(config)
+    return [import_app(m.app, m.prefix) for m in config.mounts]
+
+
 def import_app(spec: str, prefix: str) -> Any:
     """The object named by ``spec`` (``module:attr``, ``module:a.b`` or ``module:factory()``)."""
     module_name, _, attr = spec.partition(":")

@@ -1,59 +1,35 @@
-"""ASGI 3 adapter: mounted apps serve the requests under their prefix, with lifespan events and
-the ``http.response.push`` / ``http.response.early_hint`` extensions.
-
-One ``AsgiMount`` per ``--mount``; one ``_AppRequest`` per request, which is both the app's
-``receive``/``send`` pair and the connection's ``StreamHandler`` for that stream.
+"""One request to a mounted ASGI app: its ``receive``/``send`` pair, and the ``StreamHandler``
+of its stream, with the ``http.response.push`` / ``http.response.early_hint`` extensions.
 
 Flow control is end to end: request body is acknowledged to the protocol core only as the app
-reads it (HTTP/2 uploads go at the app's pace; on HTTP/1.1 the transport stops reading while
+reads it (HTTP/2 uploads go at the app's pace; on HTTP/1.1 the exchange stops reading while
 more than ``RECV_HIGH_WATER`` waits unread), and ``send`` waits while more than
 ``SEND_HIGH_WATER`` of the app's response is still queued in the core.
-
-A page an app returns (200, text/html) is read once per route for the site resources it links;
-later responses for that route announce them (push or 103 + Link) as site pages do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
-import ssl
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes
+from typing import Any, Protocol
 
-from pushserve.asgi_load import add_import_paths, import_app
-from pushserve.config import Config, ConfigError
+from pushserve.asgi.types import ASGIApp, Message
+from pushserve.exchange import Exchange
 from pushserve.http.conditional import is_conditional
 from pushserve.http.response import plain_response
 from pushserve.protocol.events import Headers, RequestReceived
-from pushserve.site.manifest import PushResource, SiteFiles, infer_page
-
-if TYPE_CHECKING:
-    from pushserve.server.connection import Connection
-    from pushserve.server.responder import Announced
+from pushserve.site.manifest import PushResource, infer_page
+from pushserve.site.paths import SitePaths
+from pushserve.site.responder import Announced, Responder
 
 log = logging.getLogger("pushserve")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SEND_HIGH_WATER = 256 * 1024  # send() waits while more than this is queued for the stream
 RECV_HIGH_WATER = 1024 * 1024  # HTTP/1.1: stop reading the socket above this much unread body
 INFER_MAX_BODY = 1024 * 1024  # HTML bodies larger than this are not read for resources
-ROUTE_CACHE_MAX = 512  # routes whose resources are remembered (oldest forgotten first)
-LIFESPAN_TIMEOUT = 10.0  # for an app to answer lifespan.startup / lifespan.shutdown
-TASK_GRACE = 5.0  # app tasks still running at shutdown (background work) get this long
 
-_HTTP_ASGI = {"version": "3.0", "spec_version": "2.4"}
-_LIFESPAN_ASGI = {"version": "3.0", "spec_version": "2.0"}
-_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _NO_BODY_STATUS = frozenset({204, 304})
 # Response fields _start takes note of: the type (HTML is learned from), a length (none to add),
 # and fields pushserve adds itself (the app's own value wins).
@@ -64,191 +40,35 @@ _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 
 
+class AppMount(Protocol):
+    """What a request needs of the mount it came in on (mount.AsgiMount)."""
+
+    app: ASGIApp
+    name: str
+    root_path: str
+    responder: Responder
+    max_body: int
+    site_paths: SitePaths
+    routes: dict[tuple[bytes, bytes], list[PushResource]]  # (method, path) → resources its HTML links
+    relearn: bool  # learn from every page (dev mode), not only the route's first
+
+    def scope(self, ex: Exchange, req: RequestReceived) -> dict[str, Any]: ...
+
+    def remember_route(self, key: tuple[bytes, bytes], resources: list[PushResource]) -> None: ...
+
+
 class ClientDisconnected(OSError):
     """Raised by ``send`` once the client has gone (ASGI spec 2.4: an OSError subclass), so a
     streaming app stops producing for nobody."""
 
 
-def load_mounts(config: Config) -> list[AsgiMount]:
-    """Import every mounted app; a broken one is a ConfigError naming the mount."""
-    add_import_paths(config)
-    return [AsgiMount(m.prefix, import_app(m.app, m.prefix), config, m.app) for m in config.mounts]
+def reply_plain(responder: Responder, ex: Exchange, req: RequestReceived, status: int, text: bytes,
+                note: str) -> None:
+    responder.respond(ex, req, plain_response(status, text, note=note, head=req.method == b"HEAD"))
+    ex.flush()
 
 
-@functools.cache
-def _cipher_ids() -> dict[str, int]:
-    # The ASGI tls extension wants the IANA number; OpenSSL's id carries it in the low 16 bits.
-    return {c["name"]: c["id"] & 0xFFFF for c in ssl.create_default_context().get_ciphers()}
-
-
-def _address(info: object) -> tuple[str, int] | None:
-    if isinstance(info, tuple) and len(info) >= 2:
-        return str(info[0]), int(info[1])
-    return None
-
-
-def _one_line(message: object) -> str:
-    """Apps (Starlette) put a whole traceback in lifespan failure messages: keep the last line."""
-    lines = [line.strip() for line in str(message or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
-
-
-class AsgiMount:
-    def __init__(self, prefix: str, app: ASGIApp, config: Config, name: str = "") -> None:
-        self.prefix = prefix.encode()
-        self.root_path = prefix
-        self.app = app
-        self.name = name or repr(app)
-        self.max_body = config.limits.max_body_size
-        self.graceful = config.limits.graceful_timeout
-        self.site_files = SiteFiles(config.site)
-        self.state: dict[str, Any] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-        # (method, path) → site resources its HTML links; filled on the route's first page.
-        self.routes: dict[tuple[bytes, bytes], list[PushResource]] = {}
-        self.relearn = config.dev  # dev mode: pages and files change, so learn from every page
-        self._lifespan: _Lifespan | None = None
-
-    # -- lifespan ---------------------------------------------------------------------------------
-
-    async def startup(self) -> None:
-        lifespan = _Lifespan(self.app, self.state)
-        reply = await lifespan.exchange("lifespan.startup", LIFESPAN_TIMEOUT)
-        if reply is None:
-            if lifespan.task.done():
-                # ASGI: an app that raises on (or returns from) the lifespan scope doesn't
-                # support it; the app is served all the same.
-                err = lifespan.error
-                log.info("mount %s: %s does not support lifespan%s", self.root_path, self.name,
-                         f" ({type(err).__name__}: {_one_line(err)})" if err else "")
-            else:
-                log.warning("mount %s: no answer to lifespan.startup within %.0fs; serving anyway",
-                            self.root_path, LIFESPAN_TIMEOUT)
-                self._lifespan = lifespan
-            return
-        if reply.get("type") == "lifespan.startup.failed":
-            lifespan.task.cancel()
-            raise ConfigError(f"mount {self.root_path}: {self.name} startup failed: "
-                              f"{_one_line(reply.get('message'))}")
-        self._lifespan = lifespan
-
-    async def shutdown(self) -> None:
-        if self.tasks:
-            # Requests are drained by now; what is left is background work: give it a moment.
-            await asyncio.wait(set(self.tasks), timeout=min(TASK_GRACE, self.graceful))
-            for task in list(self.tasks):
-                task.cancel()
-        lifespan, self._lifespan = self._lifespan, None
-        if lifespan is None or lifespan.task.done():
-            return
-        reply = await lifespan.exchange("lifespan.shutdown", LIFESPAN_TIMEOUT)
-        if reply is None and not lifespan.task.done():
-            log.warning("mount %s: no answer to lifespan.shutdown within %.0fs", self.root_path,
-                        LIFESPAN_TIMEOUT)
-        elif reply is not None and reply.get("type") == "lifespan.shutdown.failed":
-            log.error("mount %s: shutdown failed: %s", self.root_path, _one_line(reply.get("message")))
-        if not lifespan.task.done():
-            lifespan.task.cancel()
-
-    # -- requests ---------------------------------------------------------------------------------
-
-    def start(self, conn: Connection, req: RequestReceived) -> None:
-        if not req.end_stream and self.max_body:
-            for name, value in req.headers:
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                    _reply_plain(conn, req, 413, b"request body too large\n", "body over --max-body-size")
-                    return
-        handler = _AppRequest(self, conn, req)
-        conn.handlers[req.stream_id] = handler
-        task = conn.worker.loop.create_task(handler.run())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    def scope(self, conn: Connection, req: RequestReceived) -> dict[str, Any]:
-        raw_path, _, query = req.target.partition(b"?")
-        path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("utf-8", "replace")
-        headers = req.headers  # the core made this list for this request alone
-        h2 = req.http_version == "2"
-        if h2 and req.authority and not any(name == b"host" for name, _ in headers):
-            headers = [(b"host", req.authority), *headers]
-        base = conn.scope_base
-        if base is None:  # what stays the same for every request on this connection
-            transport = conn.transport
-            base = conn.scope_base = {
-                "client": _address(transport.get_extra_info("peername")) if transport else None,
-                "server": _address(transport.get_extra_info("sockname")) if transport else None,
-                "tls": {
-                    "server_cert": None, "client_cert_chain": [], "client_cert_name": None,
-                    "client_cert_error": None,
-                    "tls_version": _TLS_VERSIONS.get(str(conn.tls.get("tls_version", ""))),
-                    "cipher_suite": _cipher_ids().get(str(conn.tls.get("cipher", ""))),
-                },
-            }
-        extensions: dict[str, Any] = {"tls": base["tls"]}
-        pushed = h2 and req.stream_id % 2 == 0  # a pushed request cannot push or hint further
-        if not pushed and req.http_version != "1.0":
-            extensions["http.response.early_hint"] = {}
-        if not pushed and conn.core.push_enabled:
-            extensions["http.response.push"] = {}
-        return {
-            "type": "http",
-            "asgi": _HTTP_ASGI,
-            "http_version": req.http_version,
-            "method": req.method.decode("latin-1"),
-            "scheme": "https",
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": self.root_path,
-            "headers": headers,
-            "client": base["client"],
-            "server": base["server"],
-            "state": dict(self.state),
-            "extensions": extensions,
-        }
-
-    def remember_route(self, key: tuple[bytes, bytes], resources: list[PushResource]) -> None:
-        if len(self.routes) >= ROUTE_CACHE_MAX:
-            del self.routes[next(iter(self.routes))]
-        self.routes[key] = resources
-
-
-def _reply_plain(conn: Connection, req: RequestReceived, status: int, text: bytes, note: str) -> None:
-    conn.worker.responder.respond(conn, req, plain_response(status, text, note=note, head=req.method == b"HEAD"))
-    conn.flush()
-
-
-class _Lifespan:
-    """The app's lifespan scope, run as a task for the worker's lifetime."""
-
-    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self.outbox: asyncio.Queue[Message] = asyncio.Queue()
-        self.error: BaseException | None = None
-        scope = {"type": "lifespan", "asgi": _LIFESPAN_ASGI, "state": state}
-        self.task = asyncio.get_running_loop().create_task(self._run(app, scope))
-
-    async def _run(self, app: ASGIApp, scope: Scope) -> None:
-        try:
-            await app(scope, self.inbox.get, self._send)
-        except Exception as e:
-            self.error = e
-
-    async def _send(self, message: Message) -> None:
-        await self.outbox.put(message)
-
-    async def exchange(self, message_type: str, timeout: float) -> Message | None:
-        """Send one event and wait for the app's answer; None if the app ended or timed out."""
-        self.inbox.put_nowait({"type": message_type})
-        reply = asyncio.ensure_future(self.outbox.get())
-        await asyncio.wait({reply, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if reply.done():
-            return reply.result()
-        reply.cancel()
-        return None
-
-
-class _AppRequest:
+class AppRequest:
     """One request to a mounted app: its receive/send, and the StreamHandler of its stream."""
 
     __slots__ = (
@@ -258,10 +78,10 @@ class _AppRequest:
         "body_waiter",
         "collect",
         "complete",
-        "conn",
         "core",
         "drain_waiter",
         "early",
+        "ex",
         "extra_headers",
         "final_sent",
         "gone",
@@ -281,10 +101,10 @@ class _AppRequest:
         "stream_id",
     )
 
-    def __init__(self, mount: AsgiMount, conn: Connection, req: RequestReceived) -> None:
+    def __init__(self, mount: AppMount, ex: Exchange, req: RequestReceived) -> None:
         self.mount = mount
-        self.conn = conn
-        self.core = conn.core
+        self.ex = ex
+        self.core = ex.core
         self.req = req
         self.stream_id = req.stream_id
         self.head = req.method == b"HEAD"
@@ -331,7 +151,7 @@ class _AppRequest:
         if self.queued > RECV_HIGH_WATER and self.core.http_version != "2" and not self.paused_reading:
             # HTTP/1.1 has no window to hold the client back: stop reading the socket instead.
             self.paused_reading = True
-            self.conn.pause_reading(f"asgi:{self.stream_id}")
+            self.ex.pause_reading(f"asgi:{self.stream_id}")
 
     def on_reset(self) -> None:
         if self.gone or self.complete:
@@ -351,7 +171,7 @@ class _AppRequest:
         mount = self.mount
         self._announce_early()
         try:
-            await mount.app(mount.scope(self.conn, self.req), self.receive, self.send)
+            await mount.app(mount.scope(self.ex, self.req), self.receive, self.send)
         except asyncio.CancelledError:
             self._abandon("cancelled")
             raise
@@ -381,7 +201,7 @@ class _AppRequest:
                 self.body.clear()
                 self.queued = 0
                 self.core.acknowledge_received(self.stream_id, len(data))
-                self.conn.flush_soon()
+                self.ex.flush_soon()
                 self._resume_reading()
                 if not self.more_body:
                     self.final_sent = True
@@ -392,7 +212,7 @@ class _AppRequest:
             if self.complete:
                 # Body all read and response sent: the next thing to happen is the disconnect.
                 return {"type": "http.disconnect"}
-            waiter = self.body_waiter = self.conn.worker.loop.create_future()
+            waiter = self.body_waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
             finally:
@@ -450,11 +270,11 @@ class _AppRequest:
             self.extra_headers += self.early.headers
             self.announced = self.early.summary
         elif resources and not self.app_announced and self._may_announce():
-            responder = self.conn.worker.responder
-            announced = responder.announce(self.conn, self.req, resources)
+            responder = self.mount.responder
+            announced = responder.announce(self.ex, self.req, resources)
             self.extra_headers += announced.headers
             self.announced = announced.summary
-            self.conn.flush()
+            self.ex.flush()
 
     def _announce_early(self) -> None:
         """A route whose HTML taught us its resources gets them announced as the request arrives,
@@ -466,8 +286,8 @@ class _AppRequest:
         if (not resources or self.mount.relearn or req.method != b"GET" or not self._may_announce()
                 or is_conditional(req.headers)):
             return
-        self.early = self.conn.worker.responder.announce(self.conn, req, resources)
-        self.conn.flush()
+        self.early = self.mount.responder.announce(self.ex, req, resources)
+        self.ex.flush()
 
     def _route_key(self) -> tuple[bytes, bytes]:
         # HEAD shares GET's entry: it never has a body to learn from, but its hints are the same.
@@ -498,12 +318,12 @@ class _AppRequest:
             core.send_data(sid, b"" if self.head else data, end_stream=not more)
         self.sent += 0 if self.head else len(data)
         if not more:
-            self.conn.flush_soon()
+            self.ex.flush_soon()
             self._finish()
             return
-        self.conn.flush_soon()
+        self.ex.flush_soon()
         while core.buffered(sid) > SEND_HIGH_WATER and not self.gone:
-            waiter = self.drain_waiter = self.conn.worker.loop.create_future()
+            waiter = self.drain_waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
             finally:
@@ -513,7 +333,7 @@ class _AppRequest:
 
     def _head_headers(self, first: bytes, more: bool) -> Headers:
         app = self.extra_headers
-        headers = self.conn.worker.responder.common_headers(self.conn)
+        headers = self.ex.default_headers()
         if self.own_common:  # the app set its own date or server: it wins
             names = {k for k, _ in app}
             headers = [h for h in headers if h[0] not in names]
@@ -529,8 +349,8 @@ class _AppRequest:
         if not self.core.push_enabled:
             return
         self.app_announced = True
-        self.pushed += len(self.conn.worker.responder.push(self.conn, self.req, [(path, 5)]))
-        self.conn.flush()
+        self.pushed += len(self.mount.responder.push(self.ex, self.req, [(path, 5)]))
+        self.ex.flush()
 
     def _early_hint(self, links: Any) -> None:
         if self.headers_sent or not self._may_announce():
@@ -539,7 +359,7 @@ class _AppRequest:
         if headers:
             self.app_announced = True
             self.core.send_informational(self.stream_id, 103, headers)
-            self.conn.flush()
+            self.ex.flush()
 
     def _finish(self) -> None:
         self.complete = True
@@ -548,7 +368,7 @@ class _AppRequest:
         if self.collect is not None:
             key = self._route_key()
             resources, _warnings = infer_page(bytes(self.collect), key[1].decode("latin-1"),
-                                              self.mount.site_files)
+                                              self.mount.site_paths)
             self.collect = None
             self.mount.remember_route(key, resources)
         announced = self.announced
@@ -565,11 +385,11 @@ class _AppRequest:
         if not self.headers_sent:
             self.complete = True
             _wake(self.body_waiter)
-            _reply_plain(self.conn, self.req, 500, b"internal server error\n", why)
+            reply_plain(self.mount.responder, self.ex, self.req, 500, b"internal server error\n", why)
         else:
             self.gone = True
             self.core.reset_stream(self.stream_id)
-            self.conn.flush()
+            self.ex.flush()
             self._log(self.status, why)
         self._release()
 
@@ -579,11 +399,12 @@ class _AppRequest:
         if not self.headers_sent:
             self.complete = True
             self.gone = True  # the app reads http.disconnect and its sends go nowhere
-            _reply_plain(self.conn, self.req, 413, b"request body too large\n", "body over --max-body-size")
+            reply_plain(self.mount.responder, self.ex, self.req, 413, b"request body too large\n",
+                        "body over --max-body-size")
         else:
             self.gone = True
             self.core.reset_stream(self.stream_id)
-            self.conn.flush()
+            self.ex.flush()
             self._log(self.status, "body over --max-body-size")
         _wake(self.body_waiter)
         _wake(self.drain_waiter)
@@ -591,9 +412,7 @@ class _AppRequest:
 
     def _release(self) -> None:
         """The stream needs this handler no more: unregister, let the socket read again."""
-        handlers = self.conn.handlers
-        if handlers.get(self.stream_id) is self:
-            del handlers[self.stream_id]
+        self.ex.detach(self.stream_id, self)
         self.body.clear()
         self.queued = 0
         self._resume_reading()
@@ -601,12 +420,12 @@ class _AppRequest:
     def _resume_reading(self) -> None:
         if self.paused_reading and self.queued <= RECV_HIGH_WATER // 2:
             self.paused_reading = False
-            self.conn.resume_reading(f"asgi:{self.stream_id}")
+            self.ex.resume_reading(f"asgi:{self.stream_id}")
 
     def _log(self, status: int, note: str, announced: str = "") -> None:
-        responder = self.conn.worker.responder
+        responder = self.mount.responder
         if responder.access_log_on:
-            responder.log(self.conn, self.req, status, self.sent, announced, note)
+            responder.log(self.ex, self.req, status, self.sent, announced, note)
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:

@@ -12,12 +12,10 @@ import json
 import logging
 import os
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pushserve.protocol.events import RequestReceived
-
-if TYPE_CHECKING:
-    from pushserve.server.connection import Connection
+from pushserve.exchange import Exchange
+from pushserve.protocol.events import Headers, RequestReceived
 
 log = logging.getLogger("pushserve")
 
@@ -33,49 +31,48 @@ def format_event(event: str, data: Any) -> bytes:
 class EventStream:
     """One subscriber; also the StreamHandler of its stream."""
 
-    __slots__ = ("closed", "conn", "hub", "stream_id")
+    __slots__ = ("closed", "ex", "hub", "stream_id")
 
-    def __init__(self, hub: Hub, conn: Connection, stream_id: int) -> None:
+    def __init__(self, hub: Hub, ex: Exchange, stream_id: int) -> None:
         self.hub = hub
-        self.conn = conn
+        self.ex = ex
         self.stream_id = stream_id
         self.closed = False
 
     def send(self, data: bytes) -> None:
         if self.closed:
             return
-        if self.conn.closed:
+        if self.ex.closed:
             self._gone()
             return
-        core = self.conn.core
+        core = self.ex.core
         if core.buffered(self.stream_id) > MAX_BUFFERED:
-            log.info("%s: live-reload client stopped reading; dropped", self.conn.peer)
+            log.info("%s: live-reload client stopped reading; dropped", self.ex.info.peer)
             self._gone()
             core.reset_stream(self.stream_id)
-            self.conn.flush()
+            self.ex.flush()
             return
         core.send_data(self.stream_id, data)
-        self.conn.flush()
+        self.ex.flush()
 
     def end(self) -> None:
         """Finish the response (the worker is stopping); the client reconnects elsewhere."""
         if self.closed:
             return
         self._gone()
-        if not self.conn.closed:
-            self.conn.core.send_data(self.stream_id, b"", end_stream=True)
-            self.conn.flush()
+        if not self.ex.closed:
+            self.ex.core.send_data(self.stream_id, b"", end_stream=True)
+            self.ex.flush()
 
     def _gone(self) -> None:
         self.closed = True
         self.hub.streams.discard(self)
-        if self.conn.handlers.get(self.stream_id) is self:
-            del self.conn.handlers[self.stream_id]
+        self.ex.detach(self.stream_id, self)
 
     # -- StreamHandler ----------------------------------------------------------------------------
 
     def on_body(self, data: bytes, end_stream: bool) -> None:
-        self.conn.core.acknowledge_received(self.stream_id, len(data))
+        self.ex.core.acknowledge_received(self.stream_id, len(data))
 
     def on_reset(self) -> None:
         self._gone()
@@ -95,17 +92,17 @@ class Hub:
         self.state: bytes = format_event("clear", {})
         self.closing = False
 
-    def subscribe(self, conn: Connection, req: RequestReceived, headers: list[tuple[bytes, bytes]]) -> None:
+    def subscribe(self, ex: Exchange, req: RequestReceived, headers: Headers) -> None:
         sid = req.stream_id
-        core = conn.core
+        core = ex.core
         core.send_response(sid, 200, headers, None, end_stream=req.method == b"HEAD")
         if req.method == b"HEAD" or self.closing:
             if req.method != b"HEAD":
                 core.send_data(sid, b"retry: %d\n\n" % RETRY_MS, end_stream=True)
-            conn.flush()
+            ex.flush()
             return
-        stream = EventStream(self, conn, sid)
-        conn.handlers[sid] = stream
+        stream = EventStream(self, ex, sid)
+        ex.attach(sid, stream)
         self.streams.add(stream)
         stream.send(b"retry: %d\n\n" % RETRY_MS + format_event("hello", {"id": self.instance}) + self.state)
 

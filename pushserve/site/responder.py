@@ -1,25 +1,24 @@
-"""Puts responses on a connection: 103 Early Hints, push promises and pushed responses, the
-final response, and the access-log line.  What to announce is decided by site/push.py; this
-module carries the decision out on the protocol core.
+"""The site's answer to a request, carried out on the exchange's protocol core: 103 Early Hints,
+push promises and pushed responses, the final response, and the access-log line.  What to
+announce is decided by site/push.py; this module carries the decision out.
 
-``announce`` is shared by pages of the site and by mounted apps (which call it when their
-response starts, and through the ASGI push/early-hint extensions)."""
+``announce`` and ``push`` are shared by pages of the site and by mounted apps (which call them
+when their response starts, and through the ASGI push/early-hint extensions).  A pushed path that
+belongs to a mounted app is handed to ``mount_for``'s answer, which the router sets."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from pushserve.http.conditional import is_conditional
+from pushserve.exchange import Exchange, Mount
 from pushserve.http.response import Response
 from pushserve.protocol.events import Headers, RequestReceived
+from pushserve.site.content import SiteContent
 from pushserve.site.manifest import PushResource
 from pushserve.site.push import PushPolicy
-
-if TYPE_CHECKING:
-    from pushserve.server.connection import Connection
 
 access_log = logging.getLogger("pushserve.access")
 
@@ -37,58 +36,61 @@ class Announced:
     early_hints: bool = False  # a 103 was queued
 
 
+def _no_mount(target: bytes) -> Mount | None:
+    return None
+
+
 class Responder:
-    def __init__(self, policy: PushPolicy, *, access_log_on: bool, expose_worker: bytes | None) -> None:
+    def __init__(self, content: SiteContent, policy: PushPolicy, *, access_log_on: bool) -> None:
+        self.content = content
         self.policy = policy
         self.access_log_on = access_log_on
-        self.extra: Headers = [(b"x-pushserve-worker", expose_worker)] if expose_worker else []
+        # The mounted app that answers a pushed path, if any (set by the router).
+        self.mount_for: Callable[[bytes], Mount | None] = _no_mount
 
-    def common_headers(self, conn: Connection) -> Headers:
-        return [(b"date", conn.worker.date.value()), (b"server", b"pushserve"), *self.extra]
-
-    def serve(self, conn: Connection, req: RequestReceived) -> None:
+    def serve(self, ex: Exchange, req: RequestReceived) -> None:
         """Answer a request for the site.  A page's resources are announced before the page is
         produced (a 103 is flushed at once, so the client starts on them while we render); only
         a conditional request waits to see a 200 first, so a 304 is not preceded by pushes."""
-        site = conn.worker.site
+        lookup = self.content.static.lookup(req.target, req.headers)
         announced = None
-        early = req.method == b"GET" and not is_conditional(req.headers)
+        early = req.method == b"GET" and not lookup.conditional
         if early:
-            page = site.static.page(req.target)
+            page = lookup.page
             resources = self.policy.resources_for_page(page) if page is not None else None
             if resources:
-                announced = self.announce(conn, req, resources)
+                announced = self.announce(ex, req, resources)
                 if announced.early_hints:
                     # The 103 leaves now.  Pushes do not: their data would go out ahead of a
                     # page not yet queued, where urgency should put the page's own data first.
-                    conn.flush()
-        response = site.serve(req)
+                    ex.flush()
+        response = self.content.answer(req, lookup)
         if not early:
             resources = self.policy.resources_for(response)
             if resources:
-                announced = self.announce(conn, req, resources)
-        self.respond(conn, req, response, announced)
+                announced = self.announce(ex, req, resources)
+        self.respond(ex, req, response, announced)
 
-    def respond(self, conn: Connection, req: RequestReceived, response: Response,
+    def respond(self, ex: Exchange, req: RequestReceived, response: Response,
                 announced: Announced | None = None) -> None:
         """Send a complete response, with the headers of what was announced for it."""
-        headers = self.common_headers(conn)
+        headers = ex.default_headers()
         headers += response.headers
         if announced is not None:
             headers += announced.headers
-        conn.core.send_response(req.stream_id, response.status, headers,
-                                None if req.method == b"HEAD" else response.body)
+        ex.core.send_response(req.stream_id, response.status, headers,
+                              None if req.method == b"HEAD" else response.body)
         if self.access_log_on:
-            self.log(conn, req, response.status, _content_length(response.headers),
+            self.log(ex, req, response.status, _content_length(response.headers),
                      announced.summary if announced else "", response.note)
 
-    def announce(self, conn: Connection, req: RequestReceived, resources: list[PushResource]) -> Announced:
+    def announce(self, ex: Exchange, req: RequestReceived, resources: list[PushResource]) -> Announced:
         """Push what the client takes, hint (103) the rest; returns headers for the final response."""
-        core = conn.core
-        plan = self.policy.plan(req, resources, push_enabled=core.push_enabled, pushed=conn.pushed)
+        core = ex.core
+        plan = self.policy.plan(req, resources, push_enabled=core.push_enabled, pushed=ex.pushed)
         if plan.early_hints:
             core.send_informational(req.stream_id, 103, list(plan.link_headers))
-        promised = self.push(conn, req, [(p.path, p.urgency) for p in plan.pushes])
+        promised = self.push(ex, req, [(p.path, p.urgency) for p in plan.pushes])
         pushed = [p for p in plan.pushes if p.path in promised]
         for planned in plan.pushes:
             if planned.path not in promised:
@@ -99,14 +101,14 @@ class Responder:
             headers.append((b"set-cookie", cookie))
         return Announced(headers, plan.summary(len(pushed)), plan.early_hints)
 
-    def push(self, conn: Connection, req: RequestReceived, paths: list[tuple[str, int]]) -> set[str]:
+    def push(self, ex: Exchange, req: RequestReceived, paths: list[tuple[str, int]]) -> set[str]:
         """Promise and send each path (a file of the site, or a route of a mounted app) at most
         once per connection, until the client takes no more; returns the paths promised."""
-        core = conn.core
+        core = ex.core
         copied = [(k, v) for k, v in req.headers if k in _COPIED_TO_PUSH]
         promised: set[str] = set()
         for path, urgency in paths:
-            if path in conn.pushed:
+            if path in ex.pushed:
                 continue
             target = path.encode()
             request_headers: Headers = [(b":method", b"GET"), (b":scheme", b"https"),
@@ -114,26 +116,27 @@ class Responder:
             promised_id = core.push_promise(req.stream_id, request_headers, urgency=urgency)
             if promised_id is None:
                 break
-            conn.pushed.add(path)
+            ex.pushed.add(path)
             promised.add(path)
             pushed_req = RequestReceived(promised_id, b"GET", target, req.authority, list(copied), "2", True)
-            mount = conn.worker.site.match_mount(target)
+            mount = self.mount_for(target)
             if mount is not None:
-                mount.start(conn, pushed_req)
+                mount.handle(ex, pushed_req)
                 continue
-            response = conn.worker.site.serve(pushed_req)
-            headers = self.common_headers(conn)
+            response = self.content.serve(pushed_req)
+            headers = ex.default_headers()
             headers += response.headers
             core.send_response(promised_id, response.status, headers, response.body)
         return promised
 
-    def log(self, conn: Connection, req: RequestReceived, status: int, length: bytes | int,
+    def log(self, ex: Exchange, req: RequestReceived, status: int, length: bytes | int,
             announced: str = "", note: str = "") -> None:
-        took = (time.perf_counter() - conn.received_at) * 1000
+        took = (time.perf_counter() - ex.received_at) * 1000
         access_log.info(
             '%s %s "%s %s" %d %s%s%s %.1fms',
-            conn.peer, conn.protocol_name, req.method.decode("latin-1"), req.target.decode("latin-1"),
-            status, length if isinstance(length, int) else length.decode("latin-1"),
+            ex.info.peer, "h2" if req.http_version == "2" else "h1", req.method.decode("latin-1"),
+            req.target.decode("latin-1"), status,
+            length if isinstance(length, int) else length.decode("latin-1"),
             f" {announced}" if announced else "", f" ({note})" if note else "", took,
         )
 
@@ -143,4 +146,3 @@ def _content_length(headers: Headers) -> bytes:
         if k == b"content-length":
             return v
     return b"-"
-

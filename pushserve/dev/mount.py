@@ -1,12 +1,12 @@
 """Dev mode's own routes, mounted at ``/_pushserve`` (only in dev mode; elsewhere the static layer
 answers 404, since it never serves ``_`` folders):
 
-- ``/_pushserve/events``  the live-reload event stream (see events.py);
+- ``/_pushserve/events``  the live-reload event stream (see sse.py);
 - ``/_pushserve/``        an overview: the site's pages, what each will push or hint, the push mode,
                           and the current template / manifest problems.
 
-``DevServer`` is a MountedApp, so the worker runs its ``startup`` (the file watcher starts) and
-``shutdown`` like any mounted app's.
+``DevServer`` is a Mount, so the worker runs its ``startup`` (the file watcher starts), ``drain``
+(the event streams end: they never would by themselves) and ``shutdown`` like any mount's.
 """
 
 from __future__ import annotations
@@ -17,21 +17,17 @@ import html
 import logging
 import os
 import signal
-from typing import TYPE_CHECKING
 
 from pushserve.config import Config
 from pushserve.dev.classify import Batch
-from pushserve.dev.events import Hub
+from pushserve.dev.sse import Hub
 from pushserve.dev.update import SiteUpdater
 from pushserve.dev.watch import watch
+from pushserve.exchange import DiscardBody, Exchange
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import RequestReceived
-from pushserve.server.connection import DiscardBody
-from pushserve.server.responder import Responder
-from pushserve.site.router import Site
-
-if TYPE_CHECKING:
-    from pushserve.server.connection import Connection
+from pushserve.site.content import SiteContent
+from pushserve.site.responder import Responder
 
 log = logging.getLogger("pushserve")
 
@@ -42,7 +38,7 @@ PING_EVERY = 15.0
 class DevServer:
     prefix = PREFIX.encode()
 
-    def __init__(self, config: Config, site: Site, responder: Responder) -> None:
+    def __init__(self, config: Config, site: SiteContent, responder: Responder) -> None:
         self.config = config
         self.site = site
         self.responder = responder
@@ -55,14 +51,7 @@ class DevServer:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    @classmethod
-    def install(cls, config: Config, site: Site, responder: Responder) -> DevServer:
-        """Make the dev server and mount it on ``site``, keeping the longest-prefix order."""
-        dev = cls(config, site, responder)
-        site.mounts = sorted([*site.mounts, dev], key=lambda m: len(m.prefix), reverse=True)
-        return dev
-
-    # -- MountedApp -------------------------------------------------------------------------------
+    # -- Mount ------------------------------------------------------------------------------------
 
     async def startup(self) -> None:
         self.updater.check_templates()
@@ -83,38 +72,41 @@ class DevServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def start(self, conn: Connection, req: RequestReceived) -> None:
+    def drain(self) -> None:
+        self.hub.close()
+
+    def handle(self, ex: Exchange, req: RequestReceived) -> None:
         path = req.target.partition(b"?")[0]
         if path == self.prefix + b"/events":
             if req.method not in (b"GET", b"HEAD"):
-                self._reply(conn, req, _plain(405, b"405 Method Not Allowed\n", [(b"allow", b"GET, HEAD")]))
+                self._reply(ex, req, _plain(405, b"405 Method Not Allowed\n", [(b"allow", b"GET, HEAD")]))
                 return
-            headers = [*self.responder.common_headers(conn),
+            headers = [*ex.default_headers(),
                        (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store")]
-            self.hub.subscribe(conn, req, headers)
+            self.hub.subscribe(ex, req, headers)
             if self.responder.access_log_on:
-                self.responder.log(conn, req, 200, b"-", "", "event stream")
+                self.responder.log(ex, req, 200, b"-", "", "event stream")
             return
         if path == self.prefix:
-            self._reply(conn, req, Response(301, [(b"location", self.prefix + b"/"), (b"content-length", b"0")],
+            self._reply(ex, req, Response(301, [(b"location", self.prefix + b"/"), (b"content-length", b"0")],
                                             b""))
             return
         if path == self.prefix + b"/":
             if req.method not in (b"GET", b"HEAD"):
-                self._reply(conn, req, _plain(405, b"405 Method Not Allowed\n", [(b"allow", b"GET, HEAD")]))
+                self._reply(ex, req, _plain(405, b"405 Method Not Allowed\n", [(b"allow", b"GET, HEAD")]))
                 return
             body = self.overview().encode()
-            self._reply(conn, req, Response(200, [(b"content-type", b"text/html; charset=utf-8"),
+            self._reply(ex, req, Response(200, [(b"content-type", b"text/html; charset=utf-8"),
                                                   (b"content-length", b"%d" % len(body)),
                                                   (b"cache-control", b"no-store")], body))
             return
-        self._reply(conn, req, _plain(404, b"404 Not Found\n"))
+        self._reply(ex, req, _plain(404, b"404 Not Found\n"))
 
-    def _reply(self, conn: Connection, req: RequestReceived, response: Response) -> None:
+    def _reply(self, ex: Exchange, req: RequestReceived, response: Response) -> None:
         if not req.end_stream:  # a body nobody reads: keep the HTTP/2 window open
-            conn.handlers[req.stream_id] = DiscardBody(conn, req.stream_id)
-        self.responder.respond(conn, req, response)
-        conn.flush()
+            ex.attach(req.stream_id, DiscardBody(ex, req.stream_id))
+        self.responder.respond(ex, req, response)
+        ex.flush()
 
     # -- changes ----------------------------------------------------------------------------------
 
@@ -203,11 +195,3 @@ class DevServer:
 
 def _plain(status: int, text: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> Response:
     return plain_response(status, text, extra=extra)
-
-
-def close_streams(site: Site) -> None:
-    """End the live-reload streams of a worker that is stopping: they never end by themselves,
-    and the drain would wait for them."""
-    for mount in site.mounts:
-        if isinstance(mount, DevServer):
-            mount.hub.close()

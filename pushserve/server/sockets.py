@@ -1,0 +1,57 @@
+"""Listening sockets: binding (with one-line reasons when it fails), SO_REUSEPORT, and URLs."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+from pushserve.config import ConfigError
+
+NO_REUSEPORT_ENV = "PUSHSERVE_NO_REUSEPORT"  # set to 1 to force the one-listener fallback
+
+
+def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True, backlog: int = 1024) -> socket.socket:
+    """Bind a TCP socket (listening unless listen=False), or explain in one line why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host!r}: {e.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        if listen:
+            sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use") from None
+        if e.errno == errno.EACCES:
+            raise ConfigError(f"no permission to listen on {host}:{port}") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def reuse_port_available() -> bool:
+    if os.environ.get(NO_REUSEPORT_ENV) == "1" or not hasattr(socket, "SO_REUSEPORT"):
+        return False
+    try:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        return False
+    return True
+
+
+def url_for(host: str, port: int) -> str:
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"https://{shown}:{port}/"

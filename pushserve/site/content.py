@@ -1,0 +1,74 @@
+"""What the site folder serves: static files and pages, rendered through Jinja2 when templates
+are on, with a template error shown as a 500 page that names file and line."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+
+from pushserve.config import Config
+from pushserve.http.response import Response
+from pushserve.protocol.events import RequestReceived
+from pushserve.site.manifest_load import templates_for
+from pushserve.site.static import Lookup, RenderRequest, StaticSite
+from pushserve.site.templates import TemplateError
+
+log = logging.getLogger("pushserve")
+
+# Something that rewrites every HTML page served (dev mode puts its live-reload client in).
+PageFilter = Callable[[bytes], bytes]
+
+
+class SiteContent:
+    def __init__(self, config: Config, *, page_filter: PageFilter | None = None) -> None:
+        self.config = config
+        self.page_filter = page_filter
+        revalidate = 0.0 if config.dev else 1.0
+        self.templates = templates_for(config, revalidate_after=revalidate)
+        self.static = StaticSite(
+            config.site,
+            # A page filter renders plain .html too: the filter's output is what is served.
+            render_page=self.render_page if self.templates is not None or page_filter is not None else None,
+            revalidate_after=revalidate,
+            # Dev mode: always revalidate, so an edit shows on the next load.
+            cache_control=b"no-cache" if config.dev else f"public, max-age={config.max_age}".encode(),
+            page_cache_control=b"no-cache",
+        )
+
+    def render_page(self, rel_path: str, request: RenderRequest) -> bytes:
+        if self.templates is None:  # no templates: the file as it is, through the filter
+            try:
+                body = (self.config.site / rel_path).read_bytes()
+            except OSError as e:
+                raise TemplateError(rel_path, 0, f"cannot read: {e.strerror or e}") from None
+        else:
+            body = self.templates.render(rel_path, request)
+        return self.page_filter(body) if self.page_filter is not None else body
+
+    def serve(self, req: RequestReceived) -> Response:
+        return self.answer(req, self.static.lookup(req.target, req.headers))
+
+    def answer(self, req: RequestReceived, lookup: Lookup) -> Response:
+        try:
+            return self.static.answer(req.method, lookup)
+        except TemplateError as e:
+            log.error("template error: %s", e)
+            return template_error_response(e, self.page_filter)
+
+
+def template_error_response(e: TemplateError, page_filter: PageFilter | None = None) -> Response:
+    body = (
+        "<!doctype html><meta charset=utf-8><title>Template error</title>"
+        "<h1>500 Template error</h1>"
+        f"<p><code>{html.escape(e.file)}</code>, line {e.line}:</p>"
+        f"<pre>{html.escape(e.message)}</pre>\n"
+    ).encode()
+    if page_filter is not None:  # dev mode: the error page reloads itself once the template is fixed
+        body = page_filter(body)
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    return Response(500, headers, body, note=f"template error {e.file}:{e.line}")

@@ -1,0 +1,151 @@
+"""The one place that decides which URL paths reach which files of the site, and what a page is.
+
+Used by the static files and by the push manifest alike, so a resource is announced only when
+a request for it would be served.  The rules:
+
+- a request path is percent-decoded exactly once; encoded slashes, backslashes, control
+  characters and invalid UTF-8 are refused (400);
+- ``..`` segments, and names starting with ``.`` or ``_`` (dotfiles, layouts, partials) are never
+  served (404);
+- a file's realpath must lie under the realpath of the root, so a symlink pointing out of the
+  site answers 404, never its contents;
+- a page is an ``.html`` or ``.htm`` file that may be served; ``404.html`` is rendered like a page
+  (it answers for missing paths) but is never navigated to, so it has no manifest entry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+PAGE_SUFFIXES = (".html", ".htm")
+NOT_FOUND_PAGE = "404.html"
+
+
+class BadPath(Exception):
+    """A request path that is refused: ``status`` 400 (malformed) or 404 (not servable)."""
+
+    def __init__(self, status: int, note: str, url_path: str = "") -> None:
+        super().__init__(note)
+        self.status = status
+        self.note = note
+        self.url_path = url_path
+
+
+def decode_path(raw: bytes) -> str:
+    """Percent-decode a request path once and check it; raises BadPath."""
+    if not raw.startswith(b"/"):
+        raise BadPath(400, "bad path")
+    if b"%" in raw:
+        parts = raw.split(b"%")
+        out = bytearray(parts[0])
+        for part in parts[1:]:
+            if len(part) < 2 or part[0] not in _HEX or part[1] not in _HEX:
+                raise BadPath(400, "bad percent-encoding")
+            byte = int(part[:2], 16)
+            if byte == 0x2F:  # %2f would turn one segment into two after decoding
+                raise BadPath(400, "encoded slash")
+            out.append(byte)
+            out += part[2:]
+        decoded = bytes(out)
+    else:
+        decoded = raw
+    if b"\\" in decoded:
+        raise BadPath(400, "backslash")
+    if any(b < 0x20 or b == 0x7F for b in decoded):  # NUL above all: C strings end there
+        raise BadPath(400, "control character")
+    try:
+        return decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPath(400, "invalid utf-8") from None
+
+
+def is_private(name: str) -> bool:
+    """A file or folder name that is never served (dotfiles, ``_layouts``, ``_partials``)."""
+    return name.startswith((".", "_"))
+
+
+def segments(url_path: str) -> list[str]:
+    """The decoded path's segments, empty ones dropped; raises BadPath for ``..`` and private names."""
+    segs = [s for s in url_path.split("/") if s]
+    for s in segs:
+        if s == "..":
+            raise BadPath(404, "traversal", url_path)
+        if is_private(s):
+            raise BadPath(404, "hidden", url_path)
+    return segs
+
+
+def is_page(rel_path: str) -> bool:
+    """A site-relative path of an HTML page that may be served (404.html included).  Name only."""
+    parts = PurePosixPath(rel_path).parts
+    return (bool(parts) and rel_path.lower().endswith(PAGE_SUFFIXES) and ".." not in parts
+            and not any(is_private(p) for p in parts))
+
+
+def is_manifest_page(rel_path: str) -> bool:
+    """A page a browser navigates to, so the push manifest has an entry for it."""
+    return is_page(rel_path) and PurePosixPath(rel_path).name != NOT_FOUND_PAGE
+
+
+def page_url(rel_path: str) -> str:
+    """The URL path a page is served at: ``index.html`` → ``/``, ``a/index.html`` → ``/a/``."""
+    parts = PurePosixPath(rel_path).parts
+    if parts and parts[-1] == "index.html":
+        return "/" + "".join(part + "/" for part in parts[:-1])
+    return "/" + "/".join(parts)
+
+
+def rel_path(url_path: str) -> str:
+    """Site-relative path of a URL path ("/css/a%20b.css" → "css/a b.css"), for dependency
+    bookkeeping only (serving goes through ``SitePaths.resolve``)."""
+    return unquote(url_path.split("?", 1)[0]).lstrip("/")
+
+
+class SitePaths:
+    """The root of a site and the guard that keeps every file lookup under it."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = os.path.abspath(root)
+        self.real_root = os.path.realpath(root)
+
+    def inside(self, fs_path: str) -> bool:
+        """True when ``fs_path`` (after symlinks) lies under the root."""
+        real = os.path.realpath(fs_path)
+        return os.path.commonpath((self.real_root, real)) == self.real_root
+
+    def resolve(self, url_path: str) -> Path | None:
+        """The file a GET of ``url_path`` (query and fragment ignored) would serve, or None when
+        no servable file of the site answers it.  Directories are not followed to index.html."""
+        path = url_path.split("#", 1)[0].split("?", 1)[0]
+        try:
+            segs = segments(decode_path(path.encode("utf-8")))
+        except (BadPath, UnicodeEncodeError):
+            return None
+        if not segs:
+            return None
+        fs_path = os.path.join(self.root, *segs)
+        if not self.inside(fs_path) or not os.path.isfile(fs_path):
+            return None
+        return Path(os.path.realpath(fs_path))
+
+    def exists(self, url_path: str) -> bool:
+        return self.resolve(url_path) is not None
+
+    def read(self, url_path: str) -> bytes:
+        path = self.resolve(url_path)
+        if path is None:
+            raise FileNotFoundError(url_path)
+        return path.read_bytes()
+
+    def walk_pages(self) -> list[str]:
+        """Site-relative paths of the pages a browser navigates to, sorted."""
+        pages: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not is_private(d))
+            rel_dir = Path(dirpath).relative_to(self.root)
+            pages.extend(rel for rel in ((rel_dir / name).as_posix() for name in sorted(filenames))
+                         if is_manifest_page(rel))
+        return pages
