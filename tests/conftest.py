@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import Certs, ServerProcess, start
+from tests.support.serverproc import Certs, ServerProcess, start
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.h2client import H2Client, Reply
-from tests.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli, start
+from tests.support.h2client import H2Client, Reply
+from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli, start
 
-MOUNTS = ("--mount", "/api=tests.apps.star:app", "--mount", "/fast=tests.apps.fast:app",
-          "--mount", "/q=tests.apps.quart_app:app", "--mount", "/raw=tests.apps.raw:app")
+MOUNTS = ("--mount", "/api=tests.support.apps.star:app", "--mount", "/fast=tests.support.apps.fast:app",
+          "--mount", "/q=tests.support.apps.quart_app:app", "--mount", "/raw=tests.support.apps.raw:app")
 PROTOCOLS = pytest.mark.parametrize("http2", [True, False], ids=["h2", "h1"])
 
 
@@ -412,7 +412,7 @@ def test_a_thousand_reset_streams_leak_neither_tasks_nor_memory(srv: ServerProce
 def test_lifespan_shutdown_runs_on_sigterm(certs: Certs, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUSHSERVE_TEST_MARKERS", str(tmp_path))
-    s = start(certs, "--mount", "/api=tests.apps.star:app")
+    s = start(certs, "--mount", "/api=tests.support.apps.star:app")
     try:
         with client(s, True) as c:
             assert c.get("/api/state").status_code == 200
@@ -425,7 +425,8 @@ def test_lifespan_shutdown_runs_on_sigterm(certs: Certs, tmp_path: Path,
 
 def test_app_without_lifespan_and_factory_apps_still_run(
         make_server: Callable[..., ServerProcess]) -> None:
-    s = make_server("--mount", "/a=tests.apps.raw:no_lifespan", "--mount", "/b=tests.apps.raw:make_app()")
+    s = make_server("--mount", "/a=tests.support.apps.raw:no_lifespan",
+                    "--mount", "/b=tests.support.apps.raw:make_app()")
     with client(s, True) as c:
         assert c.get("/a/x").json() == {"no_lifespan": True}
         assert c.get("/b/y").json() == {"no_lifespan": True}
@@ -434,17 +435,17 @@ def test_app_without_lifespan_and_factory_apps_still_run(
 
 def test_lifespan_startup_failure_stops_the_server_with_the_apps_message(certs: Certs) -> None:
     r = run_cli(certs, str(SITE_EXAMPLE), "--port", "0", "--cert-dir", str(certs.cert_dir),
-                "--mount", "/x=tests.apps.raw:failing")
+                "--mount", "/x=tests.support.apps.raw:failing")
     assert r.returncode != 0
     assert "database unreachable" in r.stderr + r.stdout
     assert "Traceback" not in r.stderr + r.stdout
 
 
 @pytest.mark.parametrize("spec,message", [
-    ("tests.apps.nope:app", "module 'tests.apps.nope' not found"),
-    ("tests.apps.raw:nothing", "has no attribute 'nothing'"),
-    ("tests.apps.raw:not_callable", "is a int, not an ASGI app"),
-    ("tests.apps.broken:app", "raised ValueError: this module is broken on purpose"),
+    ("tests.support.apps.nope:app", "module 'tests.support.apps.nope' not found"),
+    ("tests.support.apps.raw:nothing", "has no attribute 'nothing'"),
+    ("tests.support.apps.raw:not_callable", "is a int, not an ASGI app"),
+    ("tests.support.apps.broken:app", "raised ValueError: this module is broken on purpose"),
 ])
 def test_bad_mounts_are_one_line_errors(certs: Certs, spec: str, message: str) -> None:
     r = run_cli(certs, str(SITE_EXAMPLE), "--port", "0", "--cert-dir", str(certs.cert_dir),

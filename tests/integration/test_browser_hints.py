@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 
 from pushserve.bench.proxy import ProxyThread
-from tests.browser import chromium, navigation_timing, resource_timings
-from tests.serverproc import ServerProcess
+from tests.support.browser import chromium, navigation_timing, resource_timings
+from tests.support.serverproc import ServerProcess
 
-EXPECTED = Path(__file__).resolve().parent.parent / "unit" / "expected_manifest_site_example.json"
+EXPECTED = Path(__file__).resolve().parent.parent / "unit" / "site" / "expected_manifest_site_example.json"
 RTT = 0.020
 
 
@@ -53,7 +53,7 @@ def test_chromium_uses_early_hints_for_a_static_page(server: ServerProcess) -> N
 
 def test_chromium_uses_early_hints_while_a_slow_page_is_produced(
         make_server: Callable[..., ServerProcess]) -> None:
-    srv = make_server("--mount", "/slow=tests.apps.slowpage:app")
+    srv = make_server("--mount", "/slow=tests.support.apps.slowpage:app")
     # The first response teaches pushserve what the page links; later requests are announced on arrival.
     with httpx.Client(http2=True, verify=srv.certs.client_context(), timeout=20) as c:
         assert c.get(srv.url + "slow/").status_code == 200

@@ -16,8 +16,8 @@ import pytest
 
 from pushserve.dev.classify import coalesce
 from pushserve.dev.inject import SNIPPET, inject
-from tests.h2client import H2Client
-from tests.serverproc import SITE_EXAMPLE, ServerProcess
+from tests.support.h2client import H2Client
+from tests.support.serverproc import SITE_EXAMPLE, ServerProcess
 
 MARK = b"data-pushserve-dev"
 

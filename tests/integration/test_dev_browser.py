@@ -16,8 +16,8 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import chromium
-from tests.serverproc import SITE_EXAMPLE, ServerProcess
+from tests.support.browser import chromium
+from tests.support.serverproc import SITE_EXAMPLE, ServerProcess
 
 TIMEOUT = 20
 

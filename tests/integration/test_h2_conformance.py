@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.h2raw import E, F, Frame, RawH2, S, T, frame, padded, priority_payload, settings_payload, u32
-from tests.serverproc import ServerProcess
+from tests.support.h2raw import E, F, Frame, RawH2, S, T, frame, padded, priority_payload, settings_payload, u32
+from tests.support.serverproc import ServerProcess
 
 LARGE = "/img/hero.png"  # 47746 bytes: more than one frame, more than a small window
 LARGE_SIZE = 47746

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need
-from tests.h2client import H2Client
-from tests.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli
+from tests.support.h2client import H2Client
+from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli
 
-EXPECTED = Path(__file__).resolve().parent.parent / "unit" / "expected_manifest_site_example.json"
+EXPECTED = Path(__file__).resolve().parent.parent / "unit" / "site" / "expected_manifest_site_example.json"
 
 
 def expected_index() -> list[str]:

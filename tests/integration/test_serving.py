@@ -17,8 +17,8 @@ import pytest
 from hyperframe.frame import HeadersFrame, SettingsFrame
 
 from tests.conftest import need
-from tests.h2client import H2Client
-from tests.serverproc import Certs, ServerProcess
+from tests.support.h2client import H2Client
+from tests.support.serverproc import Certs, ServerProcess
 
 BIG = 5 * 1024 * 1024
 
@@ -45,7 +45,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def srv(certs: Certs, site: Path) -> ServerProcess:
-    from tests.serverproc import start
+    from tests.support.serverproc import start
 
     s = start(certs, "--header-timeout", "2", site=site)
     yield s  # type: ignore[misc]
@@ -273,7 +273,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_cli_mistakes(certs: Certs, tmp_path: Path, make_server: Callable[..., ServerProcess]) -> None:
-    from tests.serverproc import run_cli
+    from tests.support.serverproc import run_cli
 
     line = _one_line_error(run_cli(certs, str(tmp_path / "missing")))
     assert "does not exist" in line

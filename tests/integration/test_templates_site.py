@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.h2client import H2Client
-from tests.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli
+from tests.support.h2client import H2Client
+from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli
 
 
 @pytest.fixture

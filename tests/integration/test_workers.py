@@ -29,8 +29,8 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from tests.h2client import H2Client
-from tests.serverproc import Certs, ServerProcess, run_cli, start
+from tests.support.h2client import H2Client
+from tests.support.serverproc import Certs, ServerProcess, run_cli, start
 
 BIG = 4 * 1024 * 1024
 Start = Callable[..., ServerProcess]

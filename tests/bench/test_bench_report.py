@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium
-from tests.serverproc import REPO, SITE_EXAMPLE, Certs
+from tests.support.browser import chromium
+from tests.support.serverproc import REPO, SITE_EXAMPLE, Certs
 
 # Counted in the page: per waterfall, its bars and the rects inside bars.
 _COUNT_BARS = """

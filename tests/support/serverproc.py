@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SITE_EXAMPLE = REPO / "site_example"
 _READY = re.compile(r" at (https://(\S+):(\d+)/) ")
 

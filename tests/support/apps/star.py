@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.apps.recorder import counts, marker, record, wait_for
+from tests.support.apps.recorder import counts, marker, record, wait_for
 
 CHUNK = bytes(range(256)) * 64  # 16 KB
 

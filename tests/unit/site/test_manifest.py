@@ -27,7 +27,7 @@ from pushserve.site.paths import SitePaths, is_manifest_page, page_url
 from pushserve.site.templates import Templates
 
 HERE = Path(__file__).resolve().parent
-SITE_EXAMPLE = HERE.parents[1] / "site_example"
+SITE_EXAMPLE = HERE.parents[2] / "site_example"
 SITE_VARS = {"title": "pushserve", "tagline": "Static sites over HTTP/2"}
 
 
