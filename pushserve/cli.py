@@ -70,6 +70,13 @@ def _serve_parser() -> argparse.ArgumentParser:
                    help="push at most this many bytes for one page (1 MiB); the rest is hinted")
     p.add_argument("--max-body-size", type=int, default=_DEFAULTS.max_body_size, metavar="BYTES",
                    help="largest request body a mounted app accepts; 413 above it (100 MiB)")
+    p.add_argument("--backlog", type=int, default=_DEFAULTS.backlog, metavar="N",
+                   help="connections the kernel queues for each worker before it accepts them (1024)")
+    p.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections, metavar="N",
+                   help="open connections per worker; past it new ones get 503 (HTTP/1.1) or GOAWAY (HTTP/2) "
+                   "and are closed (4096)")
+    p.add_argument("--max-handshakes", type=int, default=_DEFAULTS.max_handshakes, metavar="N",
+                   help="connections in the TLS handshake at once per worker; the rest wait in the backlog (128)")
     p.add_argument("--expose-worker", action="store_true", help=argparse.SUPPRESS)  # tests only
     p.add_argument("--version", action="version", version=f"pushserve {__version__}")
     return p
@@ -114,7 +121,8 @@ def config_from_args(ns: argparse.Namespace) -> Config:
     mounts = tuple(toml_mounts) + tuple(Mount.parse(m) for m in ns.mount)
     limits = Limits(header_timeout=ns.header_timeout, idle_timeout=ns.idle_timeout,
                     graceful_timeout=ns.graceful_timeout, push_budget=ns.push_budget,
-                    max_body_size=ns.max_body_size)
+                    max_body_size=ns.max_body_size, backlog=ns.backlog, max_connections=ns.max_connections,
+                    max_handshakes=ns.max_handshakes)
     templates = ns.templates if ns.templates is not None else settings.get("templates", True)
     return Config(
         site=site, host=ns.host, port=ns.port, cert=ns.cert, key=ns.key, cert_dir=ns.cert_dir,

@@ -50,6 +50,9 @@ class Limits:
     max_concurrent_streams: int = 128
     max_body_size: int = 100 * 1024 * 1024  # for mounted apps; 413 above it
     push_budget: int = 1024 * 1024  # bytes pushed for one page at most
+    backlog: int = 1024  # the kernel's queue of connections not yet accepted, per worker
+    max_connections: int = 4096  # per worker; past it new connections are turned away (503 / GOAWAY)
+    max_handshakes: int = 128  # connections in the TLS handshake at once, per worker
 
     def __post_init__(self) -> None:
         for name in ("header_timeout", "idle_timeout", "graceful_timeout"):
@@ -58,6 +61,9 @@ class Limits:
                 raise ConfigError(f"--{name.replace('_', '-')} {value}: must be a number of seconds above 0")
         if self.max_concurrent_streams < 1:
             raise ConfigError("max concurrent streams must be at least 1")
+        for name in ("backlog", "max_connections", "max_handshakes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 1 or more")
         for name in ("max_body_size", "push_budget"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 0 or more bytes")

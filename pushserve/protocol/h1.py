@@ -143,6 +143,7 @@ class H1Core:
         self._upgrade_body_left = 0  # body bytes of an Upgrade request, which httptools skips
         self._stopped = False  # parse nothing more (error, reset, EOF)
         self._no_new = False  # close() was called: finish the current request, start no other
+        self._one_more = False  # ... except one more, when close() found the connection idle
         self._closing = False
         self._terminated = False
         # Per-message parser state.
@@ -282,18 +283,36 @@ class H1Core:
         return b"".join(out)
 
     def close(self, error_code: int = 0, reason: str = "") -> None:
-        self._no_new = True
-        self._inbuf.clear()
-        if not self._exchanges:
-            self._stop_parsing()
-            self._closing = True
+        """Graceful: finish the requests received and close after the last one.  An idle
+        connection is not closed under the client's feet (its next request may be on the wire):
+        one more request is still read and answered with ``Connection: close``; the layer above
+        bounds how long it waits for it (``idle_close``)."""
+        if self._no_new:
             return
+        self._no_new = True
+        if not self._exchanges:
+            self._one_more = not self._stopped
+            if not self._one_more:
+                self._closing = True
+            return
+        self._inbuf.clear()
         front = self._exchanges[0]
         if self._cur is not front:
             # Only the body of the request being answered is still worth reading.
             self._stop_parsing()
         self._drop_from(1)
         front.close_after = True
+
+    def idle_close(self) -> None:
+        """Close now if no request is in progress (after ``close()``'s grace, or when idle too long)."""
+        if not self._exchanges and not (self._in_head and not self._stopped):
+            self._stop_parsing()
+            self._closing = True
+
+    def request_timeout(self) -> None:
+        """A request head began but did not finish in time: answer 408 (as Apache does), close."""
+        if self._in_head and not self._stopped:
+            self._fail(408, "request head timeout")
 
     @property
     def closing(self) -> bool:
@@ -312,7 +331,9 @@ class H1Core:
 
     def on_message_begin(self) -> None:
         if self._no_new:
-            raise _StopParsing
+            if not self._one_more:
+                raise _StopParsing
+            self._one_more = False  # this one is answered, with Connection: close
         self._in_head = True
         self._began = True
         self._head_bytes = 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -55,9 +54,23 @@ class WorkerState:
     date: DateHeader = field(default_factory=DateHeader)
     extra_headers: Headers = field(default_factory=list)  # fields every response carries, after date and server
     connections: set[Connection] = field(default_factory=set)
-    # Every accepted connection, including those still in the TLS handshake (not yet in
-    # ``connections``): the drain must not exit while one of them is about to send a request.
-    accepted: weakref.WeakSet[Connection] = field(default_factory=weakref.WeakSet)
+    # Connections accepted and still in the TLS handshake: the drain must not exit while one of
+    # them is about to send a request.
+    handshaking: int = 0
+    handshake_done: asyncio.Event = field(default_factory=asyncio.Event)
+    refused: int = 0  # connections turned away over --max-connections since the last report
+    peak_load: int = 0  # most connections (with handshakes) since memory was last trimmed
+    trimmed_at: float = 0.0
+
+    def note_load(self) -> None:
+        self.peak_load = max(self.peak_load, len(self.connections) + self.handshaking)
+
+    def report_refused(self) -> None:
+        """One log line a second at most, however many connections were turned away."""
+        if self.refused:
+            log.warning("turned away %d connection%s: %d open, --max-connections %d", self.refused,
+                        "s" if self.refused != 1 else "", len(self.connections), self.config.limits.max_connections)
+            self.refused = 0
 
 
 class Connection(asyncio.Protocol):
@@ -85,12 +98,25 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.info = info = _connection_info(transport)
         alpn = info.alpn
-        limits = self.worker.config.limits
+        worker = self.worker
+        limits = worker.config.limits
+        if len(worker.connections) >= limits.max_connections:
+            self._turn_away(alpn == "h2")
+            return
         if alpn == "h2":
             self.core = H2Core(max_concurrent_streams=limits.max_concurrent_streams)
         self.core.initiate()
-        self.worker.connections.add(self)
+        worker.connections.add(self)
         self.flush()
+
+    def _turn_away(self, h2: bool) -> None:
+        """Over --max-connections: say so in the protocol's own way and close; nothing was
+        processed, so the client may safely retry (elsewhere, or later)."""
+        assert self.transport is not None
+        self.worker.refused += 1
+        self.closed = True
+        self.transport.write(_GOAWAY_NOTHING_PROCESSED if h2 else _BUSY_503)
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.worker.loop.time()
@@ -227,31 +253,53 @@ class Connection(asyncio.Protocol):
     # -- timers and shutdown (driven by the worker) ------------------------------------------
 
     def sweep(self, now: float) -> None:
-        """Close connections that broke a time limit: a request head that takes too long, an
-        idle keep-alive connection, or requests in flight with no bytes moving either way (a
-        peer that stopped reading, or holds its flow-control window shut, or never finishes a
-        request body) — each of those holds memory and open files."""
+        """Close connections that broke a time limit: a request head that takes too long (a 408
+        on HTTP/1.1 once a head has begun; a connection that sent nothing, such as a browser's
+        preconnect, is closed without a word), an idle keep-alive connection, or requests in
+        flight with no bytes moving either way (a peer that stopped reading, or holds its
+        flow-control window shut, or never finishes a request body) — each of those holds
+        memory and open files."""
         limits = self.worker.config.limits
         if self.closed:
             return
-        if self.core.awaiting_head or not self.served_any:
+        core = self.core
+        if core.awaiting_head or not self.served_any:
             if now - self.last_activity > limits.header_timeout:
-                self.abort("request head timeout")
-        elif self.core.open_streams == 0 and not self.handlers:
+                if isinstance(core, H1Core) and core.awaiting_head:
+                    log.info("%s h1: request head timeout: 408", self.info.peer)
+                    core.request_timeout()
+                    self.flush()
+                else:
+                    self.abort("request head timeout")
+        elif core.open_streams == 0 and not self.handlers:
             if now - self.last_activity > limits.idle_timeout:
-                self.shutdown()
+                self.close_idle()
         elif now - max(self.last_activity, self.last_write) > limits.idle_timeout:
             self.abort(f"no progress for {limits.idle_timeout:g} s with requests in flight")
 
     def shutdown(self) -> None:
-        """Graceful: GOAWAY (HTTP/2) or close after the current response (HTTP/1.1)."""
+        """Graceful, for a worker that stops: HTTP/2 sends GOAWAY and finishes open streams;
+        HTTP/1.1 finishes the requests received and answers one more, if it comes, with
+        ``Connection: close`` (the worker's drain bounds the wait with ``close_idle``)."""
         if self.closed:
             return
         self.core.close()
         self.flush()
-        if self.core.open_streams == 0 and not self.handlers and self.transport is not None:
+        if (self.core.http_version == "2" and self.core.open_streams == 0 and not self.handlers
+                and self.transport is not None):
             self.closed = True
             self.transport.close()
+
+    def close_idle(self) -> None:
+        """Close a connection with no request in progress (idle too long, or drained)."""
+        if self.closed:
+            return
+        core = self.core
+        if isinstance(core, H1Core):
+            core.idle_close()
+            self.flush()
+        else:
+            self.shutdown()
 
     def abort(self, why: str) -> None:
         if self.closed or self.transport is None:
@@ -262,6 +310,12 @@ class Connection(asyncio.Protocol):
 
 
 _NO_INFO = ConnectionInfo("-", None, None)
+
+# The server preface (an empty SETTINGS frame), then GOAWAY: last stream id 0, NO_ERROR.
+_GOAWAY_NOTHING_PROCESSED = bytes.fromhex("000000040000000000" "0000080700000000000000000000000000")
+_BUSY_TEXT = b"503 Service Unavailable: the server is at its connection limit; retry shortly\n"
+_BUSY_503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+             b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(_BUSY_TEXT) + _BUSY_TEXT)
 
 
 def _address(info: object) -> tuple[str, int] | None:

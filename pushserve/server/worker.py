@@ -10,11 +10,14 @@ requests ``graceful_timeout`` seconds to finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
 import ssl
+import time
 from collections.abc import Callable
 
 import uvloop
@@ -40,10 +43,8 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # the handler only flags; shutdown runs below
-    server = await loop.create_server(
-        lambda: _accept(state), sock=sock, ssl=ssl_ctx,
-        ssl_handshake_timeout=config.limits.header_timeout, backlog=1024,
-    )
+    sock.listen(config.limits.backlog)  # before "ready": a connection from then on must be queued
+    accepting = loop.create_task(_accept_loop(state, sock, ssl_ctx))
     sweeper = loop.create_task(_sweep(state))
     if ready is not None:
         ready()
@@ -52,14 +53,63 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     finally:
         sweeper.cancel()
         app.drain()  # responses that never end by themselves (live reload) end now, or the drain waits
-        await _drain(state, server)
+        await _drain(state, accepting, sock)
         await app.shutdown()
 
 
+# A handshake this old gives its place to a new connection when all places are taken: a client
+# that opened connections and sent nothing must not stop the worker from accepting others.
+HANDSHAKE_EVICT_AGE = 1.0
+
+
+async def _accept_loop(state: WorkerState, sock: socket.socket, ssl_ctx: ssl.SSLContext) -> None:
+    """Accept at the pace the worker can take: at most ``max_handshakes`` connections in the TLS
+    handshake at once, so a flood of connections holds a bounded amount of memory.  When all
+    places are taken, the oldest handshake (if it has had HANDSHAKE_EVICT_AGE) is dropped for the
+    newcomer; else the newcomers wait in the kernel's queue (``--backlog``) for a place."""
+    loop = state.loop
+    limits = state.config.limits
+    handshakes: dict[asyncio.Task[None], float] = {}  # in start order: the oldest first
+    while True:
+        while state.handshaking >= limits.max_handshakes and handshakes:
+            oldest, started = next(iter(handshakes.items()))
+            wait = started + HANDSHAKE_EVICT_AGE - loop.time()
+            if wait <= 0:
+                oldest.cancel()
+                del handshakes[oldest]
+                break
+            state.handshake_done.clear()
+            with contextlib.suppress(TimeoutError):  # a place frees up, or the oldest may be dropped
+                await asyncio.wait_for(state.handshake_done.wait(), wait)
+        try:
+            client, _ = await loop.sock_accept(sock)
+        except OSError as e:  # out of file descriptors, say: the queue waits, we try again
+            log.warning("accept: %s", e.strerror or e)
+            await asyncio.sleep(0.1)
+            continue
+        state.handshaking += 1
+        state.note_load()
+        task = loop.create_task(_handshake(state, client, ssl_ctx))
+        handshakes[task] = loop.time()
+        task.add_done_callback(lambda done: handshakes.pop(done, None))
+
+
+async def _handshake(state: WorkerState, client: socket.socket, ssl_ctx: ssl.SSLContext) -> None:
+    try:
+        await state.loop.connect_accepted_socket(
+            lambda: _accept(state), client, ssl=ssl_ctx, ssl_handshake_timeout=state.config.limits.header_timeout)
+    except (OSError, ssl.SSLError, TimeoutError) as e:
+        log.debug("TLS handshake failed: %r", e)
+        client.close()
+    except asyncio.CancelledError:  # dropped for a newer connection (or the worker stops)
+        client.close()
+    finally:
+        state.handshaking -= 1
+        state.handshake_done.set()
+
+
 def _accept(state: WorkerState) -> Connection:
-    conn = Connection(state)
-    state.accepted.add(conn)
-    return conn
+    return Connection(state)
 
 
 async def _sweep(state: WorkerState) -> None:
@@ -68,6 +118,39 @@ async def _sweep(state: WorkerState) -> None:
         now = state.loop.time()
         for conn in list(state.connections):
             conn.sweep(now)
+        state.report_refused()
+        trim_memory(state, now)
+
+
+# Freed memory goes back to the OS once the connection count has fallen by this much from its
+# peak, at most every TRIM_EVERY seconds: glibc keeps what per-connection TLS buffers freed
+# (fragmented), so a flood of connections would otherwise leave the worker hundreds of MB large.
+TRIM_DROP = 64
+TRIM_EVERY = 5.0
+
+
+def trim_memory(state: WorkerState, now: float) -> None:
+    load = len(state.connections) + state.handshaking
+    if state.peak_load - load < TRIM_DROP or now - state.trimmed_at < TRIM_EVERY:
+        return
+    started = time.perf_counter()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+    log.info("connections fell from %d to %d: memory given back to the OS (%.1f ms)",
+             state.peak_load, load, (time.perf_counter() - started) * 1000)
+    state.peak_load = load
+    state.trimmed_at = now
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+        return trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
 
 
 # A connection accepted just before the listener closed may not have sent its first request yet
@@ -76,22 +159,30 @@ async def _sweep(state: WorkerState) -> None:
 FRESH_GRACE = 1.0
 
 
-async def _drain(state: WorkerState, server: asyncio.AbstractServer) -> None:
-    server.close()
-    told: set[Connection] = set()
-    deadline = state.loop.time() + state.config.limits.graceful_timeout
+# An HTTP/1.1 connection found idle when the worker began to drain is kept this long for the
+# request its client may already have sent (it is answered with Connection: close), then closed.
+IDLE_GRACE = 1.0
+
+
+async def _drain(state: WorkerState, accepting: asyncio.Task[None], sock: socket.socket) -> None:
+    accepting.cancel()
+    # Our copy of the listening socket goes; the master's keeps it open (and its queue waiting)
+    # for the slot's next worker, unless the slot itself is going away.
+    sock.close()
+    told: dict[Connection, float] = {}
+    limits = state.config.limits
+    deadline = state.loop.time() + limits.graceful_timeout
     while True:
         now = state.loop.time()
-        for conn in list(state.connections - told):
-            if conn.served_any or now - conn.started >= FRESH_GRACE:
-                told.add(conn)
-                conn.shutdown()
-        # A handshake still under way (transport not yet made) will become a connection; one
-        # that failed is never told, so it stops counting after the handshake timeout.
-        handshaking = any(c.transport is None and not c.closed
-                          and now - c.started < state.config.limits.header_timeout
-                          for c in state.accepted)
-        if (not state.connections and not handshaking) or now >= deadline:
+        for conn in list(state.connections):
+            since = told.get(conn)
+            if since is None:
+                if conn.served_any or now - conn.started >= FRESH_GRACE:
+                    told[conn] = now
+                    conn.shutdown()
+            elif now - since >= IDLE_GRACE and conn.core.open_streams == 0 and not conn.handlers:
+                conn.close_idle()
+        if (not state.connections and not state.handshaking) or now >= deadline:
             break
         await asyncio.sleep(0.05)
     for conn in list(state.connections):

@@ -254,12 +254,30 @@ def test_settings_flood_is_refused(srv: ServerProcess) -> None:
         c.close()
 
 
-def test_silent_client_is_dropped_after_header_timeout(srv: ServerProcess) -> None:
+def _read_all(s: ssl.SSLSocket) -> bytes:
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    return data
+
+
+def test_unfinished_request_head_gets_408_then_close(srv: ServerProcess) -> None:
     ctx = srv.certs.client_context(["http/1.1"])
     with socket.create_connection((srv.host, srv.port), timeout=30) as raw, \
             ctx.wrap_socket(raw, server_hostname="localhost") as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: loc")  # and never the rest
-        assert s.recv(100) == b""  # the server closes it (within --header-timeout 2 + a sweep)
+        answer = _read_all(s)  # the server answers and closes (within --header-timeout 2 + a sweep)
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer[:80]
+    assert b"connection: close" in answer.lower()
+    srv.wait_for(r"request head timeout: 408")
+
+
+def test_connection_that_sent_nothing_is_closed_without_a_word(srv: ServerProcess) -> None:
+    """A browser's preconnect sends nothing for a while: no 408 for it, just the close."""
+    ctx = srv.certs.client_context(["http/1.1"])
+    with socket.create_connection((srv.host, srv.port), timeout=30) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        assert _read_all(s) == b""
 
 
 # -- command-line mistakes -------------------------------------------------------------------------

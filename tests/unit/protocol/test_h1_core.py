@@ -660,11 +660,48 @@ def test_close_finishes_response_in_progress() -> None:
     assert core.closing
 
 
-def test_close_when_idle_closes_at_once() -> None:
+def test_idle_close_closes_at_once() -> None:
     core = H1Core()
-    core.close()
+    core.idle_close()
     assert core.closing
     assert core.data_to_send() == b""
+
+
+def test_close_when_idle_answers_the_next_request_with_connection_close() -> None:
+    """A draining worker: the client's next request may already be on the wire; it is answered
+    (Connection: close), not lost to a close under the client's feet.  Only that one."""
+    core = H1Core()
+    core.close()
+    assert not core.closing
+    events = core.receive_data(get("/a") + get("/b"))
+    assert [type(e) for e in events] == [RequestReceived] and events[0].target == b"/a"  # type: ignore[union-attr]
+    answer(core, 1, b"a")
+    out = core.data_to_send()
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" in out and out.endswith(b"a")
+    assert core.closing
+
+
+def test_idle_close_after_close_gives_up_waiting() -> None:
+    core = H1Core()
+    core.close()
+    core.idle_close()
+    assert core.closing
+
+
+def test_request_head_timeout_answers_408() -> None:
+    core = H1Core()
+    assert core.receive_data(b"GET / HTTP/1.1\r\nHost: h") == []
+    assert core.awaiting_head
+    core.request_timeout()
+    out = core.data_to_send()
+    assert out.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and b"connection: close" in out
+    assert core.closing
+
+
+def test_request_timeout_without_a_head_does_nothing() -> None:
+    core = H1Core()
+    core.request_timeout()
+    assert not core.closing and core.data_to_send() == b""
 
 
 def test_close_lets_current_upload_finish() -> None:
