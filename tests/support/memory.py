@@ -54,6 +54,7 @@ class MemoryExchange:
         self.received_at = time.perf_counter()
         self.handlers: dict[int, StreamHandler] = {}
         self.output = bytearray()  # written by the core, not yet taken by a client
+        self.writes: list[bytes] = []  # every piece written, as transport.write would get them
         self.reading_paused: set[str] = set()
         self.pause_log: list[tuple[str, str]] = []  # ("pause" | "resume", reason), in call order
         self.lost = False
@@ -115,7 +116,9 @@ class MemoryExchange:
         """Take all the core has; events that come out of sending go where they belong."""
         while not self.lost:
             data = self.core.data_to_send()
-            self.output += data
+            if data:
+                self.output += data
+                self.writes.append(data)
             events = self.core.next_events()
             if events:
                 self.dispatch(events)

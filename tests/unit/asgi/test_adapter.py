@@ -146,6 +146,33 @@ def test_request_body_streamed_with_more_body(tmp_path: Path) -> None:
                         {"type": "http.request", "body": b"two", "more_body": False}]
 
 
+def test_upload_larger_than_the_window_goes_at_the_apps_pace(tmp_path: Path) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        total = 0
+        while True:
+            message = await receive()
+            total += len(message["body"])
+            if not message["more_body"]:
+                break
+        await answer(send, b"%d" % total)
+
+    async def test() -> None:
+        s = H2Session(mounted(tmp_path, app, max_body=1 << 24))
+        window = s.client.outbound_flow_control_window
+        sid = s.request("/app/up", "POST", end=False)
+        chunk, sent = b"x" * 16000, 0
+        # Half again the server's window: it reopens only as the app reads.
+        while sent < window * 3 // 2:
+            await until(s, lambda: s.client.local_flow_control_window(sid) >= len(chunk))
+            s.send_body(sid, chunk)
+            sent += len(chunk)
+        s.send_body(sid, b"", end=True)
+        await until(s, lambda: s.replies[sid].done)
+        assert s.replies[sid].status == 200 and s.replies[sid].body == b"%d" % sent
+
+    run(test)
+
+
 def test_response_streamed_in_pieces(tmp_path: Path) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 201, "headers": [(b"x-app", b"yes")]})

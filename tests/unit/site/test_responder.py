@@ -98,6 +98,14 @@ def test_hints_on_http1(tmp_path: Path) -> None:
     assert page.status == 200 and page.all(b"link") == LINKS and b"<p>hello</p>" in page.body
 
 
+def test_the_103_leaves_before_the_page_is_made(tmp_path: Path) -> None:
+    s = H1Session(site_app(tmp_path))
+    s.send(b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
+    hint, page = s.server.writes  # two writes: the client starts on the hints while we render
+    assert hint.startswith(b"HTTP/1.1 103 ") and hint.count(b"HTTP/1.1") == 1
+    assert page.startswith(b"HTTP/1.1 200 ")
+
+
 def test_conditional_request_answered_304_without_pushes_or_hints(tmp_path: Path) -> None:
     app = site_app(tmp_path)
     etag = H2Session(app, enable_push=False).get("/").header(b"etag")
