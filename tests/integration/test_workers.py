@@ -29,6 +29,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from tests.conftest import need
 from tests.support.h2client import H2Client
 from tests.support.serverproc import Certs, ServerProcess, run_cli, start
 
@@ -341,6 +342,58 @@ def test_sighup_under_load_fails_no_request_and_brings_new_workers(serve: Start)
         assert {int(m.group(1)) for line in srv.lines[mark:] if (m := stopped.search(line))} == old
     assert pids_of(srv, 60) == new
     assert children(srv.proc.pid) == new
+
+
+def _two_restarts(srv: ServerProcess) -> None:
+    for _ in range(2):
+        mark = line_count(srv)
+        srv.proc.send_signal(signal.SIGHUP)
+        done = srv.wait_for(r"reloaded: workers \d+, \d+ replace (\d+), (\d+)", start=mark)
+        for old in done.groups():
+            srv.wait_for(rf"worker {old} stopped", start=mark)
+
+
+_WRK_SIGNAL = """
+local told = false
+function response(status, headers, body)
+  if not told then
+    told = true
+    local f = io.open("{fifo}", "w")
+    f:write("flowing\\n")
+    f:close()
+  end
+end
+"""
+
+
+def test_two_rolling_restarts_under_http1_load_lose_no_request(serve: Start, tmp_path: Path) -> None:
+    """wrk keeps 8 HTTP/1.1 keep-alive connections busy while the workers are replaced twice: no
+    socket error and no non-2xx answer (an old worker answers each connection's next request
+    with Connection: close instead of closing it under the client's feet)."""
+    wrk = need("wrk")
+    srv = serve("--workers", "2")
+    fifo = tmp_path / "flowing"
+    os.mkfifo(fifo)
+    script = tmp_path / "signal.lua"
+    script.write_text(_WRK_SIGNAL.format(fifo=fifo))
+    load = subprocess.Popen([wrk, "-t", "1", "-c", "8", "-d", "6s", "--timeout", "10s", "-s", str(script),
+                             f"https://127.0.0.1:{srv.port}/style.css"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with open(fifo) as f:  # blocks until wrk got its first response
+            assert f.read() == "flowing\n"
+        _two_restarts(srv)
+        out = load.communicate(timeout=60)[0]
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    m = re.search(r"(\d+) requests in", out)
+    assert m is not None, out
+    print(f"http/1.1: {m.group(1)} requests over two restarts")
+    assert int(m.group(1)) > 0
+    assert "Socket errors" not in out, out
+    assert "Non-2xx" not in out, out
 
 
 def test_sighup_serves_a_certificate_replaced_on_disk(serve: Start, certs: Certs, tmp_path: Path) -> None:
