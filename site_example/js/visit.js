@@ -62,8 +62,9 @@ function summary(entries) {
       parts.push(`a 103 Early Hints response arrived at ${ms(nav.firstInterimResponseStart)}, ` +
                  `the page itself at ${ms(page)}`);
     } else {
-      parts.push(`its response started at ${ms(nav.responseStart)}` +
-                 (counts.hinted ? "" : ", with no 103 Early Hints this time"));
+      parts.push(`its response started at ${ms(nav.responseStart)}, with no 103 Early Hints this time ` +
+                 "(pushserve announces only what this browser has not had yet, and learns an app " +
+                 "page's resources from its first response)");
     }
   }
   parts.push(`${entries.length} resources: ${counts.hinted} hinted, ${counts.cached} cached, ` +

@@ -132,3 +132,14 @@ def test_loopback_serving_prints_no_lan_lines(fresh: Certs, tmp_path: Path) -> N
     srv.wait_for(r"worker \d+ stopped")  # everything the banner said has been read by now
     assert "on your network" not in srv.output and "phone" not in srv.output
     assert sans_of(fresh.caroot / "localhost.pem") == {"DNS:localhost", "IP:127.0.0.1", "IP:::1"}
+
+
+def test_cert_help_describes_every_argument(fresh: Certs, tmp_path: Path) -> None:
+    r = run_cli(fresh, "cert", "--help", cwd=tmp_path)
+    assert r.returncode == 0
+    for argument in ("NAME", "--cert-dir DIR", "--trust", "--spki"):
+        line = next(line for line in r.stdout.splitlines() if line.strip().startswith(argument))
+        assert len(line.strip()) > len(argument) + 10, line  # followed by its description
+    assert str(fresh.caroot) in r.stdout  # where the files are, on this machine
+    assert "CA's SPKI pin" in r.stdout
+    assert not fresh.caroot.exists()  # --help makes nothing
