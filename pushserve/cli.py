@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pushserve import __version__, tls
+from pushserve import __version__, lan, tls
 from pushserve.config import PUSH_MODES, Config, ConfigError, Limits, Mount, read_site_toml
 
 log = logging.getLogger("pushserve")
@@ -37,7 +37,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert", type=Path, help="PEM certificate chain (may also hold the key); "
                    "default: a development certificate made for you")
     p.add_argument("--key", type=Path, help="PEM private key, if not in --cert")
-    p.add_argument("--cert-dir", type=Path, default=Path("certs"), help="where dev certificates go (certs/)")
+    p.add_argument("--cert-dir", type=Path, metavar="DIR",
+                   help="where the development certificate goes (default: beside the CA, see 'pushserve cert --help')")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=8443, help="port (8443; 0 picks a free one)")
     p.add_argument("--workers", default="1", help="worker processes (1; 0 or auto = one per core)")
@@ -83,13 +84,29 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 
 def _cert_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pushserve cert", description="Make (once) the local development CA and a "
-                "localhost certificate signed by it.")
-    p.add_argument("--cert-dir", type=Path, default=Path("certs"))
+    p = _Parser(prog="pushserve cert", formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Make (once) the local development CA and a certificate signed by it for "
+                "localhost, 127.0.0.1, ::1 and any NAMEs, as mkcert does. 'pushserve SITE' without "
+                "--cert uses the same certificate, so trusting the CA once covers every site.",
+                epilog=f"files (the CA root is $PUSHSERVE_CAROOT, else $XDG_DATA_HOME/pushserve, else "
+                f"~/.local/share/pushserve;\nhere: {tls.default_caroot()}):\n"
+                f"  rootCA.pem, rootCA-key.pem         the CA (10 years; the key never leaves this machine)\n"
+                f"  localhost.pem, localhost-key.pem   the certificate (leaf + CA) and its key, renewed "
+                f"30 days\n                                     before expiry or when a name is missing\n"
+                "examples:\n"
+                "  pushserve cert --spki              pin for chromium --ignore-certificate-errors-spki-list=PIN\n"
+                "  pushserve cert mybox.local 192.168.1.20   also valid for a phone on the LAN")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="extra host names or IP addresses the certificate must cover (kept when it is renewed); "
+                   "serving on --host 0.0.0.0 adds this machine's names by itself")
+    p.add_argument("--cert-dir", type=Path, metavar="DIR",
+                   help="put the certificate and key in DIR instead of beside the CA (the CA stays in its root)")
     p.add_argument("--trust", action="store_true",
                    help="add the CA to $HOME/.pki/nssdb (Chromium, Firefox on Linux), needs certutil")
     p.add_argument("--spki", action="store_true",
-                   help="print only the leaf's SPKI hash for Chromium's --ignore-certificate-errors-spki-list")
+                   help="print only the CA's SPKI pin (base64 SHA-256) for Chromium's "
+                   "--ignore-certificate-errors-spki-list; it accepts every certificate the CA signs, "
+                   "from any folder, and survives renewals")
     return p
 
 
@@ -146,9 +163,10 @@ def setup_logging() -> None:
 def resolve_certificate(config: Config) -> tuple[Path, Path | None]:
     if config.cert is not None:
         return config.cert, config.key
-    dev = tls.ensure_dev_cert(config.cert_dir)
+    dev = tls.ensure_dev_cert(config.cert_dir, names=lan.lan_names(config.host))
     if dev.created:
-        log.info("made a development certificate %s (CA %s)", dev.cert_file, dev.ca_file)
+        log.info("made a development certificate %s for %s (CA %s)", dev.cert_file, " ".join(dev.sans),
+                 dev.ca_file)
         for line in tls.trust_instructions(dev.ca_file).splitlines():
             log.info("  %s", line)
     return dev.cert_file, dev.key_file
@@ -169,11 +187,17 @@ def cmd_serve(argv: Sequence[str]) -> int:
 
 def cmd_cert(argv: Sequence[str]) -> int:
     ns = _cert_parser().parse_args(argv)
-    dev = tls.ensure_dev_cert(ns.cert_dir)
+    for name in ns.names:  # a bad name is a usage mistake: say so before touching any file
+        try:
+            tls.dev_name(name)
+        except tls.CertError as e:
+            raise UsageError(f"pushserve cert: {e}") from None
+    dev = tls.ensure_dev_cert(ns.cert_dir, names=tuple(ns.names))
     if ns.spki:
-        print(tls.spki_sha256_b64(dev.cert_file))
+        print(tls.spki_sha256_b64(dev.ca_file))
         return 0
     print(f"{'made' if dev.created else 'kept'} {dev.cert_file} and {dev.key_file}")
+    print(f"  for {' '.join(dev.sans)}")
     print(f"CA: {dev.ca_file}")
     if ns.trust:
         print(tls.trust_ca(dev.ca_file))

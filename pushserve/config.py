@@ -76,7 +76,7 @@ class Config:
     port: int = 8443
     cert: Path | None = None
     key: Path | None = None
-    cert_dir: Path = Path("certs")
+    cert_dir: Path | None = None  # None: beside the development CA (tls.default_caroot())
     workers: int = 1
     push: PushMode = "auto"
     push_cookie: bool = True

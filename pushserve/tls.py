@@ -7,11 +7,13 @@ errors ("[SSL] PEM lib (_ssl.c:3900)") tell the user nothing, and because OpenSS
 on the terminal for the password of an encrypted key, which a forked server must never do.
 
 Development certificates follow mkcert's model: one local CA per user (``rootCA.pem`` and
-``rootCA-key.pem`` in the CA root), made once and trusted once; leaf certificates for
-localhost signed by it, remade silently whenever they are missing, broken, signed by another
-CA or close to expiry.  The leaf file carries the CA certificate after the leaf, so a client
-that is told to trust the CA's public key (Chromium's ``--ignore-certificate-errors-spki-list``)
-finds it in the chain the server presents.
+``rootCA-key.pem`` in the CA root), made once and trusted once; a leaf certificate for
+localhost (and any host names and addresses asked for) signed by it, kept by default beside the
+CA so it is the same one whatever folder pushserve starts in, and remade silently whenever it is
+missing, broken, signed by another CA, close to expiry or missing a name.  The leaf file carries
+the CA certificate after the leaf, so a client told to trust the CA's public key (Chromium's
+``--ignore-certificate-errors-spki-list``) finds it in the chain the server presents; that pin
+holds for every certificate the CA signs, so it survives a renewed leaf.
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ __all__ = [
     "CertError",
     "CertInfo",
     "DevCert",
+    "default_ca_file",
     "default_caroot",
     "describe_certificate",
+    "dev_name",
     "ensure_dev_ca",
     "ensure_dev_cert",
+    "phone_instructions",
     "server_context",
     "spki_sha256_b64",
     "trust_ca",
@@ -317,7 +322,9 @@ def describe_certificate(path: Path, *, now: dt.datetime | None = None) -> CertI
 
 def spki_sha256_b64(cert_file: Path) -> str:
     """Base64 SHA-256 of the first certificate's SubjectPublicKeyInfo: the form Chromium's
-    ``--ignore-certificate-errors-spki-list`` takes (and HPKP's pin-sha256 used to)."""
+    ``--ignore-certificate-errors-spki-list`` takes (and HPKP's pin-sha256 used to).  Chromium
+    matches it against every certificate in the chain the server sends, so the CA's pin (our
+    leaf files carry the CA) accepts every leaf that CA signs."""
     cert = _first_cert(_read_pem(Path(cert_file), "certificate file"))
     return base64.b64encode(hashlib.sha256(_cert_spki(cert)).digest()).decode("ascii")
 
@@ -332,6 +339,7 @@ class DevCert:
     key_file: Path
     ca_file: Path
     created: bool  # True when this call (re)made the leaf
+    sans: tuple[str, ...] = ()  # the names the leaf covers: "DNS:localhost", "IP:127.0.0.1", ...
 
 
 def default_caroot() -> Path:
@@ -343,6 +351,11 @@ def default_caroot() -> Path:
     # The XDG spec says to ignore a relative value.
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
     return base / "pushserve"
+
+
+def default_ca_file() -> Path:
+    """The development CA certificate in ``default_caroot()``."""
+    return default_caroot() / CA_CERT_NAME
 
 
 def _identity() -> str:
@@ -486,29 +499,68 @@ def ensure_dev_ca(caroot: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _leaf_usable(certs: list[x509.Certificate], ca: x509.Certificate, now: dt.datetime) -> bool:
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def dev_name(text: str) -> str:
+    """A host name or IP address for the dev certificate, as a SAN string ("DNS:phone.local",
+    "IP:192.168.1.20"); a wildcard ("*.example.test") is allowed as the first label only.
+    Raises CertError with one line for anything else (a URL, a port, a stray character)."""
+    ip_text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return f"IP:{ipaddress.ip_address(ip_text)}"
+    except ValueError:
+        pass
+    name = text.lower().rstrip(".")
+    labels = name.split(".")
+    if labels[0] == "*" and len(labels) > 2:
+        labels = labels[1:]
+    if "://" in text or "/" in text:
+        hint = "a host name or address, not a URL"
+    elif ":" in text:
+        hint = "a host name or address without a port"
+    elif len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        hint = "letters, digits and hyphens between dots, or an IP address"
+    else:
+        return f"DNS:{name}"
+    raise CertError(f"{text!r} cannot go in a certificate: give {hint}")
+
+
+_BASE_SANS = tuple([f"DNS:{n}" for n in LEAF_DNS_NAMES]
+                   + [f"IP:{ipaddress.ip_address(a)}" for a in LEAF_IP_ADDRESSES])
+
+
+def _leaf_usable(certs: list[x509.Certificate], ca: x509.Certificate, now: dt.datetime,
+                 wanted: set[str]) -> bool:
     leaf = certs[0]
+    if not _issued_by(leaf, ca):
+        return False
+    if not leaf.not_valid_before_utc <= now or leaf.not_valid_after_utc - now <= RENEW_BEFORE:
+        return False
+    return wanted <= set(_sans(leaf))
+
+
+def _issued_by(leaf: x509.Certificate, ca: x509.Certificate) -> bool:
     try:
         leaf.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
         return False
-    if not leaf.not_valid_before_utc <= now or leaf.not_valid_after_utc - now <= RENEW_BEFORE:
-        return False
-    wanted = {f"DNS:{n}" for n in LEAF_DNS_NAMES}
-    wanted |= {f"IP:{ipaddress.ip_address(a)}" for a in LEAF_IP_ADDRESSES}
-    return wanted <= set(_sans(leaf))
+    return True
 
 
-def _make_leaf(ca_cert: x509.Certificate, ca_key: _IssuerKey,
-               now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _general_name(san: str) -> x509.GeneralName:
+    kind, _, value = san.partition(":")
+    return x509.IPAddress(ipaddress.ip_address(value)) if kind == "IP" else x509.DNSName(value)
+
+
+def _make_leaf(ca_cert: x509.Certificate, ca_key: _IssuerKey, now: dt.datetime,
+               sans: tuple[str, ...]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pushserve development certificate"),
         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _identity()[:64]),
         x509.NameAttribute(NameOID.COMMON_NAME, LEAF_DNS_NAMES[0]),
     ])
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in LEAF_DNS_NAMES]
-    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in LEAF_IP_ADDRESSES]
     try:
         aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
             ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -534,7 +586,7 @@ def _make_leaf(ca_cert: x509.Certificate, ca_key: _IssuerKey,
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in sans]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(aki, critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -542,13 +594,19 @@ def _make_leaf(ca_cert: x509.Certificate, ca_key: _IssuerKey,
     return cert, key
 
 
-def ensure_dev_cert(cert_dir: Path, caroot: Path | None = None) -> DevCert:
+def ensure_dev_cert(cert_dir: Path | None = None, caroot: Path | None = None,
+                    names: tuple[str, ...] = ()) -> DevCert:
     """A localhost certificate in ``cert_dir`` (``localhost.pem`` = leaf + CA,
-    ``localhost-key.pem``), signed by the development CA in ``caroot`` (default
-    ``default_caroot()``).  Reused when present, readable, signed by the current CA, covering
-    localhost/127.0.0.1/::1 and valid for more than 30 more days; otherwise remade."""
-    cert_dir = Path(cert_dir)
+    ``localhost-key.pem``; default: the CA root itself, so every folder gets the same one),
+    signed by the development CA in ``caroot`` (default ``default_caroot()``).
+
+    It covers localhost, 127.0.0.1, ::1 and ``names`` (host names or addresses, see
+    ``dev_name``).  Reused when present, readable, signed by the current CA, covering all those
+    and valid for more than 30 more days; otherwise remade.  A remade leaf keeps the names the
+    old one had (as long as the same CA signed it), so names asked for once stay covered."""
+    wanted = tuple(dict.fromkeys(_BASE_SANS + tuple(dev_name(n) for n in names)))
     caroot = Path(caroot) if caroot is not None else default_caroot()
+    cert_dir = Path(cert_dir) if cert_dir is not None else caroot
     _mkdir(caroot, 0o700)
     _mkdir(cert_dir, 0o755)
     cert_path, key_path = cert_dir / LEAF_CERT_NAME, cert_dir / LEAF_KEY_NAME
@@ -557,13 +615,18 @@ def ensure_dev_cert(cert_dir: Path, caroot: Path | None = None) -> DevCert:
     with _locked(caroot):
         ca_path, _, ca_cert, ca_key = _ensure_ca(caroot)
         loaded = _try_load(cert_path, key_path)
-        if loaded is not None and _leaf_usable(loaded[0], ca_cert, _now()):
-            return DevCert(cert_path, key_path, ca_path, created=False)
-        leaf, key = _make_leaf(ca_cert, ca_key, _now())
+        if loaded is not None:
+            old = loaded[0][0]
+            if _leaf_usable(loaded[0], ca_cert, _now(), set(wanted)):
+                return DevCert(cert_path, key_path, ca_path, created=False, sans=_sans(old))
+            if _issued_by(old, ca_cert):
+                kept = tuple(n for n in _sans(old) if n.startswith(("DNS:", "IP:")))
+                wanted = tuple(dict.fromkeys(wanted + kept))
+        leaf, key = _make_leaf(ca_cert, ca_key, _now(), wanted)
         _write_atomic(key_path, _key_pem(key), 0o600)
         pem = serialization.Encoding.PEM
         _write_atomic(cert_path, leaf.public_bytes(pem) + ca_cert.public_bytes(pem), 0o644)
-    return DevCert(cert_path, key_path, ca_path, created=True)
+    return DevCert(cert_path, key_path, ca_path, created=True, sans=wanted)
 
 
 # --------------------------------------------------------------------------------------------
@@ -585,6 +648,14 @@ def trust_instructions(ca_file: Path) -> str:
         f"--ignore-certificate-errors-spki-list={spki}",
         f"  - curl: curl --cacert {ca_file} https://localhost:PORT/",
     ])
+
+
+def phone_instructions(ca_file: Path) -> str:
+    """One line: how to make a phone (or another machine) trust the development CA."""
+    return (f"to trust it on a phone, copy {ca_file} to it and install it as a CA certificate "
+            "(Android: Settings > Security > Encryption & credentials > Install a certificate > "
+            "CA certificate; iOS: open it, install the profile, then turn it on in Settings > "
+            "General > About > Certificate Trust Settings)")
 
 
 def _nss_nickname(cert: x509.Certificate) -> str:

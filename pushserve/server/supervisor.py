@@ -51,7 +51,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from pushserve import __version__, tls
+from pushserve import __version__, lan, tls
 from pushserve.config import Config, ConfigError
 from pushserve.server.sockets import bind, reuse_port_available, url_for
 
@@ -299,6 +299,9 @@ class Supervisor:
             if all(w.ready_at is not None for w in self.workers.values()):
                 self.phase = "running"
                 log.info("%s", startup_line(self.config, self.port))
+                ca_file = tls.default_ca_file() if self.config.cert is None else None
+                for line in lan.banner_lines(self.config.host, self.port, ca_file):
+                    log.info("  %s", line)
         elif self.reload is not None and proc.generation == self.reload.generation:
             self._maybe_finish_reload()
         elif proc.stopping_since is None:

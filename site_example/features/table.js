@@ -16,17 +16,20 @@ async function loadRows(tbody) {
   }));
 }
 
-function initFilter(tbody) {
-  const input = $("[data-filter]");
-  if (!input) return;
-  input.addEventListener("input", () => {
-    const needle = input.value.trim().toLowerCase();
-    for (const tr of $$("tr", tbody)) tr.hidden = needle !== "" && !tr.textContent.toLowerCase().includes(needle);
-  });
+function applyFilter(tbody, needle) {
+  let shown = 0;
+  for (const tr of $$("tr", tbody)) {
+    tr.hidden = needle !== "" && !tr.textContent.toLowerCase().includes(needle);
+    if (!tr.hidden) shown += 1;
+  }
+  const none = $("[data-no-match]");
+  if (none) none.hidden = shown > 0;
 }
 
 const tbody = $("[data-rows]");
+const input = $("[data-filter]");
 if (tbody) {
-  initFilter(tbody);
-  loadRows(tbody).catch(() => { /* keep the rows rendered on the server */ });
+  const refilter = () => applyFilter(tbody, input ? input.value.trim().toLowerCase() : "");
+  input?.addEventListener("input", refilter);
+  loadRows(tbody).then(refilter, () => { /* keep the rows rendered on the server */ });
 }

@@ -1,20 +1,30 @@
-// Entry module of every page: menu, theme toggle, protocol badge, copy buttons.
+// Entry module of every page: menu, theme toggle, protocol badge, copy buttons, visit panel.
 import { initNav } from "./nav.js";
 import { $, $$, pageProtocol, storage } from "./util.js";
+import { initVisit } from "./visit.js";
+
+const darkQuery = matchMedia("(prefers-color-scheme: dark)");
+
+// The theme follows the system until the button pins one (remembered in localStorage).
+function currentTheme() {
+  return document.documentElement.dataset.theme || (darkQuery.matches ? "dark" : "light");
+}
 
 function applyTheme(theme) {
-  document.documentElement.dataset.theme = theme;
+  if (theme) document.documentElement.dataset.theme = theme;
   const toggle = $("[data-theme-toggle]");
   if (toggle) {
-    toggle.setAttribute("aria-pressed", String(theme === "dark"));
-    toggle.textContent = theme === "dark" ? "Light theme" : "Dark theme";
+    const dark = currentTheme() === "dark";
+    toggle.setAttribute("aria-pressed", String(dark));
+    toggle.textContent = dark ? "Light theme" : "Dark theme";
   }
 }
 
 function initTheme() {
-  applyTheme(storage.get("theme") || "light");
+  applyTheme(storage.get("theme"));
+  darkQuery.addEventListener("change", () => applyTheme(null));
   $("[data-theme-toggle]")?.addEventListener("click", () => {
-    const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+    const next = currentTheme() === "dark" ? "light" : "dark";
     storage.set("theme", next);
     applyTheme(next);
   });
@@ -23,8 +33,6 @@ function initTheme() {
 function showProtocol() {
   const badge = $("[data-protocol]");
   if (badge) badge.textContent = pageProtocol() === "h2" ? "HTTP/2" : pageProtocol().toUpperCase();
-  const count = $("[data-resource-count]");
-  if (count) count.textContent = String(performance.getEntriesByType("resource").length + 1);
 }
 
 function initCopyButtons() {
@@ -34,6 +42,7 @@ function initCopyButtons() {
       const { copyText } = await import("./clipboard.js");
       const source = $(button.dataset.copy);
       button.textContent = (await copyText(source ? source.textContent : "")) ? "Copied" : "Copy failed";
+      setTimeout(() => { button.textContent = "Copy"; }, 2000);
     });
   }
 }
@@ -41,5 +50,6 @@ function initCopyButtons() {
 initNav();
 initTheme();
 initCopyButtons();
+initVisit();
 if (document.readyState === "complete") showProtocol();
 else addEventListener("load", showProtocol);

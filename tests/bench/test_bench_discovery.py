@@ -39,7 +39,7 @@ def _paths(found: list[Found]) -> dict[str, tuple[str, bool]]:
     return {f.url.removeprefix(ORIGIN): (f.kind, f.critical) for f in found}
 
 
-# Read off base.html, nav.html, index.html, css/site.css and js/*.js:
+# Read off base.html, nav.html, visit.html, index.html, css/site.css and js/*.js:
 COMMON = {
     "/css/site.css": ("css", True),
     "/css/print.css": ("css", False),  # media=print: fetched, not render-blocking
@@ -50,6 +50,7 @@ COMMON = {
     "/fonts/dejavu-sans-latin.woff2": ("font", True),  # @font-face in site.css
     "/img/pattern.svg": ("image", False),  # background url() in site.css
     "/js/nav.js": ("js", True),  # static import in app.js
+    "/js/visit.js": ("js", True),  # static import in app.js (the "What this visit got" panel)
 }
 # Not needed for the load: /favicon.ico (icon), /img/streams.svg (loading=lazy),
 # /js/clipboard.js (dynamic import()).

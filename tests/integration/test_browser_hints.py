@@ -48,7 +48,7 @@ def test_chromium_uses_early_hints_for_a_static_page(server: ServerProcess) -> N
     # requests for them were answered from those responses, not fetched again.
     assert hinted_by_manifest("index.html") <= from_hints, entries
     assert all(entries[name]["transferSize"] == 0 for name in from_hints), entries
-    assert "push=0 hint=8" in server.output  # Chromium disables push: hinted, not pushed
+    assert "push=0 hint=9" in server.output  # Chromium disables push: hinted, not pushed
 
 
 def test_chromium_uses_early_hints_while_a_slow_page_is_produced(

@@ -1,8 +1,9 @@
 """Headless Chromium (Debian's package) driven through chromedriver with Selenium.
 
-Chromium acts on 103 Early Hints only when the certificate verifies with no error, so the leaf's
-SPKI hash is passed in --ignore-certificate-errors-spki-list (plain --ignore-certificate-errors
-makes it fetch the hinted files and throw them away)."""
+Chromium acts on 103 Early Hints only when the certificate verifies with no error, so an SPKI
+hash is passed in --ignore-certificate-errors-spki-list (plain --ignore-certificate-errors makes it
+fetch the hinted files and throw them away): the first certificate's of the file given, or a pin
+given as is (the CA's, as `pushserve cert --spki` prints it, works for every leaf it signs)."""
 
 from __future__ import annotations
 
@@ -36,14 +37,16 @@ def _binary(*names: str) -> str:
 
 
 @contextmanager
-def chromium(leaf_cert: Path) -> Iterator[webdriver.Chrome]:
+def chromium(leaf_cert: Path | None = None, *, spki: str | None = None) -> Iterator[webdriver.Chrome]:
+    assert (leaf_cert is None) != (spki is None), "give a certificate file or a pin"
+    pin = spki if spki is not None else spki_sha256_b64(leaf_cert)  # type: ignore[arg-type]
     opts = Options()
     opts.binary_location = _binary("chromium", "chromium-browser")
     with tempfile.TemporaryDirectory(prefix="pushserve-chromium-") as profile:
         for flag in CHROMIUM_FLAGS:
             opts.add_argument(flag)
         opts.add_argument(f"--user-data-dir={profile}")
-        opts.add_argument(f"--ignore-certificate-errors-spki-list={spki_sha256_b64(leaf_cert)}")
+        opts.add_argument(f"--ignore-certificate-errors-spki-list={pin}")
         driver = webdriver.Chrome(options=opts, service=Service(_binary("chromedriver")))
         driver.set_page_load_timeout(30)
         try:

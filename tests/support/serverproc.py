@@ -36,7 +36,9 @@ class Certs:
         return ctx
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PUSHSERVE_CAROOT": str(self.caroot), "PYTHONUNBUFFERED": "1"}
+        # PYTHONPATH: this checkout's pushserve even when a test starts it from another folder.
+        path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+        return {**os.environ, "PUSHSERVE_CAROOT": str(self.caroot), "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
 @dataclass
@@ -96,9 +98,10 @@ class ServerProcess:
 
 
 def start(certs: Certs, *args: str, site: Path = SITE_EXAMPLE, cwd: Path | None = None,
-          ready: bool = True) -> ServerProcess:
-    cmd = [sys.executable, "-m", "pushserve", str(site), "--port", "0",
-           "--cert-dir", str(certs.cert_dir), *args]
+          ready: bool = True, cert_dir: bool = True) -> ServerProcess:
+    """``cert_dir=False``: no --cert-dir, so the dev certificate goes where users get it."""
+    where = ["--cert-dir", str(certs.cert_dir)] if cert_dir else []
+    cmd = [sys.executable, "-m", "pushserve", str(site), "--port", "0", *where, *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=certs.env(), cwd=cwd or REPO, start_new_session=True)
     server = ServerProcess(proc, certs)
@@ -109,6 +112,7 @@ def start(certs: Certs, *args: str, site: Path = SITE_EXAMPLE, cwd: Path | None 
     return server
 
 
-def run_cli(certs: Certs, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_cli(certs: Certs, *args: str, timeout: float = 60.0,
+            cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pushserve", *args], capture_output=True, text=True,
-                          env=certs.env(), timeout=timeout, cwd=REPO)
+                          env=certs.env(), timeout=timeout, cwd=cwd)

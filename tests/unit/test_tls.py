@@ -557,3 +557,55 @@ def test_trust_ca_rejects_a_leaf(tmp_path: Path, dev: tls.DevCert) -> None:
     with pytest.raises(CertError) as exc:
         tls.trust_ca(dev.cert_file, tmp_path / "nssdb")
     assert "is not a CA certificate" in one_line(exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the certificate goes, and the names it covers
+
+
+def test_default_cert_dir_is_the_ca_root(tmp_path: Path) -> None:
+    result = tls.ensure_dev_cert(caroot=tmp_path / "ca")
+    assert result.cert_file == tmp_path / "ca" / "localhost.pem"
+    assert result.key_file == tmp_path / "ca" / "localhost-key.pem"
+    assert result.sans == ("DNS:localhost", "IP:127.0.0.1", "IP:::1")
+
+
+@pytest.mark.parametrize(("given", "san"), [
+    ("Phone.Local.", "DNS:phone.local"), ("*.dev.test", "DNS:*.dev.test"), ("192.168.1.20", "IP:192.168.1.20"),
+    ("[fd00::5]", "IP:fd00::5"), ("xn--bcher-kva.test", "DNS:xn--bcher-kva.test"),
+])
+def test_dev_name_accepts(given: str, san: str) -> None:
+    assert tls.dev_name(given) == san
+
+
+@pytest.mark.parametrize(("given", "why"), [
+    ("https://a.test/", "not a URL"), ("a.test:8443", "without a port"), ("-a.test", "letters, digits"),
+    ("a_b.test", "letters, digits"), ("*.test", "letters, digits"), ("", "letters, digits"), ("a" * 64, "letters"),
+])
+def test_dev_name_refuses(given: str, why: str) -> None:
+    with pytest.raises(CertError) as exc:
+        tls.dev_name(given)
+    assert why in one_line(exc)
+
+
+def test_names_are_added_once_and_kept(tmp_path: Path) -> None:
+    first = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca", names=("phone.test", "10.0.0.7"))
+    assert first.created and {"DNS:phone.test", "IP:10.0.0.7"} <= set(first.sans)
+    assert tls.describe_certificate(first.cert_file).sans == first.sans
+    again = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca", names=("10.0.0.7",))
+    assert not again.created
+    more = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca", names=("laptop.test",))
+    assert more.created
+    assert set(tls.describe_certificate(more.cert_file).sans) == {
+        "DNS:localhost", "IP:127.0.0.1", "IP:::1", "DNS:phone.test", "IP:10.0.0.7", "DNS:laptop.test"}
+
+
+def test_names_of_a_leaf_from_another_ca_are_not_carried_over(tmp_path: Path) -> None:
+    tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca1", names=("old.test",))
+    fresh = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca2")
+    assert fresh.created and "DNS:old.test" not in fresh.sans
+
+
+def test_phone_instructions_name_the_ca_file(dev: tls.DevCert) -> None:
+    line = tls.phone_instructions(dev.ca_file)
+    assert str(dev.ca_file) in line and "\n" not in line and "iOS" in line and "Android" in line
