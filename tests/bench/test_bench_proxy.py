@@ -57,7 +57,7 @@ def test_added_round_trip_is_the_rtt_asked_for(rtt: float) -> None:
     direct, proxied = asyncio.run(main())
     added = proxied - direct
     # Timers on a loaded box fire late, never early: a little slack below, more above.
-    assert rtt - 0.002 <= added <= rtt + 0.008, (rtt, added)
+    assert rtt - 0.002 <= added < 2 * rtt, (rtt, added)  # one round trip added, not two
 
 
 def test_handshake_costs_one_more_round_trip_before_the_first_byte() -> None:
@@ -70,9 +70,10 @@ def test_handshake_costs_one_more_round_trip_before_the_first_byte() -> None:
         return first, statistics.median(later)
 
     first, later = asyncio.run(main())
-    # TCP handshake (1 RTT) + the request's own round trip; later exchanges pay one RTT.
-    assert 2 * rtt - 0.002 <= first <= 2 * rtt + 0.015, first
-    assert rtt - 0.002 <= later <= rtt + 0.008, later
+    # TCP handshake (1 RTT) + the request's own round trip; later exchanges pay one RTT.  The upper
+    # bounds only tell "this many round trips, not one more" (a loaded machine adds its own delay).
+    assert 2 * rtt - 0.002 <= first < 3 * rtt, first
+    assert rtt - 0.002 <= later < 2 * rtt, later
 
 
 @pytest.mark.parametrize("bits_per_s", [None, 400e6])

@@ -14,8 +14,8 @@ import pytest
 from cryptography import x509
 
 from pushserve import lan, tls
-from tests.browser import chromium
-from tests.serverproc import Certs, ServerProcess, run_cli, start
+from tests.support.browser import chromium
+from tests.support.serverproc import Certs, ServerProcess, run_cli, start
 
 
 @pytest.fixture

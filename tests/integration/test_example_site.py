@@ -11,8 +11,8 @@ import httpx
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pushserve.bench.proxy import ProxyThread
-from tests.browser import chromium
-from tests.serverproc import ServerProcess
+from tests.support.browser import chromium
+from tests.support.serverproc import ServerProcess
 
 RTT = 0.020  # Chromium acts on hints reliably only with a real round trip (see test_browser_hints)
 
