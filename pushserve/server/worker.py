@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import signal
 import socket
 import ssl
@@ -96,6 +97,10 @@ async def _accept_loop(state: WorkerState, sock: socket.socket, ssl_ctx: ssl.SSL
 
 async def _handshake(state: WorkerState, client: socket.socket, ssl_ctx: ssl.SSLContext) -> None:
     try:
+        first = await _peek(state.loop, client, state.config.limits.header_timeout)
+        if first[:1] != b"\x16":  # not a TLS handshake record
+            _not_tls(client, first)
+            return
         await state.loop.connect_accepted_socket(
             lambda: _accept(state), client, ssl=ssl_ctx, ssl_handshake_timeout=state.config.limits.header_timeout)
     except (OSError, ssl.SSLError, TimeoutError) as e:
@@ -106,6 +111,52 @@ async def _handshake(state: WorkerState, client: socket.socket, ssl_ctx: ssl.SSL
     finally:
         state.handshaking -= 1
         state.handshake_done.set()
+
+
+async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float) -> bytes:
+    """The first bytes the client sent, left in the socket for the TLS layer to read."""
+    readable: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+
+    def ready() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(fd, ready)
+    try:
+        await asyncio.wait_for(readable, timeout)
+    finally:
+        loop.remove_reader(fd)
+    return sock.recv(4096, socket.MSG_PEEK)
+
+
+_HTTP_METHOD = re.compile(rb"^[A-Z]{3,10} \S+ HTTP/1\.[01]\r?\n")
+_HOST = re.compile(rb"\r?\nhost:[ \t]*([A-Za-z0-9.\-\[\]:]+)[ \t]*\r?\n", re.I)
+
+
+def _not_tls(client: socket.socket, first: bytes) -> None:
+    """Plain HTTP on the TLS port (a user typed http://): say where to go, as nginx does; any
+    other bytes get nothing.  Either way the connection ends here."""
+    with contextlib.suppress(OSError):
+        client.recv(len(first))  # read what was peeked: closing with unread input would reset the answer
+    if _HTTP_METHOD.match(first):
+        host = _HOST.search(first)
+        if host is not None:
+            url = b"https://" + host.group(1) + b"/"
+        else:
+            name, port = client.getsockname()[:2]
+            url = f"https://{f'[{name}]' if ':' in name else name}:{port}/".encode()
+        body = (b"<!doctype html><meta charset=utf-8><title>400 Bad Request</title>"
+                b"<h1>400 Bad Request</h1><p>The plain HTTP request was sent to an HTTPS port. Use "
+                b"<a href=\"%s\">%s</a>.</p>\n" % (url, url))
+        head = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/html; charset=utf-8\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        log.info("%s: plain HTTP on the TLS port: 400", client.getpeername()[0])
+        with contextlib.suppress(OSError):
+            client.setblocking(True)
+            client.settimeout(1.0)
+            client.sendall(head + body)
+    client.close()
 
 
 def _accept(state: WorkerState) -> Connection:

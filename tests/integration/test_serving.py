@@ -280,6 +280,34 @@ def test_connection_that_sent_nothing_is_closed_without_a_word(srv: ServerProces
         assert _read_all(s) == b""
 
 
+def test_plain_http_on_the_tls_port_gets_400_naming_the_https_url(srv: ServerProcess) -> None:
+    with socket.create_connection((srv.host, srv.port), timeout=10) as s:
+        s.sendall(f"GET /x HTTP/1.1\r\nHost: localhost:{srv.port}\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert f"https://localhost:{srv.port}/".encode() in data
+    assert b"plain HTTP request was sent to an HTTPS port" in data
+    srv.wait_for(r"plain HTTP on the TLS port: 400")
+    # Other bytes get nothing, and TLS clients are served as ever.
+    with socket.create_connection((srv.host, srv.port), timeout=10) as s:
+        s.sendall(b"\x00junk\r\n")
+        try:
+            assert s.recv(100) == b""
+        except ConnectionResetError:
+            pass  # closed either way: no answer
+    assert _get_h1(srv, "/").startswith(b"HTTP/1.1 200 ")
+
+
+def _get_h1(srv: ServerProcess, path: str) -> bytes:
+    ctx = srv.certs.client_context(["http/1.1"])
+    with socket.create_connection((srv.host, srv.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        return _read_all(s)
+
+
 # -- command-line mistakes -------------------------------------------------------------------------
 
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
