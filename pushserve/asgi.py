@@ -11,6 +11,10 @@ more than ``RECV_HIGH_WATER`` waits unread), and ``send`` waits while more than
 
 A page an app returns (200, text/html) is read once per route for the site resources it links;
 later responses for that route announce them (push or 103 + Link) as site pages do.
+
+A text response the app did not encode itself is compressed in the coding the client prefers
+(``[compress] apps``), as a stream flushed at every body message, so nothing an app streams is
+held back; never an event stream, a 206, or a response marked ``Cache-Control: no-transform``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from urllib.parse import unquote_to_bytes
 
 from pushserve.asgi_load import add_import_paths, import_app
 from pushserve.config import Config, ConfigError
+from pushserve.http import codings
 from pushserve.http.conditional import is_conditional
 from pushserve.http.response import plain_response
 from pushserve.protocol.events import Headers, RequestReceived
+from pushserve.site.compress.encoders import StreamEncoder
 from pushserve.site.manifest import PushResource, SiteFiles, infer_page
 
 if TYPE_CHECKING:
@@ -62,6 +68,7 @@ _NOTED = frozenset({b"content-type", b"content-length", b"date", b"server", b"x-
 # an app could split the response on HTTP/1.1.
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
+_NOT_CODED_STATUS = frozenset({204, 206, 304})
 
 
 class ClientDisconnected(OSError):
@@ -107,6 +114,10 @@ class AsgiMount:
         # (method, path) → site resources its HTML links; filled on the route's first page.
         self.routes: dict[tuple[bytes, bytes], list[PushResource]] = {}
         self.relearn = config.dev  # dev mode: pages and files change, so learn from every page
+        compress = config.compress
+        self.codings = tuple(c.encode() for c in compress.codings) if compress.apps else ()
+        self.compress_threshold = compress.threshold
+        self.compress_levels = {c.encode(): level for c, level in compress.fast_levels.items()}
         self._lifespan: _Lifespan | None = None
 
     # -- lifespan ---------------------------------------------------------------------------------
@@ -256,12 +267,14 @@ class _AppRequest:
         "app_announced",
         "body",
         "body_waiter",
+        "coding",
         "collect",
         "complete",
         "conn",
         "core",
         "drain_waiter",
         "early",
+        "encoder",
         "extra_headers",
         "final_sent",
         "gone",
@@ -311,6 +324,8 @@ class _AppRequest:
         self.has_length = False  # the app gave a content-length
         self.own_common = False  # the app set a field pushserve adds to every response
         self.collect: bytearray | None = None  # HTML kept to infer the route's resources
+        self.coding: bytes | None = None  # the coding the response may get, decided at its start
+        self.encoder: StreamEncoder | None = None  # ... and the compressor, once it does
 
     # -- StreamHandler (called by the connection) -------------------------------------------------
 
@@ -441,6 +456,8 @@ class _AppRequest:
                     self.own_common = True
         self.status = status
         self.extra_headers = headers
+        if self.mount.codings and status not in _NOT_CODED_STATUS:
+            self._plan_coding()
         if not html or status != 200 or self.req.method not in (b"GET", b"HEAD"):
             return
         resources = self.mount.routes.get(self._route_key())
@@ -485,6 +502,10 @@ class _AppRequest:
                 self.mount.remember_route(self._route_key(), [])
             else:
                 self.collect += data
+        if self.coding is not None and not self.headers_sent and (more or len(data) >= self.mount.compress_threshold):
+            self._start_coding()
+        if self.encoder is not None:
+            data = self.encoder.write(data) if more else self.encoder.finish(data)
         if not self.headers_sent:
             self.headers_sent = True
             headers = self._head_headers(data, more)
@@ -510,6 +531,38 @@ class _AppRequest:
                 self.drain_waiter = None
         if self.gone:
             raise ClientDisconnected("client went away while the response was streamed")
+
+    def _plan_coding(self) -> None:
+        """Whether the response may be compressed, and in which coding; Vary says it depends on
+        Accept-Encoding whenever it could."""
+        headers = self.extra_headers
+        fields = {k: v for k, v in headers if k in (b"content-type", b"content-encoding", b"content-range",
+                                                      b"cache-control", b"content-length", b"vary")}
+        if (b"content-encoding" in fields or b"content-range" in fields
+                or not codings.compressible(fields.get(b"content-type", b""))
+                or codings.no_transform(fields.get(b"cache-control"))):
+            return
+        length = fields.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) < self.mount.compress_threshold:
+            return
+        vary = codings.merge_vary(fields.get(b"vary"), codings.VARY_CODING)
+        self.extra_headers = [h for h in headers if h[0] != b"vary"] + [(b"vary", vary)]
+        accept = b", ".join(v for k, v in self.req.headers if k == b"accept-encoding")
+        self.coding = codings.choose(accept, self.mount.codings) if accept else None
+
+    def _start_coding(self) -> None:
+        """The first body message is here and worth compressing: the headers say so."""
+        coding = self.coding
+        assert coding is not None
+        self.encoder = StreamEncoder(coding, self.mount.compress_levels[coding])
+        headers: Headers = []
+        for k, v in self.extra_headers:
+            if k == b"content-length":
+                continue  # the coded length is known only at the end (or for a single message)
+            headers.append((k, codings.coded_etag(v, coding) if k == b"etag" else v))
+        headers.append((b"content-encoding", coding))
+        self.extra_headers = headers
+        self.has_length = False
 
     def _head_headers(self, first: bytes, more: bool) -> Headers:
         app = self.extra_headers
@@ -606,7 +659,8 @@ class _AppRequest:
     def _log(self, status: int, note: str, announced: str = "") -> None:
         responder = self.conn.worker.responder
         if responder.access_log_on:
-            responder.log(self.conn, self.req, status, self.sent, announced, note)
+            sent = self.sent if self.encoder is None else b"%d %s" % (self.sent, self.encoder.coding)
+            responder.log(self.conn, self.req, status, sent, announced, note)
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:

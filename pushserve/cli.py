@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pushserve import __version__, tls
-from pushserve.config import PUSH_MODES, Config, ConfigError, Limits, Mount, read_site_toml
+from pushserve.config import (
+    PUSH_MODES,
+    Compress,
+    Config,
+    ConfigError,
+    Limits,
+    Mount,
+    parse_codings,
+    read_site_toml,
+)
 
 log = logging.getLogger("pushserve")
 
@@ -72,6 +81,14 @@ def _serve_parser() -> argparse.ArgumentParser:
                    help="push at most this many bytes for one page (1 MiB); the rest is hinted")
     p.add_argument("--max-body-size", type=int, default=_DEFAULTS.max_body_size, metavar="BYTES",
                    help="largest request body a mounted app accepts; 413 above it (100 MiB)")
+    p.add_argument("--compress", metavar="CODINGS", default=None,
+                   help="compress text responses on the fly with these codings, preferred first on ties "
+                   "(zstd,br,gzip)")
+    p.add_argument("--no-compress", dest="compress", action="store_const", const="",
+                   help="send every body as it is on disk or as the app made it")
+    p.add_argument("--dictionary-dir", type=Path, metavar="DIR",
+                   help="where previous versions of JS/CSS are kept as compression dictionaries, shared by "
+                   "the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)")
     p.add_argument("--expose-worker", action="store_true", help=argparse.SUPPRESS)  # tests only
     p.add_argument("--version", action="version", version=f"pushserve {__version__}")
     return p
@@ -118,14 +135,28 @@ def config_from_args(ns: argparse.Namespace) -> Config:
                     graceful_timeout=ns.graceful_timeout, push_budget=ns.push_budget,
                     max_body_size=ns.max_body_size)
     templates = ns.templates if ns.templates is not None else settings.get("templates", True)
+    compress_args = dict(settings.get("compress", {}))
+    if ns.compress is not None:
+        compress_args["codings"] = parse_codings(ns.compress)
+    compress_args["dictionary_dir"] = ns.dictionary_dir or default_dictionary_dir(site)
     return Config(
         site=site, host=ns.host, port=ns.port, cert=ns.cert, key=ns.key, cert_dir=ns.cert_dir,
         workers=_parse_workers(ns.workers), push=ns.push or settings.get("push", "auto"),
         push_cookie=ns.push_cookie, templates=templates, strict_templates=ns.strict_templates,
         access_log=ns.access_log, max_age=ns.max_age, dev=ns.dev, reload=ns.reload, mounts=mounts, app_dir=ns.app_dir,
         site_vars=site_vars, limits=limits, worker_timeout=ns.worker_timeout,
-        expose_worker=ns.expose_worker,
+        expose_worker=ns.expose_worker, compress=Compress(**compress_args),
     )
+
+
+def default_dictionary_dir(site: Path) -> Path:
+    """$XDG_CACHE_HOME/pushserve/dictionaries/<hash of the site's real path>: one store per site,
+    shared by its workers and kept across restarts."""
+    import hashlib
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(os.path.realpath(site).encode()).hexdigest()[:16]
+    return base / "pushserve" / "dictionaries" / digest
 
 
 def setup_logging() -> None:

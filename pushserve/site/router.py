@@ -10,6 +10,7 @@ from pushserve.config import Config
 from pushserve.dev.inject import inject, inject_response
 from pushserve.http.response import Response
 from pushserve.protocol.events import RequestReceived
+from pushserve.site.compress import Compressor
 from pushserve.site.static import RenderRequest, StaticSite
 from pushserve.site.templates import TemplateError, Templates
 
@@ -43,6 +44,7 @@ class Site:
                       revalidate_after=revalidate)
             if config.templates else None
         )
+        self.compressor = Compressor(config.compress) if config.compress.on else None
         self.static = StaticSite(
             config.site,
             # Dev mode renders plain .html too: the live-reload client goes in there (pushserve/dev).
@@ -51,6 +53,10 @@ class Site:
             # Dev mode: always revalidate, so an edit shows on the next load.
             cache_control=b"no-cache" if config.dev else f"public, max-age={config.max_age}".encode(),
             page_cache_control=b"no-cache",
+            compressor=self.compressor,
+            # Dev mode: assets that are compression dictionaries stay fresh a little, or the
+            # browser would drop them at once (RFC 9842 dictionaries live as long as the response).
+            dictionary_cache_control=b"max-age=%d" % config.compress.dictionary_max_age if config.dev else None,
         )
         # Longest prefix first, so /api/v2 wins over /api.
         self.mounts = sorted(mounts or [], key=lambda m: len(m.prefix), reverse=True)
