@@ -38,12 +38,11 @@ from pushserve.http.mime import content_type
 from pushserve.http.ranges import UNSATISFIABLE, parse_range, unsatisfied_range
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import Headers, close_body
-from pushserve.site.compress import Coded, Compressor
+from pushserve.site.compress import WHOLE_LIMIT, Coded, Compressor
 
 log = logging.getLogger("pushserve")
 
 CHUNK_SIZE = 64 * 1024
-WHOLE_LIMIT = 4 * 1024 * 1024  # larger files are compressed as a stream, never held whole
 ALLOW = b"GET, HEAD, OPTIONS"
 
 # Bounds on memory an unlucky or hostile request mix can make the cache use: every distinct
@@ -512,17 +511,26 @@ class StaticSite:
         except OSError:
             raise _Vanished from None
 
-    def _serve_conditional(self, method: bytes, entry: FileEntry, rep: Representation,
-                           found: dict[bytes, bytes]) -> Response:
+    @staticmethod
+    def _preconditions(method: bytes, etag: bytes, mtime: float, found: dict[bytes, bytes],
+                       headers_304: Headers, source: str) -> Response | None:
+        """The 304 or 412 the request's validators call for, or None."""
         status = conditional.evaluate(
-            method, etag=rep.etag, last_modified=rep.mtime,
+            method, etag=etag, last_modified=mtime,
             if_match=found.get(b"if-match"), if_none_match=found.get(b"if-none-match"),
             if_modified_since=found.get(b"if-modified-since"),
             if_unmodified_since=found.get(b"if-unmodified-since"))
         if status == 304:
-            return Response(304, list(rep.headers_304), source=entry.rel_path)
+            return Response(304, list(headers_304), source=source)
         if status == 412:
             return _plain(method, 412, b"412 Precondition Failed\n", "precondition failed")
+        return None
+
+    def _serve_conditional(self, method: bytes, entry: FileEntry, rep: Representation,
+                           found: dict[bytes, bytes]) -> Response:
+        answer = self._preconditions(method, rep.etag, rep.mtime, found, rep.headers_304, entry.rel_path)
+        if answer is not None:
+            return answer
         range_value = found.get(b"range")
         # Range is defined for GET only (RFC 9110 §14.2); HEAD and friends get the whole 200.
         if range_value is not None and method == b"GET":
@@ -545,15 +553,9 @@ class StaticSite:
         other validators, no ranges."""
         assert self.compressor is not None
         validators: Headers = [(b"etag", coded.etag), *(h for h in entry.headers_304 if h[0] != b"etag")]
-        status = conditional.evaluate(
-            method, etag=coded.etag, last_modified=entry.mtime,
-            if_match=found.get(b"if-match"), if_none_match=found.get(b"if-none-match"),
-            if_modified_since=found.get(b"if-modified-since"),
-            if_unmodified_since=found.get(b"if-unmodified-since"))
-        if status == 304:
-            return Response(304, validators, source=entry.rel_path)
-        if status == 412:
-            return _plain(method, 412, b"412 Precondition Failed\n", "precondition failed")
+        answer = self._preconditions(method, coded.etag, entry.mtime, found, validators, entry.rel_path)
+        if answer is not None:
+            return answer
         headers: Headers = [(b"content-type", entry.content_type), (b"content-encoding", coded.coding)]
         body: bytes | Iterator[bytes]
         if entry.body is None and entry.size > WHOLE_LIMIT:

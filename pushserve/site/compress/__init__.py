@@ -9,6 +9,6 @@ The header rules (Accept-Encoding, ETags, Vary, the dcz header, match patterns) 
 live in pushserve/http/codings.py.
 """
 
-from pushserve.site.compress.compressor import Coded, Compressor
+from pushserve.site.compress.compressor import WHOLE_LIMIT, Coded, Compressor
 
-__all__ = ["Coded", "Compressor"]
+__all__ = ["WHOLE_LIMIT", "Coded", "Compressor"]

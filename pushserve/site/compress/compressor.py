@@ -28,7 +28,9 @@ from pushserve.site.compress.bodies import BodyCache, DaemonExecutor
 from pushserve.site.compress.dictionaries import MAX_DICTIONARY, DictionaryStore
 from pushserve.site.compress.encoders import StreamEncoder, encode, encode_stream
 
-WHOLE_LIMIT = 4 * 1024 * 1024  # bigger files are compressed as a stream at the fast level, never kept
+# Bigger files are compressed as a stream at the fast level, never kept; dictionaries are never
+# bigger (so a dcz body is always made whole).
+WHOLE_LIMIT = MAX_DICTIONARY
 _MAX_ACCEPT = 256  # distinct Accept-Encoding values whose parse is remembered
 _MAX_REMEMBERED = 4096  # file versions this worker has handed to the dictionary store
 

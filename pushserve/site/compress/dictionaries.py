@@ -25,7 +25,7 @@ log = logging.getLogger("pushserve")
 
 MAX_FILES = 200
 MAX_BYTES = 64 * 1024 * 1024
-MAX_DICTIONARY = 8 * 1024 * 1024  # a bigger file is not offered as a dictionary
+MAX_DICTIONARY = 4 * 1024 * 1024  # a bigger file is not offered as a dictionary
 _MEMORY = 16  # dictionaries kept in memory per worker
 
 
