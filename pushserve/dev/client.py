@@ -32,10 +32,10 @@ CLIENT_JS = r"""
     return u.href;
   };
 
-  // Scripts and styles that are compression dictionaries stay fresh in the browser's cache for a
+  // Scripts, styles, JSON and wasm are compression dictionaries, so they stay fresh in the cache a
   // while (a dictionary lives as long as its response): fetch the changed ones anew before a
   // reload, so the reload does not reuse the old ones (and the fetch gets a delta).
-  const refresh = (paths) => Promise.all((paths || []).filter((p) => /\.(m?js|css)$/i.test(p))
+  const refresh = (paths) => Promise.all((paths || []).filter((p) => /\.([mc]?js|css|json|map|wasm)$/i.test(p))
     .map((p) => fetch(p, {cache: "no-cache"}).catch(() => {})));
 
   function swapStylesheets(path) {
