@@ -62,9 +62,14 @@ class BodyCache:
         if job is not None and job.done():
             del self._jobs[key]
             try:
-                self.put(key, job.result(), final=True)
+                best = job.result()
             except Exception as e:  # a codec failure: keep serving the fast body
                 log.error("compression in the background failed: %r", e)
+            else:
+                fast = self._bodies.get(key)
+                # A higher level is not always smaller (brotli 11 can lose to 4 on repetitive
+                # text): the smaller body is kept.
+                self.put(key, best if fast is None or len(best) <= len(fast[0]) else fast[0], final=True)
         item = self._bodies.get(key)
         if item is None:
             return None
