@@ -36,7 +36,9 @@ class Certs:
         return ctx
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PUSHSERVE_CAROOT": str(self.caroot), "PYTHONUNBUFFERED": "1"}
+        # The cache dir too (compression dictionaries): a test run writes nothing in $HOME.
+        return {**os.environ, "PUSHSERVE_CAROOT": str(self.caroot), "PYTHONUNBUFFERED": "1",
+                "XDG_CACHE_HOME": str(self.caroot.parent / "cache")}
 
 
 @dataclass
