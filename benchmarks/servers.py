@@ -12,7 +12,7 @@ import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +45,12 @@ def _py_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1) -> Iterator[str]:
+def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Sequence[str] = ()) -> Iterator[str]:
     cmd = [sys.executable, "-m", "pushserve", str(spec.docroot), "--port", "0",
            "--cert", str(spec.cert.cert), "--key", str(spec.cert.key),
            "--cert-dir", str(spec.workdir / "pushserve-certs"),
-           "--push", push, "--no-access-log", "--workers", str(workers)]
+           "--push", push, "--no-access-log", "--workers", str(workers),
+           "--dictionary-dir", str(spec.workdir / "dictionaries"), *extra]
     env = _py_env({"PUSHSERVE_CAROOT": str(spec.workdir / "caroot")})
     with running("pushserve", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
         yield child.wait_for_line(_PUSHSERVE_READY).group(1).replace("localhost", "127.0.0.1")
@@ -81,7 +82,8 @@ def nginx_available() -> bool:
 
 
 @contextmanager
-def nginx(spec: ServeSpec) -> Iterator[str]:
+def nginx(spec: ServeSpec, http_extra: str = "") -> Iterator[str]:
+    """``http_extra``: more directives for the http block (``gzip on; ...``)."""
     port = free_port()
     work = spec.workdir / "nginx"
     work.mkdir(exist_ok=True)
@@ -105,6 +107,7 @@ def nginx(spec: ServeSpec) -> Iterator[str]:
             scgi_temp_path {work}/scgi;
             keepalive_requests {MAX_KEEPALIVE_REQUESTS};
             default_type application/octet-stream;
+            {http_extra}
             server {{
                 listen 127.0.0.1:{port} ssl http2;
                 ssl_certificate {spec.cert.cert};
@@ -115,6 +118,27 @@ def nginx(spec: ServeSpec) -> Iterator[str]:
         """))
     cmd = ["nginx", "-p", str(work), "-c", str(conf), "-e", "stderr"]
     with running("nginx", pinned(cmd, SERVER_CPU)) as child:
+        child.wait_for_port(port)
+        yield f"https://127.0.0.1:{port}"
+
+
+def granian_available() -> bool:
+    return shutil.which("granian") is not None
+
+
+@contextmanager
+def granian(spec: ServeSpec, app: str = "benchmarks.peers.starlette_static:app", static: bool = False) -> Iterator[str]:
+    """Granian (Rust HTTP, Python app), one worker, TLS; ``static``: its own Rust file server at
+    /static instead of the app."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1", "--loop", "uvloop", "--no-access-log", "--ssl-certificate", str(spec.cert.cert),
+           "--ssl-keyfile", str(spec.cert.key), "--ssl-protocol-min", "tls1.2"]
+    if static:
+        cmd += ["--static-path-route", "/static", "--static-path-mount", str(spec.docroot)]
+    cmd.append(app)
+    env = _py_env({"BENCH_DOCROOT": str(spec.docroot)})
+    with running("granian", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
         child.wait_for_port(port)
         yield f"https://127.0.0.1:{port}"
 

@@ -13,7 +13,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,9 +45,11 @@ class Result:
         return statistics.median(self.runs) if self.runs else 0.0
 
 
-def h2load(url: str, requests: int) -> float:
-    """HTTP/2 over TLS: 8 connections, 10 concurrent streams each, ``requests`` in total."""
-    out = run_client(["h2load", "-c", "8", "-m", "10", "-n", str(requests), url], timeout=300)
+def h2load(url: str, requests: int, headers: Sequence[str] = ()) -> float:
+    """HTTP/2 over TLS: 8 connections, 10 concurrent streams each, ``requests`` in total;
+    ``headers``: more request headers ("accept-encoding: gzip")."""
+    out = run_client(["h2load", "-c", "8", "-m", "10", "-n", str(requests),
+                      *(a for h in headers for a in ("-H", h)), url], timeout=300)
     rate, counts = _H2LOAD_RATE.search(out), _H2LOAD_COUNTS.search(out)
     if not rate or not counts:
         raise BenchError(f"h2load output not understood: {out.strip()[-300:]}")

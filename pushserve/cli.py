@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pushserve import __version__, lan, tls
-from pushserve.config import PUSH_MODES, Config, ConfigError, Limits, Mount, read_site_toml
+from pushserve.config import (
+    PUSH_MODES,
+    Compress,
+    Config,
+    ConfigError,
+    Limits,
+    Mount,
+    parse_codings,
+    read_site_toml,
+)
 
 log = logging.getLogger("pushserve")
 
@@ -78,6 +87,14 @@ def _serve_parser() -> argparse.ArgumentParser:
                    "and are closed (4096)")
     p.add_argument("--max-handshakes", type=int, default=_DEFAULTS.max_handshakes, metavar="N",
                    help="connections in the TLS handshake at once per worker; the rest wait in the backlog (128)")
+    p.add_argument("--compress", metavar="CODINGS", default=None,
+                   help="compress text responses on the fly with these codings, preferred first on ties "
+                   "(zstd,br,gzip)")
+    p.add_argument("--no-compress", dest="compress", action="store_const", const="",
+                   help="send every body as it is on disk or as the app made it")
+    p.add_argument("--dictionary-dir", type=Path, metavar="DIR",
+                   help="where previous versions of JS/CSS are kept as compression dictionaries, shared by "
+                   "the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)")
     p.add_argument("--expose-worker", action="store_true", help=argparse.SUPPRESS)  # tests only
     p.add_argument("--version", action="version", version=f"pushserve {__version__}")
     return p
@@ -141,14 +158,28 @@ def config_from_args(ns: argparse.Namespace) -> Config:
                     max_body_size=ns.max_body_size, backlog=ns.backlog, max_connections=ns.max_connections,
                     max_handshakes=ns.max_handshakes)
     templates = ns.templates if ns.templates is not None else settings.get("templates", True)
+    compress_args = dict(settings.get("compress", {}))
+    if ns.compress is not None:
+        compress_args["codings"] = parse_codings(ns.compress)
+    compress_args["dictionary_dir"] = ns.dictionary_dir or default_dictionary_dir(site)
     return Config(
         site=site, host=ns.host, port=ns.port, cert=ns.cert, key=ns.key, cert_dir=ns.cert_dir,
         workers=_parse_workers(ns.workers), push=ns.push or settings.get("push", "auto"),
         push_cookie=ns.push_cookie, templates=templates, strict_templates=ns.strict_templates,
         access_log=ns.access_log, max_age=ns.max_age, dev=ns.dev, reload=ns.reload, mounts=mounts, app_dir=ns.app_dir,
         site_vars=site_vars, limits=limits, worker_timeout=ns.worker_timeout,
-        expose_worker=ns.expose_worker,
+        expose_worker=ns.expose_worker, compress=Compress(**compress_args),
     )
+
+
+def default_dictionary_dir(site: Path) -> Path:
+    """$XDG_CACHE_HOME/pushserve/dictionaries/<hash of the site's real path>: one store per site,
+    shared by its workers and kept across restarts."""
+    import hashlib
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(os.path.realpath(site).encode()).hexdigest()[:16]
+    return base / "pushserve" / "dictionaries" / digest
 
 
 def setup_logging() -> None:

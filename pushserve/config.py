@@ -69,6 +69,53 @@ class Limits:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 0 or more bytes")
 
 
+CODINGS = ("zstd", "br", "gzip")
+# The level a file's kept body is made at (in a thread), and the level used until then and for
+# bodies made per response (rendered pages, app responses).
+BEST_LEVELS = {"zstd": 19, "br": 11, "gzip": 9}
+FAST_LEVELS = {"zstd": 3, "br": 4, "gzip": 6}
+_LEVEL_RANGE = {"zstd": (1, 22), "br": (0, 11), "gzip": (1, 9)}
+
+
+@dataclass(frozen=True, slots=True)
+class Compress:
+    """On-the-fly compression and Compression Dictionary Transport (pushserve/site/compress)."""
+
+    codings: tuple[str, ...] = CODINGS  # preference order on ties; () = off
+    threshold: int = 512  # bodies smaller than this go as they are (Caddy's default)
+    levels: dict[str, int] = field(default_factory=lambda: dict(BEST_LEVELS))
+    fast_levels: dict[str, int] = field(default_factory=lambda: dict(FAST_LEVELS))
+    cache_bytes: int = 32 * 1024 * 1024  # compressed bodies kept per worker
+    apps: bool = True  # mounted apps' text responses too
+    dictionaries: bool = True  # RFC 9842: previous versions of JS/CSS as dictionaries
+    dictionary_dir: Path | None = None  # shared by the workers; None: no store, no dcz
+    dictionary_max_age: int = 60  # dev mode: freshness of dictionary-bearing assets
+
+    def __post_init__(self) -> None:
+        for c in self.codings:
+            if c not in CODINGS:
+                raise ConfigError(f"--compress {c!r}: choose from {', '.join(CODINGS)}")
+        if len(set(self.codings)) != len(self.codings):
+            raise ConfigError(f"--compress {','.join(self.codings)}: a coding is named twice")
+        if self.threshold < 0 or self.cache_bytes < 0:
+            raise ConfigError("compress threshold and cache size must be 0 or more bytes")
+        for table in (self.levels, self.fast_levels):
+            for c, level in table.items():
+                lo, hi = _LEVEL_RANGE.get(c, (0, -1))
+                if isinstance(level, bool) or not isinstance(level, int) or not lo <= level <= hi:
+                    raise ConfigError(f"compress level {c} = {level!r}: must be {lo}..{hi}"
+                                      if c in _LEVEL_RANGE else f"compress level for unknown coding {c!r}")
+
+    @property
+    def on(self) -> bool:
+        return bool(self.codings)
+
+
+def parse_codings(text: str) -> tuple[str, ...]:
+    """``zstd,br,gzip`` -> ("zstd", "br", "gzip")."""
+    return tuple(c.strip().lower() for c in text.split(",") if c.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     site: Path
@@ -90,6 +137,7 @@ class Config:
     app_dir: Path | None = None
     site_vars: dict[str, Any] = field(default_factory=dict)  # the [site] table of pushserve.toml
     limits: Limits = field(default_factory=Limits)
+    compress: Compress = field(default_factory=Compress)
     worker_timeout: float = 30.0
     # Test mode: responses carry x-pushserve-worker (the worker's pid); never for production.
     expose_worker: bool = False
@@ -122,7 +170,8 @@ class Config:
         return replace(self, **changes)
 
 
-_TOML_KEYS = {"site", "mounts", "push", "templates"}
+_TOML_KEYS = {"site", "mounts", "push", "templates", "compress"}
+_COMPRESS_KEYS = {"codings", "threshold", "level", "apps", "dictionaries"}
 
 
 def read_site_toml(site: Path) -> tuple[dict[str, Any], tuple[Mount, ...], dict[str, Any]]:
@@ -153,7 +202,41 @@ def read_site_toml(site: Path) -> tuple[dict[str, Any], tuple[Mount, ...], dict[
         if not isinstance(data["templates"], bool):
             raise ConfigError(f"{path}: templates must be true or false")
         settings["templates"] = data["templates"]
+    if "compress" in data:
+        settings["compress"] = _compress_table(path, data["compress"])
     return site_vars, mounts, settings
+
+
+def _compress_table(path: Path, table: object) -> dict[str, Any]:
+    """[compress] of pushserve.toml -> keyword arguments of Compress (checked there)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [compress] must be a table")
+    unknown = set(table) - _COMPRESS_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [compress]: {', '.join(sorted(unknown))}; known: "
+                          f"{', '.join(sorted(_COMPRESS_KEYS))}")
+    out: dict[str, Any] = {}
+    codings = table.get("codings")
+    if codings is not None:
+        if not isinstance(codings, list) or not all(isinstance(c, str) for c in codings):
+            raise ConfigError(f'{path}: [compress] codings must be a list like ["zstd", "br", "gzip"]')
+        out["codings"] = tuple(c.lower() for c in codings)
+    threshold = table.get("threshold")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int):
+            raise ConfigError(f"{path}: [compress] threshold must be a number of bytes")
+        out["threshold"] = threshold
+    level = table.get("level")
+    if level is not None:
+        if not isinstance(level, dict):
+            raise ConfigError(f"{path}: [compress] level must be a table like {{ zstd = 19, br = 11 }}")
+        out["levels"] = {**BEST_LEVELS, **level}
+    for flag in ("apps", "dictionaries"):
+        if flag in table:
+            if not isinstance(table[flag], bool):
+                raise ConfigError(f"{path}: [compress] {flag} must be true or false")
+            out[flag] = table[flag]
+    return out
 
 
 def config_field_names() -> set[str]:

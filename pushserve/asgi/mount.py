@@ -76,6 +76,10 @@ class AsgiMount:
         # (method, path) → site resources its HTML links; filled on the route's first page.
         self.routes: dict[tuple[bytes, bytes], list[PushResource]] = {}
         self.relearn = config.dev  # dev mode: pages and files change, so learn from every page
+        compress = config.compress
+        self.codings = tuple(c.encode() for c in compress.codings) if compress.apps else ()
+        self.compress_threshold = compress.threshold
+        self.compress_levels = {c.encode(): level for c, level in compress.fast_levels.items()}
         self._lifespan: _Lifespan | None = None
 
     # -- lifespan ---------------------------------------------------------------------------------

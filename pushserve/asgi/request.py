@@ -5,6 +5,10 @@ Flow control is end to end: request body is acknowledged to the protocol core on
 reads it (HTTP/2 uploads go at the app's pace; on HTTP/1.1 the exchange stops reading while
 more than ``RECV_HIGH_WATER`` waits unread), and ``send`` waits while more than
 ``SEND_HIGH_WATER`` of the app's response is still queued in the core.
+
+A text response the app did not encode itself is compressed in the coding the client prefers
+(``[compress] apps``), as a stream flushed at every body message, so nothing an app streams is
+held back; never an event stream, a 206, or a response marked ``Cache-Control: no-transform``.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from typing import Any, Protocol
 
 from pushserve.asgi.types import ASGIApp, Message
 from pushserve.exchange import Exchange
+from pushserve.http import codings
 from pushserve.http.conditional import is_conditional
 from pushserve.http.response import plain_response
 from pushserve.protocol.events import Headers, RequestReceived
+from pushserve.site.compress.encoders import StreamEncoder
 from pushserve.site.manifest import PushResource, infer_page
 from pushserve.site.paths import SitePaths
 from pushserve.site.responder import Announced, Responder
@@ -38,6 +44,7 @@ _NOTED = frozenset({b"content-type", b"content-length", b"date", b"server", b"x-
 # an app could split the response on HTTP/1.1.
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
+_NOT_CODED_STATUS = frozenset({204, 206, 304})
 
 
 class AppMount(Protocol):
@@ -51,6 +58,9 @@ class AppMount(Protocol):
     site_paths: SitePaths
     routes: dict[tuple[bytes, bytes], list[PushResource]]  # (method, path) → resources its HTML links
     relearn: bool  # learn from every page (dev mode), not only the route's first
+    codings: tuple[bytes, ...]  # content codings for app responses, preferred first; () = none
+    compress_threshold: int
+    compress_levels: dict[bytes, int]
 
     def scope(self, ex: Exchange, req: RequestReceived) -> dict[str, Any]: ...
 
@@ -76,11 +86,13 @@ class AppRequest:
         "app_announced",
         "body",
         "body_waiter",
+        "coding",
         "collect",
         "complete",
         "core",
         "drain_waiter",
         "early",
+        "encoder",
         "ex",
         "extra_headers",
         "final_sent",
@@ -131,6 +143,8 @@ class AppRequest:
         self.has_length = False  # the app gave a content-length
         self.own_common = False  # the app set a field pushserve adds to every response
         self.collect: bytearray | None = None  # HTML kept to infer the route's resources
+        self.coding: bytes | None = None  # the coding the response may get, decided at its start
+        self.encoder: StreamEncoder | None = None  # ... and the compressor, once it does
 
     # -- StreamHandler (called by the connection) -------------------------------------------------
 
@@ -261,6 +275,8 @@ class AppRequest:
                     self.own_common = True
         self.status = status
         self.extra_headers = headers
+        if self.mount.codings and status not in _NOT_CODED_STATUS:
+            self._plan_coding()
         if not html or status != 200 or self.req.method not in (b"GET", b"HEAD"):
             return
         resources = self.mount.routes.get(self._route_key())
@@ -305,6 +321,10 @@ class AppRequest:
                 self.mount.remember_route(self._route_key(), [])
             else:
                 self.collect += data
+        if self.coding is not None and not self.headers_sent and (more or len(data) >= self.mount.compress_threshold):
+            self._start_coding()
+        if self.encoder is not None:
+            data = self.encoder.write(data) if more else self.encoder.finish(data)
         if not self.headers_sent:
             self.headers_sent = True
             headers = self._head_headers(data, more)
@@ -330,6 +350,38 @@ class AppRequest:
                 self.drain_waiter = None
         if self.gone:
             raise ClientDisconnected("client went away while the response was streamed")
+
+    def _plan_coding(self) -> None:
+        """Whether the response may be compressed, and in which coding; Vary says it depends on
+        Accept-Encoding whenever it could."""
+        headers = self.extra_headers
+        fields = {k: v for k, v in headers if k in (b"content-type", b"content-encoding", b"content-range",
+                                                      b"cache-control", b"content-length", b"vary")}
+        if (b"content-encoding" in fields or b"content-range" in fields
+                or not codings.compressible(fields.get(b"content-type", b""))
+                or codings.no_transform(fields.get(b"cache-control"))):
+            return
+        length = fields.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) < self.mount.compress_threshold:
+            return
+        vary = codings.merge_vary(fields.get(b"vary"), codings.VARY_CODING)
+        self.extra_headers = [h for h in headers if h[0] != b"vary"] + [(b"vary", vary)]
+        accept = b", ".join(v for k, v in self.req.headers if k == b"accept-encoding")
+        self.coding = codings.choose(accept, self.mount.codings) if accept else None
+
+    def _start_coding(self) -> None:
+        """The first body message is here and worth compressing: the headers say so."""
+        coding = self.coding
+        assert coding is not None
+        self.encoder = StreamEncoder(coding, self.mount.compress_levels[coding])
+        headers: Headers = []
+        for k, v in self.extra_headers:
+            if k == b"content-length":
+                continue  # the coded length is known only at the end (or for a single message)
+            headers.append((k, codings.coded_etag(v, coding) if k == b"etag" else v))
+        headers.append((b"content-encoding", coding))
+        self.extra_headers = headers
+        self.has_length = False
 
     def _head_headers(self, first: bytes, more: bool) -> Headers:
         app = self.extra_headers
@@ -425,7 +477,8 @@ class AppRequest:
     def _log(self, status: int, note: str, announced: str = "") -> None:
         responder = self.mount.responder
         if responder.access_log_on:
-            responder.log(self.ex, self.req, status, self.sent, announced, note)
+            sent = self.sent if self.encoder is None else b"%d %s" % (self.sent, self.encoder.coding)
+            responder.log(self.ex, self.req, status, sent, announced, note)
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:

@@ -32,6 +32,12 @@ CLIENT_JS = r"""
     return u.href;
   };
 
+  // Scripts, styles, JSON and wasm are compression dictionaries, so they stay fresh in the cache a
+  // while (a dictionary lives as long as its response): fetch the changed ones anew before a
+  // reload, so the reload does not reuse the old ones (and the fetch gets a delta).
+  const refresh = (paths) => Promise.all((paths || []).filter((p) => /\.([mc]?js|css|json|map|wasm)$/i.test(p))
+    .map((p) => fetch(p, {cache: "no-cache"}).catch(() => {})));
+
   function swapStylesheets(path) {
     const links = [...document.querySelectorAll('link[rel~="stylesheet"][href]')];
     let hit = links.filter((l) => new URL(l.href, location.href).pathname === path);
@@ -97,7 +103,7 @@ CLIENT_JS = r"""
     es.addEventListener("change", (e) => {
       const d = JSON.parse(e.data);
       if (d.kind === "reload" || d.kind === "restart") {
-        if (d.kind === "reload") location.reload();
+        if (d.kind === "reload") refresh(d.paths).then(() => location.reload());
         return;  // restart: the reload follows the new server's hello
       }
       for (const p of d.paths) (p.toLowerCase().endsWith(".css") ? swapStylesheets : swapImages)(p);

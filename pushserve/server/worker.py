@@ -212,7 +212,7 @@ FRESH_GRACE = 1.0
 
 # An HTTP/1.1 connection found idle when the worker began to drain is kept this long for the
 # request its client may already have sent (it is answered with Connection: close), then closed.
-IDLE_GRACE = 1.0
+IDLE_GRACE = 2.0
 
 
 async def _drain(state: WorkerState, accepting: asyncio.Task[None], sock: socket.socket) -> None:

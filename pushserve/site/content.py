@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pushserve.config import Config
 from pushserve.http.response import Response
 from pushserve.protocol.events import RequestReceived
+from pushserve.site.compress import Compressor
 from pushserve.site.manifest_load import templates_for
 from pushserve.site.static import Lookup, RenderRequest, StaticSite
 from pushserve.site.templates import TemplateError
@@ -26,6 +27,7 @@ class SiteContent:
         self.page_filter = page_filter
         revalidate = 0.0 if config.dev else 1.0
         self.templates = templates_for(config, revalidate_after=revalidate)
+        self.compressor = Compressor(config.compress) if config.compress.on else None
         self.static = StaticSite(
             config.site,
             # A page filter renders plain .html too: the filter's output is what is served.
@@ -34,6 +36,10 @@ class SiteContent:
             # Dev mode: always revalidate, so an edit shows on the next load.
             cache_control=b"no-cache" if config.dev else f"public, max-age={config.max_age}".encode(),
             page_cache_control=b"no-cache",
+            compressor=self.compressor,
+            # Dev mode: assets that are compression dictionaries stay fresh a little, or the
+            # browser would drop them at once (RFC 9842 dictionaries live as long as the response).
+            dictionary_cache_control=b"max-age=%d" % config.compress.dictionary_max_age if config.dev else None,
         )
 
     def render_page(self, rel_path: str, request: RenderRequest) -> bytes:

@@ -81,7 +81,7 @@ class Responder:
         ex.core.send_response(req.stream_id, response.status, headers,
                               None if req.method == b"HEAD" else response.body)
         if self.access_log_on:
-            self.log(ex, req, response.status, _content_length(response.headers),
+            self.log(ex, req, response.status, _wire_size(response.headers),
                      announced.summary if announced else "", response.note)
 
     def announce(self, ex: Exchange, req: RequestReceived, resources: list[PushResource]) -> Announced:
@@ -141,8 +141,14 @@ class Responder:
         )
 
 
-def _content_length(headers: Headers) -> bytes:
+def _wire_size(headers: Headers) -> bytes:
+    """For the access log: the body's bytes on the wire, and its content coding if it has one
+    ("1295 zstd"); "-" for a length not known up front."""
+    length, coding = b"-", b""
     for k, v in headers:
         if k == b"content-length":
-            return v
-    return b"-"
+            length = v
+        elif k == b"content-encoding":
+            coding = b" " + v
+    return length + coding
+

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import stat
 import time
@@ -29,13 +30,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pushserve.http import conditional
+from pushserve.http import codings, conditional
 from pushserve.http.dates import http_date
 from pushserve.http.mime import content_type
 from pushserve.http.ranges import UNSATISFIABLE, parse_range, unsatisfied_range
 from pushserve.http.response import Response, plain_response
-from pushserve.protocol.events import Headers
+from pushserve.protocol.events import Headers, close_body
+from pushserve.site.compress import WHOLE_LIMIT, Coded, Compressor
 from pushserve.site.paths import PAGE_SUFFIXES, BadPath, SitePaths, decode_path, is_page, segments
+
+log = logging.getLogger("pushserve")
 
 CHUNK_SIZE = 64 * 1024
 ALLOW = b"GET, HEAD, OPTIONS"
@@ -46,12 +50,15 @@ _MAX_ROUTES = 8192
 _MAX_RENDERED_ETAGS = 256  # distinct rendered outputs remembered (pages x query strings)
 _MAX_ACCEPT_ENCODINGS = 256
 
-# Precompressed siblings, in the order preferred when the client weighs them equally.
-_SIBLINGS: tuple[tuple[str, bytes], ...] = ((".br", b"br"), (".gz", b"gzip"))
+# Precompressed siblings, in the order preferred when the client weighs them equally.  They win
+# over compressing on the fly while they are at least as new as their file.
+_SIBLINGS: tuple[tuple[str, bytes], ...] = ((".br", b"br"), (".zst", b"zstd"), (".gz", b"gzip"))
+_SIBLING_CODINGS = tuple(c for _, c in _SIBLINGS)
+_warned_stale: set[str] = set()  # older siblings already warned about (once per path)
 
 # Request headers the slow path looks at; everything else is skipped by one set lookup.
 _WANTED = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since",
-                     b"if-range", b"range", b"accept-encoding"))
+                     b"if-range", b"range", b"accept-encoding", b"available-dictionary"))
 
 
 _HTML_TYPE = content_type("x.html")
@@ -93,6 +100,8 @@ class FileEntry(Representation):
     real_path: str
     variants: tuple[Representation, ...] = ()  # .br / .gz siblings, in preference order
     rendered: bool = False  # an .html page answered through render_page
+    compress: bool = False  # may be compressed on the fly (type, size, not rendered)
+    dictionary: bool = False  # offered as a dictionary for its next versions (Use-As-Dictionary)
     checked_at: float = 0.0  # time.monotonic() of the last stat
     fingerprint: tuple[tuple[int, int, int, int] | None, ...] = ()
 
@@ -198,40 +207,13 @@ def _stat_file(path: str) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
-def _preferences(value: bytes) -> tuple[bytes, ...]:
-    """The content codings of _SIBLINGS that an Accept-Encoding value accepts, best first.
-
-    Highest q wins; on a tie br comes before gzip.  A coding not named is acceptable only
-    through ``*``; q=0 means "not acceptable"."""
-    q: dict[bytes, float] = {}
-    for item in value.split(b","):
-        coding, _, params = item.partition(b";")
-        coding = coding.strip().lower()
-        if coding == b"x-gzip":
-            coding = b"gzip"
-        weight = 1.0
-        for param in params.split(b";"):
-            k, eq, v = param.partition(b"=")
-            if eq and k.strip().lower() == b"q":
-                try:
-                    weight = float(v.strip())
-                except ValueError:
-                    weight = 0.0
-                if not 0.0 <= weight <= 1.0:
-                    weight = 0.0
-        if coding:
-            q[coding] = weight
-    star = q.get(b"*", 0.0)
-    ranked = [(q.get(enc, star), -i, enc) for i, (_, enc) in enumerate(_SIBLINGS)]
-    return tuple(enc for w, _, enc in sorted(ranked, reverse=True) if w > 0)
-
-
 class StaticSite:
     """Answers GET/HEAD/OPTIONS for the files under ``root``."""
 
     def __init__(self, root: Path, *, render_page: Callable[[str, RenderRequest], bytes] | None = None,
                  small_file_limit: int = 256 * 1024, revalidate_after: float = 1.0,
-                 cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache") -> None:
+                 cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache",
+                 compressor: Compressor | None = None, dictionary_cache_control: bytes | None = None) -> None:
         if not os.path.isdir(root):
             raise ValueError(f"site folder {root} is not a directory")
         self.paths = SitePaths(root)
@@ -244,6 +226,10 @@ class StaticSite:
         # may be cached: a browser only profits from Early Hints when the hinted responses are fresh
         # in its cache by the time the page asks for them.
         self.page_cache_control = page_cache_control
+        self.compressor = compressor
+        # A dictionary lives only as long as the browser may keep the response, so assets that
+        # offer themselves as one need a freshness lifetime even where others get no-cache.
+        self.dictionary_cache_control = dictionary_cache_control or cache_control
         self._etags: dict[bytes, bytes] = {}  # rendered output → its ETag
         self._routes: dict[bytes, _Route] = {}
         self._entries: dict[str, FileEntry] = {}
@@ -293,8 +279,16 @@ class StaticSite:
                 return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
                                 source=entry.rel_path)
             ae = found.get(b"accept-encoding")
-            if entry.variants and ae is not None:
-                rep = self._negotiate(entry, ae)
+            if ae is not None:
+                if entry.variants:
+                    rep = self._negotiate(entry, ae)
+                # Range gets identity bytes, so a 206 is a slice of the file itself.
+                if rep is entry and entry.compress and (method != b"GET" or b"range" not in found):
+                    assert self.compressor is not None
+                    coded = self.compressor.choose(
+                        ae, entry.etag, found.get(b"available-dictionary") if entry.dictionary else None)
+                    if coded is not None:
+                        return self._serve_coded(method, entry, coded, found)
             return self._serve_conditional(method, entry, rep, found)
         except _Vanished:
             # A large file removed inside the revalidation interval: forget it, answer 404.
@@ -414,35 +408,56 @@ class StaticSite:
             return FileEntry(fs_path=fs_path, real_path=real, rel_path=rel_path, content_type=ctype,
                              size=st.st_size, mtime=st.st_mtime, etag=_etag(st), rendered=True,
                              checked_at=now, fingerprint=fingerprint)
+        main_fp = fingerprint[0]
+        assert main_fp is not None
+        siblings = [(fs_path + suffix, encoding)
+                    for (suffix, encoding), fp in zip(_SIBLINGS, fingerprint[1:], strict=True)
+                    if fp is not None and _sibling_current(fs_path + suffix, fp, main_fp)]
+        size = main_fp[0]
+        compressor = self.compressor
+        compress = compressor is not None and compressor.applies(ctype, size)
+        dictionary = compressor is not None and compressor.offers_dictionary(ctype, size)
+        vary = compressor.vary(ctype, size) if compressor is not None else None
+        if siblings and vary is None:
+            vary = codings.VARY_CODING
         variants: list[Representation] = []
-        for (suffix, encoding), fp in zip(_SIBLINGS, fingerprint[1:], strict=True):
-            if fp is not None:
-                try:
-                    variants.append(self._representation(fs_path + suffix, encoding, ctype, True))
-                except OSError:
-                    continue
-        main = self._representation(fs_path, b"", ctype, bool(variants))
-        return FileEntry(fs_path=fs_path, real_path=real, rel_path=rel_path, content_type=ctype,
-                         size=main.size, mtime=main.mtime, etag=main.etag, body=main.body,
-                         headers=main.headers, headers_304=main.headers_304, tail=main.tail,
-                         variants=tuple(variants), checked_at=now, fingerprint=fingerprint)
+        for sibling, encoding in siblings:
+            try:
+                variants.append(self._representation(sibling, encoding, ctype, vary))
+            except OSError:
+                continue
+        main = self._representation(fs_path, b"", ctype, vary, dictionary=dictionary, url_path="/" + rel_path)
+        entry = FileEntry(fs_path=fs_path, real_path=real, rel_path=rel_path, content_type=ctype,
+                          size=main.size, mtime=main.mtime, etag=main.etag, body=main.body,
+                          headers=main.headers, headers_304=main.headers_304, tail=main.tail,
+                          variants=tuple(variants), compress=compress, dictionary=dictionary,
+                          checked_at=now, fingerprint=fingerprint)
+        if dictionary:
+            assert compressor is not None
+            compressor.remember(entry.fs_path, entry.etag, entry.body, self._loader(entry))
+        return entry
 
-    def _representation(self, fs_path: str, encoding: bytes, ctype: bytes, vary: bool) -> Representation:
+    def _representation(self, fs_path: str, encoding: bytes, ctype: bytes, vary: bytes | None, *,
+                        dictionary: bool = False, url_path: str = "") -> Representation:
         with open(fs_path, "rb") as f:
             # fstat on the open file, so the metadata describes the bytes actually read.
             st = os.fstat(f.fileno())
             body = f.read() if st.st_size <= self.small_file_limit else None
         size = st.st_size if body is None else len(body)
         etag = _etag(st, encoding)
-        cache_control = self.page_cache_control if ctype.startswith(b"text/html") else self.cache_control
+        cache_control = (self.page_cache_control if ctype.startswith(b"text/html")
+                         else self.dictionary_cache_control if dictionary else self.cache_control)
         validators: Headers = [(b"etag", etag), (b"last-modified", http_date(st.st_mtime)),
                                (b"cache-control", cache_control)]
         if vary:
-            validators.append((b"vary", b"accept-encoding"))
+            validators.append((b"vary", vary))
         tail: Headers = [(b"accept-ranges", b"bytes"), *validators]
         if encoding:
             tail.insert(0, (b"content-encoding", encoding))
         headers: Headers = [(b"content-type", ctype), (b"content-length", b"%d" % size), *tail]
+        if dictionary:
+            assert self.compressor is not None
+            headers.append((b"use-as-dictionary", self.compressor.dictionary_header(url_path, etag)))
         return Representation(fs_path=fs_path, size=size, mtime=st.st_mtime, etag=etag,
                               encoding=encoding, body=body, headers=headers,
                               headers_304=validators, tail=tail)
@@ -452,7 +467,7 @@ class StaticSite:
     def _negotiate(self, entry: FileEntry, accept_encoding: bytes) -> Representation:
         prefs = self._accept.get(accept_encoding)
         if prefs is None:
-            prefs = _preferences(accept_encoding)
+            prefs = codings.preferences(accept_encoding, _SIBLING_CODINGS)
             if len(self._accept) >= _MAX_ACCEPT_ENCODINGS:
                 self._accept.clear()
             self._accept[accept_encoding] = prefs
@@ -470,17 +485,26 @@ class StaticSite:
         except OSError:
             raise _Vanished from None
 
-    def _serve_conditional(self, method: bytes, entry: FileEntry, rep: Representation,
-                           found: dict[bytes, bytes]) -> Response:
+    @staticmethod
+    def _preconditions(method: bytes, etag: bytes, mtime: float, found: dict[bytes, bytes],
+                       headers_304: Headers, source: str) -> Response | None:
+        """The 304 or 412 the request's validators call for, or None."""
         status = conditional.evaluate(
-            method, etag=rep.etag, last_modified=rep.mtime,
+            method, etag=etag, last_modified=mtime,
             if_match=found.get(b"if-match"), if_none_match=found.get(b"if-none-match"),
             if_modified_since=found.get(b"if-modified-since"),
             if_unmodified_since=found.get(b"if-unmodified-since"))
         if status == 304:
-            return Response(304, list(rep.headers_304), source=entry.rel_path)
+            return Response(304, list(headers_304), source=source)
         if status == 412:
             return _plain(method, 412, b"412 Precondition Failed\n", "precondition failed")
+        return None
+
+    def _serve_conditional(self, method: bytes, entry: FileEntry, rep: Representation,
+                           found: dict[bytes, bytes]) -> Response:
+        answer = self._preconditions(method, rep.etag, rep.mtime, found, rep.headers_304, entry.rel_path)
+        if answer is not None:
+            return answer
         range_value = found.get(b"range")
         # Range is defined for GET only (RFC 9110 §14.2); HEAD and friends get the whole 200.
         if range_value is not None and method == b"GET":
@@ -498,12 +522,62 @@ class StaticSite:
         return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
                         source=entry.rel_path)
 
+    def _serve_coded(self, method: bytes, entry: FileEntry, coded: Coded, found: dict[bytes, bytes]) -> Response:
+        """A file compressed on the fly: its own ETag (so 304s work per coding), the identity's
+        other validators, no ranges."""
+        assert self.compressor is not None
+        validators: Headers = [(b"etag", coded.etag), *(h for h in entry.headers_304 if h[0] != b"etag")]
+        answer = self._preconditions(method, coded.etag, entry.mtime, found, validators, entry.rel_path)
+        if answer is not None:
+            return answer
+        headers: Headers = [(b"content-type", entry.content_type), (b"content-encoding", coded.coding)]
+        body: bytes | Iterator[bytes]
+        if entry.body is None and entry.size > WHOLE_LIMIT:
+            try:  # length unknown: chunked on HTTP/1.1
+                body = self.compressor.stream(coded.coding, FileChunks(entry.fs_path))
+            except OSError:
+                raise _Vanished from None
+        else:
+            try:
+                body = self.compressor.body(coded, entry.fs_path, self._loader(entry))
+            except OSError:
+                raise _Vanished from None
+            headers.append((b"content-length", b"%d" % len(body)))
+        headers += validators
+        headers += (h for h in entry.headers if h[0] == b"use-as-dictionary")
+        if method == b"HEAD" and not isinstance(body, bytes):
+            close_body(body)
+        return Response(200, headers, None if method == b"HEAD" else body, source=entry.rel_path)
+
+    @staticmethod
+    def _loader(entry: FileEntry) -> Callable[[], bytes]:
+        """The file's bytes: held ones, or read when asked (in a thread, for the store)."""
+        held = entry.body
+        if held is not None:
+            return lambda: held
+
+        def read() -> bytes:
+            with open(entry.fs_path, "rb") as f:
+                return f.read()
+        return read
+
     def _serve_rendered(self, method: bytes, entry: FileEntry, url_path: str, query: bytes,
                         headers: Headers, found: dict[bytes, bytes] | None) -> Response:
         assert self.render_page is not None
         body = self.render_page(entry.rel_path, RenderRequest(url_path, query, headers))
         etag = self._rendered_etag(body)
+        coded = None
+        compressor = self.compressor
+        vary = compressor.vary(entry.content_type, len(body)) if compressor is not None else None
+        if vary is not None and found is not None:
+            assert compressor is not None
+            ae = found.get(b"accept-encoding")
+            coded = compressor.choose(ae, etag) if ae is not None else None
+            if coded is not None:
+                etag = coded.etag
         validators: Headers = [(b"etag", etag), (b"cache-control", self.page_cache_control)]
+        if vary is not None:
+            validators.append((b"vary", codings.VARY_CODING))
         if found is not None:
             status = conditional.evaluate(
                 method, etag=etag, last_modified=None,
@@ -512,6 +586,12 @@ class StaticSite:
                 return Response(304, validators, source=entry.rel_path)
             if status == 412:
                 return _plain(method, 412, b"412 Precondition Failed\n", "precondition failed")
+        if coded is not None:
+            assert compressor is not None
+            # Once per rendering: the template layer keeps its output while it is valid.
+            page = body
+            body = compressor.body(coded, entry.rel_path, lambda: page, keep_best=False)
+            validators.append((b"content-encoding", coded.coding))
         out: Headers = [(b"content-type", entry.content_type), (b"content-length", b"%d" % len(body)),
                         *validators]
         return Response(200, out, None if method == b"HEAD" else body, source=entry.rel_path)
@@ -550,6 +630,17 @@ class StaticSite:
         out: Headers = [(b"content-type", ctype), (b"content-length", b"%d" % len(body)),
                         (b"cache-control", b"no-cache")]
         return Response(404, out, None if method == b"HEAD" else body, source=source, note=note)
+
+
+def _sibling_current(path: str, sibling: tuple[int, int, int, int], main: tuple[int, int, int, int]) -> bool:
+    """A hand-made .br/.gz/.zst is used while it is at least as new as its file; an older one
+    would send stale content, so it is ignored (and the user told, once)."""
+    if sibling[1] >= main[1]:
+        return True
+    if path not in _warned_stale:
+        _warned_stale.add(path)
+        log.warning("%s is older than its file: ignored (compressing on the fly instead)", path)
+    return False
 
 
 def _etag(st: os.stat_result, encoding: bytes = b"") -> bytes:

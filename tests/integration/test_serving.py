@@ -161,7 +161,7 @@ def test_conditional_range_head_405_redirect_404(srv: ServerProcess, http2: bool
         assert (part.status_code, part.content, part.headers["content-range"]) == (206, b"body", "bytes 0-3/1100")
         bad = c.get(srv.url + "style.css", headers={"range": "bytes=5000-"})
         assert bad.status_code == 416 and bad.headers["content-range"] == "bytes */1100"
-        head = c.head(srv.url + "style.css")
+        head = c.head(srv.url + "style.css", headers={"accept-encoding": "identity"})  # the file's own length
         assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == "1100"
         post = c.post(srv.url + "style.css", content=b"x" * 1000)
         assert post.status_code == 405 and "GET" in post.headers["allow"]
@@ -293,10 +293,8 @@ def test_plain_http_on_the_tls_port_gets_400_naming_the_https_url(srv: ServerPro
     # Other bytes get nothing, and TLS clients are served as ever.
     with socket.create_connection((srv.host, srv.port), timeout=10) as s:
         s.sendall(b"\x00junk\r\n")
-        try:
+        with contextlib.suppress(ConnectionResetError):  # closed either way: no answer
             assert s.recv(100) == b""
-        except ConnectionResetError:
-            pass  # closed either way: no answer
     assert _get_h1(srv, "/").startswith(b"HTTP/1.1 200 ")
 
 

@@ -37,8 +37,10 @@ class Certs:
 
     def env(self) -> dict[str, str]:
         # PYTHONPATH: this checkout's pushserve even when a test starts it from another folder.
+        # The cache dir too (compression dictionaries): a test run writes nothing in $HOME.
         path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
-        return {**os.environ, "PUSHSERVE_CAROOT": str(self.caroot), "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+        return {**os.environ, "PUSHSERVE_CAROOT": str(self.caroot), "PYTHONUNBUFFERED": "1", "PYTHONPATH": path,
+                "XDG_CACHE_HOME": str(self.caroot.parent / "cache")}
 
 
 @dataclass
