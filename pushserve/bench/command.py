@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pushserve.bench.procs import BenchError
 
 if TYPE_CHECKING:
-    from pushserve.bench.pageload import Settings
+    from pushserve.bench.series import Settings
 
 MODES = ("h1", "h2-off", "h2-hints", "h2-push")  # kept in step with pageload.MODES (no import: fast --help)
 
@@ -47,9 +47,9 @@ def parser(prog: str = "pushserve bench") -> argparse.ArgumentParser:
 
 
 def settings_from(ns: argparse.Namespace) -> tuple[Settings, list[str]]:
-    """(pageload.Settings, modes) from parsed arguments; BenchError for values that make no sense."""
-    from pushserve.bench.pageload import Settings
+    """(Settings, modes) from parsed arguments; BenchError for values that make no sense."""
     from pushserve.bench.proxy import parse_duration, parse_rate
+    from pushserve.bench.series import Settings
 
     modes = [m.strip() for m in ns.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]

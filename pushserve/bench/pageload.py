@@ -25,7 +25,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +35,7 @@ from pushserve.bench.certs import CertPair, make_cert
 from pushserve.bench.loader import BrowserCache, PageLoad, load_page
 from pushserve.bench.procs import CLIENT_CPU, SERVER_CPU, BenchError, can_pin, pinned, running
 from pushserve.bench.proxy import ProxyThread
+from pushserve.bench.series import Series, Settings, Variant
 
 MODES = ("h1", "h2-off", "h2-hints", "h2-push")
 PUSH_FLAVOUR = {"h1": "off", "h2-off": "off", "h2-hints": "hints", "h2-push": "auto"}
@@ -45,37 +46,6 @@ VISITS = ("cold", "warm", "warm-nocookie")
 
 # A starter yields the upstream base URL (https://127.0.0.1:PORT) of a running server.
 Starter = Callable[[], AbstractContextManager[str]]
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One row family of the table: who serves (``target``), how the client loads (``mode``),
-    and which started server it talks to (``server``, a key of the starters)."""
-
-    target: str
-    mode: str
-    server: str
-
-    @property
-    def browser(self) -> bool:
-        return self.target == "chromium"
-
-    def label(self, visit: str = "cold") -> str:
-        name = self.mode if self.target == "pushserve" else f"{self.target} {self.mode}"
-        return name if visit == "cold" else f"{name} {visit}"
-
-
-@dataclass
-class Series:
-    """The loads of one row: a variant on one kind of visit."""
-
-    variant: Variant
-    visit: str
-    loads: list[PageLoad]
-
-    @property
-    def label(self) -> str:
-        return self.variant.label(self.visit)
 
 
 def pushserve_variants(modes: list[str], browser: bool) -> list[Variant]:
@@ -123,16 +93,6 @@ def _load(label: str, mode: str, url: str, cache: BrowserCache | None = None, se
         raise BenchError(f"{label}: {e}") from e
     except (OSError, ValueError) as e:
         raise BenchError(f"{label}: {e}") from e
-
-
-@dataclass(frozen=True)
-class Settings:
-    page: str
-    rtt: float
-    bits_per_s: float | None
-    runs: int
-    warm: bool = True
-    warm_page: str | None = None  # the returning visit loads this page (default: the same)
 
 
 def visits_for(variant: Variant, settings: Settings) -> list[str]:
@@ -248,15 +208,8 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
     return rows
 
 
-def describe(settings: Settings) -> str:
-    bw = f"{settings.bits_per_s / 1e6:g} Mbit/s" if settings.bits_per_s else "unlimited bandwidth"
-    warm = f"; warm visit loads {settings.warm_page}" if settings.warm and settings.warm_page else ""
-    return (f"page {settings.page}, RTT {settings.rtt * 1000:g} ms, {bw}, {settings.runs} runs{warm}; "
-            f"medians (spread = max - min); gains in round trips")
-
-
 def format_table(rows: list[dict[str, Any]], settings: Settings) -> str:
-    lines = [describe(settings),
+    lines = [settings.describe(),
              f"{'row':<26} {'load ms':>8} {'spread':>7} {'crit ms':>8} {'103 ms':>7} {'200 ms':>7} "
              f"{'bytes':>7} {'reqs':>4} {'cache/304':>9} {'push u/w':>8} {'hint u/w':>8} {'vs h1':>6} {'vs off':>6}"]
 

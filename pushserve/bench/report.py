@@ -11,12 +11,10 @@ import html
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pushserve.bench.loader import Entry, PageLoad
-
-if TYPE_CHECKING:
-    from pushserve.bench.pageload import Series, Settings
+from pushserve.bench.series import Series, Settings, median_run
 
 COLOURS = {"html": "#4c78a8", "css": "#9c27b0", "js": "#f2a900", "font": "#2e7d32", "image": "#00838f",
            "other": "#757575"}
@@ -24,12 +22,6 @@ ROW = 18
 LABEL_W = 260
 PLOT_W = 640
 _TAGS = {"push": " [push]", "hint": " [hint]", "cache": " [cache]"}
-
-
-def median_run(loads: list[PageLoad]) -> PageLoad:
-    """The run whose page-load time is the median (the lower one for an even count)."""
-    ordered = sorted(loads, key=lambda r: r.page_load)
-    return ordered[(len(ordered) - 1) // 2]
 
 
 def drawn(load: PageLoad) -> list[Entry]:
@@ -96,12 +88,10 @@ def write_report(path: Path, all_series: Sequence[Series], rows: list[dict[str, 
     # One time scale for every waterfall so they can be compared by eye.
     scale_end = max((max((e.done or 0.0) for e in load.entries) for _, load, _ in medians), default=0.0)
     scale_end = max([scale_end, *(load.page_load for _, load, _ in medians)])
-    from pushserve.bench.pageload import describe
-
     out = ["<!doctype html><html lang=en><meta charset=utf-8>",
            f"<title>pushserve page load {html.escape(settings.page)}</title>", f"<style>{_STYLE}</style>",
            f"<h1>Page load of {html.escape(settings.page)}</h1>",
-           f"<p>{html.escape(describe(settings))}.</p>", table_html(rows, PAGELOAD_COLUMNS),
+           f"<p>{html.escape(settings.describe())}.</p>", table_html(rows, PAGELOAD_COLUMNS),
            '<p class="note">Rows: h1 = HTTP/1.1 (6 connections); h2-off = HTTP/2, nothing announced; '
            "h2-hints = 103 Early Hints; h2-push = server push (client allows it). <em>warm</em> = a returning "
            "visit with the cache and cookie of the cold load; <em>warm-nocookie</em> = same cache, push cookie "
