@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from pushserve.bench.procs import BenchError
 
+
+class Unsupported(BenchError):
+    """An option the server being benched does not offer: a usage mistake (exit 2)."""
+
 if TYPE_CHECKING:
     from pushserve.bench.series import Settings
 
@@ -37,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "chromedriver")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--html", type=Path, metavar="FILE", help="write an HTML report with waterfalls here")
+    p.add_argument("--har", type=Path, metavar="DIR",
+                   help="write every load as HAR 1.2 (ROW-runN.har, ROW-median.har) into DIR")
+    p.add_argument("--think", metavar="DURATION",
+                   help="server think time before each page (passed to pushserve as --bench-think)")
 
 
 def parser(prog: str = "pushserve bench") -> argparse.ArgumentParser:
@@ -57,10 +65,16 @@ def settings_from(ns: argparse.Namespace) -> tuple[Settings, list[str]]:
         raise BenchError(f"unknown mode(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}")
     try:
         rtt, rate = parse_duration(ns.rtt), parse_rate(ns.bandwidth)
+        think = parse_duration(ns.think) if ns.think else None
     except ValueError as e:
         raise BenchError(str(e)) from e
+    if think:
+        from pushserve.bench.pageload import server_supports
+
+        if not server_supports("--bench-think"):
+            raise Unsupported("--think: this pushserve does not support --bench-think (no server think time)")
     return Settings(page=ns.page, rtt=rtt, bits_per_s=rate, runs=ns.runs, warm=ns.warm,
-                    warm_page=ns.warm_page), modes
+                    warm_page=ns.warm_page, think=think), modes
 
 
 def run(ns: argparse.Namespace, **extra: Any) -> int:
@@ -69,7 +83,8 @@ def run(ns: argparse.Namespace, **extra: Any) -> int:
     from pushserve.bench import pageload
 
     settings, modes = settings_from(ns)
-    return pageload.main(ns.site, settings, modes, browser=ns.browser, as_json=ns.json, html=ns.html, **extra)
+    return pageload.main(ns.site, settings, modes, browser=ns.browser, as_json=ns.json, html=ns.html, har=ns.har,
+                         **extra)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "pushserve bench") -> int:
@@ -77,6 +92,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "pushserve bench") -> in
         return run(parser(prog).parse_args(argv))
     except BenchError as e:
         print(f"{prog}: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, Unsupported) else 1
     except KeyboardInterrupt:
         return 130
