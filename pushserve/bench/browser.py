@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -215,12 +215,17 @@ class Chromium:
                 events += [ev for ev in log() if ev.get("method") != "Page.screencastFrame"]
         return {"timings": timings, "events": events, "frames": frames}
 
-    def load(self, url: str, mode: str) -> PageLoad:
+    def load(self, url: str, mode: str, connected_between: ConnectedBetween | None = None) -> PageLoad:
+        """One cold load.  ``connected_between`` (the latency proxy's) tells when the modelled TCP
+        handshake of the page's connection completed: Chromium sees loopback connect at once and
+        counts the proxy's handshake delay as TLS."""
         got = self.capture(url)
         load = page_load_from_timings(got["timings"], mode, urlsplit(url).path or "/")
         origin_ms = float(got["timings"]["timeOrigin"])
         load.started, load.url = origin_ms / 1000, url
         load._har = devtools_entries(got["events"], url)
+        if connected_between is not None:
+            _split_handshake(load, got["events"], url, origin_ms, connected_between)
         frames = sorted((Frame(ts * 1000 - origin_ms, png) for ts, png in got["frames"]), key=lambda f: f.t)
         load._frames = frames
         if len(frames) >= 2:
@@ -229,6 +234,27 @@ class Chromium:
             except ValueError as e:
                 raise BenchError(f"chromium: a screencast frame could not be read: {e}") from e
         return load
+
+
+# (lo, hi) monotonic seconds → when the first connection accepted in between finished its TCP handshake.
+ConnectedBetween = Callable[[float, float], float | None]
+
+
+def _split_handshake(load: PageLoad, events: list[dict[str, Any]], url: str, origin_ms: float,
+                     connected_between: ConnectedBetween) -> None:
+    page = load.entries[0] if load.entries and load.entries[0].path == (urlsplit(url).path or "/") else None
+    if page is None or page.connect_start is None or page.tls_done is None:
+        return
+    # Chromium's event timestamps are monotonic (the clock the proxy uses too); wallTime of the
+    # same event maps them onto timeOrigin, which is wall-clock.
+    doc = next((ev["params"] for ev in events if ev.get("method") == "Network.requestWillBeSent"
+                and ev["params"].get("type") == "Document" and ev["params"]["request"]["url"] == url), None)
+    if doc is None or "wallTime" not in doc:
+        return
+    origin = origin_ms / 1000 - (float(doc["wallTime"]) - float(doc["timestamp"]))
+    tcp = connected_between(origin + page.connect_start - 0.005, origin + page.tls_done)
+    if tcp is not None:
+        page.tls_start = min(max(tcp - origin, page.connect_start), page.tls_done)
 
 
 def page_load_from_timings(timings: dict[str, Any], mode: str, page_path: str) -> PageLoad:

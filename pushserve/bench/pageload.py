@@ -161,7 +161,7 @@ def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settin
         def one_round(v: Variant, record: bool) -> None:
             url = bases[v.server] + settings.page
             if browser is not None and v.browser:
-                loads = {"cold": browser.load(url, v.mode)}
+                loads = {"cold": browser.load(url, v.mode, proxies[v.server].proxy.connected_between)}
             else:
                 cache = BrowserCache()
                 connected_at = proxies[v.server].proxy.connected_at
@@ -286,6 +286,8 @@ def to_json(all_series: list[Series], rows: list[dict[str, Any]], settings: Sett
     loads = {s.label: [asdict(r) for r in s.loads] for s in all_series}
     for per_row in loads.values():
         for load in per_row:
+            for private in [k for k in load if k.startswith("_")]:  # frames, HAR: files of their own
+                del load[private]
             for e in load["entries"]:
                 for private in [k for k in e if k.startswith("_")]:
                     del e[private]

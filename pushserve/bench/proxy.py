@@ -172,6 +172,14 @@ class LatencyProxy:
             return None
         return accepted + (self.rtt if self.handshake else 0.0)
 
+    def connected_between(self, lo: float, hi: float) -> float | None:
+        """For a client whose port is unknown (Chromium): when the TCP handshake of the first
+        connection accepted between monotonic ``lo`` and ``hi`` completed, or None."""
+        times = [t for t in list(self.accepted.values()) if lo <= t <= hi]
+        if not times:
+            return None
+        return min(times) + (self.rtt if self.handshake else 0.0)
+
     def _link(self) -> Link:
         return Link(self.rtt / 2, self.bits_per_s / 8 if self.bits_per_s else None)
 
