@@ -50,7 +50,7 @@ CHROMIUM_FLAGS = [
 LOAD_TIMEOUT_MS = 60_000
 # Small frames: enough to see the page come together, and cheap to decode without a library.
 SCREENCAST = {"format": "png", "maxWidth": 400, "maxHeight": 300, "everyNthFrame": 1}
-POLL_S = 0.01  # how often the log is drained during a load (frames are acknowledged then)
+POLL_S = 0.02  # how often the log is drained during a load (frames are acknowledged then)
 # After the load event, frames keep coming while the page settles (late images, fonts): stop
 # once none came for this long.
 SETTLE_S = 0.3

@@ -38,7 +38,7 @@ from pushserve.bench.certs import CertPair, make_cert
 from pushserve.bench.loader import BrowserCache, ConnectedAt, PageLoad, load_page
 from pushserve.bench.procs import CLIENT_CPU, SERVER_CPU, BenchError, can_pin, pinned, running
 from pushserve.bench.proxy import ProxyThread
-from pushserve.bench.series import Series, Settings, Variant
+from pushserve.bench.series import Series, Settings, Variant, median_ms, percentiles_ms
 
 MODES = ("h1", "h2-off", "h2-hints", "h2-push")
 PUSH_FLAVOUR = {"h1": "off", "h2-off": "off", "h2-hints": "hints", "h2-push": "auto"}
@@ -189,28 +189,10 @@ def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settin
     return list(series.values())
 
 
-def _median(xs: list[float | None]) -> float | None:
-    vals = [x for x in xs if x is not None]
-    return statistics.median(vals) * 1000 if vals else None
-
-
-# Percentiles need enough runs to mean anything: p75/p90 only from this many on.
-PERCENTILE_RUNS = 10
-
-
-def _percentiles(xs: list[float | None], key: str) -> dict[str, float]:
-    """``{key_p75_ms, key_p90_ms}`` of seconds ``xs`` (inclusive method), when there are enough."""
-    vals = [x for x in xs if x is not None]
-    if len(vals) < PERCENTILE_RUNS:
-        return {}
-    cuts = statistics.quantiles(vals, n=20, method="inclusive")  # 5 % steps: [14] = p75, [17] = p90
-    return {f"{key}_p75_ms": cuts[14] * 1000, f"{key}_p90_ms": cuts[17] * 1000}
-
-
 def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
     medians = {(s.variant.target, s.variant.mode, s.visit): statistics.median(r.page_load for r in s.loads)
                for s in all_series if s.loads}
-    lcp_medians = {(s.variant.target, s.variant.mode, s.visit): _median([r.lcp for r in s.loads])
+    lcp_medians = {(s.variant.target, s.variant.mode, s.visit): median_ms([r.lcp for r in s.loads])
                    for s in all_series if s.loads}
     rows = []
     for s in all_series:
@@ -230,12 +212,12 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
         fcp, lcp = [r.fcp for r in s.loads], [r.lcp for r in s.loads]
         si = [r.speed_index / 1000 if r.speed_index is not None else None for r in s.loads]
         ttfb = [r.response_start for r in s.loads]
-        spread: dict[str, float] = {}
-        for key, xs in (("load", list[float | None](times)), ("ttfb", ttfb), ("fcp", fcp), ("lcp", lcp),
-                        ("speed_index", si)):
-            spread.update(_percentiles(xs, key))
+        load: list[float | None] = list(times)
+        spread: dict[str, float] = {}  # p75/p90 per metric, when there are enough runs
+        for key, xs in (("load", load), ("ttfb", ttfb), ("fcp", fcp), ("lcp", lcp), ("speed_index", si)):
+            spread.update(percentiles_ms(xs, key))
         lcp_base = lcp_medians.get((v.target, "h2-off", base_visit))
-        lcp_med = _median(lcp)
+        lcp_med = median_ms(lcp)
 
         rows.append({
             "row": s.label, "target": v.target, "mode": v.mode, "visit": s.visit,
@@ -243,8 +225,8 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
             "page_load_ms": med * 1000,
             "spread_ms": (max(times) - min(times)) * 1000,
             "critical_ms": statistics.median(r.critical_done for r in s.loads) * 1000,
-            "interim_ms": _median([r.first_interim for r in s.loads]),
-            "response_start_ms": _median([r.response_start for r in s.loads]),
+            "interim_ms": median_ms([r.first_interim for r in s.loads]),
+            "response_start_ms": median_ms([r.response_start for r in s.loads]),
             "bytes": statistics.median(r.bytes for r in s.loads),
             "requests": med_int("requests"),
             "from_cache": med_int("from_cache"),
@@ -256,7 +238,7 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
             "gain_vs_h1_rtt": (base_h1 - med) / rtt if base_h1 is not None and rtt else None,
             "gain_vs_off_rtt": (base_off - med) / rtt if base_off is not None and rtt else None,
             "saved_vs_off_ms": (base_off - med) * 1000 if base_off is not None else None,
-            "fcp_ms": _median(fcp), "lcp_ms": lcp_med, "speed_index_ms": _median(si),
+            "fcp_ms": median_ms(fcp), "lcp_ms": lcp_med, "speed_index_ms": median_ms(si),
             "lcp_saved_vs_off_ms": lcp_base - lcp_med if lcp_base is not None and lcp_med is not None else None,
             **spread,
         })

@@ -4,6 +4,7 @@ both import this module, neither imports the other's types."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from pushserve.bench.loader import PageLoad
@@ -62,3 +63,22 @@ def median_run(loads: list[PageLoad]) -> PageLoad:
     """The run whose page-load time is the median (the lower one for an even count)."""
     ordered = sorted(loads, key=lambda r: r.page_load)
     return ordered[(len(ordered) - 1) // 2]
+
+
+def median_ms(xs: list[float | None]) -> float | None:
+    """The median of seconds ``xs`` (Nones left out) in ms, or None when there are none."""
+    vals = [x for x in xs if x is not None]
+    return statistics.median(vals) * 1000 if vals else None
+
+
+# Percentiles need enough runs to mean anything: p75/p90 only from this many on.
+PERCENTILE_RUNS = 10
+
+
+def percentiles_ms(xs: list[float | None], key: str) -> dict[str, float]:
+    """``{key_p75_ms, key_p90_ms}`` of seconds ``xs`` (inclusive method), when there are enough."""
+    vals = [x for x in xs if x is not None]
+    if len(vals) < PERCENTILE_RUNS:
+        return {}
+    cuts = statistics.quantiles(vals, n=20, method="inclusive")  # 5 % steps: [14] = p75, [17] = p90
+    return {f"{key}_p75_ms": cuts[14] * 1000, f"{key}_p90_ms": cuts[17] * 1000}

@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from pushserve.bench.filmstrip import shown_at, step_for
-from pushserve.bench.pageload import PERCENTILE_RUNS, _percentiles
+from pushserve.bench.series import PERCENTILE_RUNS, percentiles_ms
 from pushserve.bench.visual import Frame, decode_png, histograms, progress, speed_index, visual_metrics
 
 
@@ -108,7 +108,7 @@ def test_filmstrip_grid() -> None:
 
 
 def test_percentiles_only_with_enough_runs() -> None:
-    assert _percentiles([0.1] * (PERCENTILE_RUNS - 1), "lcp") == {}
-    got = _percentiles([i / 1000 for i in range(1, 11)], "lcp")  # 1..10 ms
+    assert percentiles_ms([0.1] * (PERCENTILE_RUNS - 1), "lcp") == {}
+    got = percentiles_ms([i / 1000 for i in range(1, 11)], "lcp")  # 1..10 ms
     assert got["lcp_p75_ms"] == pytest.approx(7.75) and got["lcp_p90_ms"] == pytest.approx(9.1)
-    assert _percentiles([None] * 12, "lcp") == {}
+    assert percentiles_ms([None] * 12, "lcp") == {}
