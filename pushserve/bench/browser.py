@@ -290,4 +290,5 @@ def page_load_from_timings(timings: dict[str, Any], mode: str, page_path: str) -
         first_interim=interim / 1000 if interim else None, response_start=nav["responseStart"] / 1000,
         fcp=(timings.get("paint", {}).get("fcp") or 0) / 1000 or None,
         lcp=(timings.get("paint", {}).get("lcp") or 0) / 1000 or None,
+        dom_content_loaded=(nav.get("domContentLoadedEventEnd") or 0) / 1000 or None,
     )

@@ -95,7 +95,8 @@ def loader_entries(load: PageLoad) -> list[dict[str, Any]]:
 
 
 def _page(load: PageLoad, title: str) -> dict[str, Any]:
-    timings: dict[str, Any] = {"onContentLoad": -1, "onLoad": _ms(load.page_load)}
+    dcl = load.dom_content_loaded
+    timings: dict[str, Any] = {"onContentLoad": _ms(dcl) if dcl is not None else -1, "onLoad": _ms(load.page_load)}
     for key, value in (("_ttfb", load.response_start), ("_firstContentfulPaint", load.fcp),
                        ("_largestContentfulPaint", load.lcp), ("_criticalDone", load.critical_done)):
         if value is not None:

@@ -132,6 +132,7 @@ class PageLoad:
     # Chromium only: paint metrics (seconds after navigation start) and Speed Index (ms).
     fcp: float | None = None
     lcp: float | None = None
+    dom_content_loaded: float | None = None  # domContentLoadedEventEnd
     speed_index: float | None = None
     # Chromium only, left out of the JSON: screencast frames and the HAR entries built from
     # Chromium's own DevTools Network events.

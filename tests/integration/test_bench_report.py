@@ -143,6 +143,7 @@ def test_chromium_rows_have_paint_metrics(quick_run: tuple[dict[str, Any], Path]
         assert "lcp_p75_ms" not in r  # one run: no percentiles
         pages = _hars(report)[f"{row.replace(' ', '-')}-median.har"]["log"]["pages"][0]["pageTimings"]
         assert pages["_largestContentfulPaint"] == pytest.approx(r["lcp_ms"], abs=0.01)
+        assert 0 < pages["onContentLoad"] <= pages["onLoad"]
     assert rows["h2-off"]["fcp_ms"] is None  # the loader does not paint
 
 
