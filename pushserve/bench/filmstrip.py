@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from pushserve.bench.visual import Frame
 
-MAX_CELLS = 14
-CELL_W = 160
+MAX_CELLS = 12
+CELL_W = 96
 
 
 def step_for(end_ms: float) -> float:

@@ -194,8 +194,9 @@ def devtools_entry(req: dict[str, Any]) -> dict[str, Any] | None:
         "_earlyHint": bool(response.get("fromEarlyHints", False)),
         "_protocol": protocol,
         "_priority": req.get("_priority") or request.get("initialPriority"),
-        "_initiator": (sent.get("initiator") or {}).get("type", ""),
-        "_resourceType": sent.get("type", ""),
+        # As DevTools' own export writes them, so its importer reads them back.
+        "_initiator": {"type": (sent.get("initiator") or {}).get("type", "other")},
+        "_resourceType": str(sent.get("type", "other")).lower(),
     }
 
 

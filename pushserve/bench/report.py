@@ -103,8 +103,8 @@ _STYLE = ("body{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:1
           "font-size:13px}dl.defs dt{font-weight:600}dl.defs dd{margin:0}"
           ".filmstrip{margin:.6em 0}.strip-label{font-weight:600;margin:.2em 0}.cells{display:flex;gap:4px;"
           "overflow-x:auto}.cell{margin:0;text-align:center;font-size:11px;color:#555}"
-          ".cell img,.cell .blank{display:block;width:120px;border:2px solid #eee;background:#fff}"
-          ".cell .blank{height:76px}.cell.changed img{border-color:#f2a900}")
+          ".cell img,.cell .blank{display:block;width:96px;border:2px solid #eee;background:#fff}"
+          ".cell .blank{height:60px}.cell.changed img{border-color:#f2a900}")
 
 PUSH_NOTE = ("No current browser accepts HTTP/2 server push (Chrome and Edge removed it in version 106, Firefox "
              "in 132; Safari never used it): the h2-push row is what nghttp-like clients (push enabled) see, "

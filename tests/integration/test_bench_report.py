@@ -1,5 +1,6 @@
 """``pushserve bench``: a quick real run against site_example (1 run, 10 ms RTT, with Chromium),
-its JSON, its HAR files (valid HAR 1.2, with pushserve's fields right), and its HTML report
+its JSON, its HAR files (valid HAR 1.2 with pushserve's fields right, read back by DevTools' own
+importer), and its HTML report
 rendered in headless Chromium — headline, definitions, paint metrics, filmstrips, one waterfall
 bar per resource with connect + TLS, and a screenshot that is not blank.  Also the one-line
 errors of the command, and ``--think`` refused unless pushserve offers ``--bench-think``."""
@@ -45,6 +46,14 @@ return {
   defined: Array.from(document.querySelectorAll('dl.defs dt')).map(d => d.textContent),
   headers: Array.from(document.querySelectorAll('th[title]')).map(t => t.textContent),
 };
+"""
+# DevTools' own HAR importer, from the front end Chromium ships (Network panel → Import HAR).
+_DEVTOOLS_IMPORT = """
+const done = arguments[arguments.length - 1];
+import('./models/har/har.js').then(HAR => {
+  const requests = HAR.Importer.Importer.requestsFromHARLog(new HAR.HARFormat.HARLog(arguments[0].log));
+  done(requests.map(r => ({url: r.url(), status: r.statusCode, protocol: r.protocol, priority: r.priority()})));
+}).catch(e => done(String(e)));
 """
 SCHEMA = Path(__file__).resolve().parent.parent / "har" / "har-1.2.schema.json"
 RTT_MS = 10
@@ -130,7 +139,23 @@ def test_har_files_are_har_1_2_with_pushserves_fields(quick_run: tuple[dict[str,
     for e in entries["chromium h2-off"] + entries["chromium h2-hints"]:
         assert e["_priority"] in ("VeryHigh", "High", "Medium", "Low", "VeryLow"), e["_priority"]
         assert e["_protocol"] == "h2"
-    assert entries["chromium h2-off"][0]["_resourceType"] == "Document"
+    assert entries["chromium h2-off"][0]["_resourceType"] == "document"
+
+
+def test_devtools_imports_the_har_files(quick_run: tuple[dict[str, Any], Path], certs: Certs) -> None:
+    _, report = quick_run
+    hars = _hars(report)
+    with chromium(certs.cert_dir / "localhost.pem") as driver:
+        driver.set_script_timeout(30)
+        driver.get("devtools://devtools/bundled/devtools_app.html")
+        for name in ("h2-push-median.har", "chromium-h2-hints-median.har"):
+            entries = hars[name]["log"]["entries"]
+            imported = driver.execute_async_script(_DEVTOOLS_IMPORT, hars[name])
+            assert isinstance(imported, list), (name, imported)
+            assert [r["url"] for r in imported] == [e["request"]["url"] for e in entries], name
+            assert all(r["status"] == 200 and r["protocol"] == "h2" for r in imported), (name, imported)
+            if name.startswith("chromium"):
+                assert [r["priority"] for r in imported] == [e["_priority"] for e in entries]
 
 
 def test_chromium_rows_have_paint_metrics(quick_run: tuple[dict[str, Any], Path]) -> None:
