@@ -1,9 +1,9 @@
 """``pushserve bench``: a quick real run against site_example (1 run, 10 ms RTT, with Chromium),
 its JSON, its HAR files (valid HAR 1.2 with pushserve's fields right, read back by DevTools' own
-importer), and its HTML report
-rendered in headless Chromium — headline, definitions, paint metrics, filmstrips, one waterfall
-bar per resource with connect + TLS, and a screenshot that is not blank.  Also the one-line
-errors of the command, and ``--think`` refused unless pushserve offers ``--bench-think``."""
+importer), and its HTML report rendered in headless Chromium — headline, definitions, paint
+metrics, filmstrips, one waterfall bar per resource with connect + TLS, and a screenshot that is
+not blank.  Also the one-line errors of the command, and ``--think`` refused unless pushserve
+offers ``--bench-think``."""
 
 from __future__ import annotations
 
