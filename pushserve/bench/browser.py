@@ -52,8 +52,10 @@ LOAD_TIMEOUT_MS = 60_000
 SCREENCAST = {"format": "png", "maxWidth": 400, "maxHeight": 300, "everyNthFrame": 1}
 POLL_S = 0.02  # how often the log is drained during a load (frames are acknowledged then)
 # After the load event, frames keep coming while the page settles (late images, fonts): stop
-# once none came for this long.
+# once none came for SETTLE_S, and at the latest SETTLE_MAX_S after the load (an animated page
+# never stops sending frames).
 SETTLE_S = 0.3
+SETTLE_MAX_S = 2.0
 
 # Runs in the page: waits for the load event to have ended, then hands back the timings.
 _COLLECT = """
@@ -204,7 +206,8 @@ class Chromium:
                             events.append(ev)
                             if ev.get("method") == "Page.loadEventFired":
                                 loaded = quiet_since = time.monotonic()
-                    if loaded and time.monotonic() - quiet_since > SETTLE_S:
+                    now = time.monotonic()
+                    if loaded and (now - quiet_since > SETTLE_S or now - loaded > SETTLE_MAX_S):
                         break
                     pause.wait(POLL_S)
                 else:

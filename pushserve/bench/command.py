@@ -37,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warm-page", default=None, metavar="PATH",
                    help="the page the returning visit loads (default: --page)")
     p.add_argument("--browser", action="store_true",
-                   help="also load the page in headless Chromium (--push off and hints); needs chromium, "
-                        "chromedriver")
+                   help="also load the page in headless Chromium (--push off and hints): paint metrics, "
+                        "filmstrip, Speed Index; needs chromium, chromedriver")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--html", type=Path, metavar="FILE", help="write an HTML report with waterfalls here")
     p.add_argument("--har", type=Path, metavar="DIR",

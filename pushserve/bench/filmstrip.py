@@ -18,11 +18,11 @@ CELL_W = 96
 
 
 def step_for(end_ms: float) -> float:
-    """A round step (50, 100, 200, 250, 500 ms, ...) giving at most MAX_CELLS cells up to end_ms."""
+    """A round step (50, 100, 200, 250, 500 ms, ...) giving at most MAX_CELLS cells from 0 to end_ms."""
     for step in (50.0, 100.0, 200.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0):
-        if end_ms / step < MAX_CELLS:
+        if math.ceil(end_ms / step) + 1 <= MAX_CELLS:
             return step
-    return math.ceil(end_ms / MAX_CELLS / 1000) * 1000
+    return math.ceil(end_ms / (MAX_CELLS - 1) / 1000) * 1000
 
 
 def shown_at(frames: Sequence[Frame], t_ms: float) -> int | None:

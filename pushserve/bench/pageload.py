@@ -288,6 +288,8 @@ def main(site: Path, settings: Settings, modes: list[str], *, browser: bool = Fa
         raise BenchError(f"{site} is not a folder")
     if settings.runs < 1:
         raise BenchError("--runs must be at least 1")
+    if har is not None and har.exists() and not har.is_dir():
+        raise BenchError(f"--har {har}: not a folder")
     if not settings.page.startswith("/") or (settings.warm_page is not None and not settings.warm_page.startswith("/")):
         raise BenchError("--page and --warm-page are paths starting with /")
 
@@ -309,7 +311,10 @@ def main(site: Path, settings: Settings, modes: list[str], *, browser: bool = Fa
     if har is not None:
         from pushserve.bench.har import write_hars
 
-        written = write_hars(har, all_series)
+        try:
+            written = write_hars(har, all_series)
+        except OSError as e:
+            raise BenchError(f"--har {har}: {e.strerror or e}") from e
         log(f"HAR: {len(written)} files in {har}")
     if html is not None:
         from pushserve.bench.report import write_report

@@ -264,6 +264,7 @@ def test_think_needs_a_pushserve_that_offers_it(tmp_path: Path) -> None:
     ([str(SITE_EXAMPLE), "--modes", "h3"], "unknown mode(s) h3"),
     ([str(SITE_EXAMPLE), "--runs", "0"], "--runs must be at least 1"),
     ([str(SITE_EXAMPLE), "--bogus"], "unrecognized arguments: --bogus"),
+    ([str(SITE_EXAMPLE), "--har", str(REPO / "pyproject.toml")], "pyproject.toml: not a folder"),
 ])
 def test_mistakes_end_in_one_line(args: list[str], message: str) -> None:
     done = _bench(*args)

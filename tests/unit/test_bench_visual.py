@@ -102,6 +102,7 @@ def test_visual_metrics_of_frames() -> None:
 
 def test_filmstrip_grid() -> None:
     assert step_for(400) == 50 and step_for(1000) == 100 and step_for(2500) == 250
+    assert step_for(1150) == 200  # 100 ms steps would need 13 cells
     frames = [Frame(-3.0, b""), Frame(250.0, b""), Frame(420.0, b"")]
     assert [shown_at(frames, t) for t in (0, 200, 250, 300, 1000)] == [0, 0, 1, 1, 2]
     assert shown_at([Frame(10.0, b"")], 0) is None
