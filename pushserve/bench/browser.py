@@ -189,29 +189,8 @@ class Chromium:
                 driver.call("POST", f"/session/{sid}/url", {"url": "about:blank"})
                 log()  # the blank page's events are not the load's
                 cdp("Page.startScreencast", **SCREENCAST)
-                events: list[dict[str, Any]] = []
-                frames: list[tuple[float, bytes]] = []
                 driver.call("POST", f"/session/{sid}/url", {"url": url})
-                deadline = time.monotonic() + LOAD_TIMEOUT_MS / 1000
-                loaded = quiet_since = 0.0
-                pause = threading.Event()
-                while time.monotonic() < deadline:
-                    for ev in log():
-                        if ev.get("method") == "Page.screencastFrame":
-                            p = ev["params"]
-                            frames.append((float(p["metadata"]["timestamp"]), base64.b64decode(p["data"])))
-                            cdp("Page.screencastFrameAck", sessionId=p["sessionId"])
-                            quiet_since = time.monotonic()
-                        else:
-                            events.append(ev)
-                            if ev.get("method") == "Page.loadEventFired":
-                                loaded = quiet_since = time.monotonic()
-                    now = time.monotonic()
-                    if loaded and (now - quiet_since > SETTLE_S or now - loaded > SETTLE_MAX_S):
-                        break
-                    pause.wait(POLL_S)
-                else:
-                    raise BenchError(f"chromium: {url} did not load within {LOAD_TIMEOUT_MS / 1000:.0f}s")
+                events, frames = _record_until_settled(log, cdp, url)
                 cdp("Page.stopScreencast")
                 timings: dict[str, Any] = driver.call(
                     "POST", f"/session/{sid}/execute/async", {"script": _COLLECT, "args": []})
@@ -237,6 +216,34 @@ class Chromium:
             except ValueError as e:
                 raise BenchError(f"chromium: a screencast frame could not be read: {e}") from e
         return load
+
+
+def _record_until_settled(log: Callable[[], list[dict[str, Any]]], cdp: Callable[..., Any],
+                          url: str) -> tuple[list[dict[str, Any]], list[tuple[float, bytes]]]:
+    """Drain the performance log while the page loads: DevTools events, and screencast frames
+    (epoch seconds, PNG), each acknowledged at once so Chromium keeps sending them.  Ends once
+    the load event fired and the screen settled."""
+    events: list[dict[str, Any]] = []
+    frames: list[tuple[float, bytes]] = []
+    deadline = time.monotonic() + LOAD_TIMEOUT_MS / 1000
+    loaded = quiet_since = 0.0
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        for ev in log():
+            if ev.get("method") == "Page.screencastFrame":
+                p = ev["params"]
+                frames.append((float(p["metadata"]["timestamp"]), base64.b64decode(p["data"])))
+                cdp("Page.screencastFrameAck", sessionId=p["sessionId"])
+                quiet_since = time.monotonic()
+            else:
+                events.append(ev)
+                if ev.get("method") == "Page.loadEventFired":
+                    loaded = quiet_since = time.monotonic()
+        now = time.monotonic()
+        if loaded and (now - quiet_since > SETTLE_S or now - loaded > SETTLE_MAX_S):
+            return events, frames
+        pause.wait(POLL_S)  # pacing between drains, not a wait for readiness
+    raise BenchError(f"chromium: {url} did not load within {LOAD_TIMEOUT_MS / 1000:.0f}s")
 
 
 # (lo, hi) monotonic seconds → when the first connection accepted in between finished its TCP handshake.
