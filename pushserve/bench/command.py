@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from pushserve.bench.procs import BenchError
 
+
+class Unsupported(BenchError):
+    """An option the server being benched does not offer: a usage mistake (exit 2)."""
+
 if TYPE_CHECKING:
-    from pushserve.bench.pageload import Settings
+    from pushserve.bench.series import Settings
 
 MODES = ("h1", "h2-off", "h2-hints", "h2-push")  # kept in step with pageload.MODES (no import: fast --help)
 
@@ -33,10 +37,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warm-page", default=None, metavar="PATH",
                    help="the page the returning visit loads (default: --page)")
     p.add_argument("--browser", action="store_true",
-                   help="also load the page in headless Chromium (--push off and hints); needs chromium, "
-                        "chromedriver")
+                   help="also load the page in headless Chromium (--push off and hints): paint metrics, "
+                        "filmstrip, Speed Index; needs chromium, chromedriver")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--html", type=Path, metavar="FILE", help="write an HTML report with waterfalls here")
+    p.add_argument("--har", type=Path, metavar="DIR",
+                   help="write every load as HAR 1.2 (ROW-runN.har, ROW-median.har) into DIR")
+    p.add_argument("--think", metavar="DURATION",
+                   help="server think time before each page (passed to pushserve as --bench-think)")
 
 
 def parser(prog: str = "pushserve bench") -> argparse.ArgumentParser:
@@ -47,9 +55,9 @@ def parser(prog: str = "pushserve bench") -> argparse.ArgumentParser:
 
 
 def settings_from(ns: argparse.Namespace) -> tuple[Settings, list[str]]:
-    """(pageload.Settings, modes) from parsed arguments; BenchError for values that make no sense."""
-    from pushserve.bench.pageload import Settings
+    """(Settings, modes) from parsed arguments; BenchError for values that make no sense."""
     from pushserve.bench.proxy import parse_duration, parse_rate
+    from pushserve.bench.series import Settings
 
     modes = [m.strip() for m in ns.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
@@ -57,10 +65,16 @@ def settings_from(ns: argparse.Namespace) -> tuple[Settings, list[str]]:
         raise BenchError(f"unknown mode(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}")
     try:
         rtt, rate = parse_duration(ns.rtt), parse_rate(ns.bandwidth)
+        think = parse_duration(ns.think) if ns.think else None
     except ValueError as e:
         raise BenchError(str(e)) from e
+    if think:
+        from pushserve.bench.pageload import server_supports
+
+        if not server_supports("--bench-think"):
+            raise Unsupported("--think: this pushserve does not support --bench-think (no server think time)")
     return Settings(page=ns.page, rtt=rtt, bits_per_s=rate, runs=ns.runs, warm=ns.warm,
-                    warm_page=ns.warm_page), modes
+                    warm_page=ns.warm_page, think=think), modes
 
 
 def run(ns: argparse.Namespace, **extra: Any) -> int:
@@ -69,7 +83,8 @@ def run(ns: argparse.Namespace, **extra: Any) -> int:
     from pushserve.bench import pageload
 
     settings, modes = settings_from(ns)
-    return pageload.main(ns.site, settings, modes, browser=ns.browser, as_json=ns.json, html=ns.html, **extra)
+    return pageload.main(ns.site, settings, modes, browser=ns.browser, as_json=ns.json, html=ns.html, har=ns.har,
+                         **extra)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "pushserve bench") -> int:
@@ -77,6 +92,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "pushserve bench") -> in
         return run(parser(prog).parse_args(argv))
     except BenchError as e:
         print(f"{prog}: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, Unsupported) else 1
     except KeyboardInterrupt:
         return 130

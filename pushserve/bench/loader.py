@@ -23,6 +23,7 @@ import re
 import ssl
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -62,11 +63,22 @@ class Entry:
     nbytes: int = 0
     status: int = 0
     error: str = ""
+    # The first request on a connection carries the connection's phases: connect started, TCP
+    # handshake done (TLS started), TLS done.  ``conn`` numbers the connections of the load.
+    connect_start: float | None = None
+    tls_start: float | None = None
+    tls_done: float | None = None
+    conn: int = 0
+    priority: str = ""  # the browser's priority for the request (Chromium only)
+    early_hint: bool = False  # requested because a 103 named it (not a Link on the 200)
     # Encoded body as received (HTML, CSS and JS only), and what the response said about it.
     _body: list[bytes] = field(default_factory=list, repr=False)
     _encoding: str = field(default="", repr=False)
     _etag: str = field(default="", repr=False)
     _max_age: float | None = field(default=None, repr=False)
+    # Request and response header fields as sent and received, for the HAR.
+    _sent: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    _received: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -115,6 +127,17 @@ class PageLoad:
     not_modified: int = 0  # revalidated: 304
     first_interim: float | None = None  # the page's 103 arrived
     response_start: float | None = None  # the page's final response headers arrived
+    started: float = 0.0  # navigation start, wall clock (seconds since the epoch), for the HAR
+    url: str = ""
+    # Chromium only: paint metrics (seconds after navigation start) and Speed Index (ms).
+    fcp: float | None = None
+    lcp: float | None = None
+    dom_content_loaded: float | None = None  # domContentLoadedEventEnd
+    speed_index: float | None = None
+    # Chromium only, left out of the JSON: screencast frames and the HAR entries built from
+    # Chromium's own DevTools Network events.
+    _frames: list[Any] = field(default_factory=list, repr=False)
+    _har: list[dict[str, Any]] | None = field(default=None, repr=False)
 
 
 def client_context(alpn: list[str]) -> ssl.SSLContext:
@@ -149,6 +172,11 @@ def max_age_of(cache_control: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+# Given a connection's local port: when the (modelled) TCP handshake completed, monotonic
+# seconds; the latency proxy knows it, the client does not (loopback connects at once).
+ConnectedAt = Callable[[int], float | None]
+
+
 class _Loader:
     """What both protocols share: entries, discovery, cache, completion.  Subclasses send requests."""
 
@@ -156,8 +184,11 @@ class _Loader:
     protocol = ""
 
     def __init__(self, url: str, timeout: float = 60.0, cache: BrowserCache | None = None,
-                 send_cookies: bool = True) -> None:
+                 send_cookies: bool = True, connected_at: ConnectedAt | None = None) -> None:
         self.url = url
+        self.connected_at = connected_at
+        self.started = 0.0
+        self.connections = 0
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 443
@@ -182,6 +213,25 @@ class _Loader:
 
     def now(self) -> float:
         return time.monotonic() - self.t0
+
+    async def connect(self, ctx: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter,
+                                                          tuple[float, float, float, int]]:
+        """A TLS connection to the origin, and its phases: (start, TCP done, TLS done, number)."""
+        start = self.now()
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        tcp = self.now()
+        port = writer.get_extra_info("sockname")[1]
+        await writer.start_tls(ctx, server_hostname="localhost")
+        tls = self.now()
+        modelled = self.connected_at(port) if self.connected_at is not None else None
+        if modelled is not None:
+            tcp = min(max(modelled - self.t0, tcp), tls)
+        self.connections += 1
+        return reader, writer, (start, tcp, tls, self.connections)
+
+    @staticmethod
+    def opened_by(entry: Entry, phases: tuple[float, float, float, int]) -> None:
+        entry.connect_start, entry.tls_start, entry.tls_done, entry.conn = phases
 
     def path_of(self, url: str) -> str:
         parts = urlsplit(urljoin(self.url, url))
@@ -217,13 +267,13 @@ class _Loader:
                 entry.needed = True
                 entry.kind, entry.critical = f.kind, f.critical
 
-    def hint(self, urls: list[str]) -> None:
+    def hint(self, urls: list[str], early: bool = False) -> None:
         for url in urls:
             path = self.path_of(url)
             if path in self.entries:
                 continue
             kind = kind_of(url)
-            entry = self.entries[path] = Entry(path, kind, is_critical(kind), via="hint")
+            entry = self.entries[path] = Entry(path, kind, is_critical(kind), via="hint", early_hint=early)
             self.hinted.add(path)
             self.request(entry)
 
@@ -248,6 +298,7 @@ class _Loader:
             cached = self.cache.entries.get(entry.path)
             if cached is not None and cached.etag:
                 headers.append(("if-none-match", cached.etag))
+        entry._sent = headers
         return headers
 
     def fetch(self, entry: Entry) -> None:
@@ -259,12 +310,13 @@ class _Loader:
         if status == 103 and entry.path == self.page_path:
             if self.first_interim is None:
                 self.first_interim = self.now()
-            self.hint(preload_links(links))
+            self.hint(preload_links(links), early=True)
 
     def on_headers(self, entry: Entry, status: int, headers: list[tuple[str, str]]) -> None:
         if entry.first_byte is None:
             entry.first_byte = self.now()
         entry.status = status
+        entry._received = headers
         one = {k: v for k, v in headers}
         entry._encoding = one.get("content-encoding", "").lower()
         entry._etag = one.get("etag", "")
@@ -348,6 +400,7 @@ class _Loader:
     # -- running ------------------------------------------------------------------------------
 
     async def load(self) -> PageLoad:
+        self.started = time.time()
         self.t0 = time.monotonic()
         page = self.entries[self.page_path] = Entry(self.page_path, "html", True, needed=True)
         page.via = "request"
@@ -385,6 +438,7 @@ class _Loader:
             from_cache=sum(1 for e in entries if e.via == "cache"),
             not_modified=sum(1 for e in entries if e.status == 304),
             first_interim=self.first_interim, response_start=self.response_start,
+            started=self.started, url=self.url,
         )
 
 
@@ -399,8 +453,8 @@ class H1Loader(_Loader):
     protocol = "http/1.1"
 
     def __init__(self, url: str, timeout: float = 60.0, cache: BrowserCache | None = None,
-                 send_cookies: bool = True) -> None:
-        super().__init__(url, timeout, cache, send_cookies)
+                 send_cookies: bool = True, connected_at: ConnectedAt | None = None) -> None:
+        super().__init__(url, timeout, cache, send_cookies, connected_at)
         self.queue: asyncio.Queue[Entry] = asyncio.Queue()
         self.idle = 0
         self.workers: list[asyncio.Task[None]] = []
@@ -413,8 +467,8 @@ class H1Loader(_Loader):
             self.workers.append(asyncio.create_task(self._worker()))
 
     async def _worker(self) -> None:
-        reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.ctx,
-                                                       server_hostname="localhost")
+        reader, writer, phases = await self.connect(self.ctx)
+        first = True
         try:
             while True:
                 self.idle += 1
@@ -422,6 +476,10 @@ class H1Loader(_Loader):
                     entry = await self.queue.get()
                 finally:
                     self.idle -= 1
+                entry.conn = phases[3]
+                if first:
+                    self.opened_by(entry, phases)
+                    first = False
                 try:
                     await self._exchange(reader, writer, entry)
                 except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
@@ -480,8 +538,9 @@ class H2Loader(_Loader):
     protocol = "h2"
 
     def __init__(self, url: str, accept_push: bool, mode: str, timeout: float = 60.0,
-                 cache: BrowserCache | None = None, send_cookies: bool = True) -> None:
-        super().__init__(url, timeout, cache, send_cookies)
+                 cache: BrowserCache | None = None, send_cookies: bool = True,
+                 connected_at: ConnectedAt | None = None) -> None:
+        super().__init__(url, timeout, cache, send_cookies, connected_at)
         self.accept_push = accept_push
         self.mode = mode
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
@@ -492,6 +551,7 @@ class H2Loader(_Loader):
 
     def fetch(self, entry: Entry) -> None:
         sid = self.conn.get_next_available_stream_id()
+        entry.conn = 1
         headers = [(":method", "GET"), (":scheme", "https"), (":authority", self.authority),
                    (":path", entry.path), *self.request_headers(entry)]
         self.conn.send_headers(sid, headers, end_stream=True)
@@ -505,8 +565,8 @@ class H2Loader(_Loader):
             self.writer.write(data)
 
     async def _run(self, page: Entry) -> None:
-        reader, self.writer = await asyncio.open_connection(
-            self.host, self.port, ssl=self.ctx, server_hostname="localhost")
+        reader, self.writer, phases = await self.connect(self.ctx)
+        self.opened_by(page, phases)
         alpn = self.writer.get_extra_info("ssl_object").selected_alpn_protocol()
         if alpn != "h2":
             raise RuntimeError(f"server chose {alpn!r}, not h2")
@@ -550,8 +610,9 @@ class H2Loader(_Loader):
                 self.conn.reset_stream(sid, 0x8)
                 return
             kind = kind_of(path)
-            entry = self.entries[path] = Entry(path, kind, is_critical(kind), via="push")
+            entry = self.entries[path] = Entry(path, kind, is_critical(kind), via="push", conn=1)
             entry.requested = self.now()
+            entry._sent = [(k, v) for k, v in req.items() if not k.startswith(":")]
             self.streams[sid] = entry
         elif isinstance(event, h2.events.ConnectionTerminated):
             raise ConnectionError(f"GOAWAY {event.error_code}")
@@ -580,15 +641,15 @@ class H2Loader(_Loader):
 
 
 def loader_for(mode: str, url: str, timeout: float = 60.0, cache: BrowserCache | None = None,
-               send_cookies: bool = True) -> _Loader:
+               send_cookies: bool = True, connected_at: ConnectedAt | None = None) -> _Loader:
     """``h1``, ``h2-off`` / ``h2-hints`` (ENABLE_PUSH=0) or ``h2-push`` (ENABLE_PUSH=1).  With a
     ``cache``, the load fills it, and a later load with the same cache is a returning visit."""
     if mode == "h1":
-        return H1Loader(url, timeout, cache, send_cookies)
+        return H1Loader(url, timeout, cache, send_cookies, connected_at)
     return H2Loader(url, accept_push=mode == "h2-push", mode=mode, timeout=timeout, cache=cache,
-                    send_cookies=send_cookies)
+                    send_cookies=send_cookies, connected_at=connected_at)
 
 
 async def load_page(mode: str, url: str, timeout: float = 60.0, cache: BrowserCache | None = None,
-                    send_cookies: bool = True) -> PageLoad:
-    return await loader_for(mode, url, timeout, cache, send_cookies).load()
+                    send_cookies: bool = True, connected_at: ConnectedAt | None = None) -> PageLoad:
+    return await loader_for(mode, url, timeout, cache, send_cookies, connected_at).load()

@@ -7,7 +7,9 @@ the latency proxy, in several modes; each cold (empty cache) and then warm (a re
     h2-hints   --push hints  HTTP/2, ENABLE_PUSH=0, acts on 103 Early Hints
     h2-push    --push auto   HTTP/2, ENABLE_PUSH=1
 
-With ``--browser`` headless Chromium loads the page too (``--push off`` and ``--push hints``).
+With ``--browser`` headless Chromium loads the page too (``--push off`` and ``--push hints``), with
+paint metrics, a HAR from its DevTools events and a filmstrip.  ``--har DIR`` writes every load
+as HAR 1.2; ``--think`` asks each pushserve for a bench-only think time before the page.
 One server per flavour, one proxy in front of each; runs alternate between variants (order
 rotated each run) so drift spreads over all of them.  Other servers (the repo harness's nginx
 and h2o) come in as extra ``Variant`` s with their own starters."""
@@ -21,20 +23,22 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pushserve
 from pushserve.bench.certs import CertPair, make_cert
-from pushserve.bench.loader import BrowserCache, PageLoad, load_page
+from pushserve.bench.loader import BrowserCache, ConnectedAt, PageLoad, load_page
 from pushserve.bench.procs import CLIENT_CPU, SERVER_CPU, BenchError, can_pin, pinned, running
 from pushserve.bench.proxy import ProxyThread
+from pushserve.bench.series import Series, Settings, Variant, median_ms, percentiles_ms
 
 MODES = ("h1", "h2-off", "h2-hints", "h2-push")
 PUSH_FLAVOUR = {"h1": "off", "h2-off": "off", "h2-hints": "hints", "h2-push": "auto"}
@@ -45,37 +49,6 @@ VISITS = ("cold", "warm", "warm-nocookie")
 
 # A starter yields the upstream base URL (https://127.0.0.1:PORT) of a running server.
 Starter = Callable[[], AbstractContextManager[str]]
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One row family of the table: who serves (``target``), how the client loads (``mode``),
-    and which started server it talks to (``server``, a key of the starters)."""
-
-    target: str
-    mode: str
-    server: str
-
-    @property
-    def browser(self) -> bool:
-        return self.target == "chromium"
-
-    def label(self, visit: str = "cold") -> str:
-        name = self.mode if self.target == "pushserve" else f"{self.target} {self.mode}"
-        return name if visit == "cold" else f"{name} {visit}"
-
-
-@dataclass
-class Series:
-    """The loads of one row: a variant on one kind of visit."""
-
-    variant: Variant
-    visit: str
-    loads: list[PageLoad]
-
-    @property
-    def label(self) -> str:
-        return self.variant.label(self.visit)
 
 
 def pushserve_variants(modes: list[str], browser: bool) -> list[Variant]:
@@ -92,20 +65,38 @@ def _pythonpath() -> str:
     return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
 
 
+def server_supports(option: str) -> bool:
+    """Whether the pushserve this bench starts lists ``option`` in its --help."""
+    env = {**os.environ, "PYTHONPATH": _pythonpath()}
+    try:
+        done = subprocess.run([sys.executable, "-m", "pushserve", "--help"], capture_output=True, text=True,
+                              env=env, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BenchError(f"python -m pushserve --help: {e}") from e
+    return re.search(rf"(^|\s){re.escape(option)}\b", done.stdout, re.MULTILINE) is not None
+
+
+def server_args(settings: Settings) -> list[str]:
+    """Options the bench passes to every pushserve it starts."""
+    return ["--bench-think", f"{settings.think * 1000:g}ms"] if settings.think else []
+
+
 @contextmanager
-def start_pushserve(site: Path, cert: CertPair, workdir: Path, push: str) -> Iterator[str]:
+def start_pushserve(site: Path, cert: CertPair, workdir: Path, push: str,
+                    extra_args: tuple[str, ...] = ()) -> Iterator[str]:
     """pushserve on SITE, one worker, port 0, the bench certificate; yields its base URL."""
     cmd = [sys.executable, "-m", "pushserve", str(site), "--port", "0", "--cert", str(cert.cert),
            "--key", str(cert.key), "--cert-dir", str(workdir / "pushserve-certs"), "--push", push,
-           "--no-access-log", "--workers", "1"]
+           "--no-access-log", "--workers", "1", *extra_args]
     env = {**os.environ, "PYTHONPATH": _pythonpath(), "PUSHSERVE_CAROOT": str(workdir / "caroot")}
     with running(f"pushserve --push {push}", pinned(cmd, SERVER_CPU), env=env) as child:
         url = child.wait_for_line(re.compile(r" at (https://[^/\s]+:\d+)/")).group(1)
         yield url.replace("localhost", "127.0.0.1")
 
 
-def pushserve_starters(site: Path, cert: CertPair, workdir: Path) -> dict[str, Starter]:
-    return {f"pushserve:{push}": functools.partial(start_pushserve, site, cert, workdir, push)
+def pushserve_starters(site: Path, cert: CertPair, workdir: Path,
+                       extra_args: tuple[str, ...] = ()) -> dict[str, Starter]:
+    return {f"pushserve:{push}": functools.partial(start_pushserve, site, cert, workdir, push, extra_args)
             for push in ("off", "hints", "auto")}
 
 
@@ -114,25 +105,16 @@ def _rotated(items: list[Variant], k: int) -> list[Variant]:
     return items[k:] + items[:k]
 
 
-def _load(label: str, mode: str, url: str, cache: BrowserCache | None = None, send_cookies: bool = True) -> PageLoad:
+def _load(label: str, mode: str, url: str, cache: BrowserCache | None = None, send_cookies: bool = True,
+          connected_at: ConnectedAt | None = None) -> PageLoad:
     try:
-        return asyncio.run(load_page(mode, url, cache=cache, send_cookies=send_cookies))
+        return asyncio.run(load_page(mode, url, cache=cache, send_cookies=send_cookies, connected_at=connected_at))
     except TimeoutError as e:
         raise BenchError(f"{label}: the page did not finish loading within the timeout") from e
     except RuntimeError as e:  # the loader's own errors name the mode
         raise BenchError(f"{label}: {e}") from e
     except (OSError, ValueError) as e:
         raise BenchError(f"{label}: {e}") from e
-
-
-@dataclass(frozen=True)
-class Settings:
-    page: str
-    rtt: float
-    bits_per_s: float | None
-    runs: int
-    warm: bool = True
-    warm_page: str | None = None  # the returning visit loads this page (default: the same)
 
 
 def visits_for(variant: Variant, settings: Settings) -> list[str]:
@@ -163,11 +145,13 @@ def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settin
               if visit in visits_for(v, settings)}
     with ExitStack() as stack:
         bases: dict[str, str] = {}
+        proxies: dict[str, ProxyThread] = {}
         for key in sorted({v.server for v in variants}):
             upstream = urlsplit(stack.enter_context(starters[key]()))
             proxy = stack.enter_context(ProxyThread((upstream.hostname or "127.0.0.1", upstream.port or 443),
                                                     settings.rtt, settings.bits_per_s))
             bases[key] = f"https://127.0.0.1:{proxy.port}"
+            proxies[key] = proxy
         browser = None
         if any(v.browser for v in variants):
             from pushserve.bench.browser import Chromium
@@ -177,17 +161,19 @@ def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settin
         def one_round(v: Variant, record: bool) -> None:
             url = bases[v.server] + settings.page
             if browser is not None and v.browser:
-                loads = {"cold": browser.load(url, v.mode)}
+                loads = {"cold": browser.load(url, v.mode, proxies[v.server].proxy.connected_between)}
             else:
                 cache = BrowserCache()
-                loads = {"cold": _load(v.label(), v.mode, url, cache)}
+                connected_at = proxies[v.server].proxy.connected_at
+                loads = {"cold": _load(v.label(), v.mode, url, cache, connected_at=connected_at)}
                 warm_url = bases[v.server] + (settings.warm_page or settings.page)
                 visits = visits_for(v, settings)
                 if "warm-nocookie" in visits:
                     loads["warm-nocookie"] = _load(v.label("warm-nocookie"), v.mode, warm_url,
-                                                   copy.deepcopy(cache), send_cookies=False)
+                                                   copy.deepcopy(cache), send_cookies=False,
+                                                   connected_at=connected_at)
                 if "warm" in visits:
-                    loads["warm"] = _load(v.label("warm"), v.mode, warm_url, cache)
+                    loads["warm"] = _load(v.label("warm"), v.mode, warm_url, cache, connected_at=connected_at)
             if record:
                 for visit, result in loads.items():
                     series[(v, visit)].loads.append(result)
@@ -203,14 +189,11 @@ def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settin
     return list(series.values())
 
 
-def _median(xs: list[float | None]) -> float | None:
-    vals = [x for x in xs if x is not None]
-    return statistics.median(vals) * 1000 if vals else None
-
-
 def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
     medians = {(s.variant.target, s.variant.mode, s.visit): statistics.median(r.page_load for r in s.loads)
                for s in all_series if s.loads}
+    lcp_medians = {(s.variant.target, s.variant.mode, s.visit): median_ms([r.lcp for r in s.loads])
+                   for s in all_series if s.loads}
     rows = []
     for s in all_series:
         if not s.loads:
@@ -226,14 +209,24 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
         def med_int(attr: str, loads: list[PageLoad] = s.loads) -> int:
             return round(statistics.median(float(getattr(r, attr)) for r in loads))
 
+        fcp, lcp = [r.fcp for r in s.loads], [r.lcp for r in s.loads]
+        si = [r.speed_index / 1000 if r.speed_index is not None else None for r in s.loads]
+        ttfb = [r.response_start for r in s.loads]
+        load: list[float | None] = list(times)
+        spread: dict[str, float] = {}  # p75/p90 per metric, when there are enough runs
+        for key, xs in (("load", load), ("ttfb", ttfb), ("fcp", fcp), ("lcp", lcp), ("speed_index", si)):
+            spread.update(percentiles_ms(xs, key))
+        lcp_base = lcp_medians.get((v.target, "h2-off", base_visit))
+        lcp_med = median_ms(lcp)
+
         rows.append({
             "row": s.label, "target": v.target, "mode": v.mode, "visit": s.visit,
             "protocol": s.loads[-1].protocol,
             "page_load_ms": med * 1000,
             "spread_ms": (max(times) - min(times)) * 1000,
             "critical_ms": statistics.median(r.critical_done for r in s.loads) * 1000,
-            "interim_ms": _median([r.first_interim for r in s.loads]),
-            "response_start_ms": _median([r.response_start for r in s.loads]),
+            "interim_ms": median_ms([r.first_interim for r in s.loads]),
+            "response_start_ms": median_ms([r.response_start for r in s.loads]),
             "bytes": statistics.median(r.bytes for r in s.loads),
             "requests": med_int("requests"),
             "from_cache": med_int("from_cache"),
@@ -244,19 +237,16 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
             "hints_wasted": med_int("hints_wasted"),
             "gain_vs_h1_rtt": (base_h1 - med) / rtt if base_h1 is not None and rtt else None,
             "gain_vs_off_rtt": (base_off - med) / rtt if base_off is not None and rtt else None,
+            "saved_vs_off_ms": (base_off - med) * 1000 if base_off is not None else None,
+            "fcp_ms": median_ms(fcp), "lcp_ms": lcp_med, "speed_index_ms": median_ms(si),
+            "lcp_saved_vs_off_ms": lcp_base - lcp_med if lcp_base is not None and lcp_med is not None else None,
+            **spread,
         })
     return rows
 
 
-def describe(settings: Settings) -> str:
-    bw = f"{settings.bits_per_s / 1e6:g} Mbit/s" if settings.bits_per_s else "unlimited bandwidth"
-    warm = f"; warm visit loads {settings.warm_page}" if settings.warm and settings.warm_page else ""
-    return (f"page {settings.page}, RTT {settings.rtt * 1000:g} ms, {bw}, {settings.runs} runs{warm}; "
-            f"medians (spread = max - min); gains in round trips")
-
-
 def format_table(rows: list[dict[str, Any]], settings: Settings) -> str:
-    lines = [describe(settings),
+    lines = [settings.describe(),
              f"{'row':<26} {'load ms':>8} {'spread':>7} {'crit ms':>8} {'103 ms':>7} {'200 ms':>7} "
              f"{'bytes':>7} {'reqs':>4} {'cache/304':>9} {'push u/w':>8} {'hint u/w':>8} {'vs h1':>6} {'vs off':>6}"]
 
@@ -278,6 +268,8 @@ def to_json(all_series: list[Series], rows: list[dict[str, Any]], settings: Sett
     loads = {s.label: [asdict(r) for r in s.loads] for s in all_series}
     for per_row in loads.values():
         for load in per_row:
+            for private in [k for k in load if k.startswith("_")]:  # frames, HAR: files of their own
+                del load[private]
             for e in load["entries"]:
                 for private in [k for k in e if k.startswith("_")]:
                     del e[private]
@@ -287,7 +279,7 @@ def to_json(all_series: list[Series], rows: list[dict[str, Any]], settings: Sett
 
 
 def main(site: Path, settings: Settings, modes: list[str], *, browser: bool = False, as_json: bool = False,
-         html: Path | None = None,
+         html: Path | None = None, har: Path | None = None,
          extra: Callable[[Path, CertPair], tuple[dict[str, Starter], list[Variant]]] | None = None,
          sections: Callable[[], list[tuple[str, str]]] | None = None) -> int:
     """Run, then print the table (or JSON) and write the HTML report.  ``extra`` adds servers and
@@ -296,6 +288,8 @@ def main(site: Path, settings: Settings, modes: list[str], *, browser: bool = Fa
         raise BenchError(f"{site} is not a folder")
     if settings.runs < 1:
         raise BenchError("--runs must be at least 1")
+    if har is not None and har.exists() and not har.is_dir():
+        raise BenchError(f"--har {har}: not a folder")
     if not settings.page.startswith("/") or (settings.warm_page is not None and not settings.warm_page.startswith("/")):
         raise BenchError("--page and --warm-page are paths starting with /")
 
@@ -305,7 +299,7 @@ def main(site: Path, settings: Settings, modes: list[str], *, browser: bool = Fa
     with tempfile.TemporaryDirectory(prefix="pushserve-bench-") as tmp:
         work = Path(tmp)
         cert = make_cert(work)
-        starters = pushserve_starters(site.resolve(), cert, work)
+        starters = pushserve_starters(site.resolve(), cert, work, tuple(server_args(settings)))
         variants = pushserve_variants(modes, browser)
         if extra is not None:
             more_starters, more_variants = extra(work, cert)
@@ -314,6 +308,14 @@ def main(site: Path, settings: Settings, modes: list[str], *, browser: bool = Fa
         all_series = run(starters, variants, settings, cert, log)
     rows = summarise(all_series, settings.rtt)
     extra_html = sections() if sections is not None else []
+    if har is not None:
+        from pushserve.bench.har import write_hars
+
+        try:
+            written = write_hars(har, all_series)
+        except OSError as e:
+            raise BenchError(f"--har {har}: {e.strerror or e}") from e
+        log(f"HAR: {len(written)} files in {har}")
     if html is not None:
         from pushserve.bench.report import write_report
 

@@ -18,6 +18,7 @@ import contextlib
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -157,8 +158,27 @@ class LatencyProxy:
         self.handshake = handshake
         self.port = 0
         self.connections = 0
+        # Client port → when its connection was accepted (monotonic: the loop's clock), so a
+        # client can tell the modelled TCP handshake apart from its TLS handshake.
+        self.accepted: dict[int, float] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def connected_at(self, client_port: int) -> float | None:
+        """When the client's modelled TCP handshake completed (one RTT after the connect), or None
+        for a port this proxy has not seen."""
+        accepted = self.accepted.get(client_port)
+        if accepted is None:
+            return None
+        return accepted + (self.rtt if self.handshake else 0.0)
+
+    def connected_between(self, lo: float, hi: float) -> float | None:
+        """For a client whose port is unknown (Chromium): when the TCP handshake of the first
+        connection accepted between monotonic ``lo`` and ``hi`` completed, or None."""
+        times = [t for t in list(self.accepted.values()) if lo <= t <= hi]
+        if not times:
+            return None
+        return min(times) + (self.rtt if self.handshake else 0.0)
 
     def _link(self) -> Link:
         return Link(self.rtt / 2, self.bits_per_s / 8 if self.bits_per_s else None)
@@ -192,6 +212,11 @@ class LatencyProxy:
         u_writer: asyncio.StreamWriter | None = None
         try:
             accepted = asyncio.get_running_loop().time()
+            peer = c_writer.get_extra_info("peername")
+            if peer is not None:
+                if len(self.accepted) > 10_000:  # a long bench: forget the old ports
+                    self.accepted.clear()
+                self.accepted[peer[1]] = time.monotonic()  # the loader's clock, whatever the loop's
             u_reader, u_writer = await asyncio.open_connection(*self.upstream)
             _nodelay(c_writer)
             _nodelay(u_writer)

@@ -1,9 +1,12 @@
-"""An HTML report for ``pushserve bench``: the summary table and one SVG waterfall per row (the
-median run of that row), one bar per resource: waiting (requested → first byte) in a light
-shade, receiving (first byte → done) in the full colour of its kind.
+"""An HTML report for ``pushserve bench`` that explains itself: a headline per mode (what it saves
+against h2-off), the summary table with each column defined under it, Chromium's paint metrics,
+the filmstrips of Chromium's median loads, and one SVG waterfall per row (the median run of that
+row), one bar per resource: connect and TLS (first request on a connection), waiting (requested →
+first byte) in a light shade, receiving (first byte → done) in the full colour of its kind.
 
 Each waterfall is ``<svg class="waterfall" data-row="...">`` and each bar a ``<g class="bar">``
-holding exactly two ``rect`` s, so a test (or a reader with devtools) can count bars per row."""
+holding one ``rect.wait`` and one ``rect.recv`` (and ``rect.connect`` + ``rect.tls`` where the
+request opened its connection), so a test (or a reader with devtools) can count bars per row."""
 
 from __future__ import annotations
 
@@ -11,25 +14,19 @@ import html
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pushserve.bench.filmstrip import filmstrips_html
 from pushserve.bench.loader import Entry, PageLoad
-
-if TYPE_CHECKING:
-    from pushserve.bench.pageload import Series, Settings
+from pushserve.bench.series import PERCENTILE_RUNS, Series, Settings, median_run
 
 COLOURS = {"html": "#4c78a8", "css": "#9c27b0", "js": "#f2a900", "font": "#2e7d32", "image": "#00838f",
            "other": "#757575"}
+CONNECT_COLOUR, TLS_COLOUR = "#bdbdbd", "#8d6e63"
 ROW = 18
 LABEL_W = 260
 PLOT_W = 640
 _TAGS = {"push": " [push]", "hint": " [hint]", "cache": " [cache]"}
-
-
-def median_run(loads: list[PageLoad]) -> PageLoad:
-    """The run whose page-load time is the median (the lower one for an even count)."""
-    ordered = sorted(loads, key=lambda r: r.page_load)
-    return ordered[(len(ordered) - 1) // 2]
 
 
 def drawn(load: PageLoad) -> list[Entry]:
@@ -65,6 +62,17 @@ def waterfall_svg(load: PageLoad, scale_end: float, row: str) -> str:
     return "\n".join(parts)
 
 
+def _phases(e: Entry, y: int, px: float) -> str:
+    """connect (TCP, as the proxy models it) and TLS rects before the request, if it opened its connection."""
+    if e.connect_start is None or e.tls_start is None or e.tls_done is None:
+        return ""
+    x0, x1, x2 = (LABEL_W + t * px for t in (e.connect_start, e.tls_start, e.tls_done))
+    return (f'<rect class="connect" x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 0.5):.1f}" height="6" '
+            f'fill="{CONNECT_COLOUR}"/>'
+            f'<rect class="tls" x="{x1:.1f}" y="{y + 3}" width="{max(x2 - x1, 0.5):.1f}" height="6" '
+            f'fill="{TLS_COLOUR}"/>')
+
+
 def _bar(e: Entry, y: int, px: float) -> str:
     start = e.requested or 0.0
     first = e.first_byte if e.first_byte is not None else start
@@ -73,20 +81,100 @@ def _bar(e: Entry, y: int, px: float) -> str:
     status = " 304" if e.status == 304 else ""
     unused = "" if e.needed else " (unused)"
     label = html.escape(f"{e.path}{_TAGS.get(e.via, '')}{status}{unused}")[:64]
-    tip = html.escape(f"{e.path} {e.kind} via {e.via}{status}: requested {start * 1000:.1f} ms, first byte "
+    conn = (f"connect {e.connect_start * 1000:.1f}, TLS {e.tls_start * 1000:.1f}-{e.tls_done * 1000:.1f} ms, "
+            if e.connect_start is not None and e.tls_start is not None and e.tls_done is not None else "")
+    tip = html.escape(f"{e.path} {e.kind} via {e.via}{status}: {conn}requested {start * 1000:.1f} ms, first byte "
                       f"{first * 1000:.1f} ms, done {done * 1000:.1f} ms, {e.nbytes} bytes")
     x0, x1, x2 = LABEL_W + start * px, LABEL_W + first * px, LABEL_W + done * px
     opacity = "1" if e.needed else "0.45"
     return (f'<g class="bar" data-path="{html.escape(e.path)}" opacity="{opacity}"><title>{tip}</title>'
-            f'<text x="4" y="{y + 10}" fill="#222">{label}</text>'
-            f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="12" fill="{colour}" '
+            f'<text x="4" y="{y + 10}" fill="#222">{label}</text>{_phases(e, y, px)}'
+            f'<rect class="wait" x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="12" fill="{colour}" '
             f'fill-opacity="0.3"/>'
-            f'<rect x="{x1:.1f}" y="{y}" width="{max(x2 - x1, 1):.1f}" height="12" fill="{colour}"/></g>')
+            f'<rect class="recv" x="{x1:.1f}" y="{y}" width="{max(x2 - x1, 1):.1f}" height="12" fill="{colour}"/></g>')
 
 
-_STYLE = ("body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-          "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}"
-          "td:first-child,th:first-child{text-align:left}h2{margin-top:1.6em}.note{color:#555;max-width:60em}")
+_STYLE = ("body{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}"
+          "table{border-collapse:collapse;margin:1em 0}"
+          "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}th{cursor:help}"
+          "td:first-child,th:first-child{text-align:left}h2{margin-top:1.6em}.note{color:#555;max-width:62em}"
+          ".headline li{margin:.2em 0}.good{color:#1b5e20}.bad{color:#b71c1c}.dim{color:#777}"
+          "dl.defs{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;max-width:70em;color:#444;"
+          "font-size:13px}dl.defs dt{font-weight:600}dl.defs dd{margin:0}"
+          ".filmstrip{margin:.6em 0}.strip-label{font-weight:600;margin:.2em 0}.cells{display:flex;gap:4px;"
+          "overflow-x:auto}.cell{margin:0;text-align:center;font-size:11px;color:#555}"
+          ".cell img,.cell .blank{display:block;width:96px;border:2px solid #eee;background:#fff}"
+          ".cell .blank{height:60px}.cell.changed img{border-color:#f2a900}")
+
+PUSH_NOTE = ("No current browser accepts HTTP/2 server push (Chrome and Edge removed it in version 106, Firefox "
+             "in 132; Safari never used it): the h2-push row is what nghttp-like clients (push enabled) see, "
+             "not what a browser would.")
+
+
+def _rtts(ms: float, rtt: float) -> str:
+    return f"{ms / (rtt * 1000):+.1f} RTT" if rtt else ""
+
+
+def _saving(ms: float | None, rtt: float, what: str) -> str:
+    if ms is None:
+        return ""
+    word, cls = ("sooner", "good") if ms >= 0 else ("later", "bad")
+    return f'<span class="{cls}">{what} {abs(ms):.1f} ms {word} ({_rtts(ms, rtt)})</span>'
+
+
+def headline_html(rows: list[dict[str, Any]], settings: Settings) -> str:
+    """One line per cold row: its load (and LCP for Chromium) and what that saves against h2-off."""
+    items = []
+    for r in rows:
+        if r["visit"] != "cold":
+            continue
+        name = html.escape(r["row"])
+        if r["mode"] == "h2-off":
+            base = f"<b>{name}</b>: load {r['page_load_ms']:.1f} ms"
+            if r.get("lcp_ms") is not None:
+                base += f", LCP {r['lcp_ms']:.1f} ms"
+            items.append(f"<li>{base} <span class=dim>(the baseline: HTTP/2, nothing announced)</span></li>")
+            continue
+        parts = [_saving(r.get("saved_vs_off_ms"), settings.rtt, "load")]
+        text = f"<b>{name}</b>: load {r['page_load_ms']:.1f} ms"
+        if r.get("lcp_ms") is not None:
+            text += f", LCP {r['lcp_ms']:.1f} ms"
+            parts.append(_saving(r.get("lcp_saved_vs_off_ms"), settings.rtt, "LCP"))
+        against = "chromium h2-off" if r["target"] == "chromium" else (
+            "h2-off" if r["target"] == "pushserve" else f"{r['target']} h2-off")
+        said = "; ".join(p for p in parts if p)
+        items.append(f"<li>{text}" + (f" — {said} than {html.escape(against)}" if said else "") + "</li>")
+    return '<ul class="headline">' + "".join(items) + "</ul>" if items else ""
+
+
+def definitions_html(cols: list[Column], defs: dict[str, str]) -> str:
+    return '<dl class="defs">' + "".join(
+        f"<dt>{html.escape(label)}</dt><dd>{html.escape(defs[key])}</dd>" for key, label, _ in cols if key in defs
+    ) + "</dl>"
+
+
+def _paint_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["target"] == "chromium"]
+
+
+# Paint-table column → the percentile prefix in the summary rows (pageload._percentiles).
+_PERCENTILE_OF = {"response_start_ms": "ttfb", "fcp_ms": "fcp", "lcp_ms": "lcp", "speed_index_ms": "speed_index",
+                  "page_load_ms": "load"}
+
+
+def paint_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paint table's rows: each metric's median, followed by its p75 / p90 where the run
+    count gave them (one cell per metric keeps the table narrow)."""
+    out = []
+    for r in rows:
+        cells = dict(r)
+        for key, pre in _PERCENTILE_OF.items():
+            if r.get(key) is not None and f"{pre}_p75_ms" in r:
+                cells[key] = f"{r[key]:.1f} (p75 {r[f'{pre}_p75_ms']:.0f}, p90 {r[f'{pre}_p90_ms']:.0f})"
+            elif r.get(key) is not None:
+                cells[key] = f"{r[key]:.1f}"
+        out.append(cells)
+    return out
 
 
 def write_report(path: Path, all_series: Sequence[Series], rows: list[dict[str, Any]], *, settings: Settings,
@@ -96,24 +184,51 @@ def write_report(path: Path, all_series: Sequence[Series], rows: list[dict[str, 
     # One time scale for every waterfall so they can be compared by eye.
     scale_end = max((max((e.done or 0.0) for e in load.entries) for _, load, _ in medians), default=0.0)
     scale_end = max([scale_end, *(load.page_load for _, load, _ in medians)])
-    from pushserve.bench.pageload import describe
+    hints_in_chromium = any(r["target"] == "chromium" and r["hints_used"] for r in rows)
 
     out = ["<!doctype html><html lang=en><meta charset=utf-8>",
            f"<title>pushserve page load {html.escape(settings.page)}</title>", f"<style>{_STYLE}</style>",
            f"<h1>Page load of {html.escape(settings.page)}</h1>",
-           f"<p>{html.escape(describe(settings))}.</p>", table_html(rows, PAGELOAD_COLUMNS),
+           f"<p>{html.escape(settings.describe())}.</p>",
+           "<h2>Headline</h2>", headline_html(rows, settings),
+           f'<p class="note">{html.escape(PUSH_NOTE)}</p>',
+           "<h2>All rows</h2>", table_html(rows, PAGELOAD_COLUMNS, DEFINITIONS),
+           definitions_html(PAGELOAD_COLUMNS, DEFINITIONS),
            '<p class="note">Rows: h1 = HTTP/1.1 (6 connections); h2-off = HTTP/2, nothing announced; '
            "h2-hints = 103 Early Hints; h2-push = server push (client allows it). <em>warm</em> = a returning "
            "visit with the cache and cookie of the cold load; <em>warm-nocookie</em> = same cache, push cookie "
-           "dropped. cache/304 = used from the cache without a request / revalidated. chromium rows: "
-           "headless Chromium, Navigation and Resource Timing (load = loadEventEnd).</p>",
-           "<p>Legend: " + " ".join(f'<span style="color:{c}">■ {k}</span>' for k, c in COLOURS.items())
-           + "; light = waiting for the first byte, dark = receiving; faded = pushed or hinted but never used; "
-             "red dashes = page load; green dots = the 103 arrived.</p>"]
+           "dropped. Rows without a prefix are the bench's browser-like loader (it parses, it does not render); "
+           "chromium rows: headless Chromium, Navigation and Resource Timing (load = loadEventEnd).</p>"]
+    if hints_in_chromium:
+        out.append('<p class="note"><b>Artefact:</b> Resource Timing reports <code>transferSize</code> 0 for '
+                   "resources preloaded by 103 Early Hints, so the bytes of the chromium h2-hints row leave them "
+                   "out; the bytes did arrive (the HAR's <code>content.size</code> has them).</p>")
+    paint = _paint_rows(rows)
+    if paint:
+        percentiles = any("lcp_p75_ms" in r for r in paint)
+        out += ["<h2>Chromium: paint metrics (medians" + (", p75 and p90" if percentiles else "") + ")</h2>",
+                table_html(paint_cells(paint), PAINT_COLUMNS, DEFINITIONS),
+                definitions_html(PAINT_COLUMNS, DEFINITIONS),
+                '<p class="note">p75 / p90: the 75th and 90th percentiles over the runs, shown from '
+                f"{PERCENTILE_RUNS} runs on (fewer make them meaningless). Chromium records a screencast while "
+                "it loads (for the filmstrip): it costs Chromium some CPU, both Chromium rows alike.</p>"]
+        strips = [(label, load._frames, load.page_load * 1000, load.speed_index)
+                  for label, load, _ in medians if load._frames]
+        if strips:
+            out += ["<h2>Filmstrip: Chromium's median loads</h2>",
+                    '<p class="note">What the screen showed, from Chromium\'s own screencast (its frame '
+                    "timestamps), at the times under each frame after navigation start; an orange frame changed "
+                    "since the one before. Rows share the time axis.</p>", filmstrips_html(strips)]
+    out.append("<h2>Waterfalls (median run of each row)</h2>")
+    out.append("<p>Legend: " + " ".join(f'<span style="color:{c}">■ {k}</span>' for k, c in COLOURS.items())
+               + f'; <span style="color:{CONNECT_COLOUR}">▬ connect</span> (TCP handshake, as the proxy models it: '
+                 f'one RTT) and <span style="color:{TLS_COLOUR}">▬ TLS</span> before the request that opened '
+                 "a connection; light = waiting for the first byte, dark = receiving; faded = pushed or hinted "
+                 "but never used; red dashes = page load; green dots = the 103 arrived.</p>")
     for label, load, loads in medians:
         times = [r.page_load for r in loads]
-        out.append(f"<h2>{html.escape(label)}: {load.page_load * 1000:.1f} ms "
-                   f"(median of {len(times)}: {statistics.median(times) * 1000:.1f} ms; {load.protocol})</h2>")
+        out.append(f"<h3>{html.escape(label)}: {load.page_load * 1000:.1f} ms "
+                   f"(median of {len(times)}: {statistics.median(times) * 1000:.1f} ms; {load.protocol})</h3>")
         out.append(waterfall_svg(load, scale_end, label))
     for title, body in sections:
         out.append(f"<h2>{html.escape(title)}</h2>")
@@ -134,8 +249,48 @@ PAGELOAD_COLUMNS: list[Column] = [
 ]
 
 
-def table_html(rows: list[dict[str, Any]], cols: list[Column]) -> str:
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in cols)
+# Metric cells come preformatted by paint_cells (median, then p75/p90 when there are enough runs).
+PAINT_COLUMNS: list[Column] = [
+    ("row", "row", "{}"), ("response_start_ms", "TTFB ms", "{}"), ("fcp_ms", "FCP ms", "{}"),
+    ("lcp_ms", "LCP ms", "{}"), ("speed_index_ms", "Speed Index ms", "{}"),
+    ("page_load_ms", "loadEventEnd ms", "{}"), ("lcp_saved_vs_off_ms", "LCP saved vs off ms", "{:+.1f}"),
+]
+
+DEFINITIONS = {
+    "row": "who loaded the page and how (see Rows below).",
+    "page_load_ms": "navigation start (before the first connection) to the last resource the page needs being "
+                    "complete; Chromium: loadEventEnd.",
+    "spread_ms": "max - min of the runs' load times.",
+    "critical_ms": "critical: when the last render-blocking resource (HTML, screen CSS, scripts, fonts) was "
+                   "complete; roughly when the page can first render.",
+    "interim_ms": "when the page's 103 Early Hints arrived.",
+    "response_start_ms": "when the page's final response headers arrived (TTFB).",
+    "bytes": "body bytes received (0 on a warm visit that only got a 304; Chromium: Resource Timing transferSize).",
+    "requests": "requests sent (pushes and cache hits are not requests).",
+    "from_cache": "resources used from the cache with no request.",
+    "not_modified": "resources revalidated with a 304.",
+    "pushes_used": "pushed resources the page then used.", "pushes_wasted": "pushed resources it never used.",
+    "hints_used": "resources requested because of a 103 or a preload Link, that the page used.",
+    "hints_wasted": "hinted resources it never used.",
+    "gain_vs_h1_rtt": "gain: (median load of the h1 row of the same server and visit - this row's) / RTT; "
+                      "+1.0 = one round trip sooner.",
+    "gain_vs_off_rtt": "gain: the same against the h2-off row; the figure that carries over to other RTTs.",
+    "fcp_ms": "First Contentful Paint: the first text or image painted (Paint Timing).",
+    "lcp_ms": "Largest Contentful Paint: when the largest text block or image of the first screen was painted "
+              "(the last largest-contentful-paint entry).",
+    "speed_index_ms": "Speed Index: the area above the visual-progress curve of the median run's filmstrip, "
+                      "integral of (1 - visual completeness) dt; lower = the page filled in sooner.",
+    "lcp_saved_vs_off_ms": "LCP of chromium h2-off minus this row's; positive = painted sooner.",
+}
+
+
+def table_html(rows: list[dict[str, Any]], cols: list[Column], defs: dict[str, str] | None = None) -> str:
+    """A table of ``rows``; a column's definition from ``defs`` becomes its header's tooltip."""
+    def th(key: str, label: str) -> str:
+        tip = f' title="{html.escape(defs[key])}"' if defs and key in defs else ""
+        return f"<th{tip}>{html.escape(label)}</th>"
+
+    head = "".join(th(key, label) for key, label, _ in cols)
     body = []
     for r in rows:
         cells = "".join(f"<td>{html.escape(fmt.format(r[k]) if r.get(k) is not None else '-')}</td>"

@@ -1,11 +1,15 @@
-"""``pushserve bench``: a quick real run against site_example (1 run, 10 ms RTT), its JSON, and
-its HTML report rendered in headless Chromium — one waterfall bar per resource, and a screenshot
-that is not blank.  Also the one-line errors of the command."""
+"""``pushserve bench``: a quick real run against site_example (1 run, 10 ms RTT, with Chromium),
+its JSON, its HAR files (valid HAR 1.2 with pushserve's fields right, read back by DevTools' own
+importer), and its HTML report rendered in headless Chromium — headline, definitions, paint
+metrics, filmstrips, one waterfall bar per resource with connect + TLS, and a screenshot that is
+not blank.  Also the one-line errors of the command, and ``--think`` refused unless pushserve
+offers ``--bench-think``."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -22,10 +26,37 @@ _COUNT_BARS = """
 return Array.from(document.querySelectorAll('svg.waterfall')).map(svg => ({
   row: svg.dataset.row,
   bars: svg.querySelectorAll('g.bar').length,
-  rects: svg.querySelectorAll('g.bar > rect').length,
+  waits: svg.querySelectorAll('g.bar > rect.wait').length,
+  recvs: svg.querySelectorAll('g.bar > rect.recv').length,
+  connects: svg.querySelectorAll('g.bar > rect.connect').length,
+  tls: svg.querySelectorAll('g.bar > rect.tls').length,
   width: svg.getBoundingClientRect().width,
 }));
 """
+
+# The report's new parts, as the browser laid them out: filmstrip frames that decoded, and the
+# column definitions.
+_PARTS = """
+return {
+  strips: Array.from(document.querySelectorAll('.filmstrip')).map(f => ({
+    row: f.dataset.row,
+    frames: Array.from(f.querySelectorAll('img.frame')).filter(i => i.complete && i.naturalWidth > 0).length,
+    distinct: new Set(Array.from(f.querySelectorAll('img.frame')).map(i => i.src)).size,
+  })),
+  defined: Array.from(document.querySelectorAll('dl.defs dt')).map(d => d.textContent),
+  headers: Array.from(document.querySelectorAll('th[title]')).map(t => t.textContent),
+};
+"""
+# DevTools' own HAR importer, from the front end Chromium ships (Network panel → Import HAR).
+_DEVTOOLS_IMPORT = """
+const done = arguments[arguments.length - 1];
+import('./models/har/har.js').then(HAR => {
+  const requests = HAR.Importer.Importer.requestsFromHARLog(new HAR.HARFormat.HARLog(arguments[0].log));
+  done(requests.map(r => ({url: r.url(), status: r.statusCode, protocol: r.protocol, priority: r.priority()})));
+}).catch(e => done(String(e)));
+"""
+SCHEMA = Path(__file__).resolve().parent.parent / "har" / "har-1.2.schema.json"
+RTT_MS = 10
 
 # The browser decodes the screenshot (no imaging library needed in Python): distinct colours
 # and the share of pixels that are not white.
@@ -60,9 +91,85 @@ def _bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     out = tmp_path_factory.mktemp("bench")
     report = out / "report.html"
-    done = _bench(str(SITE_EXAMPLE), "--runs", "1", "--rtt", "10ms", "--json", "--html", str(report))
+    done = _bench(str(SITE_EXAMPLE), "--runs", "1", "--rtt", f"{RTT_MS}ms", "--browser", "--json",
+                  "--html", str(report), "--har", str(out / "har"), timeout=150)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout), report
+
+
+def _hars(report: Path) -> dict[str, dict[str, Any]]:
+    return {p.name: json.loads(p.read_text()) for p in sorted((report.parent / "har").glob("*.har"))}
+
+
+def test_har_files_are_har_1_2_with_pushserves_fields(quick_run: tuple[dict[str, Any], Path]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    data, report = quick_run
+    hars = _hars(report)
+    slugs = {row: re.sub(r"[^a-z0-9]+", "-", row.lower()).strip("-") for row in data["loads"]}
+    assert set(hars) == {f"{slugs[row]}-{kind}.har" for row in data["loads"] for kind in ("run1", "median")}
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+    for name, doc in hars.items():
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
+        assert not errors, (name, errors[:3])
+        for e in doc["log"]["entries"]:
+            t = e["timings"]
+            assert e["time"] == pytest.approx(sum(max(t.get(k, -1), 0) for k in
+                                                  ("blocked", "dns", "connect", "send", "wait", "receive")), abs=0.01)
+            assert e["_protocol"] in ("h2", "http/1.1") and isinstance(e["_pushed"], bool)
+
+    rows = {r["row"]: r for r in data["summary"]}
+    entries = {row: hars[f"{slugs[row]}-median.har"]["log"]["entries"] for row in data["loads"]}
+    pushed = [e for e in entries["h2-push"] if e["_pushed"]]
+    assert len(pushed) == rows["h2-push"]["pushes_used"] > 0
+    assert not any(e["_earlyHint"] for e in entries["h2-push"])
+    early = [e for e in entries["h2-hints"] if e["_earlyHint"]]
+    assert len(early) == rows["h2-hints"]["hints_used"] > 0
+    assert not any(e["_pushed"] for e in entries["h2-hints"])
+    assert not any(e["_pushed"] or e["_earlyHint"] for e in entries["h2-off"] + entries["h1"])
+    # Connection phases: the page's request opened the connection; the proxy's modelled TCP
+    # handshake (a full RTT) is connect minus TLS, and TLS itself took time.
+    for row in ("h1", "h2-off", "h2-hints", "h2-push"):
+        page = entries[row][0]
+        assert page["request"]["url"].endswith("/") and page["timings"]["ssl"] > 0, (row, page["timings"])
+        assert page["timings"]["connect"] - page["timings"]["ssl"] >= RTT_MS, (row, page["timings"])
+    # Chromium's HAR is Chromium's: its priorities, its early-hints flag, its connection ids.
+    hinted = [e for e in entries["chromium h2-hints"] if e["_earlyHint"]]
+    assert len(hinted) == rows["chromium h2-hints"]["hints_used"] > 0
+    assert not any(e["_earlyHint"] for e in entries["chromium h2-off"])
+    for e in entries["chromium h2-off"] + entries["chromium h2-hints"]:
+        assert e["_priority"] in ("VeryHigh", "High", "Medium", "Low", "VeryLow"), e["_priority"]
+        assert e["_protocol"] == "h2"
+    assert entries["chromium h2-off"][0]["_resourceType"] == "document"
+
+
+def test_devtools_imports_the_har_files(quick_run: tuple[dict[str, Any], Path], certs: Certs) -> None:
+    _, report = quick_run
+    hars = _hars(report)
+    with chromium(certs.cert_dir / "localhost.pem") as driver:
+        driver.set_script_timeout(30)
+        driver.get("devtools://devtools/bundled/devtools_app.html")
+        for name in ("h2-push-median.har", "chromium-h2-hints-median.har"):
+            entries = hars[name]["log"]["entries"]
+            imported = driver.execute_async_script(_DEVTOOLS_IMPORT, hars[name])
+            assert isinstance(imported, list), (name, imported)
+            assert [r["url"] for r in imported] == [e["request"]["url"] for e in entries], name
+            assert all(r["status"] == 200 and r["protocol"] == "h2" for r in imported), (name, imported)
+            if name.startswith("chromium"):
+                assert [r["priority"] for r in imported] == [e["_priority"] for e in entries]
+
+
+def test_chromium_rows_have_paint_metrics(quick_run: tuple[dict[str, Any], Path]) -> None:
+    data, report = quick_run
+    rows = {r["row"]: r for r in data["summary"]}
+    for row in ("chromium h2-off", "chromium h2-hints"):
+        r = rows[row]
+        assert r["fcp_ms"] > 0 and r["lcp_ms"] >= r["fcp_ms"], r
+        assert r["speed_index_ms"] > 0 and r["response_start_ms"] > 0, r
+        assert "lcp_p75_ms" not in r  # one run: no percentiles
+        pages = _hars(report)[f"{row.replace(' ', '-')}-median.har"]["log"]["pages"][0]["pageTimings"]
+        assert pages["_largestContentfulPaint"] == pytest.approx(r["lcp_ms"], abs=0.01)
+        assert 0 < pages["onContentLoad"] <= pages["onLoad"]
+    assert rows["h2-off"]["fcp_ms"] is None  # the loader does not paint
 
 
 def test_json_has_cold_and_warm_rows_for_every_mode(quick_run: tuple[dict[str, Any], Path]) -> None:
@@ -91,22 +198,64 @@ def test_report_has_one_bar_per_resource_and_renders(quick_run: tuple[dict[str, 
     data, report = quick_run
     expected = {row: sum(1 for e in loads[0]["entries"] if e["requested"] is not None)
                 for row, loads in data["loads"].items()}
+    opened = {row: sum(1 for e in loads[0]["entries"] if e["requested"] is not None and e["connect_start"] is not None)
+              for row, loads in data["loads"].items()}
     assert expected["h2-push"] == len(data["loads"]["h2-push"][0]["entries"]) > 6
     with chromium(certs.cert_dir / "localhost.pem") as driver:
         driver.get(report.as_uri())
         counted = {w["row"]: w for w in driver.execute_script(_COUNT_BARS)}
+        parts = driver.execute_script(_PARTS)
         png = driver.get_screenshot_as_png()
         pixels = driver.execute_async_script(_PIXELS, base64.b64encode(png).decode())
     assert set(counted) == set(expected)
     for row, n in expected.items():
         assert counted[row]["bars"] == n, (row, counted[row], n)
-        assert counted[row]["rects"] == 2 * n  # waiting + receiving
+        assert counted[row]["waits"] == counted[row]["recvs"] == n  # waiting + receiving
+        assert counted[row]["connects"] == counted[row]["tls"] == opened[row], (row, counted[row])
         assert counted[row]["width"] > 0
+    # Cold loads open connections (h1 may open several); the h2 ones exactly one.
+    assert opened["h2-off"] == opened["h2-push"] == opened["chromium h2-hints"] == 1 and opened["h1"] >= 1
+    # A filmstrip per Chromium row whose frames decoded, and the picture changed along it.
+    assert {s["row"] for s in parts["strips"]} == {"chromium h2-off", "chromium h2-hints"}
+    for strip in parts["strips"]:
+        assert strip["frames"] >= 2 and strip["distinct"] >= 2, strip
+    # Every column is defined where it appears: under its table, and as its header's tooltip.
+    for label in ("load ms", "critical ms", "bytes", "gain vs off (RTT)", "FCP ms", "LCP ms", "Speed Index ms"):
+        assert label in parts["defined"] and label in parts["headers"], label
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     assert pixels is not None and (pixels["width"], pixels["height"]) == (width, height)
     # Text, table rules and coloured bars: many colours and a visible share of ink.
     assert pixels["colours"] > 20 and pixels["ink"] > 0.01, pixels
+
+
+def test_report_explains_itself(quick_run: tuple[dict[str, Any], Path]) -> None:
+    _, report = quick_run
+    text = report.read_text()
+    headline = text[text.index("<h2>Headline</h2>"):text.index("<h2>All rows</h2>")]
+    for row in ("h1", "h2-hints", "h2-push", "chromium h2-hints"):
+        assert f"<b>{row}</b>: load " in headline, row
+    assert headline.count(" RTT)") >= 4 and "than h2-off" in headline and "than chromium h2-off" in headline
+    assert "No current browser accepts HTTP/2 server push" in headline
+    assert "transferSize</code> 0" in text  # the early-hints artefact, named where it shows
+    assert "Chromium: paint metrics" in text and "Filmstrip" in text
+
+
+def test_think_needs_a_pushserve_that_offers_it(tmp_path: Path) -> None:
+    help_text = subprocess.run([sys.executable, "-m", "pushserve", "--help"], capture_output=True, text=True,
+                               cwd=REPO, timeout=60).stdout
+    if "--bench-think" not in help_text:
+        done = _bench(str(SITE_EXAMPLE), "--think", "200ms", "--runs", "1")
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "does not support --bench-think" in lines[0], done.stderr
+        return
+    # The server offers it: the page's final response comes at least the think time late.
+    done = _bench(str(SITE_EXAMPLE), "--think", "150ms", "--runs", "1", "--rtt", "5ms", "--modes", "h2-hints",
+                  "--no-warm", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads(done.stdout)["summary"][0]
+    assert row["response_start_ms"] >= 150 > row["interim_ms"], row
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -115,6 +264,7 @@ def test_report_has_one_bar_per_resource_and_renders(quick_run: tuple[dict[str, 
     ([str(SITE_EXAMPLE), "--modes", "h3"], "unknown mode(s) h3"),
     ([str(SITE_EXAMPLE), "--runs", "0"], "--runs must be at least 1"),
     ([str(SITE_EXAMPLE), "--bogus"], "unrecognized arguments: --bogus"),
+    ([str(SITE_EXAMPLE), "--har", str(REPO / "pyproject.toml")], "pyproject.toml: not a folder"),
 ])
 def test_mistakes_end_in_one_line(args: list[str], message: str) -> None:
     done = _bench(*args)
