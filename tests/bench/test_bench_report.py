@@ -55,7 +55,7 @@ import('./models/har/har.js').then(HAR => {
   done(requests.map(r => ({url: r.url(), status: r.statusCode, protocol: r.protocol, priority: r.priority()})));
 }).catch(e => done(String(e)));
 """
-SCHEMA = Path(__file__).resolve().parent.parent / "har" / "har-1.2.schema.json"
+SCHEMA = Path(__file__).resolve().parent / "har" / "har-1.2.schema.json"
 RTT_MS = 10
 
 # The browser decodes the screenshot (no imaging library needed in Python): distinct colours
