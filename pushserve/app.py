@@ -28,8 +28,8 @@ def build(config: Config) -> App:
     content = SiteContent(config, page_filter=page_filter)
     manifest, _warnings = build_push_manifest(config, content.templates)
     policy = PushPolicy(config.push, manifest, content.static, budget=config.limits.push_budget,
-                        use_cookie=config.push_cookie)
-    responder = Responder(content, policy, access_log_on=config.access_log)
+                        use_cookie=config.push_cookie, hints_http1=config.hints_http1)
+    responder = Responder(content, policy, access_log_on=config.access_log, think=config.bench_think)
     mounts: list[Mount] = list(load_mounts(config, responder)) if config.mounts else []
     if config.dev:  # /_pushserve/ routes, file watcher and live reload
         from pushserve.dev.mount import DevServer

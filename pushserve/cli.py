@@ -95,6 +95,11 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--dictionary-dir", type=Path, metavar="DIR",
                    help="where previous versions of JS/CSS are kept as compression dictionaries, shared by "
                    "the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)")
+    p.add_argument("--hints-http1", action="store_true",
+                   help="send 103 Early Hints over HTTP/1.1 too (off: old clients and proxies mishandle 1xx)")
+    p.add_argument("--bench-think", type=_duration, default=0.0, metavar="DURATION",
+                   help="bench only: each page waits this long (200ms, 0.2s) after its 103 and before it is "
+                   "produced, as a slow backend would; the case Early Hints exist for (0)")
     p.add_argument("--expose-worker", action="store_true", help=argparse.SUPPRESS)  # tests only
     p.add_argument("--version", action="version", version=f"pushserve {__version__}")
     return p
@@ -135,6 +140,20 @@ def _manifest_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _duration(text: str) -> float:
+    """Seconds from "200ms", "0.2s" or "0.2"."""
+    value = text.strip().lower()
+    scale = 1.0
+    if value.endswith("ms"):
+        value, scale = value[:-2], 0.001
+    elif value.endswith("s"):
+        value = value[:-1]
+    try:
+        return float(value) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 200ms or 0.2s") from None
+
+
 def _parse_workers(text: str) -> int:
     if text == "auto":
         return 0
@@ -168,7 +187,8 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         push_cookie=ns.push_cookie, templates=templates, strict_templates=ns.strict_templates,
         access_log=ns.access_log, max_age=ns.max_age, dev=ns.dev, reload=ns.reload, mounts=mounts, app_dir=ns.app_dir,
         site_vars=site_vars, limits=limits, worker_timeout=ns.worker_timeout,
-        expose_worker=ns.expose_worker, compress=Compress(**compress_args),
+        expose_worker=ns.expose_worker, hints_http1=ns.hints_http1, bench_think=ns.bench_think,
+        compress=Compress(**compress_args),
     )
 
 

@@ -141,6 +141,8 @@ class Config:
     worker_timeout: float = 30.0
     # Test mode: responses carry x-pushserve-worker (the worker's pid); never for production.
     expose_worker: bool = False
+    hints_http1: bool = False  # 103 Early Hints over HTTP/1.1 too (old clients and proxies mishandle 1xx)
+    bench_think: float = 0.0  # seconds a page waits after its 103 and before it is produced (bench only)
 
     def __post_init__(self) -> None:
         if not self.site.is_dir():
@@ -154,6 +156,8 @@ class Config:
             raise ConfigError(f"--worker-timeout {self.worker_timeout}: must be a number of seconds above 0")
         if self.key is not None and self.cert is None:
             raise ConfigError("--key needs --cert (the development certificate has its own key)")
+        if not math.isfinite(self.bench_think) or not 0 <= self.bench_think <= 60:
+            raise ConfigError(f"--bench-think {self.bench_think}: must be 0 to 60 seconds")
         if self.max_age < 0:
             raise ConfigError(f"--max-age {self.max_age}: must be 0 or more seconds")
         if self.push not in PUSH_MODES:

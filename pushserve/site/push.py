@@ -5,6 +5,12 @@ Pure decisions, no I/O: site/responder.py carries a Plan out on the protocol cor
 - ``auto``: push to HTTP/2 clients that allow it; hint (103 + Link) the rest.
 - ``hints``: 103 + Link only.  ``off``: nothing, the baseline for comparisons.
 
+A 103 is sent where a browser acts on it (Chromium's docs/early-hints.md): only the first 103 of a
+top-level navigation over HTTP/2 or later counts, so it goes to requests with ``Sec-Fetch-Dest:
+document`` (``Sec-Fetch-Mode: navigate`` is true for iframes too) or with no ``Sec-Fetch-*`` at all
+(tools like nghttp and curl), over HTTP/2; over HTTP/1.1 only when asked for (``--hints-http1``:
+old clients and proxies mishandle 1xx).  The Link headers on the 200 stay either way.
+
 Cache awareness (after h2o's CASPer): a cookie holds short digests of (path, ETag) for what this
 browser was already pushed or hinted, so a returning visitor is not sent it again; a changed file
 has a new ETag, so it is announced again.
@@ -112,8 +118,9 @@ def cookie_header(digests: list[bytes]) -> bytes:
 
 class PushPolicy:
     def __init__(self, mode: PushMode, manifest: PushManifest | None, static: StaticSite, *,
-                 budget: int, use_cookie: bool) -> None:
+                 budget: int, use_cookie: bool, hints_http1: bool = False) -> None:
         self.mode = mode
+        self.hints_http1 = hints_http1
         self.manifest = manifest
         self.static = static
         self.budget = budget
@@ -166,5 +173,17 @@ class PushPolicy:
             plan.hinted_digests.append(digest)
         # A 103 only where the client cannot take pushes: a pushing connection gets Link headers
         # on the 200 for what did not fit the budget, nothing earlier.
-        plan.early_hints = bool(plan.link_headers) and not may_push
+        plan.early_hints = bool(plan.link_headers) and not may_push and self.early_hints_help(req)
         return plan
+
+    def early_hints_help(self, req: RequestReceived) -> bool:
+        """Whether a 103 for this request can be acted on (see the module's docstring)."""
+        if req.http_version != "2" and not self.hints_http1:
+            return False
+        fetch_headers = False
+        for name, value in req.headers:
+            if name.startswith(b"sec-fetch-"):
+                if name == b"sec-fetch-dest":
+                    return value == b"document"
+                fetch_headers = True
+        return not fetch_headers

@@ -8,6 +8,7 @@ belongs to a mounted app is handed to ``mount_for``'s answer, which the router s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pushserve.protocol.events import Headers, RequestReceived
 from pushserve.site.content import SiteContent
 from pushserve.site.manifest import PushResource
 from pushserve.site.push import PushPolicy
+from pushserve.site.static import Lookup
 
 access_log = logging.getLogger("pushserve.access")
 
@@ -41,8 +43,10 @@ def _no_mount(target: bytes) -> Mount | None:
 
 
 class Responder:
-    def __init__(self, content: SiteContent, policy: PushPolicy, *, access_log_on: bool) -> None:
+    def __init__(self, content: SiteContent, policy: PushPolicy, *, access_log_on: bool,
+                 think: float = 0.0) -> None:
         self.content = content
+        self.think = think  # --bench-think: seconds a page waits after its 103
         self.policy = policy
         self.access_log_on = access_log_on
         # The mounted app that answers a pushed path, if any (set by the router).
@@ -55,21 +59,41 @@ class Responder:
         lookup = self.content.static.lookup(req.target, req.headers)
         announced = None
         early = req.method == b"GET" and not lookup.conditional
-        if early:
-            page = lookup.page
-            resources = self.policy.resources_for_page(page) if page is not None else None
+        page = lookup.page
+        if early and page is not None:
+            resources = self.policy.resources_for_page(page)
             if resources:
                 announced = self.announce(ex, req, resources)
                 if announced.early_hints:
                     # The 103 leaves now.  Pushes do not: their data would go out ahead of a
                     # page not yet queued, where urgency should put the page's own data first.
                     ex.flush()
+        if page is not None and self.think:
+            # A slow backend, for the bench: the page is produced later, without holding the loop.
+            asyncio.get_running_loop().call_later(self.think, self._produce, ex, req, lookup, announced, early)
+            return
+        self._produce(ex, req, lookup, announced, early)
+
+    def _produce(self, ex: Exchange, req: RequestReceived, lookup: Lookup, announced: Announced | None,
+                 early: bool) -> None:
+        if ex.closed:
+            return
+        page = lookup.page
+        started = time.perf_counter() if page is not None else 0.0
         response = self.content.answer(req, lookup)
+        if page is not None:
+            # Server-Timing (as h2o's): where a page's time went, for DevTools and Resource Timing.
+            timing = b"render;dur=%.1f" % ((time.perf_counter() - started) * 1000)
+            if self.think:
+                timing = b"think;dur=%.0f, " % (self.think * 1000) + timing
+            response.headers.append((b"server-timing", timing))
         if not early:
             resources = self.policy.resources_for(response)
             if resources:
                 announced = self.announce(ex, req, resources)
         self.respond(ex, req, response, announced)
+        if self.think:
+            ex.flush()
 
     def respond(self, ex: Exchange, req: RequestReceived, response: Response,
                 announced: Announced | None = None) -> None:

@@ -8,8 +8,6 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import need
 from tests.support.h2client import H2Client
 from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli
@@ -167,14 +165,52 @@ def test_nghttp_shows_push_promises(server: ServerProcess, make_server: Callable
     assert out.returncode == 0 and "PUSH_PROMISE" not in out.stdout and ":status: 103" not in out.stdout
 
 
-@pytest.mark.parametrize("flag", ["--http2", "--http1.1"])
-def test_curl_shows_103_then_200_with_links(server: ServerProcess, flag: str) -> None:
-    out = subprocess.run([need("curl"), "-sv", flag, "--cacert", str(server.certs.ca_file), "-o", "/dev/null",
-                          server.url], capture_output=True, text=True, timeout=30)
+def _curl_statuses_and_links(url: str, ca: Path, *flags: str) -> tuple[list[str], list[list[str]]]:
+    out = subprocess.run([need("curl"), "-sv", *flags, "--cacert", str(ca), "-o", "/dev/null", url],
+                         capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     lines = [line[2:] for line in out.stderr.splitlines() if line.startswith("< ")]
-    statuses = [i for i, line in enumerate(lines) if re.match(r"HTTP/\S+ \d{3}", line)]
-    assert [lines[i].split()[1] for i in statuses] == ["103", "200"]
-    hint_links = [line.split(": ", 1)[1] for line in lines[statuses[0]:statuses[1]] if line.lower().startswith("link:")]
-    final_links = [line.split(": ", 1)[1] for line in lines[statuses[1]:] if line.lower().startswith("link:")]
-    assert hint_links == expected_links() == final_links
+    starts = [i for i, line in enumerate(lines) if re.match(r"HTTP/\S+ \d{3}", line)]
+    blocks = [lines[a:b] for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
+    links = [[line.split(": ", 1)[1] for line in block if line.lower().startswith("link:")] for block in blocks]
+    return [lines[i].split()[1] for i in starts], links
+
+
+def test_curl_shows_103_then_200_with_links(server: ServerProcess) -> None:
+    statuses, links = _curl_statuses_and_links(server.url, server.certs.ca_file, "--http2")
+    assert statuses == ["103", "200"]
+    assert links == [expected_links(), expected_links()]
+
+
+def test_http1_gets_links_on_the_200_and_a_103_only_when_asked_for(
+        server: ServerProcess, make_server: Callable[..., ServerProcess]) -> None:
+    statuses, links = _curl_statuses_and_links(server.url, server.certs.ca_file, "--http1.1")
+    assert statuses == ["200"] and links == [expected_links()]
+    h1_hints = make_server("--hints-http1")
+    statuses, links = _curl_statuses_and_links(h1_hints.url, h1_hints.certs.ca_file, "--http1.1")
+    assert statuses == ["103", "200"] and links == [expected_links(), expected_links()]
+
+
+def test_103_goes_to_navigations_not_to_fetches(server: ServerProcess) -> None:
+    c = H2Client(server.host, server.port, server.certs.client_context(), enable_push=False)
+    try:
+        navigation = c.get("/", [(b"sec-fetch-dest", b"document"), (b"sec-fetch-mode", b"navigate")])
+        fetched = c.get("/features/", [(b"sec-fetch-dest", b"empty"), (b"sec-fetch-mode", b"cors")])
+    finally:
+        c.close()
+    assert [h[0] for h in navigation.informational] == [(b":status", b"103")]
+    assert fetched.informational == [] and fetched.all(b"link")  # the 200 still names them
+
+
+def test_server_timing_says_where_the_page_time_went(make_server: Callable[..., ServerProcess]) -> None:
+    srv = make_server("--bench-think", "150ms")
+    c = H2Client(srv.host, srv.port, srv.certs.client_context(), enable_push=False)
+    try:
+        page = c.get("/")
+        asset = c.get("/css/site.css")
+    finally:
+        c.close()
+    timing = page.header(b"server-timing")
+    assert timing is not None and re.fullmatch(rb"think;dur=150, render;dur=\d+\.\d", timing), timing
+    assert page.informational and page.status == 200  # the 103 left before the think time
+    assert asset.header(b"server-timing") is None  # files wait for nothing

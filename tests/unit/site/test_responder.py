@@ -17,8 +17,8 @@ LINKS = [b"</css/site.css>; rel=preload; as=style", b"</fonts/x.woff2>; rel=prel
          b"</js/app.js>; rel=preload; as=script; crossorigin", b"</js/dep.js>; rel=preload; as=script; crossorigin"]
 
 
-def site_app(tmp_path: Path, push: PushMode = "auto") -> App:
-    return build(Config(site=write_site(tmp_path), push=push, access_log=False))
+def site_app(tmp_path: Path, push: PushMode = "auto", *, hints_http1: bool = False) -> App:
+    return build(Config(site=write_site(tmp_path), push=push, access_log=False, hints_http1=hints_http1))
 
 
 def test_push_when_the_client_allows_it(tmp_path: Path) -> None:
@@ -89,8 +89,16 @@ def test_pushes_beyond_the_clients_stream_limit_become_link_headers(tmp_path: Pa
     assert page.all(b"link") == LINKS[2:]
 
 
-def test_hints_on_http1(tmp_path: Path) -> None:
+def test_no_103_on_http1_by_default_only_link_headers(tmp_path: Path) -> None:
     s = H1Session(site_app(tmp_path))
+    s.send(b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
+    (page,) = s.replies()
+    assert page.informational == []
+    assert page.status == 200 and page.all(b"link") == LINKS
+
+
+def test_hints_on_http1_when_asked_for(tmp_path: Path) -> None:
+    s = H1Session(site_app(tmp_path, hints_http1=True))
     s.send(b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
     (page,) = s.replies()
     (hint,) = page.informational
@@ -98,8 +106,21 @@ def test_hints_on_http1(tmp_path: Path) -> None:
     assert page.status == 200 and page.all(b"link") == LINKS and b"<p>hello</p>" in page.body
 
 
+@pytest.mark.parametrize(("fetch_headers", "hinted"), [
+    ([(b"sec-fetch-dest", b"document"), (b"sec-fetch-mode", b"navigate")], True),  # a top-level navigation
+    ([], True),  # no Sec-Fetch-* at all: nghttp, curl
+    ([(b"sec-fetch-dest", b"empty"), (b"sec-fetch-mode", b"cors")], False),  # fetch()
+    ([(b"sec-fetch-dest", b"iframe"), (b"sec-fetch-mode", b"navigate")], False),  # Chromium ignores 103 in iframes
+])
+def test_103_only_where_a_browser_acts_on_it(tmp_path: Path, fetch_headers: list[tuple[bytes, bytes]],
+                                             hinted: bool) -> None:
+    page = H2Session(site_app(tmp_path), enable_push=False).get("/", headers=fetch_headers)
+    assert bool(page.informational) is hinted
+    assert page.status == 200 and page.all(b"link") == LINKS  # the 200 names them whatever the request
+
+
 def test_the_103_leaves_before_the_page_is_made(tmp_path: Path) -> None:
-    s = H1Session(site_app(tmp_path))
+    s = H1Session(site_app(tmp_path, hints_http1=True))
     s.send(b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
     hint, page = s.server.writes  # two writes: the client starts on the hints while we render
     assert hint.startswith(b"HTTP/1.1 103 ") and hint.count(b"HTTP/1.1") == 1
