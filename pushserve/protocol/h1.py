@@ -17,10 +17,14 @@ Invariants worth keeping in mind:
 * After a protocol error the core answers once with its own tiny response, parses nothing more and
   reports one ConnectionTerminated; ``closing`` turns True once the last response has been handed
   out by ``data_to_send``.
+* The connection's life is one ``State`` that only moves forward (OPEN → LAST → DRAINING →
+  CLOSING), beside ``_reading`` (is input still parsed): a drain (``close()``) and a broken input
+  are different things, and a response says ``Connection: close`` for the first, not the second.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -75,6 +79,15 @@ def _status_line(status: int) -> bytes:
 
 class _Reject(Exception):
     """Raised inside a parser callback to refuse the request."""
+
+
+class State(enum.IntEnum):
+    """Where the connection is in its life, as answers go; it only ever moves forward."""
+
+    OPEN = 0  # taking requests
+    LAST = 1  # close() found it idle: one more request is read and answered with Connection: close
+    DRAINING = 2  # close() was called: finish the requests received, start no other
+    CLOSING = 3  # close the transport once what is queued has been written
 
 
 class _StopParsing(Exception):
@@ -141,11 +154,9 @@ class H1Core:
         self._inbuf = bytearray()  # input held back while the pipeline is full
         self._cur: _Exchange | None = None  # the request whose body is being received
         self._upgrade_body_left = 0  # body bytes of an Upgrade request, which httptools skips
-        self._stopped = False  # parse nothing more (error, reset, EOF)
-        self._no_new = False  # close() was called: finish the current request, start no other
-        self._one_more = False  # ... except one more, when close() found the connection idle
-        self._closing = False
-        self._terminated = False
+        self._state = State.OPEN  # the connection's life, as answers go (only ever moves forward)
+        self._reading = True  # False once nothing more is parsed (error, reset, EOF, close)
+        self._terminated = False  # ConnectionTerminated was reported (once)
         # Per-message parser state.
         self._in_head = False
         self._began = False  # on_message_begin ran during the current feed_data call
@@ -165,7 +176,7 @@ class H1Core:
     def receive_data(self, data: bytes) -> list[Event]:
         if not data:
             self._eof()
-        elif self._stopped or self._closing:
+        elif not self._reading or self._state is State.CLOSING:
             pass
         elif self._inbuf or self._must_hold():
             self._inbuf += data
@@ -247,7 +258,7 @@ class H1Core:
         if self._exchanges:
             self._exchanges[-1].close_after = True
         else:
-            self._closing = True
+            self._advance(State.CLOSING)
 
     def buffered(self, stream_id: int) -> int:
         ex = self._streams.get(stream_id)
@@ -257,7 +268,7 @@ class H1Core:
         out: list[bytes | memoryview] = []
         budget = limit
         exchanges = self._exchanges
-        while exchanges and not self._closing:
+        while exchanges and self._state is not State.CLOSING:
             ex = exchanges[0]
             if not ex.head_sent:
                 if ex.expect_continue and not ex.status and not ex.request_complete:
@@ -273,7 +284,7 @@ class H1Core:
                 ex.head_sent = True
             if ex.body:
                 budget = self._pull_body(ex, out, budget)
-                if self._closing:  # a body iterator failed
+                if self.closing:  # a body iterator failed
                     break
             if ex.body or not ex.ended:
                 break  # out of budget, or waiting for send_data
@@ -287,14 +298,12 @@ class H1Core:
         connection is not closed under the client's feet (its next request may be on the wire):
         one more request is still read and answered with ``Connection: close``; the layer above
         bounds how long it waits for it (``idle_close``)."""
-        if self._no_new:
+        if self._state is not State.OPEN:
             return
-        self._no_new = True
         if not self._exchanges:
-            self._one_more = not self._stopped
-            if not self._one_more:
-                self._closing = True
+            self._advance(State.LAST if self._reading else State.CLOSING)
             return
+        self._advance(State.DRAINING)
         self._inbuf.clear()
         front = self._exchanges[0]
         if self._cur is not front:
@@ -303,20 +312,24 @@ class H1Core:
         self._drop_from(1)
         front.close_after = True
 
+    def _advance(self, state: State) -> None:
+        if state > self._state:
+            self._state = state
+
     def idle_close(self) -> None:
         """Close now if no request is in progress (after ``close()``'s grace, or when idle too long)."""
-        if not self._exchanges and not (self._in_head and not self._stopped):
+        if not self._exchanges and not (self._in_head and self._reading):
             self._stop_parsing()
-            self._closing = True
+            self._advance(State.CLOSING)
 
     def request_timeout(self) -> None:
         """A request head began but did not finish in time: answer 408 (as Apache does), close."""
-        if self._in_head and not self._stopped:
+        if self._in_head and self._reading:
             self._fail(408, "request head timeout")
 
     @property
     def closing(self) -> bool:
-        return self._closing
+        return self._state is State.CLOSING
 
     @property
     def open_streams(self) -> int:
@@ -325,15 +338,15 @@ class H1Core:
     @property
     def awaiting_head(self) -> bool:
         # Input held back by the pipeline bound is our doing, not a slow client.
-        return self._in_head and not self._stopped and not self._inbuf
+        return self._in_head and self._reading and not self._inbuf
 
     # -- httptools callbacks (names fixed by httptools) -------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._no_new:
-            if not self._one_more:
+        if self._state is not State.OPEN:
+            if self._state is not State.LAST:
                 raise _StopParsing
-            self._one_more = False  # this one is answered, with Connection: close
+            self._state = State.DRAINING  # this one is answered, with Connection: close
         self._in_head = True
         self._began = True
         self._head_bytes = 0
@@ -454,7 +467,7 @@ class H1Core:
         return path, authority
 
     def _feed(self, data: bytes) -> None:
-        while data and not self._stopped:
+        while data and self._reading:
             if self._upgrade_body_left:
                 data = self._feed_upgrade_body(data)
                 continue
@@ -468,7 +481,7 @@ class H1Core:
                 self._parser = httptools.HttpRequestParser(self)
                 continue
             except httptools.HttpParserError as exc:
-                if self._no_new and self._rejection is None and self._cur is None:
+                if self._state is not State.OPEN and self._rejection is None and self._cur is None:
                     self._stop_parsing()  # _StopParsing: close() asked for no more requests
                 else:
                     status, reason = self._rejection or (400, str(exc) or "malformed request")
@@ -516,7 +529,7 @@ class H1Core:
 
     def _resume(self) -> None:
         inbuf = self._inbuf
-        while inbuf and not self._stopped and not self._closing and not self._must_hold():
+        while inbuf and self._reading and self._state is not State.CLOSING and not self._must_hold():
             chunk = bytes(inbuf[:_RESUME_SLICE])
             del inbuf[:_RESUME_SLICE]
             self._feed(chunk)
@@ -535,7 +548,7 @@ class H1Core:
             self._events.append(deferred.popleft())
 
     def _stop_parsing(self) -> None:
-        self._stopped = True
+        self._reading = False
         self._inbuf.clear()
         self._in_head = False
         self._cur = None
@@ -562,7 +575,7 @@ class H1Core:
         elif self._exchanges:
             self._exchanges[-1].close_after = True
         else:
-            self._closing = True
+            self._advance(State.CLOSING)
         self._terminate(status, reason)
 
     def _terminate(self, error_code: int, reason: str) -> None:
@@ -571,7 +584,7 @@ class H1Core:
             self._emit(ConnectionTerminated(error_code, reason))
 
     def _eof(self) -> None:
-        if self._closing and self._terminated and not self._exchanges:
+        if self._state is State.CLOSING and self._terminated and not self._exchanges:
             return
         events = self._events
         for ex in self._exchanges:
@@ -586,7 +599,7 @@ class H1Core:
         self._streams.clear()
         self._active = 0
         self._stop_parsing()
-        self._closing = True
+        self._advance(State.CLOSING)
         self._terminate(0, "client closed")
 
     # -- responses ------------------------------------------------------------------------------
@@ -618,7 +631,7 @@ class H1Core:
             if name == b"content-length":
                 has_length = True
             parts += (name, b": ", value, b"\r\n")
-        close = ex.close_after or not ex.keep_alive or self._no_new or not ex.request_complete
+        close = ex.close_after or not ex.keep_alive or self._state is not State.OPEN or not ex.request_complete
         if ex.no_body():
             ex.framing = _NONE
         elif has_length:
@@ -697,7 +710,7 @@ class H1Core:
         """A response cannot be finished: the client must see it cut short, so close now."""
         self._stop_parsing()
         self._drop_from(0)
-        self._closing = True
+        self._advance(State.CLOSING)
         self._terminate(500, reason)
 
     def _complete(self, ex: _Exchange) -> None:
@@ -715,11 +728,11 @@ class H1Core:
         if ex.close_after:
             self._stop_parsing()
             self._drop_from(0)
-            self._closing = True
+            self._advance(State.CLOSING)
             return
         if self._deferred:
             self._release()
         if self._inbuf:
             self._resume()
-        if self._no_new and not self._exchanges:
-            self._closing = True
+        if self._state is not State.OPEN and not self._exchanges:
+            self._advance(State.CLOSING)
