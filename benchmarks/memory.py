@@ -87,7 +87,10 @@ def measure(pid: int) -> list[ProcessMemory]:
             argv = (PROC / str(p) / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
         except OSError as e:
             raise BenchError(f"cannot read memory of {comm} ({p}): {e.strerror}") from None
-        cmdline = " ".join([os.path.basename(argv[0].decode(errors="replace"))]
+        # argv[0] without its folder; a server that retitles itself (nginx: "nginx: worker
+        # process") puts the whole title in argv[0], so only its first word is a path.
+        program, space, title = argv[0].decode(errors="replace").partition(" ")
+        cmdline = " ".join([os.path.basename(program) + space + title]
                            + [a.decode(errors="replace") for a in argv[1:]])
         out.append(ProcessMemory(p, ppid, comm, cmdline, rss, pss, uss))
     return out

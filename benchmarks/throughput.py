@@ -12,15 +12,18 @@ checked answer by answer (``benchmarks/loadtools.py``):
 h2load runs are sized per server and load so that one lasts about ``--duration`` seconds (a short
 calibration run, growing geometrically, also serves as the warm-up) and never more than
 ``--requests`` requests; wrk runs for ``--duration`` seconds.  All servers run at once (idle ones
-cost nothing) and every repetition visits each of them in turn, the order rotated each time, so
-slow drift of the machine spreads over all servers.  After the last repetition the memory of
-every process of every server is read (``benchmarks/memory.py``).  Medians of the repetitions
-and their ratio to pushserve (the first worker count) are reported; a cell with a failed run
-shows the failure, never a figure."""
+cost nothing).  Each repetition runs the loads one after the other, and each load visits every
+server in turn, the order rotated each repetition: the figures of one row are measured within
+seconds of each other, and slow drift of the machine spreads over all servers.  After the last
+repetition the memory of every process of every server is read (``benchmarks/memory.py``).
+Medians of the repetitions and their ratio to pushserve (the first worker count) are reported; a
+cell with a failed run shows the failure, never a figure."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import random
 import shutil
 import statistics
@@ -183,7 +186,7 @@ def run(repeat: int = 3, duration: int = 3, max_requests: int = 1_000_000,
             raise BenchError(f"{tool} is not installed (Debian: nghttp2-client, wrk)")
     if not can_pin():
         log("note: taskset or a second CPU missing; server and client are not pinned")
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()[0]
     todo = entries(names, pushserve_workers)
     cells = {(e.name, ld.key): Cell(e.name, ld.key) for e in todo for ld in LOADS}
     mem: dict[str, list[memory.ProcessMemory] | str] = {}
@@ -213,35 +216,41 @@ def run(repeat: int = 3, duration: int = 3, max_requests: int = 1_000_000,
             log(f"warm-up {name}: h2load sizes " + ", ".join(
                 f"{ld.key} {cells[(name, ld.key)].requests}" for ld in LOADS if ld.tool == "h2load"))
         for rep, order in enumerate(_rotations(list(live), repeat), 1):
-            for name in order:
+            # Load by load, each visiting every server: the servers compared in one row are
+            # measured within seconds of each other, so drift of a noisy machine hits them alike.
+            for ld in LOADS:
                 line = []
-                for ld in LOADS:
+                for name in order:
                     cell = cells[(name, ld.key)]
-                    if cell.errors and ld.tool == "h2load" and cell.requests is None:
+                    if ld.tool == "h2load" and cell.requests is None:
                         continue  # its warm-up failed: nothing to size a run with
                     try:
                         value = measure(f"{live[name].base}/{ld.file}", ld, bodies[ld.key], cell.requests, duration)
                     except BenchError as err:
                         cell.errors.append(f"run {rep}: {err}")
-                        line.append(f"{ld.key} FAILED")
+                        line.append(f"{name} FAILED")
                         log(f"run {rep}/{repeat} {name} {ld.key}: {err}")
                         continue
                     cell.runs.append(value)
-                    line.append(f"{ld.key} {value:,.0f} {ld.unit}")
-                log(f"run {rep}/{repeat} {name:<12} " + "   ".join(line))
+                    line.append(f"{name} {value:,.0f}")
+                log(f"run {rep}/{repeat} {ld.key} ({ld.unit}): " + ", ".join(line))
         for name, served in live.items():
             # "After the runs": every load is done and the server is still up.
             try:
                 mem[name] = memory.measure(served.pid)
             except BenchError as err:
                 mem[name] = str(err)
-    log(f"done in {time.monotonic() - started:.0f} s")
-    return _summary(todo, cells, mem, skipped, bodies, repeat, duration, max_requests)
+    took = time.monotonic() - started
+    log(f"done in {took:.0f} s")
+    machine: dict[str, object] = {"cpus": os.cpu_count(), "python": platform.python_version(), "seconds": round(took),
+               "load_average_1min": [load_before, os.getloadavg()[0]]}
+    return _summary(todo, cells, mem, skipped, bodies, machine, repeat, duration, max_requests)
 
 
 def _summary(todo: list[Entry], cells: dict[tuple[str, str], Cell],
              mem: dict[str, list[memory.ProcessMemory] | str], skipped: dict[str, str],
-             bodies: dict[str, int], repeat: int, duration: int, max_requests: int) -> dict[str, object]:
+             bodies: dict[str, int], machine: dict[str, object], repeat: int, duration: int,
+             max_requests: int) -> dict[str, object]:
     base = todo[0].name if todo and todo[0].name == "pushserve" else None
     results = []
     for cell in cells.values():
@@ -262,7 +271,7 @@ def _summary(todo: list[Entry], cells: dict[tuple[str, str], Cell],
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _commit(),
         "repeat": repeat, "duration_s": duration, "max_requests": max_requests,
-        "pinned": can_pin(), "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
+        "pinned": can_pin(), "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU, "machine": machine,
         "files": {TINY: bodies["h2_m10"], LARGE: bodies["h2_1mib"]},
         "loads": [asdict(ld) | {"command": ld.command(duration)} for ld in LOADS],
         "servers": [{"name": e.name, "label": e.label} for e in todo if e.name not in skipped],

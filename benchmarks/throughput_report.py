@@ -67,7 +67,11 @@ def _preamble(s: dict[str, Any]) -> str:
            else "not pinned (taskset or a second CPU missing)")
     base = next((srv["label"] for srv in s["servers"] if srv["name"] == s["baseline"]), None)
     ratio = f"(1.23{TIMES}) = ratio to {base}" if base else "no pushserve column, no ratios"
-    return (f"Commit {s['commit'] or '?'}, {s['date']}; files {files}; medians of {s['repeat']} runs "
+    m = s["machine"]
+    load = " \u2192 ".join(f"{x:.1f}" for x in m["load_average_1min"])
+    return (f"Commit {s['commit'] or '?'}, {s['date']}, {m['cpus']} CPUs, Python {m['python']}, "
+            f"1-min load average {load} (start \u2192 end), {m['seconds']} s; files {files}; "
+            f"medians of {s['repeat']} runs "
             f"(h2load runs sized to last ~{s['duration_s']} s, at most {s['max_requests']:,} requests; "
             f"wrk {s['duration_s']} s); {pin}; {ratio}.")
 
