@@ -251,7 +251,7 @@ def _summary(todo: list[Entry], cells: dict[tuple[str, str], Cell],
              mem: dict[str, list[memory.ProcessMemory] | str], skipped: dict[str, str],
              bodies: dict[str, int], machine: dict[str, object], repeat: int, duration: int,
              max_requests: int) -> dict[str, object]:
-    base = todo[0].name if todo and todo[0].name == "pushserve" else None
+    base = "pushserve" if any(e.name == "pushserve" for e in todo) else None
     results = []
     for cell in cells.values():
         if cell.server in skipped:
