@@ -11,38 +11,36 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import textwrap
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import MAX_KEEPALIVE_REQUESTS, REPO, _py_env
-from benchmarks.throughput import FIXTURE, Result, h2load, wrk
+from benchmarks.loadtools import h2load, wrk
+from benchmarks.peers.fixed_asgi import fixed_answer
+from benchmarks.servers import MAX_KEEPALIVE_REQUESTS, REPO, SITE, _py_env
 from pushserve.bench.certs import CertPair, make_cert
 from pushserve.bench.procs import SERVER_CPU, BenchError, can_pin, free_port, pinned, running
 
 # -- the app ------------------------------------------------------------------------------------
 
-_BODY = b"Hello, world!\n"
-_START = {"type": "http.response.start", "status": 200,
-          "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(_BODY))]}
-_END = {"type": "http.response.body", "body": _BODY}
+app = fixed_answer(200, b"Hello, world!\n", b"text/plain")
 
 
-async def app(scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
-              send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
-    await send(_START)
-    await send(_END)
+@dataclass
+class Result:
+    server: str
+    protocol: str
+    runs: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs) if self.runs else 0.0
 
 
 # -- servers ------------------------------------------------------------------------------------
@@ -55,7 +53,7 @@ _UVICORN_READY = re.compile(r"Uvicorn running on https://")
 
 @contextmanager
 def pushserve(cert: CertPair, work: Path) -> Iterator[str]:
-    cmd = [sys.executable, "-m", "pushserve", str(FIXTURE), "--port", "0", "--cert", str(cert.cert),
+    cmd = [sys.executable, "-m", "pushserve", str(SITE), "--port", "0", "--cert", str(cert.cert),
            "--key", str(cert.key), "--cert-dir", str(work / "pushserve-certs"), "--push", "off",
            "--no-access-log", "--workers", "1", "--mount", f"{PATH}=benchmarks.asgi_hello:app"]
     env = _py_env({"PUSHSERVE_CAROOT": str(work / "caroot")})
@@ -109,7 +107,7 @@ def _rotations(items: Sequence[tuple[str, str]], repeat: int) -> Iterator[list[t
 
 
 def _measure(url: str, proto: str, requests: int, duration: int) -> float:
-    return h2load(url, requests) if proto == "h2" else wrk(url, duration)
+    return h2load(url, requests).rate if proto == "h2" else wrk(url, duration).rate
 
 
 def run(repeat: int, requests: int, duration: int, log: Callable[[str], None]) -> dict[str, object]:

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks import servers
-from benchmarks.throughput import h2load
+from benchmarks.loadtools import h2load
 from pushserve.bench import pageload
 from pushserve.bench.certs import make_cert
 from pushserve.bench.procs import BenchError, can_pin
@@ -78,7 +78,7 @@ def run_throughput(repeat: int, requests: int) -> str:
         body = script()
         (docroot / "app.js").write_bytes(body)
         spec = servers.ServeSpec(docroot, make_cert(Path(tmp)), Path(tmp))
-        peers: list[tuple[str, Callable[[], AbstractContextManager[str]], str]] = [
+        peers: list[tuple[str, Callable[[], AbstractContextManager[servers.Served]], str]] = [
             ("pushserve", functools.partial(servers.pushserve, spec), "/app.js")]
         if servers.nginx_available():
             peers.append(("nginx gzip", functools.partial(servers.nginx, spec, _NGINX_GZIP), "/app.js"))
@@ -87,15 +87,15 @@ def run_throughput(repeat: int, requests: int) -> str:
         if servers.granian_available():
             peers.append(("granian+gzip", functools.partial(
                 servers.granian, spec, "benchmarks.peers.starlette_gzip:app"), "/app.js"))
-            peers.append(("granian static", functools.partial(servers.granian, spec, static=True), "/static/app.js"))
+            peers.append(("granian static", functools.partial(servers.granian, spec), "/app.js"))
         else:
             _log("skipped granian: not installed")
         urls: dict[str, str] = {}
         sizes: dict[str, str] = {}
         ca = Path(tmp) / "ca" / "rootCA.pem"
         for name, start, path in peers:
-            urls[name] = stack.enter_context(start()) + path
-            h2load(urls[name], min(requests, 2_000), [GZIP_HEADER])  # warm-up; pushserve's level-9 body is made
+            urls[name] = stack.enter_context(start()).base + path
+            h2load(urls[name], min(requests, 2_000), headers=[GZIP_HEADER])  # warm-up; pushserve's level-9 body is made
             with httpx.Client(http2=True, verify=str(ca)) as c:
                 r = c.get(urls[name], headers={"accept-encoding": "gzip"})
             if r.status_code != 200 or r.content != body:
@@ -107,7 +107,7 @@ def run_throughput(repeat: int, requests: int) -> str:
         for i in range(repeat):
             order = names[i % len(names):] + names[:i % len(names)]
             for name in order:
-                rate = h2load(urls[name], requests, [GZIP_HEADER])
+                rate = h2load(urls[name], requests, headers=[GZIP_HEADER]).rate
                 runs[name].append(rate)
                 _log(f"run {i + 1}/{repeat} {name:<15} {rate:>9.0f} req/s")
     lines = [f"{len(body)}-byte script, h2load -c 8 -m 10 -n {requests} -H '{GZIP_HEADER}', {repeat} runs, medians",

@@ -1,15 +1,20 @@
-"""How to start each server under test: pushserve, Hypercorn (+ Starlette StaticFiles), and the C
-servers nginx and h2o as the ceiling.  Each serves ``docroot`` over TLS with the same certificate,
-one worker, access log off, pinned to the server CPU; each yields its ``https://127.0.0.1:PORT``.
+"""How to start each server under test: pushserve, Granian's static-file route (Rust), Hypercorn
+(+ Starlette StaticFiles), and the C servers nginx and h2o as the ceiling.  Each serves
+``docroot`` over TLS with the same certificate, one worker, access log off, pinned to the server
+CPU; each yields a ``Served``: the URL under which the docroot's files are found, and the pid of
+the process it started (the root of its process tree: master and workers).
 
 Config files for peers are generated into a temp folder; ports for peers that need a fixed port
 come from ``free_port``.  pushserve picks its own port (``--port 0``) and prints it."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import re
 import shutil
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
@@ -21,11 +26,21 @@ from pushserve.bench.certs import CertPair
 from pushserve.bench.procs import SERVER_CPU, free_port, pinned, running
 
 REPO = Path(__file__).resolve().parent.parent
+SITE = Path(__file__).resolve().parent / "site"
 # pushserve's startup line: "... at https://127.0.0.1:PORT/ ..."
 _PUSHSERVE_READY = re.compile(r" at (https://[^/\s]+:\d+)/")
 _HYPERCORN_READY = re.compile(r"Running on (https://\S+:\d+)")
+_GRANIAN_READY = re.compile(r"Started worker-1\b")
 # Enough that no peer closes a keep-alive connection in the middle of a measurement.
 MAX_KEEPALIVE_REQUESTS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running server: ``base`` + "/" + a docroot file's name is its URL."""
+
+    base: str
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,21 @@ class ServeSpec:
     workdir: Path
 
 
+def version(server: str) -> str:
+    """The version a peer reports ("" when it cannot tell): for the table's headings."""
+    if server in ("granian", "hypercorn", "starlette"):
+        try:
+            return importlib.metadata.version(server)
+        except importlib.metadata.PackageNotFoundError:
+            return ""
+    cmd = {"nginx": ["nginx", "-v"], "h2o": ["h2o", "--version"]}.get(server)
+    if cmd is None or shutil.which(cmd[0]) is None:
+        return ""
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    found = re.search(r"version:? (?:nginx/)?(\S+)", done.stdout + done.stderr)
+    return found.group(1) if found else ""
+
+
 def _py_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
@@ -45,7 +75,8 @@ def _py_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Sequence[str] = ()) -> Iterator[str]:
+def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Sequence[str] = ()) -> Iterator[Served]:
+    """``extra``: more pushserve options (``--no-compress``)."""
     cmd = [sys.executable, "-m", "pushserve", str(spec.docroot), "--port", "0",
            "--cert", str(spec.cert.cert), "--key", str(spec.cert.key),
            "--cert-dir", str(spec.workdir / "pushserve-certs"),
@@ -53,11 +84,12 @@ def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Seque
            "--dictionary-dir", str(spec.workdir / "dictionaries"), *extra]
     env = _py_env({"PUSHSERVE_CAROOT": str(spec.workdir / "caroot")})
     with running("pushserve", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
-        yield child.wait_for_line(_PUSHSERVE_READY).group(1).replace("localhost", "127.0.0.1")
+        base = child.wait_for_line(_PUSHSERVE_READY).group(1).replace("localhost", "127.0.0.1")
+        yield Served(base, child.proc.pid)
 
 
 @contextmanager
-def hypercorn(spec: ServeSpec) -> Iterator[str]:
+def hypercorn(spec: ServeSpec) -> Iterator[Served]:
     port = free_port()
     conf = spec.workdir / "hypercorn.toml"
     conf.write_text(textwrap.dedent(f"""\
@@ -74,7 +106,32 @@ def hypercorn(spec: ServeSpec) -> Iterator[str]:
     env = _py_env({"BENCH_DOCROOT": str(spec.docroot)})
     with running("hypercorn", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
         child.wait_for_line(_HYPERCORN_READY)
-        yield f"https://127.0.0.1:{port}"
+        yield Served(f"https://127.0.0.1:{port}", child.proc.pid)
+
+
+def granian_available() -> bool:
+    return importlib.util.find_spec("granian") is not None
+
+
+@contextmanager
+def granian(spec: ServeSpec, app: str | None = None) -> Iterator[Served]:
+    """Granian's static-file route: files under ``/static`` are served by its Rust core from the
+    docroot and never reach the (empty) ASGI app.  With ``app`` ("module:attr", given the docroot
+    in $BENCH_DOCROOT), that app serves everything instead.  Granian takes a PKCS#8 key only, which
+    is what ``make_cert`` writes (``BEGIN PRIVATE KEY``)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--http", "auto", "--workers", "1",
+           "--host", "127.0.0.1", "--port", str(port),
+           "--ssl-certificate", str(spec.cert.cert), "--ssl-keyfile", str(spec.cert.key), "--no-access-log"]
+    if app is None:
+        cmd += ["--static-path-route", "/static", "--static-path-mount", str(spec.docroot),
+                "benchmarks.peers.fixed_asgi:not_found"]
+    else:
+        cmd.append(app)
+    env = _py_env({"BENCH_DOCROOT": str(spec.docroot)})
+    with running("granian", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
+        child.wait_for_line(_GRANIAN_READY)
+        yield Served(f"https://127.0.0.1:{port}" + ("/static" if app is None else ""), child.proc.pid)
 
 
 def nginx_available() -> bool:
@@ -82,7 +139,7 @@ def nginx_available() -> bool:
 
 
 @contextmanager
-def nginx(spec: ServeSpec, http_extra: str = "") -> Iterator[str]:
+def nginx(spec: ServeSpec, http_extra: str = "") -> Iterator[Served]:
     """``http_extra``: more directives for the http block (``gzip on; ...``)."""
     port = free_port()
     work = spec.workdir / "nginx"
@@ -119,28 +176,7 @@ def nginx(spec: ServeSpec, http_extra: str = "") -> Iterator[str]:
     cmd = ["nginx", "-p", str(work), "-c", str(conf), "-e", "stderr"]
     with running("nginx", pinned(cmd, SERVER_CPU)) as child:
         child.wait_for_port(port)
-        yield f"https://127.0.0.1:{port}"
-
-
-def granian_available() -> bool:
-    return shutil.which("granian") is not None
-
-
-@contextmanager
-def granian(spec: ServeSpec, app: str = "benchmarks.peers.starlette_static:app", static: bool = False) -> Iterator[str]:
-    """Granian (Rust HTTP, Python app), one worker, TLS; ``static``: its own Rust file server at
-    /static instead of the app."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--loop", "uvloop", "--no-access-log", "--ssl-certificate", str(spec.cert.cert),
-           "--ssl-keyfile", str(spec.cert.key), "--ssl-protocol-min", "tls1.2"]
-    if static:
-        cmd += ["--static-path-route", "/static", "--static-path-mount", str(spec.docroot)]
-    cmd.append(app)
-    env = _py_env({"BENCH_DOCROOT": str(spec.docroot)})
-    with running("granian", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
-        child.wait_for_port(port)
-        yield f"https://127.0.0.1:{port}"
+        yield Served(f"https://127.0.0.1:{port}", child.proc.pid)
 
 
 def h2o_available() -> bool:
@@ -148,7 +184,7 @@ def h2o_available() -> bool:
 
 
 @contextmanager
-def h2o(spec: ServeSpec) -> Iterator[str]:
+def h2o(spec: ServeSpec) -> Iterator[Served]:
     port = free_port()
     conf = spec.workdir / "h2o.conf"
     user = "user: root\n" if os.geteuid() == 0 else ""
@@ -171,4 +207,4 @@ def h2o(spec: ServeSpec) -> Iterator[str]:
     cmd = ["h2o", "-c", str(conf)]
     with running("h2o", pinned(cmd, SERVER_CPU)) as child:
         child.wait_for_port(port)
-        yield f"https://127.0.0.1:{port}"
+        yield Served(f"https://127.0.0.1:{port}", child.proc.pid)

@@ -1,95 +1,166 @@
-"""``python -m benchmarks throughput``: requests/s for one ~1 KB static file, pushserve vs Hypercorn
-(and nginx / h2o as the C ceiling when installed), HTTP/2 with h2load and HTTP/1.1 with wrk.
+"""``python -m benchmarks throughput``: the whole throughput-and-memory table in one run.
 
-All servers run at once (idle ones cost nothing) so every repetition visits each of them in
-turn, with the order rotated each repetition: slow drift of the machine (thermal, other tenants)
-then spreads over all servers instead of landing on one."""
+Every server serves the same docroot (``benchmarks/site`` plus a generated 1 MiB file) over TLS
+with the same certificate, one worker (pushserve also with N workers, ``--pushserve-workers``),
+pinned to the server CPU while the clients run on the client CPU.  Loads (``LOADS``), each run
+checked answer by answer (``benchmarks/loadtools.py``):
+
+- h2load ``-c8 -m10`` and ``-c8 -m1`` on the 100-byte file (HTTP/2, requests/s);
+- wrk ``-c8`` on the 100-byte file (HTTP/1.1, requests/s);
+- h2load ``-c4 -m1`` on the 1 MiB file (HTTP/2, MiB/s of bodies).
+
+h2load runs are sized per server and load so that one lasts about ``--duration`` seconds (a short
+calibration run, growing geometrically, also serves as the warm-up) and never more than
+``--requests`` requests; wrk runs for ``--duration`` seconds.  All servers run at once (idle ones
+cost nothing).  Each repetition runs the loads one after the other, and each load visits every
+server in turn, the order rotated each repetition: the figures of one row are measured within
+seconds of each other, and slow drift of the machine spreads over all servers.  After the last
+repetition the memory of every process of every server is read (``benchmarks/memory.py``).
+Medians of the repetitions and their ratio to pushserve (the first worker count) are reported; a
+cell with a failed run shows the failure, never a figure."""
 
 from __future__ import annotations
 
 import json
-import re
+import os
+import platform
+import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
-from benchmarks import servers
+from benchmarks import loadtools, memory, servers
 from pushserve.bench.certs import make_cert
-from pushserve.bench.procs import BenchError, can_pin, run_client
+from pushserve.bench.procs import CLIENT_CPU, SERVER_CPU, BenchError, can_pin
 
-FIXTURE = Path(__file__).resolve().parent / "site"
-FILE = "small.txt"
-PROTOCOLS = ("h2", "h1")
+TINY = "tiny.txt"  # 100 bytes, in benchmarks/site
+LARGE = "large-1mib.bin"  # made for the run: 1 MiB of seeded pseudo-random bytes (incompressible)
+LARGE_BYTES = 1 << 20
+MIB = 1 << 20
+SERVERS = ("pushserve", "granian", "hypercorn", "nginx", "h2o")
+C_SERVERS = ("nginx", "h2o")
 
-_H2LOAD_RATE = re.compile(r"finished in [\d.]+m?s, ([\d.]+) req/s")
-_H2LOAD_COUNTS = re.compile(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded")
-_H2LOAD_STATUS = re.compile(r"status codes: (\d+) 2xx")
-_WRK_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
-_WRK_TOTAL = re.compile(r"(\d+) requests in")
-_WRK_BAD = re.compile(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)")
+
+@dataclass(frozen=True)
+class Load:
+    key: str
+    label: str  # the row of the table
+    tool: str  # "h2load" or "wrk"
+    file: str
+    clients: int
+    streams: int
+    unit: str  # "req/s", or "MiB/s" of bodies
+
+    def command(self, duration: int) -> str:
+        if self.tool == "wrk":
+            return f"wrk -t1 -c{self.clients} -d{duration}s"
+        return f"h2load -c{self.clients} -m{self.streams} -n N"
+
+
+LOADS = (
+    Load("h2_m10", "h2load `-c8 -m10` req/s (100 B)", "h2load", TINY, 8, 10, "req/s"),
+    Load("h2_m1", "h2load `-c8 -m1` req/s (100 B)", "h2load", TINY, 8, 1, "req/s"),
+    Load("h1_wrk", "wrk `-c8` HTTP/1.1 req/s (100 B)", "wrk", TINY, 8, 1, "req/s"),
+    Load("h2_1mib", "1 MiB over h2, h2load `-c4 -m1`, MiB/s", "h2load", LARGE, 4, 1, "MiB/s"),
+)
 
 
 @dataclass
-class Result:
+class Cell:
+    """One (server, load): the figure of every valid run, and every failed run's reason."""
+
     server: str
-    protocol: str
+    load: str
+    requests: int | None = None  # h2load requests per run, from the calibration
     runs: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     @property
-    def median(self) -> float:
-        return statistics.median(self.runs) if self.runs else 0.0
+    def median(self) -> float | None:
+        # A failed run is reported as such: no figure from a cell that had one.
+        return statistics.median(self.runs) if self.runs and not self.errors else None
 
 
-def h2load(url: str, requests: int, headers: Sequence[str] = ()) -> float:
-    """HTTP/2 over TLS: 8 connections, 10 concurrent streams each, ``requests`` in total;
-    ``headers``: more request headers ("accept-encoding: gzip")."""
-    out = run_client(["h2load", "-c", "8", "-m", "10", "-n", str(requests),
-                      *(a for h in headers for a in ("-H", h)), url], timeout=300)
-    rate, counts = _H2LOAD_RATE.search(out), _H2LOAD_COUNTS.search(out)
-    if not rate or not counts:
-        raise BenchError(f"h2load output not understood: {out.strip()[-300:]}")
-    total, succeeded = int(counts.group(1)), int(counts.group(3))
-    if succeeded != total:
-        raise BenchError(f"h2load: only {succeeded} of {total} requests succeeded against {url}")
-    status = _H2LOAD_STATUS.search(out)
-    if not status or int(status.group(1)) != total:
-        raise BenchError(f"h2load: not every response was 2xx from {url}")
-    if "Application protocol: h2" not in out:
-        raise BenchError(f"h2load did not negotiate h2 with {url}")
-    return float(rate.group(1))
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    label: str
+    start: Callable[[servers.ServeSpec], AbstractContextManager[servers.Served]]
 
 
-def wrk(url: str, duration: int) -> float:
-    """HTTP/1.1 over TLS (wrk offers no ALPN, so servers fall back to http/1.1): 8 connections,
-    one thread, for ``duration`` seconds."""
-    out = run_client(["wrk", "-t1", "-c8", f"-d{duration}s", url], timeout=duration + 60)
-    rate, total = _WRK_RATE.search(out), _WRK_TOTAL.search(out)
-    if not rate or not total:
-        raise BenchError(f"wrk output not understood: {out.strip()[-300:]}")
-    bad = _WRK_BAD.search(out)
-    if bad or int(total.group(1)) == 0:
-        raise BenchError(f"wrk saw errors against {url}: {bad.group(0) if bad else 'no requests'}")
-    return float(rate.group(1))
-
-
-Starter = Callable[[servers.ServeSpec], AbstractContextManager[str]]
-
-
-def _starters(include_c: bool, log: Callable[[str], None]) -> list[tuple[str, Starter]]:
-    found: list[tuple[str, Starter]] = [("pushserve", servers.pushserve), ("hypercorn", servers.hypercorn)]
-    if include_c:
-        for name, available, start in (("nginx", servers.nginx_available, servers.nginx),
-                                       ("h2o", servers.h2o_available, servers.h2o)):
-            if available():
-                found.append((name, start))
-            else:
-                log(f"skipped {name}: not installed")
+def entries(names: Sequence[str], pushserve_workers: Sequence[int]) -> list[Entry]:
+    """The servers to run, in table order; pushserve once per worker count."""
+    found: list[Entry] = []
+    for name in names:
+        if name == "pushserve":
+            for n in pushserve_workers:
+                label = f"pushserve ({n} worker{'s' if n > 1 else ''})"
+                found.append(Entry("pushserve" if n == pushserve_workers[0] else f"pushserve-x{n}", label,
+                                   partial(servers.pushserve, workers=n)))
+        elif name == "granian":
+            found.append(Entry(name, f"Granian {servers.version('granian')} static route", servers.granian))
+        elif name == "hypercorn":
+            found.append(Entry(name, f"Hypercorn {servers.version('hypercorn')} + Starlette", servers.hypercorn))
+        elif name == "nginx":
+            found.append(Entry(name, f"nginx {servers.version('nginx')}", servers.nginx))
+        elif name == "h2o":
+            found.append(Entry(name, f"h2o {servers.version('h2o')}", servers.h2o))
     return found
+
+
+def make_docroot(folder: Path) -> Path:
+    """benchmarks/site plus the 1 MiB file, which is made here rather than kept in git."""
+    root = folder / "site"
+    shutil.copytree(servers.SITE, root)
+    (root / LARGE).write_bytes(random.Random(20261121).randbytes(LARGE_BYTES))
+    return root
+
+
+def _body_bytes(load: Load, docroot: Path) -> int:
+    return (docroot / load.file).stat().st_size
+
+
+def calibrate(url: str, load: Load, body: int, duration: int, cap: int) -> int:
+    """h2load requests for one run of about ``duration`` s: a geometric series of short runs until
+    one lasts a quarter of that, at least two (the first one meets a cold server: file caches,
+    lazy imports); at most ``cap`` requests.  The runs are the server's warm-up too."""
+    floor = load.clients * load.streams
+    n = max(floor, min(1_000, (16 * MIB) // body))
+    for i in range(8):
+        run = loadtools.h2load(url, n, load.clients, load.streams, body_bytes=body, timeout=60 + 4 * duration)
+        if i and (run.elapsed_s >= duration / 4 or n >= cap):
+            break
+        grow = (duration / 4) / max(run.elapsed_s, 1e-3)
+        n = min(cap, int(n * min(16.0, max(1.0 if i == 0 else 2.0, grow))))
+    return max(floor, min(cap, int(run.rate * duration)))
+
+
+def measure(url: str, load: Load, body: int, requests: int | None, duration: int) -> float:
+    """One run: requests/s, or MiB/s of bodies for a MiB/s load."""
+    if load.tool == "wrk":
+        return loadtools.wrk(url, duration, load.clients).rate
+    assert requests is not None
+    run = loadtools.h2load(url, requests, load.clients, load.streams, body_bytes=body,
+                           timeout=60 + 10 * duration)
+    return run.rate * body / MIB if load.unit == "MiB/s" else run.rate
+
+
+def warm_up(url: str, load: Load, body: int, duration: int, cap: int) -> int | None:
+    """Warm the server up for ``load``; h2load's requests per run (None for wrk).  wrk cannot tell
+    a 3xx from a 2xx, so its URL's HTTP/1.1 answers are checked first (``check_http1``)."""
+    if load.tool == "h2load":
+        return calibrate(url, load, body, duration, cap)
+    loadtools.check_http1(url, body)
+    loadtools.wrk(url, 1, load.clients)
+    return None
 
 
 def _rotations(names: list[str], repeat: int) -> Iterator[list[str]]:
@@ -98,73 +169,122 @@ def _rotations(names: list[str], repeat: int) -> Iterator[list[str]]:
         yield names[k:] + names[:k]
 
 
-def run(repeat: int = 3, requests: int = 50_000, duration: int = 5, include_c: bool = True,
+def _commit() -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(servers.REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
+def run(repeat: int = 3, duration: int = 3, max_requests: int = 1_000_000,
+        names: Sequence[str] = SERVERS, pushserve_workers: Sequence[int] = (1, 4),
         log: Callable[[str], None] = print) -> dict[str, object]:
     for tool in ("h2load", "wrk"):
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (Debian: nghttp2-client, wrk)")
     if not can_pin():
         log("note: taskset or a second CPU missing; server and client are not pinned")
-    results: dict[tuple[str, str], Result] = {}
+    started, load_before = time.monotonic(), os.getloadavg()[0]
+    todo = entries(names, pushserve_workers)
+    cells = {(e.name, ld.key): Cell(e.name, ld.key) for e in todo for ld in LOADS}
+    mem: dict[str, list[memory.ProcessMemory] | str] = {}
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-tp-") as tmp, ExitStack() as stack:
-        spec = servers.ServeSpec(FIXTURE, make_cert(Path(tmp)), Path(tmp))
-        urls: dict[str, str] = {}
-        for name, start in _starters(include_c, log):
+        docroot = make_docroot(Path(tmp))
+        spec = servers.ServeSpec(docroot, make_cert(Path(tmp)), Path(tmp))
+        bodies = {ld.key: _body_bytes(ld, docroot) for ld in LOADS}
+        live: dict[str, servers.Served] = {}
+        for e in todo:
             try:
-                urls[name] = stack.enter_context(start(spec)) + "/" + FILE
-            except BenchError as e:
-                # pushserve or a peer that cannot start is reported and left out, not fatal,
-                # so the others are still measured in the same run.
-                skipped[name] = str(e)
-                log(f"skipped {name}: {e}")
-        if not urls:
+                live[e.name] = stack.enter_context(e.start(spec))
+            except BenchError as err:
+                # A server that cannot start is reported and left out, so the others are still
+                # measured in the same run.
+                skipped[e.name] = str(err)
+                log(f"skipped {e.name}: {err}")
+        if not live:
             raise BenchError("no server could be started")
-        for name, url in urls.items():
-            # Warm-up: imports, caches, JIT-free but allocator and TLS session state settle.
-            h2load(url, min(requests, 2_000))
-            for proto in PROTOCOLS:
-                results[(name, proto)] = Result(name, proto)
-        for rep, order in enumerate(_rotations(list(urls), repeat), 1):
-            for name in order:
-                r_h2 = h2load(urls[name], requests)
-                r_h1 = wrk(urls[name], duration)
-                results[(name, "h2")].runs.append(r_h2)
-                results[(name, "h1")].runs.append(r_h1)
-                log(f"run {rep}/{repeat} {name:<10} h2 {r_h2:>9.0f} req/s   h1 {r_h1:>9.0f} req/s")
-    return _summary(results, skipped, repeat, requests, duration)
+        for name, served in live.items():
+            for ld in LOADS:
+                cell = cells[(name, ld.key)]
+                try:
+                    cell.requests = warm_up(f"{served.base}/{ld.file}", ld, bodies[ld.key], duration, max_requests)
+                except BenchError as err:
+                    cell.errors.append(f"warm-up: {err}")
+            log(f"warm-up {name}: h2load sizes " + ", ".join(
+                f"{ld.key} {cells[(name, ld.key)].requests}" for ld in LOADS if ld.tool == "h2load"))
+        for rep, order in enumerate(_rotations(list(live), repeat), 1):
+            # Load by load, each visiting every server: the servers compared in one row are
+            # measured within seconds of each other, so drift of a noisy machine hits them alike.
+            for ld in LOADS:
+                line = []
+                for name in order:
+                    cell = cells[(name, ld.key)]
+                    if ld.tool == "h2load" and cell.requests is None:
+                        continue  # its warm-up failed: nothing to size a run with
+                    try:
+                        value = measure(f"{live[name].base}/{ld.file}", ld, bodies[ld.key], cell.requests, duration)
+                    except BenchError as err:
+                        cell.errors.append(f"run {rep}: {err}")
+                        line.append(f"{name} FAILED")
+                        log(f"run {rep}/{repeat} {name} {ld.key}: {err}")
+                        continue
+                    cell.runs.append(value)
+                    line.append(f"{name} {value:,.0f}")
+                log(f"run {rep}/{repeat} {ld.key} ({ld.unit}): " + ", ".join(line))
+        for name, served in live.items():
+            # "After the runs": every load is done and the server is still up.
+            try:
+                mem[name] = memory.measure(served.pid)
+            except BenchError as err:
+                mem[name] = str(err)
+    took = time.monotonic() - started
+    log(f"done in {took:.0f} s")
+    machine: dict[str, object] = {"cpus": os.cpu_count(), "python": platform.python_version(), "seconds": round(took),
+               "load_average_1min": [load_before, os.getloadavg()[0]]}
+    return _summary(todo, cells, mem, skipped, bodies, machine, repeat, duration, max_requests)
 
 
-def _summary(results: dict[tuple[str, str], Result], skipped: dict[str, str], repeat: int,
-             requests: int, duration: int) -> dict[str, object]:
-    ratios: dict[str, float | None] = {}
-    for proto in PROTOCOLS:
-        ps, hc = results.get(("pushserve", proto)), results.get(("hypercorn", proto))
-        ratios[proto] = ps.median / hc.median if ps and hc and hc.median else None
+def _summary(todo: list[Entry], cells: dict[tuple[str, str], Cell],
+             mem: dict[str, list[memory.ProcessMemory] | str], skipped: dict[str, str],
+             bodies: dict[str, int], machine: dict[str, object], repeat: int, duration: int,
+             max_requests: int) -> dict[str, object]:
+    base = "pushserve" if any(e.name == "pushserve" for e in todo) else None
+    results = []
+    for cell in cells.values():
+        if cell.server in skipped:
+            continue
+        ref = cells.get((base, cell.load)) if base else None
+        ratio = cell.median / ref.median if cell.median is not None and ref and ref.median else None
+        results.append(asdict(cell) | {"median": cell.median, "ratio": ratio})
+    memories: dict[str, object] = {}
+    for name, found in mem.items():
+        if isinstance(found, str):
+            memories[name] = {"error": found}
+            continue
+        memories[name] = {
+            "rss_kib": sum(p.rss_kib for p in found), "pss_kib": sum(p.pss_kib for p in found),
+            "uss_kib": sum(p.uss_kib for p in found), "processes": [asdict(p) for p in found],
+        }
     return {
-        "file": FILE, "file_bytes": (FIXTURE / FILE).stat().st_size, "repeat": repeat,
-        "h2load": f"-c 8 -m 10 -n {requests}", "wrk": f"-t1 -c 8 -d {duration}s", "pinned": can_pin(),
-        "results": [asdict(r) | {"median": r.median} for r in results.values()],
-        "ratio_pushserve_hypercorn": ratios, "skipped": skipped,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _commit(),
+        "repeat": repeat, "duration_s": duration, "max_requests": max_requests,
+        "pinned": can_pin(), "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU, "machine": machine,
+        "files": {TINY: bodies["h2_m10"], LARGE: bodies["h2_1mib"]},
+        "loads": [asdict(ld) | {"command": ld.command(duration)} for ld in LOADS],
+        "servers": [{"name": e.name, "label": e.label} for e in todo if e.name not in skipped],
+        "baseline": base, "results": results, "memory": memories, "skipped": skipped,
     }
 
 
-def format_table(summary: dict[str, object]) -> str:
-    rows = summary["results"]
-    assert isinstance(rows, list)
-    lines = [f"{'server':<10} {'proto':<5} {'median req/s':>12}   runs"]
-    for r in rows:
-        runs = " ".join(f"{x:.0f}" for x in r["runs"])
-        lines.append(f"{r['server']:<10} {r['protocol']:<5} {r['median']:>12.0f}   {runs}")
-    ratios = summary["ratio_pushserve_hypercorn"]
-    assert isinstance(ratios, dict)
-    for proto, ratio in ratios.items():
-        lines.append(f"pushserve/hypercorn {proto}: " + (f"{ratio:.2f}x" if ratio else "n/a"))
-    return "\n".join(lines)
+def main(repeat: int, duration: int, max_requests: int, names: Sequence[str],
+         pushserve_workers: Sequence[int], as_json: bool) -> int:
+    from benchmarks.throughput_report import markdown
 
-
-def main(repeat: int, requests: int, duration: int, as_json: bool, include_c: bool) -> int:
     # Progress goes to stderr so that stdout is only the table or the JSON.
-    summary = run(repeat, requests, duration, include_c, log=lambda s: print(s, file=sys.stderr, flush=True))
-    print(json.dumps(summary, indent=2) if as_json else format_table(summary))
+    summary = run(repeat, duration, max_requests, names, pushserve_workers,
+                  log=lambda s: print(s, file=sys.stderr, flush=True))
+    print(json.dumps(summary, indent=2) if as_json else markdown(summary))
     return 0

@@ -13,6 +13,7 @@ SO_REUSEPORT listener, and with few connections one worker may get more of them 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -25,18 +26,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks import loadtools
+from benchmarks.servers import REPO, SITE
 from pushserve.bench.certs import make_cert
 from pushserve.bench.procs import BenchError, running
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURE = REPO / "bench" / "site"
 FILE = "small.txt"
 CONNECTIONS = 16
 _READY = re.compile(r" at (https://[^/\s]+:\d+)/")
-_H2LOAD_RATE = re.compile(r"finished in [\d.]+m?s, ([\d.]+) req/s")
-_H2LOAD_OK = re.compile(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded")
-_WRK_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
-_WRK_BAD = re.compile(r"Non-2xx or 3xx responses: \d+|Socket errors: .*")
 
 
 def plan_cpus(workers: int) -> tuple[list[int] | None, list[int] | None]:
@@ -51,7 +48,7 @@ def _taskset(cmd: Sequence[str], cpus: list[int] | None) -> list[str]:
     return ["taskset", "-c", ",".join(map(str, cpus)), *cmd] if cpus else list(cmd)
 
 
-def _client(cmd: Sequence[str], cpus: list[int] | None, timeout: float) -> str:
+def _client(cmd: Sequence[str], timeout: float, cpus: list[int] | None) -> str:
     try:
         done = subprocess.run(_taskset(cmd, cpus), capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
@@ -63,25 +60,18 @@ def _client(cmd: Sequence[str], cpus: list[int] | None, timeout: float) -> str:
 
 
 def h2load(url: str, requests: int, cpus: list[int] | None) -> float:
-    out = _client(["h2load", "-c", str(CONNECTIONS), "-m", "10", "-n", str(requests), url], cpus, 300)
-    rate, ok = _H2LOAD_RATE.search(out), _H2LOAD_OK.search(out)
-    if not rate or not ok or ok.group(1) != ok.group(2) or "Application protocol: h2" not in out:
-        raise BenchError(f"h2load: failed requests or no h2 against {url}: {out.strip()[-300:]}")
-    return float(rate.group(1))
+    client = functools.partial(_client, cpus=cpus)
+    return loadtools.h2load(url, requests, CONNECTIONS, 10, client=client).rate
 
 
 def wrk(url: str, duration: int, cpus: list[int] | None) -> float:
-    out = _client(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", url], cpus, duration + 60)
-    rate = _WRK_RATE.search(out)
-    if not rate or _WRK_BAD.search(out):
-        raise BenchError(f"wrk: errors or no result against {url}: {out.strip()[-300:]}")
-    return float(rate.group(1))
+    return loadtools.wrk(url, duration, CONNECTIONS, client=functools.partial(_client, cpus=cpus)).rate
 
 
 @contextmanager
 def pushserve(workers: int, cpus: list[int] | None, tmp: Path) -> Iterator[str]:
     cert = make_cert(tmp)
-    cmd = [sys.executable, "-m", "pushserve", str(FIXTURE), "--port", "0", "--cert", str(cert.cert),
+    cmd = [sys.executable, "-m", "pushserve", str(SITE), "--port", "0", "--cert", str(cert.cert),
            "--key", str(cert.key), "--cert-dir", str(tmp / "certs"), "--push", "off",
            "--no-access-log", "--workers", str(workers)]
     env = {**os.environ, "PUSHSERVE_CAROOT": str(tmp / "caroot")}

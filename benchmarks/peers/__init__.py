@@ -1,1 +1,1 @@
-"""ASGI apps that peer servers (Hypercorn) run for comparison."""
+"""ASGI apps that peer servers (Hypercorn, Granian) run for comparison."""
