@@ -102,7 +102,7 @@ _WINDOW_UPDATE_PER_DATA_FRAME = 10
 _MAX_CONTINUATIONS = 32
 
 _SLICE_FRAMES = 512  # frames processed per receive_data / resume call
-_CLOSED_MEMORY = 512  # closed stream ids remembered, to tell "closed" from "never opened"
+_CLOSED_MEMORY = 512  # closed stream ids remembered (512 to 1024), to tell "closed" from "never opened"
 _DRAIN_PING = b"gracegon"  # opaque data of the PING of the two-step GOAWAY
 _LAST_STREAM_ID = 2**31 - 1
 
@@ -153,7 +153,9 @@ class H2Core:
         self._decoder = RequestDecoder(max_header_list_size)
 
         self._streams: dict[int, Stream] = {}
-        self._closed: dict[int, bool] = {}  # recently closed stream id -> closed by our RST_STREAM
+        # Recently closed stream id -> closed by our RST_STREAM (see _remember_closed).
+        self._closed: dict[int, bool] = {}
+        self._closed_before: dict[int, bool] = {}
         self._client_streams = 0  # streams of the peer in _streams (our limit applies to them)
         self._unfinished = 0  # streams in _streams whose response is not done
         self._last_client_sid = 0
@@ -358,7 +360,7 @@ class H2Core:
         else:
             state = IDLE if sid > self._last_push_sid else CLOSED
         if st is None and state == CLOSED:
-            by_us = self._closed.get(sid)
+            by_us = self._closed_by_us(sid)
             if by_us:  # it may have crossed our RST_STREAM: ignored (§5.1 "closed")
                 self._charge("frame on a stream we reset")
                 return False, None
@@ -954,10 +956,17 @@ class H2Core:
         self._remember_closed(st.stream_id, by_us)
 
     def _remember_closed(self, sid: int, by_us: bool) -> None:
+        # Two generations instead of evicting the oldest id one by one (deleting from the
+        # front of a dict makes its iteration crawl over the holes).
         closed = self._closed
         closed[sid] = by_us
-        if len(closed) > _CLOSED_MEMORY:
-            del closed[next(iter(closed))]
+        if len(closed) >= _CLOSED_MEMORY:
+            self._closed_before, self._closed = closed, {}
+
+    def _closed_by_us(self, sid: int) -> bool | None:
+        """Whether a recently closed stream was closed by our RST_STREAM; None if not known."""
+        by_us = self._closed.get(sid)
+        return self._closed_before.get(sid) if by_us is None else by_us
 
     @staticmethod
     def _clear_parts(st: Stream) -> None:
