@@ -1,4 +1,5 @@
 """The server side of one HTTP/2 connection (RFC 9113), sans-IO; implements ``events.ServerCore``.
+This module is the receiving side; output.py sends, state.py holds what both share.
 
 Input is cut into frames by hand (frames.HEAD), each frame checked against the stream-state
 table of streams.py and handled by one method; header blocks go through fields.py.  Output is a
@@ -30,23 +31,16 @@ from collections.abc import Callable
 
 from hpack import OversizedHeaderListError
 
+import pushserve.protocol.h2.frames as fr
 from pushserve.protocol.events import (
-    Body,
     BodyReceived,
     ConnectionTerminated,
     Event,
-    Headers,
     RequestReceived,
-    StreamDrained,
     StreamReset,
-    close_body,
 )
-from pushserve.protocol.h2 import frames as fr
 from pushserve.protocol.h2.fields import (
     Malformed,
-    RequestDecoder,
-    encode_fields,
-    encode_status,
     parse_urgency,
     validate_trailers,
 )
@@ -68,9 +62,8 @@ from pushserve.protocol.h2.frames import (
     Setting,
     code_name,
 )
+from pushserve.protocol.h2.output import DRAIN_PING, Output
 from pushserve.protocol.h2.streams import CLOSED, IDLE, PEER_MAY_SEND, STATE_NAMES, Stream
-
-_URGENCY_LEVELS = 8
 
 # Rapid reset (CVE-2023-44487): without a clock we count per streams opened, not per second.
 # More than _RESET_LIMIT peer-side resets of unanswered streams among the last _RESET_WINDOW
@@ -102,13 +95,7 @@ _WINDOW_UPDATE_PER_DATA_FRAME = 10
 _MAX_CONTINUATIONS = 32
 
 _SLICE_FRAMES = 512  # frames processed per receive_data / resume call
-_CLOSED_MEMORY = 512  # closed stream ids remembered (512 to 1024), to tell "closed" from "never opened"
-_DRAIN_PING = b"gracegon"  # opaque data of the PING of the two-step GOAWAY
-_LAST_STREAM_ID = 2**31 - 1
-
-_BUFFER = (bytes, bytearray, memoryview)
 _unpack_head = fr.HEAD.unpack_from
-_head = fr.head
 
 
 class _ConnectionError(Exception):
@@ -138,54 +125,18 @@ def _u31(payload: bytes, at: int = 0) -> int:
     return int.from_bytes(payload[at:at + 4], "big") & 0x7FFFFFFF
 
 
-class H2Core:
-    """Server side of one HTTP/2 connection; implements ``events.ServerCore``."""
+class H2Core(Output):
+    """Server side of one HTTP/2 connection; implements ``events.ServerCore``.  This class is
+    the receiving side; sending is output.Output, the shared state state.ConnectionState."""
 
     http_version = "2"
 
     def __init__(self, *, max_concurrent_streams: int = 128, max_header_list_size: int = 65536,
                  initial_window_size: int = 1 << 20, max_push_per_connection: int = 100) -> None:
-        self._max_streams = max_concurrent_streams
-        self._max_header_list = max_header_list_size
-        self._initial_window = initial_window_size
-        self._credit_threshold = max(1, initial_window_size // 4)
-        self._max_pushes = max_push_per_connection
-        self._decoder = RequestDecoder(max_header_list_size)
-
-        self._streams: dict[int, Stream] = {}
-        # Recently closed stream id -> closed by our RST_STREAM (see _remember_closed).
-        self._closed: dict[int, bool] = {}
-        self._closed_before: dict[int, bool] = {}
-        self._client_streams = 0  # streams of the peer in _streams (our limit applies to them)
-        self._unfinished = 0  # streams in _streams whose response is not done
-        self._last_client_sid = 0
-        self._last_push_sid = 0
-        self._next_push_sid = 2
-        self._pushes = 0
-
-        # Flow control.  _send_window: what the peer lets us send; _recv_window: what we let it.
-        self._send_window = fr.DEFAULT_WINDOW
-        self._recv_window = fr.DEFAULT_WINDOW
-        self._conn_credit = 0
-        # The peer's settings.
-        self._peer_initial_window = fr.DEFAULT_WINDOW
-        self._peer_max_frame = fr.DEFAULT_MAX_FRAME
-        self._peer_enable_push = True
-        self._peer_max_streams = _LAST_STREAM_ID
-        self._peer_table_size = 4096
-        self._table_update_due = False  # the peer shrank its HPACK table: say "size 0" once
-
-        self._buckets: list[deque[Stream]] = [deque() for _ in range(_URGENCY_LEVELS)]
-        self._out: list[bytes | memoryview] = []  # frames queued ahead of any DATA still to schedule
-        self._pending: list[Event] = []  # StreamDrained found while sending
+        super().__init__(max_concurrent_streams=max_concurrent_streams, max_header_list_size=max_header_list_size,
+                         initial_window_size=initial_window_size, max_push_per_connection=max_push_per_connection)
         self._events: list[Event] = []  # events of the slice being processed
         self._fresh: list[Stream] = []  # streams surfaced in that slice
-
-        self._terminated = False  # connection error / peer GOAWAY / EOF: nothing more to do
-        self._draining = False  # first GOAWAY of a graceful close sent
-        self._goaway_last_id: int | None = None  # final GOAWAY sent, naming this stream
-
-        # Input.
         self._inbuf = b""
         self._inpos = 0
         self._more = False  # a slice stopped at its budget with frames left
@@ -200,16 +151,8 @@ class H2Core:
         self._block: list[bytes] = []
         self._block_len = 0
         self._continuations = 0
-
-        # Abuse accounting.
-        self._streams_opened = 0
         self._recent_resets: deque[int] = deque()
         self._recent_refusals: deque[int] = deque()
-        self._control = 0
-        self._queued_control = 0
-        self._window_updates = 0
-        self._data_frames_sent = 0
-
         self._handlers: dict[int, Callable[[int, int, bytes], None]] = {
             PRIORITY: self._on_priority,
             RST_STREAM: self._on_rst_stream,
@@ -222,7 +165,7 @@ class H2Core:
             fr.PRIORITY_UPDATE: self._on_priority_update,
         }
 
-    # -- connection start and input ----------------------------------------------------------
+    # -- connection start and input -------------------------------------------------------------
 
     def initiate(self) -> None:
         # ENABLE_PUSH is a client's setting: a server has no business sending it.
@@ -392,7 +335,7 @@ class H2Core:
         self._stream_error(sid, code, st)
         self._count_reset()
 
-    # -- frame handlers ----------------------------------------------------------------------
+    # -- frame handlers -------------------------------------------------------------------------
 
     def _on_data(self, flags: int, sid: int, payload: bytes) -> None:
         if not sid:
@@ -640,7 +583,7 @@ class H2Core:
         self._charge("PING")
         if not flags & ACK:
             self._answer(fr.ping(payload, ack=True))
-        elif payload == _DRAIN_PING and self._draining and self._goaway_last_id is None:
+        elif payload == DRAIN_PING and self._draining and self._goaway_last_id is None:
             self._final_goaway(0, "")
 
     def _on_goaway(self, flags: int, sid: int, payload: bytes) -> None:
@@ -707,7 +650,7 @@ class H2Core:
         if st is not None and not st.pushed:
             st.urgency = parse_urgency(payload[4:], st.urgency)
 
-    # -- abuse counters ----------------------------------------------------------------------
+    # -- abuse counters -------------------------------------------------------------------------
 
     def _charge(self, what: str) -> None:
         """One frame that moved no request forward (see _CONTROL_BASE)."""
@@ -735,7 +678,7 @@ class H2Core:
         if len(recent) > limit:
             raise _calm(f"{what}: {len(recent)} streams among the last {window}")
 
-    # -- termination ---------------------------------------------------------------------------
+    # -- termination ----------------------------------------------------------------------------
 
     def _terminate(self, code: int, reason: str, *, send_goaway: bool = True) -> list[Event]:
         """End the connection now: GOAWAY (unless the peer left), streams dropped."""
@@ -756,383 +699,6 @@ class H2Core:
         events.append(ConnectionTerminated(code, reason))
         return events
 
-    # -- outbound: responses -----------------------------------------------------------------
-
-    def send_response(self, stream_id: int, status: int, headers: Headers, body: Body | None = None,
-                      *, end_stream: bool = True) -> None:
-        st = self._streams.get(stream_id)
-        if st is None or st.response_done or st.headers_sent:
-            if body is not None and not isinstance(body, _BUFFER):
-                close_body(body)
-            return
-        if st.method == b"HEAD":
-            if body is not None and not isinstance(body, _BUFFER):
-                close_body(body)
-            body = None
-            end_stream = True
-        empty = body is None or (isinstance(body, _BUFFER) and not body)
-        try:
-            block = encode_fields(encode_status(status), headers)
-        except Exception:  # invalid headers from the layer above
-            self.reset_stream(stream_id, ErrorCode.INTERNAL_ERROR)
-            return
-        st.headers_sent = True
-        if empty and end_stream:
-            self._write_headers(stream_id, block, END_STREAM)
-            self._finish(st, self._out)
-            return
-        if end_stream and type(body) is bytes and not st.pushed and not any(self._buckets):
-            # A small whole body that the windows take now (most static files), with no other
-            # body waiting that urgency might put first: its DATA frame goes right behind the
-            # HEADERS, without a trip through the scheduler.  (Pushed bodies always wait for
-            # the scheduler: they must not overtake the page they were pushed for.)
-            n = len(body)
-            if n <= self._peer_max_frame and n <= st.send_window and n <= self._send_window:
-                self._write_headers(stream_id, block, 0)
-                self._out += (_head(n, DATA, END_STREAM, stream_id), body)
-                st.send_window -= n
-                self._send_window -= n
-                self._data_frames_sent += 1
-                self._finish(st, self._out)
-                return
-        self._write_headers(stream_id, block, 0)
-        if not empty:
-            assert body is not None
-            self._enqueue(st, body)
-        st.end_pending = st.end_pending or end_stream
-        self._schedule(st)
-
-    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        st = self._streams.get(stream_id)
-        if st is None or st.response_done or st.end_pending:
-            return
-        if data:
-            self._enqueue(st, data)
-            st.drain_wanted = True
-        if end_stream:
-            st.end_pending = True
-        if st.headers_sent:
-            self._schedule(st)
-
-    def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
-        st = self._streams.get(stream_id)
-        if st is None or st.response_done or st.headers_sent or not 100 <= status < 200:
-            return
-        try:
-            block = encode_fields(encode_status(status), headers)
-        except Exception:
-            self.reset_stream(stream_id, ErrorCode.INTERNAL_ERROR)
-            return
-        self._write_headers(stream_id, block, 0)
-
-    def _write_headers(self, sid: int, block: bytes, flags: int) -> None:
-        if self._table_update_due:  # RFC 7541 §4.2: we use no table, so "size 0" always fits
-            block = b"\x20" + block
-            self._table_update_due = False
-        if len(block) <= self._peer_max_frame:
-            self._out += (_head(len(block), HEADERS, flags | END_HEADERS, sid), block)
-        else:
-            self._out += fr.header_block(HEADERS, flags, sid, block, self._peer_max_frame)
-
-    def _enqueue(self, st: Stream, body: Body) -> None:
-        st.parts.append(body)
-        if isinstance(body, _BUFFER):
-            st.queued += len(body)
-
-    # -- outbound: push ------------------------------------------------------------------------
-
-    @property
-    def push_enabled(self) -> bool:
-        return not self._terminated and not self._draining and self._peer_enable_push
-
-    def push_promise(self, stream_id: int, request_headers: Headers, *, urgency: int = 3) -> int | None:
-        if not self.push_enabled or self._pushes >= self._max_pushes:
-            return None
-        parent = self._streams.get(stream_id)
-        if parent is None or parent.pushed or parent.response_done:
-            return None
-        # Promised streams not finished count against the peer's limit (reserved ones too).
-        active = sum(1 for s in self._streams.values() if s.pushed and not s.response_done)
-        if active >= self._peer_max_streams or self._next_push_sid > _LAST_STREAM_ID:
-            return None
-        method = b"GET"
-        for name, value in request_headers:
-            if name == b":method":
-                method = bytes(value)
-        try:
-            block = encode_fields(b"", request_headers)
-        except Exception:
-            return None
-        promised = self._next_push_sid
-        self._next_push_sid += 2
-        self._last_push_sid = promised
-        self._pushes += 1
-        if self._table_update_due:
-            block = b"\x20" + block
-            self._table_update_due = False
-        self._out += fr.header_block(fr.PUSH_PROMISE, 0, stream_id, block, self._peer_max_frame,
-                                     fr.u32(promised))
-        self._streams[promised] = Stream(promised, method, min(max(urgency, 0), 7), self._peer_initial_window, 0,
-                                         pushed=True, request_done=True)
-        self._unfinished += 1
-        return promised
-
-    # -- flow control and stream control -----------------------------------------------------
-
-    def acknowledge_received(self, stream_id: int, length: int) -> None:
-        st = self._streams.get(stream_id)
-        if st is None or length <= 0:
-            return
-        n = min(length, st.unacked)
-        if n:
-            st.unacked -= n
-            self._credit(st, n)
-
-    def _credit(self, st: Stream | None, n: int) -> None:
-        """Return ``n`` received bytes of window to the peer: the connection's, and the
-        stream's while it still has body to send.  WINDOW_UPDATEs leave in batches."""
-        if self._terminated or n <= 0:
-            return
-        self._conn_credit += n
-        if self._conn_credit >= self._credit_threshold:
-            self._out.append(fr.window_update(0, self._conn_credit))
-            self._recv_window += self._conn_credit
-            self._conn_credit = 0
-        if st is not None and not st.request_done:
-            st.credit += n
-            if st.credit >= self._credit_threshold:
-                self._out.append(fr.window_update(st.stream_id, st.credit))
-                st.recv_window += st.credit
-                st.credit = 0
-
-    def reset_stream(self, stream_id: int, error_code: int = 0x8) -> None:
-        st = self._streams.get(stream_id)
-        if st is None:
-            return
-        if not error_code and st.end_pending and not st.request_done:
-            # The response is complete but still queued while the request body keeps coming:
-            # the RST_STREAM(NO_ERROR) that stops the upload leaves right after the response's
-            # last DATA (RFC 9113 §8.1).  Body arriving meanwhile is credited and dropped.
-            st.reset_after = 0
-            st.auto_ack = st.swallow = True
-            if st.unacked:
-                n, st.unacked = st.unacked, 0
-                self._credit(None, n)
-            return
-        self._out.append(fr.rst_stream(stream_id, error_code))
-        self._drop(st, by_us=True)
-
-    def _drop(self, st: Stream, *, by_us: bool) -> None:
-        """The stream is over (reset either way): drop its queue and forget it."""
-        self._clear_parts(st)
-        self._set_response_done(st)
-        st.request_done = True
-        if st.unacked:  # body nobody will read still holds connection window
-            n, st.unacked = st.unacked, 0
-            self._credit(None, n)
-        self._forget(st, by_us)
-
-    def _finish(self, st: Stream, out: list[bytes | memoryview]) -> None:
-        """END_STREAM has been queued in ``out``."""
-        self._set_response_done(st)
-        st.auto_ack = True
-        if st.unacked:
-            n, st.unacked = st.unacked, 0
-            self._credit(st, n)
-        if st.request_done:
-            self._forget(st, False)
-        elif st.reset_after >= 0:
-            out.append(fr.rst_stream(st.stream_id, st.reset_after))
-            self._drop(st, by_us=True)
-
-    def _set_response_done(self, st: Stream) -> None:
-        if not st.response_done:
-            st.response_done = True
-            self._unfinished -= 1
-
-    def _forget(self, st: Stream, by_us: bool) -> None:
-        if self._streams.pop(st.stream_id, None) is not None and not st.pushed:
-            self._client_streams -= 1
-        self._remember_closed(st.stream_id, by_us)
-
-    def _remember_closed(self, sid: int, by_us: bool) -> None:
-        # Two generations instead of evicting the oldest id one by one (deleting from the
-        # front of a dict makes its iteration crawl over the holes).
-        closed = self._closed
-        closed[sid] = by_us
-        if len(closed) >= _CLOSED_MEMORY:
-            self._closed_before, self._closed = closed, {}
-
-    def _closed_by_us(self, sid: int) -> bool | None:
-        """Whether a recently closed stream was closed by our RST_STREAM; None if not known."""
-        by_us = self._closed.get(sid)
-        return self._closed_before.get(sid) if by_us is None else by_us
-
-    @staticmethod
-    def _clear_parts(st: Stream) -> None:
-        for part in st.parts:
-            if not isinstance(part, _BUFFER):
-                close_body(part)
-        st.parts.clear()
-        st.queued = 0
-        st.offset = 0
-        st.end_pending = False
-
-    def buffered(self, stream_id: int) -> int:
-        st = self._streams.get(stream_id)
-        return 0 if st is None else st.queued - st.offset
-
-    # -- outbound: scheduling ------------------------------------------------------------------
-
-    def _schedule(self, st: Stream) -> None:
-        if not st.scheduled and not st.response_done:
-            st.scheduled = True
-            self._buckets[st.urgency].append(st)
-
-    def data_to_send(self, limit: int = 256 * 1024) -> bytes:
-        out = self._out
-        self._out = []
-        self._queued_control = 0
-        if not self._terminated:
-            sent = 0
-            # No early exit on a closed connection window: an END_STREAM-only frame needs none.
-            while sent < limit:
-                n = self._send_next(out, limit - sent)
-                if n < 0:
-                    break
-                sent += n
-            if self._out:  # resets and credits queued while sending (reset_after, failing bodies)
-                out += self._out
-                self._out = []
-        if not out:
-            return b""
-        return b"".join(out)
-
-    def _send_next(self, out: list[bytes | memoryview], room: int) -> int:
-        """DATA from the most urgent stream that can send; round-robin within an urgency so one
-        large body does not starve the others (one frame a turn, unless the stream is alone
-        in its bucket).  Returns the body bytes sent, -1 if no stream could send."""
-        for level, bucket in enumerate(self._buckets):
-            for _ in range(len(bucket)):
-                st = bucket.popleft()
-                if st.response_done:
-                    st.scheduled = False
-                    continue
-                if st.urgency != level:  # re-prioritised (PRIORITY_UPDATE) while queued
-                    self._buckets[st.urgency].append(st)
-                    continue
-                sent = self._send_frames(st, out, room if not bucket else 1)
-                if st.response_done or not (st.parts or st.end_pending):
-                    st.scheduled = False  # finished, or waiting for send_data
-                else:
-                    bucket.append(st)  # back of the line: round-robin
-                if sent >= 0:
-                    return sent
-        return -1
-
-    def _send_frames(self, st: Stream, out: list[bytes | memoryview], room: int) -> int:
-        """DATA frames for ``st``, until ``room`` body bytes are out (at least one frame), the
-        windows close or the queue runs dry.  Returns the bytes sent, -1 if nothing was."""
-        sid = st.stream_id
-        parts = st.parts
-        sent = -1
-        while True:
-            window = min(st.send_window, self._send_window)
-            while parts and not isinstance(parts[0], _BUFFER):
-                if window <= 0:
-                    return sent  # pull nothing the peer cannot take yet
-                source = parts[0]
-                try:
-                    chunk = next(source)
-                except StopIteration:
-                    parts.popleft()
-                    close_body(source)
-                    continue
-                except Exception:  # a failing body (file vanished…) ends only its stream
-                    self.reset_stream(sid, ErrorCode.INTERNAL_ERROR)
-                    return max(sent, 0)
-                if chunk:
-                    parts.appendleft(chunk)
-                    st.queued += len(chunk)
-            if not parts:
-                if not st.end_pending:
-                    self._drained(st)
-                    return sent
-                out.append(_head(0, DATA, END_STREAM, sid))
-                self._data_frames_sent += 1
-                st.end_pending = False
-                self._finish(st, out)
-                return max(sent, 0)
-            if window <= 0:
-                return sent
-            part = parts[0]
-            size = len(part)  # type: ignore[arg-type]
-            offset = st.offset
-            n = min(size - offset, window, self._peer_max_frame)
-            if offset == 0 and n == size:
-                piece: bytes | memoryview = part  # type: ignore[assignment]
-            else:
-                piece = memoryview(part)[offset:offset + n]  # type: ignore[arg-type]
-            offset += n
-            if offset == size:
-                parts.popleft()
-                st.queued -= size
-                st.offset = 0
-            else:
-                st.offset = offset
-            last = not parts and st.end_pending
-            out += (_head(n, DATA, END_STREAM if last else 0, sid), piece)
-            st.send_window -= n
-            self._send_window -= n
-            self._data_frames_sent += 1
-            sent = n if sent < 0 else sent + n
-            if last:
-                st.end_pending = False
-                self._finish(st, out)
-                return sent
-            if not parts:
-                self._drained(st)
-                return sent
-            if sent >= room:
-                return sent
-
-    def _drained(self, st: Stream) -> None:
-        if st.drain_wanted:
-            st.drain_wanted = False
-            self._pending.append(StreamDrained(st.stream_id))
-
-    # -- closing -------------------------------------------------------------------------------
-
-    def close(self, error_code: int = 0, reason: str = "") -> None:
-        """Graceful close, in two steps (RFC 9113 §6.8): a PING and a GOAWAY naming the largest
-        stream id; once the PING comes back (streams the client opened meanwhile are still
-        served), or on a second call, the GOAWAY naming the last stream processed.  With an
-        error code the final GOAWAY goes at once."""
-        if self._terminated or self._goaway_last_id is not None:
-            return
-        if error_code or self._draining:
-            self._final_goaway(error_code, reason)
-            return
-        self._draining = True
-        # The PING goes first: clients built on the h2 library stop answering anything once a
-        # GOAWAY is in; sent in one write, the ACK still cannot come back before the client
-        # has read the GOAWAY.
-        self._out += (fr.ping(_DRAIN_PING, ack=False),
-                      fr.goaway(_LAST_STREAM_ID, 0, reason.encode("utf-8", "replace")[:120]))
-
-    def _final_goaway(self, code: int, reason: str) -> None:
-        self._draining = True
-        self._goaway_last_id = self._last_client_sid
-        self._out.append(fr.goaway(self._last_client_sid, code, reason.encode("utf-8", "replace")[:120]))
-
-    @property
-    def closing(self) -> bool:
-        return self._terminated or (self._goaway_last_id is not None and self._unfinished == 0)
-
-    @property
-    def open_streams(self) -> int:
-        return self._unfinished
-
     @property
     def awaiting_head(self) -> bool:
         # From the first bytes until the first complete request (preface, SETTINGS and first
@@ -1146,4 +712,3 @@ class H2Core:
             return True
         rest = len(self._inbuf) - self._inpos
         return rest >= 4 and self._inbuf[self._inpos + 3] in (HEADERS, CONTINUATION)
-
