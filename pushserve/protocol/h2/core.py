@@ -20,8 +20,12 @@ Invariants worth keeping in mind:
 * Input is processed in slices of at most ``_SLICE_FRAMES`` frames; the rest stays buffered
   until ``resume`` (``pending_input`` says there is more), so one connection's flood cannot hold
   the event loop.  Flood budgets are checked per frame, so nothing overshoots them.
-* Closing is two-step (RFC 9113 §6.8): a GOAWAY naming 2^31-1 and a PING, then on the PING's
-  ACK (or a second ``close``) the real GOAWAY naming the last stream processed.
+* Closing is two-step (RFC 9113 §6.8): a PING and a GOAWAY naming 2^31-1, then on the PING's
+  ACK (or a second ``close``) the real GOAWAY naming the last stream processed.  Clients built
+  on the h2 library never answer that PING (they drop their output once a GOAWAY is in), so the
+  glue should call ``close`` again after a short grace.
+* A small whole body (one frame, windows open, nothing else queued, not a push) leaves right
+  behind its HEADERS instead of going through the scheduler: the common static-file case.
 """
 
 from __future__ import annotations
