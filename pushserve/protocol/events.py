@@ -107,6 +107,16 @@ class ServerCore(Protocol):
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the transport; returns what they meant.  b"" means end of input."""
 
+    @property
+    def pending_input(self) -> bool:
+        """True while input already received waits unprocessed: ``receive_data`` handles a
+        bounded slice per call, so one peer's flood cannot hold the event loop.  Call ``resume``
+        (after letting other connections run) until it is False."""
+
+    def resume(self) -> list[Event]:
+        """Process the next bounded slice of the buffered input; what it meant, as
+        ``receive_data`` returns."""
+
     def send_response(self, stream_id: int, status: int, headers: Headers, body: Body | None = None,
                       *, end_stream: bool = True) -> None:
         """Queue a final response.  ``body=None, end_stream=False`` starts a streamed response

@@ -185,6 +185,13 @@ class H1Core:
             self._feed(data)
         return self.next_events()
 
+    @property
+    def pending_input(self) -> bool:
+        return False  # httptools parses each read whole; pipelining is bounded by the glue
+
+    def resume(self) -> list[Event]:
+        return []
+
     def next_events(self) -> list[Event]:
         """Events produced outside ``receive_data`` (requests released from the pipeline queue,
         StreamDrained).  ``receive_data`` returns them too; call this after ``data_to_send``."""

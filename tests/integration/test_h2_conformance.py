@@ -490,9 +490,13 @@ def test_6_5_settings_length_not_multiple_of_six(c: RawH2) -> None:
     (S.INITIAL_WINDOW_SIZE, 2**31, E.FLOW_CONTROL_ERROR),
     (S.MAX_FRAME_SIZE, 2**14 - 1, E.PROTOCOL_ERROR),
     (S.MAX_FRAME_SIZE, 2**24, E.PROTOCOL_ERROR),
-], ids=["ENABLE_PUSH=2", "INITIAL_WINDOW_SIZE=2^31", "MAX_FRAME_SIZE=2^14-1", "MAX_FRAME_SIZE=2^24"])
+    (0x8, 2, E.PROTOCOL_ERROR),
+    (0x9, 2, E.PROTOCOL_ERROR),
+], ids=["ENABLE_PUSH=2", "INITIAL_WINDOW_SIZE=2^31", "MAX_FRAME_SIZE=2^14-1", "MAX_FRAME_SIZE=2^24",
+        "ENABLE_CONNECT_PROTOCOL=2", "NO_RFC7540_PRIORITIES=2"])
 def test_6_5_2_invalid_setting_values(c: RawH2, setting: int, value: int, code: int) -> None:
-    """§6.5.2: out-of-range setting values are connection errors of the given type."""
+    """§6.5.2 (and RFC 8441 §3, RFC 9218 §2.1): out-of-range setting values are connection
+    errors of the given type."""
     c.send(frame(T.SETTINGS, 0, 0, settings_payload([(setting, value)])))
     c.expect_goaway(code)
 
@@ -708,6 +712,14 @@ MALFORMED: dict[str, list[tuple[bytes, bytes]]] = {
     "8.2.2-proxy-connection": [*REQ, *AUTH, (b"proxy-connection", b"keep-alive")],
     "8.2.2-upgrade": [*REQ, *AUTH, (b"upgrade", b"websocket")],
     "8.2.2-te-not-trailers": [*REQ, *AUTH, (b"te", b"gzip")],
+    "8.2.1-space-in-name": [*REQ, *AUTH, (b"x a", b"1")],
+    "8.2.1-colon-in-name": [*REQ, *AUTH, (b"x:a", b"1")],
+    "8.2.1-empty-name": [*REQ, *AUTH, (b"", b"1")],
+    "8.2.1-value-with-cr": [*REQ, *AUTH, (b"x-a", b"1\r2")],
+    "8.2.1-value-with-leading-space": [*REQ, *AUTH, (b"x-a", b" 1")],
+    "8.3.1-host-differs-from-authority": [*REQ, *AUTH, (b"host", b"elsewhere.test")],
+    "8.3.1-connect-with-path": [(b":method", b"CONNECT"), *AUTH, (b":path", b"/")],
+    "8.1.1-content-length-not-a-number": [*REQ, *AUTH, (b"content-length", b"ten")],
 }
 
 
@@ -736,6 +748,15 @@ def test_8_1_1_content_length_mismatch(c: RawH2, declared: int, sent: int) -> No
                            end_stream=False)
            + frame(T.DATA, F.END_STREAM, sid, b"x" * sent))
     c.expect_rst(sid, E.PROTOCOL_ERROR, allow_goaway=True)
+
+
+def test_8_1_1_content_length_with_end_stream_on_headers(c: RawH2) -> None:
+    """§8.1.1: a request that declares a body but ends with its HEADERS is malformed: stream
+    error PROTOCOL_ERROR."""
+    sid = c.new_stream()
+    c.send_headers(sid, post_headers(c, extra=[(b"content-length", b"5")]))
+    c.expect_rst(sid, E.PROTOCOL_ERROR)
+    c.assert_usable()
 
 
 def test_8_1_trailers_with_pseudo_header(c: RawH2) -> None:
@@ -818,3 +839,83 @@ def test_rfc7541_table_size_update_within_limit(c: RawH2) -> None:
     block = hpack_int(0, 5, 0x20) + hpack_int(4096, 5, 0x20) + c.block(c.request_headers("/css/print.css"))
     c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, sid, block))
     assert c.read_response(sid).status == 200
+
+
+# -- checks the server's own HTTP/2 core makes (no library under it any more) ------------------
+
+
+def test_4_2_any_frame_over_max_frame_size(c: RawH2) -> None:
+    """§4.2: a frame of an unknown type over SETTINGS_MAX_FRAME_SIZE is still a FRAME_SIZE_ERROR
+    (the length is checked before the payload is read)."""
+    c.send(frame(0xEE, 0, 0, b"z" * (MAX_FRAME + 1)))
+    c.expect_goaway(E.FRAME_SIZE_ERROR)
+
+
+def test_4_3_header_list_over_the_advertised_size(c: RawH2) -> None:
+    """§4.3/§10.5.1 (HPACK bomb): a small block that indexes a large dynamic-table entry many
+    times decodes past SETTINGS_MAX_HEADER_LIST_SIZE: the connection ends ENHANCE_YOUR_CALM."""
+    limit = c.server_settings[S.MAX_HEADER_LIST_SIZE]
+    sid = c.new_stream()
+    big = b"a" * 4000
+    # Literal with incremental indexing, new name: x-big becomes dynamic entry 62.
+    insert = b"\x40" + hpack_int(5, 7, 0) + b"x-big" + hpack_int(len(big), 7, 0) + big
+    base = b"\x82\x87\x84" + b"\x01" + hpack_int(len(c.authority), 7, 0) + c.authority
+    c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, sid, base + insert))
+    assert c.read_response(sid).status == 200
+    repeats = limit // 4000 + 2
+    c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, c.new_stream(), base + b"\xbe" * repeats))
+    c.expect_goaway(E.ENHANCE_YOUR_CALM)
+
+
+def test_5_1_data_on_a_stream_the_server_reset_is_ignored(c: RawH2) -> None:
+    """§5.1 closed: frames that crossed the server's RST_STREAM are ignored, not answered."""
+    sid = c.new_stream()
+    c.send(frame(T.HEADERS, F.END_HEADERS, sid, c.block(MALFORMED["8.2.2-te-not-trailers"])))
+    c.expect_rst(sid, E.PROTOCOL_ERROR)
+    c.send(frame(T.DATA, 0, sid, b"in flight") + frame(T.DATA, F.END_STREAM, sid, b"more"))
+    before = c.expect_ping_ack(c.ping())
+    assert not [f for f in before if f.type in (T.RST_STREAM, T.GOAWAY)], [f.describe() for f in before]
+    c.assert_usable()
+
+
+def test_6_6_push_promise_from_client(c: RawH2) -> None:
+    """§6.6/§8.4: a client cannot push: PUSH_PROMISE from it is a connection error PROTOCOL_ERROR."""
+    sid = c.new_stream()
+    c.send(c.headers_frame(sid, post_headers(c), end_stream=False)
+           + frame(T.PUSH_PROMISE, F.END_HEADERS, sid, u32(2) + c.block(c.request_headers("/x"))))
+    c.expect_goaway(E.PROTOCOL_ERROR)
+
+
+def test_6_10_continuation_flood(c: RawH2) -> None:
+    """§6.10/§10.5: a header block that never ends (empty CONTINUATION frames, CVE-2024-27316
+    style) is cut off with ENHANCE_YOUR_CALM long before it could fill memory."""
+    block = c.block(c.request_headers("/css/print.css"))
+    c.send(frame(T.HEADERS, F.END_STREAM, 1, block) + frame(T.CONTINUATION, 0, 1, b"") * 200)
+    c.expect_goaway(E.ENHANCE_YOUR_CALM)
+
+
+def test_6_10_header_block_larger_than_the_header_list_limit(c: RawH2) -> None:
+    """§6.10/§10.5.1: a header block's compressed bytes alone exceed the advertised
+    MAX_HEADER_LIST_SIZE: ENHANCE_YOUR_CALM, without decoding it."""
+    limit = c.server_settings[S.MAX_HEADER_LIST_SIZE]
+    pieces = limit // MAX_FRAME + 2
+    data = frame(T.HEADERS, F.END_STREAM, 1, b"\x00" * MAX_FRAME)
+    data += b"".join(frame(T.CONTINUATION, 0, 1, b"\x00" * MAX_FRAME) for _ in range(pieces))
+    c.send(data)
+    c.expect_goaway(E.ENHANCE_YOUR_CALM)
+
+
+def test_rfc9218_priority_update_on_a_stream(c: RawH2) -> None:
+    """RFC 9218 §7.1: PRIORITY_UPDATE must be sent on stream 0; on a stream it is a connection
+    error PROTOCOL_ERROR."""
+    c.send(frame(0x10, 0, 1, u32(1) + b"u=1"))
+    c.expect_goaway(E.PROTOCOL_ERROR)
+
+
+def test_rfc9218_priority_update_is_accepted(c: RawH2) -> None:
+    """RFC 9218 §7.1: a PRIORITY_UPDATE on stream 0 for an open stream changes nothing visible
+    but its order; the response still comes whole."""
+    sid = c.new_stream()
+    c.send(c.headers_frame(sid, c.request_headers(LARGE), end_stream=True) + frame(0x10, 0, 0, u32(sid) + b"u=0, i"))
+    reply = c.read_response(sid)
+    assert reply.status == 200 and len(reply.body) == LARGE_SIZE

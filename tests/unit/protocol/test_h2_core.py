@@ -33,6 +33,14 @@ def req_headers(path: bytes = b"/", method: bytes = b"GET", extra: list[tuple[by
             (b":path", path), *(extra or [])]
 
 
+def receive_all(server: H2Core, data: bytes) -> list[Event]:
+    """Feed ``data`` and process it to the end, slice by slice, as the connection does."""
+    events = server.receive_data(data)
+    while server.pending_input:
+        events += server.resume()
+    return events
+
+
 class Pair:
     """A server core and an h2 client wired back to back in memory."""
 
@@ -58,7 +66,7 @@ class Pair:
             c2s = self.client.data_to_send()
             if c2s:
                 moved = True
-                self.server_events += self.server.receive_data(c2s)
+                self.server_events += receive_all(self.server, c2s)
             s2c = self.server.data_to_send(limit)
             if s2c:
                 moved = True
@@ -701,7 +709,7 @@ def test_ping_flood() -> None:
     p = Pair()
     for i in range(3000):
         p.client.ping(i.to_bytes(8, "big"))
-    events = p.server.receive_data(p.client.data_to_send())
+    events = receive_all(p.server, p.client.data_to_send())
     assert terminated(events).error_code == ErrorCodes.ENHANCE_YOUR_CALM
 
 
@@ -709,11 +717,11 @@ def test_settings_and_empty_data_flood() -> None:
     p = Pair()
     for _ in range(1100):
         p.client.update_settings({SettingCodes.HEADER_TABLE_SIZE: 4096})
-    assert terminated(p.server.receive_data(p.client.data_to_send())).error_code == \
+    assert terminated(receive_all(p.server, p.client.data_to_send())).error_code == \
         ErrorCodes.ENHANCE_YOUR_CALM
     p = Pair()
     sid = p.request(b"/up", b"POST", end=False)
-    events = p.server.receive_data(b"".join(DataFrame(sid, data=b"").serialize() for _ in range(1200)))
+    events = receive_all(p.server, b"".join(DataFrame(sid, data=b"").serialize() for _ in range(1200)))
     assert terminated(events).error_code == ErrorCodes.ENHANCE_YOUR_CALM
 
 
@@ -742,39 +750,84 @@ def test_oversized_header_list() -> None:
 # -- closing and bookkeeping -----------------------------------------------------------------------
 
 
-def test_graceful_close_finishes_open_stream_and_refuses_new() -> None:
+def ping_ack_for(frames: list[Frame]) -> bytes:
+    (ping,) = [f for f in frames if isinstance(f, PingFrame) and "ACK" not in f.flags]
+    return raw_frame(0x6, 0x1, 0, ping.opaque_data)
+
+
+def test_graceful_close_is_two_step_and_serves_streams_opened_in_between() -> None:
+    """RFC 9113 §6.8: GOAWAY(2^31-1) + PING first; streams the client opens before it sees
+    them are served; the PING's ACK brings the real GOAWAY, after which new streams are refused."""
     p = Pair()
     s1 = p.request(b"/slow")
     p.take_server()
     p.server.close()
     assert not p.server.closing
     assert not p.server.push_enabled
-    frames = parse_frames(p.server.data_to_send())
+    first = p.server.data_to_send()
+    frames = parse_frames(first)
     goaway = [f for f in frames if isinstance(f, GoAwayFrame)]
-    assert len(goaway) == 1 and goaway[0].last_stream_id == s1 and goaway[0].error_code == 0
-    # The client had not seen the GOAWAY yet and opens another stream: refused.
+    assert [(g.last_stream_id, g.error_code) for g in goaway] == [(2**31 - 1, 0)]
+    assert any(isinstance(f, PingFrame) and "ACK" not in f.flags for f in frames)
+    # The client had not seen the GOAWAY yet and opens another stream: still served.
     s3 = p.client.get_next_available_stream_id()
     p.client.send_headers(s3, req_headers(b"/late"), end_stream=True)
-    assert p.server.receive_data(p.client.data_to_send()) == []
+    (req,) = p.server.receive_data(p.client.data_to_send())
+    assert isinstance(req, RequestReceived) and req.stream_id == s3
+    # The client acknowledges the PING (by hand: the h2 library drops its output once a
+    # GOAWAY is in): the real GOAWAY follows.
+    assert p.server.receive_data(ping_ack_for(frames)) == []
+    frames = parse_frames(p.server.data_to_send())
+    goaway = [f for f in frames if isinstance(f, GoAwayFrame)]
+    assert [(g.last_stream_id, g.error_code) for g in goaway] == [(s3, 0)]
+    # A stream opened after that is refused.
+    late = raw_frame(0x1, 0x5, 7, Encoder().encode(req_headers(b"/later")))
+    assert p.server.receive_data(late) == []
     p.server.send_response(s1, 200, [], b"finished")
+    assert not p.server.closing
+    p.server.send_response(s3, 200, [], b"also")
     frames = parse_frames(p.server.data_to_send())
     rst = [f for f in frames if isinstance(f, RstStreamFrame)]
-    assert [(f.stream_id, f.error_code) for f in rst] == [(s3, ErrorCodes.REFUSED_STREAM)]
+    assert [(f.stream_id, f.error_code) for f in rst] == [(7, ErrorCodes.REFUSED_STREAM)]
     headers = [f for f in frames if isinstance(f, HeadersFrame)]
-    assert headers[0].stream_id == s1
+    assert [h.stream_id for h in headers] == [s1, s3]
     assert tuple(next(iter(Decoder().decode(headers[0].data, raw=True)))) == (b":status", b"200")
     data = [f for f in frames if isinstance(f, DataFrame)]
-    assert b"".join(f.data for f in data) == b"finished" and "END_STREAM" in data[-1].flags
+    assert b"".join(f.data for f in data) == b"finishedalso" and "END_STREAM" in data[-1].flags
     assert p.server.closing
     assert p.server.data_to_send() == b""
 
 
-def test_close_with_nothing_open_is_closing_at_once() -> None:
+def test_close_with_nothing_open_closes_after_ping_round_trip() -> None:
     p = Pair()
     p.server.close()
+    assert not p.server.closing  # the client may have requests on the wire
+    frames = parse_frames(p.server.data_to_send())
+    assert p.server.receive_data(ping_ack_for(frames)) == []
     assert p.server.closing
-    p.client_events += p.client.receive_data(p.server.data_to_send())
-    assert goaway_from_client(p.client_events).error_code == 0
+    frames = parse_frames(p.server.data_to_send())
+    assert [(f.last_stream_id, f.error_code) for f in frames if isinstance(f, GoAwayFrame)] == [(0, 0)]
+
+
+def test_second_close_sends_final_goaway_at_once() -> None:
+    p = Pair()
+    sid = p.request(b"/")
+    p.server.close()
+    p.server.close()  # e.g. the drain grace ran out: no waiting for the PING
+    frames = parse_frames(p.server.data_to_send())
+    assert [f.last_stream_id for f in frames if isinstance(f, GoAwayFrame)] == [2**31 - 1, sid]
+    assert not p.server.closing  # the open stream is still answered
+    p.server.send_response(sid, 204, [])
+    assert p.server.closing
+
+
+def test_close_with_error_code_is_one_goaway() -> None:
+    p = Pair()
+    sid = p.request(b"/")
+    p.server.close(ErrorCodes.INTERNAL_ERROR, "shutting down")
+    frames = parse_frames(p.server.data_to_send())
+    assert [(f.last_stream_id, f.error_code) for f in frames if isinstance(f, GoAwayFrame)] == [
+        (sid, ErrorCodes.INTERNAL_ERROR)]
 
 
 def test_awaiting_head() -> None:
@@ -869,7 +922,7 @@ def test_priority_frame_flood() -> None:
     p = Pair()
     for i in range(1200):
         p.client.prioritize(2 * i + 101, weight=16)
-    events = p.server.receive_data(p.client.data_to_send())
+    events = receive_all(p.server, p.client.data_to_send())
     assert terminated(events).error_code == ErrorCodes.ENHANCE_YOUR_CALM
 
 

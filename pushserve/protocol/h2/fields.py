@@ -1,0 +1,274 @@
+"""Header blocks: HPACK (RFC 7541) for what we send and receive, and the RFC 9113 §8.2/§8.3
+rules a request's fields must follow.
+
+Sending.  Every field we send is a *literal without indexing* (RFC 7541 §6.2.2), name indexed
+from the static table where it is there, strings not Huffman-coded.  Such a field changes no
+state on either side, so its encoding depends on nothing but the field itself: it is computed
+once and kept in a process-wide cache keyed by (name, value).  A response head is then a join of
+cached pieces (a file's content-type, etag, cache-control… never change; ``date`` changes once a
+second and makes one new entry a second).  We never insert into the peer's dynamic table, so the
+only HPACK state we owe the peer is a size update when it shrinks SETTINGS_HEADER_TABLE_SIZE
+(§4.2): a "size 0" update at the start of the next block, see ``H2Core``.
+
+Receiving.  Blocks are decoded by ``hpack.Decoder``, which owns the dynamic table.  Browsers and
+load tools send the very same block bytes again and again once the table is warm (a page's
+image requests differ, a benchmark's do not), so a decoded-and-validated request is cached per
+connection, keyed by the block bytes.  The invariant that makes that safe:
+
+    a block's meaning is a function of its bytes and of the dynamic table; the table changes
+    only while a block is decoded.  If decoding a block left the table exactly as it was, the
+    same bytes mean the same fields for as long as the table stays as it is now.
+
+"Left the table as it was" is checked after each decode by a fingerprint: the newest entry
+*object* (entries are only ever added at the front as new tuples, and we hold a reference to the
+old front, so it cannot be recycled), the entry count and the size limit.  Any change — an
+insertion (literal with incremental indexing), an eviction, a size update — bumps a generation
+counter and empties the cache; blocks that changed the table are never cached.  So a cached
+request is only reused while every indexed reference in it still names the entry it named.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import cast
+
+from hpack import Decoder, HPACKError
+from hpack.table import HeaderTable
+
+from pushserve.protocol.events import CONNECTION_SPECIFIC, Headers
+
+__all__ = ["HPACKError", "Malformed", "Request", "RequestDecoder", "encode_fields", "encode_status"]
+
+# -- encoding ----------------------------------------------------------------------------------
+
+# First index of each name in the static table (RFC 7541 Appendix A).
+_STATIC_NAME: dict[bytes, int] = {}
+for _i, (_name, _) in enumerate(HeaderTable.STATIC_TABLE, 1):
+    _STATIC_NAME.setdefault(_name, _i)
+_STATIC_STATUS = {200: 8, 204: 9, 206: 10, 304: 11, 400: 12, 404: 13, 500: 14}
+
+
+def _int(value: int, prefix_bits: int, first: int = 0) -> bytes:
+    """RFC 7541 §5.1 integer, ``first`` holding the representation's high bits."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((first | value,))
+    out = bytearray((first | limit,))
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _literal(name: bytes, value: bytes) -> bytes:
+    """Literal field without indexing (§6.2.2), raw (non-Huffman) strings."""
+    index = _STATIC_NAME.get(name)
+    head = _int(index, 4) if index else b"\x00" + _int(len(name), 7) + name
+    return head + _int(len(value), 7) + value
+
+
+_STATUS: dict[int, bytes] = {}
+
+
+def encode_status(status: int) -> bytes:
+    enc = _STATUS.get(status)
+    if enc is None:
+        index = _STATIC_STATUS.get(status)
+        enc = bytes((0x80 | index,)) if index else _literal(b":status", b"%d" % status)
+        if len(_STATUS) < 1000:
+            _STATUS[status] = enc
+    return enc
+
+
+# (name, value) -> encoded field; b"" for fields we drop (connection-specific: a handler that
+# shares header lists with HTTP/1.1 may carry them).  Bounded: emptied when full.
+_FIELDS: dict[tuple[bytes, bytes], bytes] = {}
+_FIELDS_MAX = 4096
+
+
+def _encode_new(name: bytes, value: bytes) -> bytes:
+    name, value = bytes(name), bytes(value)
+    if name in CONNECTION_SPECIFIC:
+        return b""
+    return _literal(name, value)
+
+
+def encode_fields(first: bytes, headers: Headers) -> bytes:
+    """A header block: ``first`` (the encoded :status, or b"") then ``headers``."""
+    parts = [first]
+    cache = _FIELDS
+    for field in headers:
+        try:
+            enc = cache.get(field)
+        except TypeError:  # a list pair or a bytearray value: not hashable, not cached
+            parts.append(_encode_new(field[0], field[1]))
+            continue
+        if enc is None:
+            enc = _encode_new(field[0], field[1])
+            if len(cache) >= _FIELDS_MAX:
+                cache.clear()
+            cache[field] = enc
+        parts.append(enc)
+    return b"".join(parts)
+
+
+# -- decoding and validation -------------------------------------------------------------------
+
+_DEFAULT_URGENCY = 3  # RFC 9218 default for requests
+
+# RFC 9113 §8.2.1: a name never holds 0x00-0x20, upper case, 0x7f-0xff (nor a colon past the
+# first octet); a value never NUL, CR or LF, nor leading/trailing SP or HTAB.
+_BAD_NAME = re.compile(rb"[\x00-\x20A-Z\x7f-\xff]|.:")
+_BAD_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+_PSEUDO = frozenset({b":method", b":scheme", b":path", b":authority"})
+
+
+class Malformed(Exception):
+    """The block decoded, but is not a valid request (or trailer section): a stream error."""
+
+
+class Request:
+    """A validated request head; immutable once made, so one may be reused from the cache."""
+
+    __slots__ = ("authority", "content_length", "headers", "method", "target", "urgency")
+
+    def __init__(self, method: bytes, target: bytes, authority: bytes, headers: Headers, urgency: int,
+                 content_length: int) -> None:
+        self.method = method
+        self.target = target
+        self.authority = authority
+        self.headers = headers
+        self.urgency = urgency
+        self.content_length = content_length  # -1 when absent
+
+
+def parse_urgency(value: bytes, default: int) -> int:
+    """The ``u`` parameter of an RFC 9218 Priority field value (``u=1, i``)."""
+    for item in value.split(b","):
+        item = item.strip()
+        if item.startswith(b"u=") and len(item) == 3 and 48 <= item[2] <= 48 + 7:
+            return item[2] - 48
+    return default
+
+
+def _check_field(name: bytes, value: bytes) -> None:
+    if not name or _BAD_NAME.search(name):
+        raise Malformed(f"invalid field name {name[:40]!r}")
+    if value and _BAD_VALUE.search(value):
+        raise Malformed(f"invalid value for {name[:40]!r}")
+    if name in CONNECTION_SPECIFIC:
+        raise Malformed(f"connection-specific field {name!r}")
+    if name == b"te" and value.lower() != b"trailers":
+        raise Malformed("te other than trailers")
+
+
+def _content_length(values: list[bytes]) -> int:
+    """The one length all content-length values agree on (RFC 9110 §8.6)."""
+    found = -1
+    for value in values:
+        for item in value.split(b","):
+            item = item.strip()
+            if not _DIGITS.fullmatch(item) or (found >= 0 and int(item) != found):
+                raise Malformed("invalid content-length")
+            found = int(item)
+    return found
+
+
+def validate_request(fields: list[tuple[bytes, bytes]]) -> Request:
+    """RFC 9113 §8.2 and §8.3.1 for a request head; cookie fields joined (§8.2.3)."""
+    pseudo: dict[bytes, bytes] = {}
+    regular: Headers = []
+    cookies: list[bytes] = []
+    lengths: list[bytes] = []
+    host: bytes | None = None
+    urgency = _DEFAULT_URGENCY
+    for name, value in fields:
+        if name[:1] == b":":
+            if regular or cookies:
+                raise Malformed(f"pseudo-header {name!r} after a regular field")
+            if name not in _PSEUDO:
+                raise Malformed(f"unknown pseudo-header {name[:40]!r}")
+            if name in pseudo:
+                raise Malformed(f"duplicate {name!r}")
+            if value and _BAD_VALUE.search(value):
+                raise Malformed(f"invalid value for {name!r}")
+            pseudo[name] = value
+            continue
+        _check_field(name, value)
+        if name == b"cookie":
+            cookies.append(value)
+            continue
+        if name == b"host":
+            if host is not None:
+                raise Malformed("more than one host field")
+            host = value
+        elif name == b"content-length":
+            lengths.append(value)
+        elif name == b"priority":
+            urgency = parse_urgency(value, urgency)
+        regular.append((name, value))
+    if cookies:
+        regular.append((b"cookie", b"; ".join(cookies)))
+    method = pseudo.get(b":method")
+    if method is None:
+        raise Malformed("no :method")
+    if method == b"CONNECT":
+        if b":scheme" in pseudo or b":path" in pseudo:
+            raise Malformed("CONNECT with :scheme or :path")
+    elif b":scheme" not in pseudo or not pseudo.get(b":path"):
+        raise Malformed("no :scheme, or no or empty :path")
+    authority = pseudo.get(b":authority")
+    if authority is None and host is None:
+        raise Malformed("neither :authority nor host")
+    if authority is not None and host is not None and authority != host:
+        raise Malformed(":authority and host differ")
+    return Request(method, pseudo.get(b":path", b""), authority if authority is not None else host or b"",
+                   regular, urgency, _content_length(lengths) if lengths else -1)
+
+
+def validate_trailers(fields: list[tuple[bytes, bytes]]) -> None:
+    for name, value in fields:
+        if name[:1] == b":":
+            raise Malformed("pseudo-header in trailers")
+        _check_field(name, value)
+
+
+class RequestDecoder:
+    """The connection's HPACK decoding context, with the cache of repeated request blocks
+    described in the module docstring."""
+
+    _CACHE_MAX = 64
+
+    def __init__(self, max_header_list_size: int) -> None:
+        self._decoder = Decoder(max_header_list_size)
+        self._table = self._decoder.header_table
+        self._cache: dict[bytes, Request] = {}
+
+    def decode(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """The fields of ``block``, and whether decoding it left the dynamic table unchanged.
+        Raises HPACKError (a connection error) when it cannot be decoded."""
+        entries = self._table.dynamic_entries
+        front = entries[0] if entries else None
+        count, size = len(entries), self._table.maxsize
+        fields = cast(list[tuple[bytes, bytes]], self._decoder.decode(block, raw=True))
+        unchanged = (len(entries) == count and self._table.maxsize == size
+                     and (entries[0] if entries else None) is front)
+        if not unchanged and self._cache:
+            self._cache.clear()  # indexed references in cached blocks may mean other entries now
+        return fields, unchanged
+
+    def request(self, block: bytes) -> Request:
+        """The validated request ``block`` holds.  Raises HPACKError or Malformed."""
+        cached = self._cache.get(block)
+        if cached is not None:
+            return cached
+        fields, unchanged = self.decode(block)
+        req = validate_request(fields)
+        if unchanged:
+            if len(self._cache) >= self._CACHE_MAX:
+                self._cache.clear()
+            self._cache[block] = req
+        return req
