@@ -125,6 +125,22 @@ class Connection(asyncio.Protocol):
         self.flush()
         if self.core.open_streams >= _PIPELINE_PAUSE and self.core.http_version != "2":
             self.pause_reading("pipeline")
+        self._more_input_later()
+
+    def _more_input_later(self) -> None:
+        """The core processes a bounded slice of input per call: the rest waits for the next loop
+        turn, so one connection's flood never holds the loop (and no more is read meanwhile)."""
+        if self.core.pending_input and not self.closed and "input" not in self.reading_paused:
+            self.pause_reading("input")
+            self.worker.loop.call_soon(self._resume_input)
+
+    def _resume_input(self) -> None:
+        self.resume_reading("input")
+        if self.closed:
+            return
+        self.handle_events(self.core.resume())
+        self.flush()
+        self._more_input_later()
 
     def eof_received(self) -> bool | None:
         self.handle_events(self.core.receive_data(b""))
@@ -278,17 +294,15 @@ class Connection(asyncio.Protocol):
             self.abort(f"no progress for {limits.idle_timeout:g} s with requests in flight")
 
     def shutdown(self) -> None:
-        """Graceful, for a worker that stops: HTTP/2 sends GOAWAY and finishes open streams;
-        HTTP/1.1 finishes the requests received and answers one more, if it comes, with
-        ``Connection: close`` (the worker's drain bounds the wait with ``close_idle``)."""
+        """Graceful, for a worker that stops.  HTTP/2: the two-step GOAWAY (RFC 9113 §6.8), the
+        final one after the PING comes back or on the next call, open streams finished.
+        HTTP/1.1: the requests received are finished and one more, if it comes, is answered with
+        ``Connection: close`` (the worker's drain bounds the wait with ``close_idle``).  The
+        transport closes once the core says it is done."""
         if self.closed:
             return
         self.core.close()
         self.flush()
-        if (self.core.http_version == "2" and self.core.open_streams == 0 and not self.handlers
-                and self.transport is not None):
-            self.closed = True
-            self.transport.close()
 
     def close_idle(self) -> None:
         """Close a connection with no request in progress (idle too long, or drained)."""

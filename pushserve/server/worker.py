@@ -211,7 +211,8 @@ FRESH_GRACE = 1.0
 
 
 # An HTTP/1.1 connection found idle when the worker began to drain is kept this long for the
-# request its client may already have sent (it is answered with Connection: close), then closed.
+# request its client may already have sent (it is answered with Connection: close), then closed;
+# an HTTP/2 client that has not answered the drain's PING by then gets the final GOAWAY.
 IDLE_GRACE = 2.0
 
 
@@ -231,8 +232,13 @@ async def _drain(state: WorkerState, accepting: asyncio.Task[None], sock: socket
                 if conn.served_any or now - conn.started >= FRESH_GRACE:
                     told[conn] = now
                     conn.shutdown()
-            elif now - since >= IDLE_GRACE and conn.core.open_streams == 0 and not conn.handlers:
-                conn.close_idle()
+            elif now - since >= IDLE_GRACE:
+                # HTTP/2: the final GOAWAY, for clients that never answered the drain's PING;
+                # HTTP/1.1: close a connection whose client sent nothing more.
+                if conn.core.http_version == "2":
+                    conn.shutdown()
+                elif conn.core.open_streams == 0 and not conn.handlers:
+                    conn.close_idle()
         if (not state.connections and not state.handshaking) or now >= deadline:
             break
         await asyncio.sleep(0.05)

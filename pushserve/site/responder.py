@@ -52,10 +52,11 @@ class Responder:
         # The mounted app that answers a pushed path, if any (set by the router).
         self.mount_for: Callable[[bytes], Mount | None] = _no_mount
 
-    def serve(self, ex: Exchange, req: RequestReceived) -> None:
-        """Answer a request for the site.  A page's resources are announced before the page is
-        produced (a 103 is flushed at once, so the client starts on them while we render); only
-        a conditional request waits to see a 200 first, so a 304 is not preceded by pushes."""
+    def serve(self, ex: Exchange, req: RequestReceived) -> bool:
+        """Answer a request for the site; False when the answer comes later (--bench-think).  A
+        page's resources are announced before the page is produced (a 103 is flushed at once, so
+        the client starts on them while we render); only a conditional request waits to see a
+        200 first, so a 304 is not preceded by pushes."""
         lookup = self.content.static.lookup(req.target, req.headers)
         announced = None
         early = req.method == b"GET" and not lookup.conditional
@@ -68,11 +69,12 @@ class Responder:
                     # The 103 leaves now.  Pushes do not: their data would go out ahead of a
                     # page not yet queued, where urgency should put the page's own data first.
                     ex.flush()
-        if page is not None and self.think:
+        if early and page is not None and self.think:
             # A slow backend, for the bench: the page is produced later, without holding the loop.
             asyncio.get_running_loop().call_later(self.think, self._produce, ex, req, lookup, announced, early)
-            return
+            return False
         self._produce(ex, req, lookup, announced, early)
+        return True
 
     def _produce(self, ex: Exchange, req: RequestReceived, lookup: Lookup, announced: Announced | None,
                  early: bool) -> None:

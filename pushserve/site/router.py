@@ -33,9 +33,17 @@ class Router:
             if mount is not None:
                 mount.handle(exchange, request)
                 return
-        if not request.end_stream:
-            exchange.attach(request.stream_id, DiscardBody(exchange, request.stream_id))
-        self.responder.serve(exchange, request)
+        if request.end_stream:
+            self.responder.serve(exchange, request)
+            return
+        discard = DiscardBody(exchange, request.stream_id)
+        exchange.attach(request.stream_id, discard)
+        if self.responder.serve(exchange, request) and request.http_version == "2":
+            # The site reads no request body (405 for an upload, say): once the response is out,
+            # RST_STREAM(NO_ERROR) tells the client to stop sending (RFC 9113 §8.1).  HTTP/1.1
+            # closes the connection after such a response instead.
+            exchange.core.reset_stream(request.stream_id, 0)
+            exchange.detach(request.stream_id, discard)
 
     async def startup(self) -> None:
         for mount in self.mounts:

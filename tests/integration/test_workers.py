@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from hyperframe.frame import (
 )
 
 from tests.conftest import need
+from tests.support import patient_load
 from tests.support.h2client import H2Client
 from tests.support.serverproc import Certs, ServerProcess, run_cli, start
 
@@ -351,6 +353,28 @@ def _two_restarts(srv: ServerProcess) -> None:
         done = srv.wait_for(r"reloaded: workers \d+, \d+ replace (\d+), (\d+)", start=mark)
         for old in done.groups():
             srv.wait_for(rf"worker {old} stopped", start=mark)
+
+
+def test_two_rolling_restarts_under_h2_load_lose_no_request(serve: Start) -> None:
+    """Four HTTP/2 connections keep 8 streams each busy while the workers are replaced twice.  The
+    old workers close with the two-step GOAWAY of RFC 9113 §6.8, so every stream a client sent
+    before it heard of the drain is answered: none ends up above the final GOAWAY's last stream
+    id (with a one-step GOAWAY those are what a client must send again, and what h2load counts
+    as failed), and none is reset or cut off (tests/support/patient_load.py)."""
+    srv = serve("--workers", "2")
+    stop = threading.Event()
+    tally, threads = patient_load.run(srv.host, srv.port, srv.certs.client_context(), stop, path="/style.css")
+    try:
+        assert tally.flowing.wait(30)
+        _two_restarts(srv)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    print(f"h2: {tally.answered} answered over two restarts, {tally.retried} retried above a GOAWAY's last id")
+    assert tally.lost == []
+    assert tally.retried == 0  # every stream sent before the client heard of the drain was processed
+    assert tally.answered > 0 and not any(t.is_alive() for t in threads)
 
 
 _WRK_SIGNAL = """

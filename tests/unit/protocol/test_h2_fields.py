@@ -11,7 +11,7 @@ from hyperframe.frame import ContinuationFrame, HeadersFrame
 
 from pushserve.protocol.events import RequestReceived, StreamReset
 from pushserve.protocol.h2.fields import Malformed, RequestDecoder, encode_fields, encode_status, validate_request
-from tests.unit.test_h2_core import Pair, parse_frames, raw_frame, raw_server, req_headers
+from tests.unit.protocol.test_h2_core import Pair, parse_frames, raw_frame, raw_server, req_headers
 
 GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/"), (b":authority", b"a.test")]
 

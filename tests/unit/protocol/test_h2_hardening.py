@@ -9,7 +9,7 @@ from hyperframe.frame import DataFrame, Frame, GoAwayFrame, PingFrame, RstStream
 
 from pushserve.protocol.events import BodyReceived, ConnectionTerminated, RequestReceived, StreamReset
 from pushserve.protocol.h2 import H2Core
-from tests.unit.test_h2_core import PREFACE, parse_frames, raw_frame, receive_all, req_headers, terminated
+from tests.unit.protocol.test_h2_core import PREFACE, parse_frames, raw_frame, receive_all, req_headers, terminated
 
 HEADERS, RST, SETTINGS, PING, DATA = 0x1, 0x3, 0x4, 0x6, 0x0
 END_STREAM, END_HEADERS = 0x1, 0x4
