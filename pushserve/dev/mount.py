@@ -27,6 +27,7 @@ from pushserve.exchange import DiscardBody, Exchange
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import RequestReceived
 from pushserve.site.content import SiteContent
+from pushserve.site.error_page import overlay_html
 from pushserve.site.responder import Responder
 
 log = logging.getLogger("pushserve")
@@ -138,7 +139,8 @@ class DevServer:
         problems = self.updater.problems
         if problems:
             title = "Push manifest error" if self.updater.manifest_problem else "Template error"
-            self.hub.publish("error", {"title": title, "problems": [p.as_json() for p in problems]})
+            self.hub.publish("error", {"title": title, "problems": [p.as_json() for p in problems],
+                                       "html": overlay_html(title, problems, self.config.site)})
         elif not self.hub.state.startswith(b"event: clear"):
             self.hub.publish("clear", {})
 

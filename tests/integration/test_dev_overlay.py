@@ -1,0 +1,74 @@
+"""The dev-mode error overlay in headless Chromium: one opaque box that names the file, the line
+Jinja2 reports and the line where the unclosed block began, with the source around it, whether it
+arrives over the live-reload stream or as the 500 page itself."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.support.browser import chromium
+from tests.support.serverproc import SITE_EXAMPLE, ServerProcess
+
+TIMEOUT = 20
+SHOTS = Path("/tmp/shots")
+OPENED = "{% block title %}Home"  # line 4 of index.html, its endblock removed
+
+
+@pytest.fixture
+def broken_site(tmp_path: Path) -> Path:
+    copy = tmp_path / "site"
+    shutil.copytree(SITE_EXAMPLE, copy)
+    return copy
+
+
+def _break(site: Path) -> int:
+    """Leave index.html's title block open at line 4; returns the file's last line (where Jinja2
+    reports the error)."""
+    index = site / "index.html"
+    lines = index.read_text().splitlines()
+    assert lines[3] == "{% block title %}Home{% endblock %}", "site_example's index.html changed: adjust the test"
+    lines[3] = OPENED
+    index.write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def _overlay_checks(driver: webdriver.Chrome, last_line: int) -> str:
+    boxes = driver.find_elements(By.ID, "pushserve-overlay")
+    assert len(boxes) == 1
+    text = boxes[0].text
+    assert f"index.html:{last_line}" in text  # where Jinja2 gave up
+    assert "opened at line 4 is never closed" in text
+    marked = [e.text for e in boxes[0].find_elements(By.CSS_SELECTOR, "pre span.mark")]
+    assert any(m.endswith(OPENED) and "4" in m for m in marked), marked
+    # Opaque: nothing of the page (or of a raw error text) shows through.
+    bg = driver.execute_script("return getComputedStyle(arguments[0]).backgroundColor", boxes[0])
+    assert bg.startswith("rgb(") and "rgba" not in bg, bg
+    assert "500 Template error" not in driver.find_element(By.TAG_NAME, "body").text
+    return text
+
+
+def test_overlay_over_live_page_and_as_500_page(make_server: Callable[..., ServerProcess],
+                                                broken_site: Path) -> None:
+    srv = make_server("--dev", site=broken_site)
+    url = srv.url.replace("127.0.0.1", "localhost")
+    with chromium(srv.certs.cert_dir / "localhost.pem") as driver:
+        driver.get(url)
+        WebDriverWait(driver, TIMEOUT).until(
+            lambda d: d.execute_script("return window.__pushserveDev && window.__pushserveDev.connected"))
+        last = _break(broken_site)
+        WebDriverWait(driver, TIMEOUT).until(lambda d: d.find_elements(By.ID, "pushserve-overlay"))
+        _overlay_checks(driver, last)
+        SHOTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(SHOTS / "overlay-live.png"))
+
+        # A fresh load of the broken page: the 500 page is the overlay, drawn once.
+        driver.get(url)
+        _overlay_checks(driver, last)
+        driver.save_screenshot(str(SHOTS / "overlay-500.png"))
