@@ -24,6 +24,11 @@ log = logging.getLogger("pushserve")
 _MANIFEST_WHERE = re.compile(r"^(?P<file>[^:]*push_manifest\.json)(?::(?P<line>\d+))?(?::\d+)?:\s*(?P<msg>.*)$")
 
 
+def _manifest_line(warning: str) -> str:
+    # Some manifest warnings carry the prefix already: say it once.
+    return warning if warning.startswith("push manifest:") else f"push manifest: {warning}"
+
+
 def manifest_problem(text: str) -> Problem:
     """A ConfigError about push_manifest.json as a Problem (file and line when the text names them)."""
     m = _MANIFEST_WHERE.match(text)
@@ -68,7 +73,7 @@ class SiteUpdater:
                 return
             self.manifest_problem = None
             for w in warnings:
-                log.warning("push manifest: %s", w)
+                log.warning("%s", _manifest_line(w))
             return
         manifest = policy.manifest
         pages: set[str] = set()
@@ -76,4 +81,4 @@ class SiteUpdater:
             pages |= manifest.pages_depending_on(path)
         for page in sorted(pages):
             for w in manifest.rebuild_page(page):
-                log.warning("push manifest: %s", w)
+                log.warning("%s", _manifest_line(w))
