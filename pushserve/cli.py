@@ -166,17 +166,21 @@ def toml_defaults(parser: argparse.ArgumentParser, table: dict[str, Any], site: 
     are long option names, values checked as the option's own; relative paths are relative to the
     site folder.  An unknown key or a wrong value is a BadValue naming the file and key."""
     where = f"{site / SITE_TOML}: [serve]"
-    actions: dict[str, list[argparse.Action]] = {}
+    actions: dict[str, list[argparse.Action]] = {}  # key (the long option, "no-" dropped) -> its actions
     for action in parser._actions:
-        if action.option_strings and action.dest not in _NOT_IN_TOML:
-            actions.setdefault(action.dest, []).append(action)
+        if action.dest in _NOT_IN_TOML:
+            continue
+        for option in action.option_strings:
+            if option.startswith("--"):
+                name = option[2:]
+                if isinstance(action, argparse._StoreFalseAction):
+                    name = name.removeprefix("no-")
+                actions.setdefault(name, []).append(action)
     defaults: dict[str, Any] = {}
     for key, value in table.items():
-        dest = key.replace("-", "_")
-        if dest not in actions or "_" in key:
-            known = ", ".join(sorted(d.replace("_", "-") for d in actions))
-            raise BadValue(f"{where} {key!r} is not an option (known: {known})")
-        defaults[dest] = _toml_value(actions[dest], f"{where} {key} = {value!r}", value, site)
+        if key not in actions:
+            raise BadValue(f"{where} {key!r} is not an option (known: {', '.join(sorted(actions))})")
+        defaults[actions[key][0].dest] = _toml_value(actions[key], f"{where} {key} = {value!r}", value, site)
     return defaults
 
 
@@ -224,7 +228,14 @@ def parse_serve_args(argv: Sequence[str], parser: argparse.ArgumentParser | None
         parser.set_defaults(**toml_defaults(parser, table, ns.site))
         ns = parser.parse_args(argv)
     setup_logging(ns.log_level)
-    return config_from_args(ns, toml)
+    try:
+        return config_from_args(ns, toml)
+    except BadValue as e:  # a value the Config refused may have come from the file: say so
+        for key in table or {}:
+            given = any(a == f"--{key}" or a.startswith(f"--{key}=") for a in argv)
+            if str(e).startswith(f"--{key} ") and not given:
+                raise BadValue(f"{e} (set in {ns.site / SITE_TOML}, [serve] {key})") from None
+        raise
 
 
 def config_from_args(ns: argparse.Namespace,
