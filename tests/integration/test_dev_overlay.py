@@ -72,3 +72,19 @@ def test_overlay_over_live_page_and_as_500_page(make_server: Callable[..., Serve
         driver.get(url)
         _overlay_checks(driver, last)
         driver.save_screenshot(str(SHOTS / "overlay-500.png"))
+
+
+def test_overview_page_in_chromium(make_server: Callable[..., ServerProcess], broken_site: Path) -> None:
+    """/_pushserve/ as a user sees it: pages first, each resource's size and verdicts."""
+    srv = make_server("--dev", "--push-budget", "60000", site=broken_site)
+    with chromium(srv.certs.cert_dir / "localhost.pem") as driver:
+        driver.get(srv.url.replace("127.0.0.1", "localhost") + "_pushserve/")
+        sections = driver.find_elements(By.CSS_SELECTOR, "section.page")
+        assert [s.find_element(By.TAG_NAME, "a").text for s in sections] == ["/", "/features/"]
+        first = driver.find_element(By.TAG_NAME, "h2").text
+        assert first.startswith("Pages")
+        cells = [td.text for td in sections[0].find_elements(By.CSS_SELECTOR, "td")]
+        assert "/css/site.css" in cells and "push" in cells and "hint: over the push budget" in cells
+        driver.set_window_size(1200, driver.execute_script("return document.body.scrollHeight") + 100)
+        SHOTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(SHOTS / "pushserve-overview.png"))
