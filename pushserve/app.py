@@ -71,7 +71,7 @@ def run_checks(config: Config) -> tuple[list[str], list[str]]:
     except ConfigError as e:
         problems.append(str(e))
     else:
-        lines += [with_prefix("push manifest", w) for w in warnings]
+        lines += ["warning: " + with_prefix("push manifest", w) for w in warnings]
         lines += missing_manifest_pages(config, set(manifest.site.walk_pages()))
         pages = manifest.as_dict()
         resources = sum(len(r) for r in pages.values())

@@ -60,7 +60,7 @@ CLIENT_JS = r"""
   }
 
   // The overlay is the server's HTML (the same as a dev-mode 500 page, which is nothing but the
-  // overlay): one box, opaque, replaced whole on each error event.
+  // overlay): one box, opaque, its content replaced on each error event.
   function showError(d) {
     const tpl = document.createElement("template");
     tpl.innerHTML = d.html;
@@ -68,8 +68,7 @@ CLIENT_JS = r"""
     if (!next) return;
     const old = document.getElementById(OVERLAY);
     if (old) {
-      if (old.dataset.page) next.dataset.page = old.dataset.page;
-      old.replaceWith(next);
+      old.innerHTML = next.innerHTML;  // the same box, new content (kept: scripts may hold it)
     } else {
       (document.body || document.documentElement).appendChild(next);
     }

@@ -190,3 +190,15 @@ def test_missing_index_and_manifest_page_are_warned(make_server: Callable[..., S
 def _logging_back() -> Iterator[None]:
     yield
     cli.setup_logging()
+
+
+def test_every_argument_is_described() -> None:
+    for parser in (cli._serve_parser(), cli._cert_parser(), cli._manifest_parser()):
+        for action in parser._actions:
+            assert action.help, f"{parser.prog}: {action.dest} has no help"
+
+
+def test_cert_prints_a_curl_line_that_runs(certs: Certs) -> None:
+    r = run_cli(certs, "cert", "--cert-dir", str(certs.cert_dir))
+    [curl] = [line for line in r.stdout.splitlines() if "curl --cacert" in line]
+    assert curl.endswith("https://localhost:8443/") and "PORT" not in r.stdout
