@@ -1,5 +1,8 @@
-"""Command line: ``pushserve SITE [options]`` serves; ``pushserve cert`` and ``pushserve manifest``
-are tools.  Every mistake a user can make ends in one line on stderr and a non-zero exit."""
+"""Command line: ``pushserve SITE [options]`` serves; ``pushserve check SITE [options]`` checks
+without serving; ``pushserve cert`` and ``pushserve manifest`` are tools.
+
+Every mistake ends in one line on stderr: a bad value (on the command line or in pushserve.toml)
+exits 2, a problem of the machine (files, ports, certificates, apps, templates) exits 1."""
 
 from __future__ import annotations
 
@@ -9,10 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pushserve import __version__, lan, tls
 from pushserve.config import (
     PUSH_MODES,
+    SITE_TOML,
+    BadValue,
     Compress,
     Config,
     ConfigError,
@@ -24,7 +30,8 @@ from pushserve.config import (
 
 log = logging.getLogger("pushserve")
 
-SUBCOMMANDS = ("bench", "cert", "manifest", "serve")
+SUBCOMMANDS = ("bench", "cert", "check", "manifest", "serve")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 _DEFAULTS = Limits()
 
 
@@ -37,11 +44,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def _serve_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pushserve", description="Serve a static site over HTTP/2 (+ HTTP/1.1) on TLS, "
-                "announcing each page's resources by server push or 103 Early Hints.",
-                epilog="Other commands: 'pushserve cert' (development certificates), "
-                "'pushserve manifest SITE' (print the push manifest).")
+def _serve_parser(prog: str = "pushserve", description: str | None = None) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description=description or "Serve a static site over HTTP/2 (+ HTTP/1.1) on "
+                "TLS, announcing each page's resources by server push or 103 Early Hints.",
+                epilog="Every option can also be set in SITE/pushserve.toml, in a [serve] table, by its long "
+                "name (port = 8443, push-budget = 500000, dev = true); the command line wins. "
+                "Other commands: 'pushserve check SITE' (check without serving), 'pushserve cert' "
+                "(development certificates), 'pushserve manifest SITE' (print the push manifest), "
+                "'pushserve bench' (page-load measurements).")
     p.add_argument("site", type=Path, help="the folder to serve")
     p.add_argument("--cert", type=Path, help="PEM certificate chain (may also hold the key); "
                    "default: a development certificate made for you")
@@ -50,7 +60,9 @@ def _serve_parser() -> argparse.ArgumentParser:
                    help="where the development certificate goes (default: beside the CA, see 'pushserve cert --help')")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=8443, help="port (8443; 0 picks a free one)")
-    p.add_argument("--workers", default="1", help="worker processes (1; 0 or auto = one per core)")
+    p.add_argument("-b", "--bind", metavar="HOST:PORT",
+                   help="address and port at once, as Hypercorn and Gunicorn take them: 0.0.0.0:8443, [::1]:8443")
+    p.add_argument("-w", "--workers", default="1", help="worker processes (1; 0 or auto = one per CPU)")
     p.add_argument("--push", choices=PUSH_MODES, default=None,
                    help="announce resources by push where allowed, else hints (auto); hints only; off")
     p.add_argument("--no-push-cookie", dest="push_cookie", action="store_false",
@@ -65,6 +77,11 @@ def _serve_parser() -> argparse.ArgumentParser:
                    help="Cache-Control max-age of assets; pages are always revalidated (600)")
     p.add_argument("--dev", action="store_true", help="development mode: live reload, no caching")
     p.add_argument("--reload", action="store_true", help="with --dev: restart when mounted apps' code changes")
+    p.add_argument("--reload-dir", dest="reload_dirs", action="append", default=[], type=Path, metavar="DIR",
+                   help="with --dev: watch this folder too (repeatable): a change reloads the open pages, "
+                   "a .py file restarts the worker with --reload")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                   help="least important log lines shown (info; warning hides the access log)")
     p.add_argument("--access-log", dest="access_log", action="store_true", default=True,
                    help="one log line per request (on)")
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="no access log")
@@ -134,9 +151,12 @@ def _cert_parser() -> argparse.ArgumentParser:
 
 def _manifest_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pushserve manifest", description="Print the push manifest of a site as JSON "
-                "(push_manifest.json format).")
-    p.add_argument("site", type=Path)
-    p.add_argument("--no-templates", dest="templates", action="store_false", default=None)
+                "(push_manifest.json format): for each page, the resources a visit is sent, in order. "
+                "Save it as SITE/push_manifest.json to edit it; that file then wins over what is inferred.")
+    p.add_argument("site", type=Path, help="the site folder")
+    p.add_argument("--no-templates", dest="templates", action="store_false", default=None,
+                   help="read .html files as they are, not as Jinja2 templates (as 'pushserve SITE "
+                   "--no-templates' serves them)")
     return p
 
 
@@ -160,17 +180,114 @@ def _parse_workers(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"--workers {text!r}: expected a number or 'auto'") from None
+        raise BadValue(f"--workers {text!r}: expected a number or 'auto'") from None
 
 
-def config_from_args(ns: argparse.Namespace) -> Config:
+def parse_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (the default host)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise BadValue(f"--bind {text!r}: expected HOST:PORT, e.g. 0.0.0.0:8443 or [::1]:8443")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise BadValue(f"--bind {text!r}: put an IPv6 address in brackets: [{host}]:{port}")
+    return host or "127.0.0.1", int(port)
+
+
+# Options with no [serve] key: the site is where the file is, mounts have their [mounts] table.
+_NOT_IN_TOML = frozenset({"help", "version", "site", "mount", "expose_worker"})
+
+
+def toml_defaults(parser: argparse.ArgumentParser, table: dict[str, Any], site: Path) -> dict[str, Any]:
+    """The [serve] table of pushserve.toml as argparse defaults (so the command line wins): keys
+    are long option names, values checked as the option's own; relative paths are relative to the
+    site folder.  An unknown key or a wrong value is a BadValue naming the file and key."""
+    where = f"{site / SITE_TOML}: [serve]"
+    actions: dict[str, list[argparse.Action]] = {}  # key (the long option, "no-" dropped) -> its actions
+    for action in parser._actions:
+        if action.dest in _NOT_IN_TOML:
+            continue
+        for option in action.option_strings:
+            if option.startswith("--"):
+                name = option[2:]
+                if isinstance(action, argparse._StoreFalseAction):
+                    name = name.removeprefix("no-")
+                actions.setdefault(name, []).append(action)
+    defaults: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in actions:
+            raise BadValue(f"{where} {key!r} is not an option (known: {', '.join(sorted(actions))})")
+        defaults[actions[key][0].dest] = _toml_value(actions[key], f"{where} {key} = {value!r}", value, site)
+    return defaults
+
+
+def _toml_value(actions: list[argparse.Action], what: str, value: Any, site: Path) -> Any:
+    takes = [a for a in actions if a.nargs != 0]
+    if not takes:  # a switch (--dev, --no-push-cookie): true or false
+        if not isinstance(value, bool):
+            raise BadValue(f"{what}: must be true or false")
+        return value
+    action = takes[0]
+    if isinstance(action, argparse._AppendAction):
+        if not isinstance(value, list):
+            raise BadValue(f"{what}: must be a list")
+        return [_toml_scalar(action, what, v, site) for v in value]
+    return _toml_scalar(action, what, value, site)
+
+
+def _toml_scalar(action: argparse.Action, what: str, value: Any, site: Path) -> Any:
+    kind = action.type
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise BadValue(f"{what}: not a {'number' if kind in (int, float) else 'string'}")
+    if kind is int and not isinstance(value, int):
+        raise BadValue(f"{what}: must be a whole number")
+    if kind is float and isinstance(value, str):
+        raise BadValue(f"{what}: must be a number")
+    if kind is Path:
+        if not isinstance(value, str):
+            raise BadValue(f"{what}: must be a path (a string)")
+        return site / value  # an absolute value stays absolute
+    converted: Any = value if kind in (int, float) else str(value)  # int/float: checked above
+    if kind is float:
+        converted = float(value)
+    if action.choices is not None and converted not in action.choices:
+        raise BadValue(f"{what}: choose one of {', '.join(map(str, action.choices))}")
+    return converted
+
+
+def parse_serve_args(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) -> Config:
+    """The command line, with pushserve.toml's [serve] table as its defaults, as a Config."""
+    parser = parser or _serve_parser()
+    ns = parser.parse_args(argv)
+    toml = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
+    table = toml[2].get("serve")
+    if table:
+        parser.set_defaults(**toml_defaults(parser, table, ns.site))
+        ns = parser.parse_args(argv)
+    setup_logging(ns.log_level)
+    try:
+        return config_from_args(ns, toml)
+    except BadValue as e:  # a value the Config refused may have come from the file: say so
+        for key in table or {}:
+            given = any(a == f"--{key}" or a.startswith(f"--{key}=") for a in argv)
+            if str(e).startswith(f"--{key} ") and not given:
+                raise BadValue(f"{e} (set in {ns.site / SITE_TOML}, [serve] {key})") from None
+        raise
+
+
+def config_from_args(ns: argparse.Namespace,
+                     toml: tuple[dict[str, Any], tuple[Mount, ...], dict[str, Any]] | None = None) -> Config:
     site = ns.site
     if ns.reload and not ns.dev:
-        raise ConfigError("--reload works with --dev")
-    if ns.dev and ns.workers not in ("1",):
-        raise ConfigError("--dev runs one worker (its file watcher and live-reload streams live in it); "
-                          "drop --workers")
-    site_vars, toml_mounts, settings = read_site_toml(site) if site.is_dir() else ({}, (), {})
+        raise BadValue("--reload works with --dev")
+    if ns.dev and str(ns.workers) != "1":
+        raise BadValue("--dev runs one worker (its file watcher and live-reload streams live in it); "
+                       "drop --workers")
+    if toml is None:
+        toml = read_site_toml(site) if site.is_dir() else ({}, (), {})
+    site_vars, toml_mounts, settings = toml
+    host, port = parse_bind(ns.bind) if ns.bind else (ns.host, ns.port)
     mounts = tuple(toml_mounts) + tuple(Mount.parse(m) for m in ns.mount)
     limits = Limits(header_timeout=ns.header_timeout, idle_timeout=ns.idle_timeout,
                     graceful_timeout=ns.graceful_timeout, push_budget=ns.push_budget,
@@ -182,10 +299,11 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         compress_args["codings"] = parse_codings(ns.compress)
     compress_args["dictionary_dir"] = ns.dictionary_dir or default_dictionary_dir(site)
     return Config(
-        site=site, host=ns.host, port=ns.port, cert=ns.cert, key=ns.key, cert_dir=ns.cert_dir,
-        workers=_parse_workers(ns.workers), push=ns.push or settings.get("push", "auto"),
+        site=site, host=host, port=port, cert=ns.cert, key=ns.key, cert_dir=ns.cert_dir,
+        workers=_parse_workers(str(ns.workers)), push=ns.push or settings.get("push", "auto"),
         push_cookie=ns.push_cookie, templates=templates, strict_templates=ns.strict_templates,
-        access_log=ns.access_log, max_age=ns.max_age, dev=ns.dev, reload=ns.reload, mounts=mounts, app_dir=ns.app_dir,
+        access_log=ns.access_log, max_age=ns.max_age, dev=ns.dev, reload=ns.reload,
+        reload_dirs=tuple(ns.reload_dirs), mounts=mounts, app_dir=ns.app_dir,
         site_vars=site_vars, limits=limits, worker_timeout=ns.worker_timeout,
         expose_worker=ns.expose_worker, hints_http1=ns.hints_http1, bench_think=ns.bench_think,
         compress=Compress(**compress_args),
@@ -202,12 +320,12 @@ def default_dictionary_dir(site: Path) -> Path:
     return base / "pushserve" / "dictionaries" / digest
 
 
-def setup_logging() -> None:
+def setup_logging(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("pushserve[%(process)d] %(message)s"))
     root = logging.getLogger("pushserve")
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level.upper())
     root.propagate = False
 
 
@@ -218,7 +336,8 @@ def resolve_certificate(config: Config) -> tuple[Path, Path | None]:
     if dev.created:
         log.info("made a development certificate %s for %s (CA %s)", dev.cert_file, " ".join(dev.sans),
                  dev.ca_file)
-        for line in tls.trust_instructions(dev.ca_file).splitlines():
+        url = f"https://localhost:{config.port}/" if config.port else "https://localhost:PORT/ (the port below)"
+        for line in tls.trust_instructions(dev.ca_file, url).splitlines():
             log.info("  %s", line)
     return dev.cert_file, dev.key_file
 
@@ -226,14 +345,48 @@ def resolve_certificate(config: Config) -> tuple[Path, Path | None]:
 def cmd_serve(argv: Sequence[str]) -> int:
     from pushserve.server import supervisor
 
-    ns = _serve_parser().parse_args(argv)
-    config = config_from_args(ns)
+    config = parse_serve_args(argv)
     cert, key = resolve_certificate(config)
     ssl_ctx = tls.server_context(cert, key)
     info = tls.describe_certificate(cert)
     for warning in info.warnings:  # expired, expiring soon, no subjectAltName
         log.warning("certificate: %s", warning)
     return supervisor.run(config, ssl_ctx, cert_files=(cert, key))
+
+
+def cmd_check(argv: Sequence[str]) -> int:
+    """Check what serving would: options and pushserve.toml, templates, the push manifest, the
+    certificate and the mounts, without binding a port (as ``nginx -t``): run it before a SIGHUP.
+    0 and a summary, or 1 and every problem found."""
+    from pushserve.app import run_checks
+
+    parser = _serve_parser("pushserve check", "Check a site and its options as serving it would "
+                           "(pushserve.toml, templates, the push manifest, the certificate, the mounts) "
+                           "without serving it; exit 0 when it would start, 1 with every problem found. "
+                           "Takes the same options as 'pushserve SITE'.")
+    config = parse_serve_args(argv, parser)
+    lines, problems = run_checks(config.with_(dev=False))  # a broken template would stop a real start
+    try:
+        cert, key = resolve_certificate(config)
+        tls.server_context(cert, key)
+        info = tls.describe_certificate(cert)
+        lines.append(f"certificate: {cert}: {' '.join(info.sans) or info.subject}, valid until "
+                     f"{info.not_after:%Y-%m-%d}")
+        lines += [f"warning: certificate: {w}" for w in info.warnings]
+    except tls.CertError as e:
+        problems.append(str(e))
+    if config.mounts:
+        lines.append("mounts: " + ", ".join(f"{m.prefix}={m.app}" for m in config.mounts) + " import")
+    for line in lines:
+        print(line)
+    if problems:
+        for problem in problems:
+            print(f"pushserve check: {problem}", file=sys.stderr)
+        print(f"pushserve check: {config.site}: {len(problems)} problem{'s' if len(problems) > 1 else ''}",
+              file=sys.stderr)
+        return 1
+    print(f"pushserve check: {config.site} is OK")
+    return 0
 
 
 def cmd_cert(argv: Sequence[str]) -> int:
@@ -285,11 +438,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args[0] if args and args[0] in SUBCOMMANDS else "serve"
     if args and args[0] in SUBCOMMANDS:
         args = args[1:]
-    handler = {"serve": cmd_serve, "cert": cmd_cert, "manifest": cmd_manifest, "bench": cmd_bench}[command]
+    handler = {"serve": cmd_serve, "check": cmd_check, "cert": cmd_cert, "manifest": cmd_manifest,
+               "bench": cmd_bench}[command]
     try:
         return handler(args)
     except UsageError as e:
         print(e, file=sys.stderr)
+        return 2
+    except BadValue as e:
+        print(f"pushserve: {e}", file=sys.stderr)
         return 2
     except (ConfigError, tls.CertError) as e:
         print(f"pushserve: {e}", file=sys.stderr)

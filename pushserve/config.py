@@ -17,7 +17,13 @@ SITE_TOML = "pushserve.toml"
 
 
 class ConfigError(Exception):
-    """A mistake in the command line or in pushserve.toml; str() is one line for the user."""
+    """Something the server cannot start with (a file, a port, a mount, a template); str() is one
+    line for the user.  The command line exits 1."""
+
+
+class BadValue(ConfigError):
+    """A value on the command line or in pushserve.toml that is wrong on any machine: a usage
+    mistake, exit 2 (as argparse's own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +35,16 @@ class Mount:
     def parse(cls, text: str) -> Mount:
         prefix, sep, app = text.partition("=")
         if not sep or not app:
-            raise ConfigError(f"--mount {text!r}: expected PREFIX=MODULE:ATTR, e.g. /api=myapp:app")
+            raise BadValue(f"--mount {text!r}: expected PREFIX=MODULE:ATTR, e.g. /api=myapp:app")
         return cls.make(prefix, app)
 
     @classmethod
     def make(cls, prefix: str, app: str) -> Mount:
         prefix = prefix.strip().rstrip("/")
         if not prefix.startswith("/") or any(c in prefix for c in "?#% "):
-            raise ConfigError(f"mount prefix {prefix or '/'!r}: must be a path like /api (not the site root)")
+            raise BadValue(f"mount prefix {prefix or '/'!r}: must be a path like /api (not the site root)")
         if not re.fullmatch(r"[\w.]+:[\w.]+(\(\))?", app.strip()):
-            raise ConfigError(f"mount {prefix}: app {app!r} is not MODULE:ATTR or MODULE:FACTORY()")
+            raise BadValue(f"mount {prefix}: app {app!r} is not MODULE:ATTR or MODULE:FACTORY()")
         return cls(prefix, app.strip())
 
 
@@ -58,15 +64,15 @@ class Limits:
         for name in ("header_timeout", "idle_timeout", "graceful_timeout"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} {value}: must be a number of seconds above 0")
+                raise BadValue(f"--{name.replace('_', '-')} {value}: must be a number of seconds above 0")
         if self.max_concurrent_streams < 1:
-            raise ConfigError("max concurrent streams must be at least 1")
+            raise BadValue("max concurrent streams must be at least 1")
         for name in ("backlog", "max_connections", "max_handshakes"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 1 or more")
+                raise BadValue(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 1 or more")
         for name in ("max_body_size", "push_budget"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 0 or more bytes")
+                raise BadValue(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 0 or more bytes")
 
 
 CODINGS = ("zstd", "br", "gzip")
@@ -133,6 +139,7 @@ class Config:
     max_age: int = 600  # Cache-Control max-age of assets (not pages)
     dev: bool = False
     reload: bool = False
+    reload_dirs: tuple[Path, ...] = ()  # dev mode: folders watched besides the site
     mounts: tuple[Mount, ...] = ()
     app_dir: Path | None = None
     site_vars: dict[str, Any] = field(default_factory=dict)  # the [site] table of pushserve.toml
@@ -149,22 +156,27 @@ class Config:
             what = "does not exist" if not self.site.exists() else "is not a folder"
             raise ConfigError(f"site folder {str(self.site)!r} {what}")
         if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port {self.port}: must be 0..65535")
+            raise BadValue(f"--port {self.port}: must be 0..65535")
         if self.workers < 0:
-            raise ConfigError(f"--workers {self.workers}: must be 0 (one per core) or more")
+            raise BadValue(f"--workers {self.workers}: must be 0 (one per core) or more")
         if not math.isfinite(self.worker_timeout) or self.worker_timeout <= 0:
-            raise ConfigError(f"--worker-timeout {self.worker_timeout}: must be a number of seconds above 0")
+            raise BadValue(f"--worker-timeout {self.worker_timeout}: must be a number of seconds above 0")
         if self.key is not None and self.cert is None:
-            raise ConfigError("--key needs --cert (the development certificate has its own key)")
+            raise BadValue("--key needs --cert (the development certificate has its own key)")
         if not math.isfinite(self.bench_think) or not 0 <= self.bench_think <= 60:
-            raise ConfigError(f"--bench-think {self.bench_think}: must be 0 to 60 seconds")
+            raise BadValue(f"--bench-think {self.bench_think}: must be 0 to 60 seconds")
         if self.max_age < 0:
-            raise ConfigError(f"--max-age {self.max_age}: must be 0 or more seconds")
+            raise BadValue(f"--max-age {self.max_age}: must be 0 or more seconds")
         if self.push not in PUSH_MODES:
-            raise ConfigError(f"--push {self.push!r}: choose one of {', '.join(PUSH_MODES)}")
+            raise BadValue(f"--push {self.push!r}: choose one of {', '.join(PUSH_MODES)}")
+        if self.reload_dirs and not self.dev:
+            raise BadValue("--reload-dir works with --dev")
+        for folder in self.reload_dirs:
+            if not folder.is_dir():
+                raise ConfigError(f"--reload-dir {str(folder)!r}: no such folder")
         prefixes = [m.prefix for m in self.mounts]
         if len(set(prefixes)) != len(prefixes):
-            raise ConfigError(f"mount prefixes repeat: {', '.join(sorted(prefixes))}")
+            raise BadValue(f"mount prefixes repeat: {', '.join(sorted(prefixes))}")
 
     @property
     def worker_count(self) -> int:
@@ -174,7 +186,7 @@ class Config:
         return replace(self, **changes)
 
 
-_TOML_KEYS = {"site", "mounts", "push", "templates", "compress"}
+_TOML_KEYS = {"site", "mounts", "push", "templates", "compress", "serve"}
 _COMPRESS_KEYS = {"codings", "threshold", "level", "apps", "dictionaries"}
 
 
@@ -186,28 +198,34 @@ def read_site_toml(site: Path) -> tuple[dict[str, Any], tuple[Mount, ...], dict[
         return {}, (), {}
     try:
         data = tomllib.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{path}: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror or e}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise BadValue(f"{path}: {e}") from None
     unknown = set(data) - _TOML_KEYS
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: "
+        raise BadValue(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: "
                           f"{', '.join(sorted(_TOML_KEYS))}")
     site_vars = data.get("site", {})
     if not isinstance(site_vars, dict):
-        raise ConfigError(f"{path}: [site] must be a table")
+        raise BadValue(f"{path}: [site] must be a table")
     raw_mounts = data.get("mounts", {})
     if not isinstance(raw_mounts, dict) or not all(isinstance(v, str) for v in raw_mounts.values()):
-        raise ConfigError(f'{path}: [mounts] must map prefixes to "module:attr" strings')
+        raise BadValue(f'{path}: [mounts] must map prefixes to "module:attr" strings')
     mounts = tuple(Mount.make(prefix, app) for prefix, app in raw_mounts.items())
     settings: dict[str, Any] = {}
     if "push" in data:
         settings["push"] = data["push"]
     if "templates" in data:
         if not isinstance(data["templates"], bool):
-            raise ConfigError(f"{path}: templates must be true or false")
+            raise BadValue(f"{path}: templates must be true or false")
         settings["templates"] = data["templates"]
     if "compress" in data:
         settings["compress"] = _compress_table(path, data["compress"])
+    if "serve" in data:  # the command line's options; the CLI checks them against its own
+        if not isinstance(data["serve"], dict):
+            raise BadValue(f"{path}: [serve] must be a table of command-line options")
+        settings["serve"] = data["serve"]
     return site_vars, mounts, settings
 
 

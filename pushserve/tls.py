@@ -633,8 +633,9 @@ def ensure_dev_cert(cert_dir: Path | None = None, caroot: Path | None = None,
 # Trusting the CA
 
 
-def trust_instructions(ca_file: Path) -> str:
-    """A few lines telling the user how to make browsers trust the development CA."""
+def trust_instructions(ca_file: Path, url: str = "https://localhost:8443/") -> str:
+    """A few lines telling the user how to make browsers (and curl, for ``url``) trust the
+    development CA."""
     ca_file = Path(ca_file)
     spki = spki_sha256_b64(ca_file)  # the CA is in the chain the server sends, so its SPKI works
     return "\n".join([
@@ -646,7 +647,7 @@ def trust_instructions(ca_file: Path) -> str:
         "Certificates > Authorities > Import, tick 'Trust this CA to identify websites'.",
         "  - Or, for a throwaway Chromium profile: chromium --user-data-dir=/tmp/pushserve-chromium "
         f"--ignore-certificate-errors-spki-list={spki}",
-        f"  - curl: curl --cacert {ca_file} https://localhost:PORT/",
+        f"  - curl: curl --cacert {ca_file} {url}",
     ])
 
 

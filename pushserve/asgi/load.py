@@ -8,6 +8,7 @@ a typo in a mount ends like any other configuration mistake: a readable message,
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 import traceback
@@ -90,4 +91,37 @@ def import_app(spec: str, prefix: str) -> Any:
         if not callable(obj):
             raise ConfigError(f"{where}: {module_name}:{attr}() returned a {type(obj).__name__}, "
                               f"not an ASGI app (a callable)")
+    problem = not_asgi3(obj)
+    if problem:
+        raise ConfigError(f"{where}: {spec} is {problem}")
     return obj
+
+
+_WSGI_NAMES = ("environ", "start_response")
+
+
+def not_asgi3(app: Any) -> str | None:
+    """Why ``app`` cannot be an ASGI 3 app, ``app(scope, receive, send)``, from its signature (None
+    when it may be one).  Told by name at startup, rather than failing at the first request or
+    looking like an app without lifespan support."""
+    if inspect.isclass(app):
+        # Calling a class makes an instance: ASGI 2's app(scope) -> instance(receive, send).
+        return (f"a class ({app.__name__}): an ASGI 2 app, made per connection from the scope; mount an "
+                "ASGI 3 callable app(scope, receive, send), e.g. asgiref.compatibility.guarantee_single_callable(...)")
+    try:
+        params = list(inspect.signature(app).parameters.values())
+    except (TypeError, ValueError):
+        return None  # a builtin or C callable: nothing to read, give it the benefit of the doubt
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return None
+    names = tuple(p.name for p in positional[:2])
+    if names == _WSGI_NAMES or (len(positional) == 2 and names[1] == "start_response"):
+        return (f"a WSGI app ({type(app).__name__} taking environ, start_response), not ASGI; pushserve mounts "
+                "ASGI 3 apps: wrap it (a2wsgi.WSGIMiddleware or asgiref.wsgi.WsgiToAsgi), or serve it with an "
+                "ASGI framework")
+    required = [p for p in positional if p.default is p.empty]
+    if len(positional) < 3 or len(required) > 3:
+        taking = ", ".join(p.name for p in positional) or "no arguments"
+        return f"not an ASGI 3 app: it takes ({taking}), an ASGI 3 app takes (scope, receive, send)"
+    return None

@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("site", type=Path, help="the site folder pushserve serves")
     p.add_argument("--page", default="/", help="the page to load (/)")
     p.add_argument("--rtt", default="50ms", help="round-trip time added by the proxy (50ms)")
-    p.add_argument("--bandwidth", default="20mbit", help="per-direction limit, or 'none' (20mbit)")
+    p.add_argument("--bandwidth", default="20mbit",
+                   help="per-direction limit: a number with bit, kbit, mbit or gbit (bits per second) or "
+                   "bps, kbps, mbps (bytes per second), e.g. 20mbit, 500kbit, 2mbps; or 'none' (20mbit)")
     p.add_argument("--runs", type=int, default=10, help="loads per mode (10)")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     p.add_argument("--no-warm", dest="warm", action="store_false",

@@ -96,13 +96,19 @@ def _relative(path: str, site: str) -> str:
     return rel.replace(os.sep, "/")
 
 
+def _is_visible_under(path: str, root: str) -> bool:
+    rel = _relative(path, root)
+    return not os.path.isabs(rel) and not any(part.startswith(".") for part in rel.split("/"))
+
+
 def coalesce(raw: Iterable[tuple[str, bool]], *, site: str, code_roots: Sequence[str] = (),
-             reload_code: bool = False) -> Batch:
+             reload_code: bool = False, extra_roots: Sequence[str] = ()) -> Batch:
     """Fold raw changes ``(absolute path, exists now)`` into a Batch, in first-seen order.
 
     A path changed several times counts once; whether it was deleted is decided by the last
     change seen (an editor's save-by-rename deletes then recreates the same name: modified).
-    Python files count only under ``code_roots`` or the site, and only with ``reload_code``."""
+    Python files count only under ``code_roots`` or the site, and only with ``reload_code``; any
+    other file under ``extra_roots`` (--reload-dir) reloads the page."""
     last: dict[str, bool] = {}  # insertion order is first-sighting order
     for path, exists in raw:
         last[path] = exists
@@ -112,10 +118,16 @@ def coalesce(raw: Iterable[tuple[str, bool]], *, site: str, code_roots: Sequence
         if _is_junk(os.path.basename(path)):
             continue
         rel = _relative(path, site)
-        if os.path.isabs(rel) and not (rel.endswith(".py") and any(_relative(path, r) != path
-                                                                   for r in code_roots)):
+        kind: Kind | None
+        if not os.path.isabs(rel):
+            kind = classify(rel, reload_code=reload_code)
+        elif rel.endswith(".py"):
+            under = any(_relative(path, r) != path for r in (*code_roots, *extra_roots))
+            kind = "restart" if under and reload_code else None
+        elif any(_is_visible_under(path, r) for r in extra_roots):
+            kind = "reload"
+        else:
             continue  # outside the site and not app code
-        kind = classify(rel, reload_code=reload_code)
         if kind is not None:
             batch.changes.append(Changed(rel, kind, deleted=not last[path]))
     return batch

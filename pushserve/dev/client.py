@@ -9,7 +9,8 @@ TLS, no WebSocket) and reacts to:
 - ``change {kind, paths}``  ``reload``: reload the page; ``css``/``image``: swap the named
                         stylesheets / images in place (new URL, same element position, no reload,
                         scroll kept);
-- ``error {file, line, message}`` / ``clear``  show / remove the error overlay.
+- ``error {title, problems, html}`` / ``clear``  show / remove the error overlay (``html`` is
+                        drawn as it is: site/error_page.py renders it).
 
 EventSource reconnects by itself (``retry:`` from the server sets the pace); when the browser gives
 up (the server answered something else than an event stream), a new one is made a second later.
@@ -64,32 +65,25 @@ CLIENT_JS = r"""
     if (!found) swapStylesheets(path);  // a CSS background, most likely
   }
 
+  // The overlay is the server's HTML (the same as a dev-mode 500 page, which is nothing but the
+  // overlay): one box, opaque, its content replaced on each error event.
   function showError(d) {
-    let box = document.getElementById(OVERLAY);
-    if (!box) {
-      box = document.createElement("div");
-      box.id = OVERLAY;
-      box.setAttribute("role", "alert");
-      box.style.cssText = "position:fixed;inset:0;z-index:2147483647;background:rgba(20,20,24,.92);" +
-        "color:#fff;font:14px/1.5 ui-monospace,monospace;padding:2em;overflow:auto;white-space:pre-wrap";
-      (document.body || document.documentElement).appendChild(box);
-    }
-    box.textContent = "";
-    const head = document.createElement("div");
-    head.style.cssText = "color:#ff8080;font-weight:bold;margin-bottom:1em";
-    head.textContent = d.title || "Template error";
-    box.appendChild(head);
-    for (const p of d.problems || [d]) {
-      const item = document.createElement("div");
-      item.className = "pushserve-problem";
-      item.textContent = p.file + (p.line ? ":" + p.line : "") + "\n" + p.message + "\n\n";
-      box.appendChild(item);
+    const tpl = document.createElement("template");
+    tpl.innerHTML = d.html;
+    const next = tpl.content.firstElementChild;
+    if (!next) return;
+    const old = document.getElementById(OVERLAY);
+    if (old) {
+      old.innerHTML = next.innerHTML;  // the same box, new content (kept: scripts may hold it)
+    } else {
+      (document.body || document.documentElement).appendChild(next);
     }
   }
 
   function clearError() {
+    // A 500 page is the overlay: it stays until the reload that follows the fix replaces it.
     const box = document.getElementById(OVERLAY);
-    if (box) box.remove();
+    if (box && !box.dataset.page) box.remove();
   }
 
   function connect() {

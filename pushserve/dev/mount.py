@@ -17,6 +17,8 @@ import html
 import logging
 import os
 import signal
+import time
+from dataclasses import dataclass
 
 from pushserve.config import Config
 from pushserve.dev.classify import Batch
@@ -27,6 +29,9 @@ from pushserve.exchange import DiscardBody, Exchange
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import RequestReceived
 from pushserve.site.content import SiteContent
+from pushserve.site.error_page import overlay_html
+from pushserve.site.manifest import PushResource
+from pushserve.site.push import Plan, PushPolicy
 from pushserve.site.responder import Responder
 
 log = logging.getLogger("pushserve")
@@ -138,7 +143,8 @@ class DevServer:
         problems = self.updater.problems
         if problems:
             title = "Push manifest error" if self.updater.manifest_problem else "Template error"
-            self.hub.publish("error", {"title": title, "problems": [p.as_json() for p in problems]})
+            self.hub.publish("error", {"title": title, "problems": [p.as_json() for p in problems],
+                                       "html": overlay_html(title, problems, self.config.site)})
         elif not self.hub.state.startswith(b"event: clear"):
             self.hub.publish("clear", {})
 
@@ -160,37 +166,113 @@ class DevServer:
     # -- overview ---------------------------------------------------------------------------------
 
     def overview(self) -> str:
+        """Pages first, each with its resources, their sizes and what a first visit gets."""
         e = html.escape
         policy = self.responder.policy
         manifest = policy.manifest
         mode = {"auto": "push where the client allows it, else 103 Early Hints",
                 "hints": "103 Early Hints only", "off": "off (nothing announced)"}[policy.mode]
-        rows: list[str] = []
-        for page in manifest.pages() if manifest is not None else []:
-            resources = manifest.resources_for(page) if manifest is not None else []
-            items = "".join(
-                f"<li><code>{e(r.path)}</code> <small>{e(r.type)}"
-                f"{' · weight ' + str(r.weight) if r.weight != 1 else ''}"
-                f"{' · crossorigin' if r.crossorigin else ''}</small></li>" for r in resources
-            ) or "<li><em>nothing</em></li>"
-            url = "/" + page.removesuffix("index.html")
-            rows.append(f"<tr><td><a href=\"{e(url)}\">{e(page)}</a></td><td><ul>{items}</ul></td></tr>")
+        pages = sorted((page_plans(policy, page) for page in (manifest.pages() if manifest is not None else [])),
+                       key=lambda v: v.url)  # "/" first, then the site's folders in order
         problems = "".join(f"<li><code>{e(p.file)}:{p.line}</code> {e(p.message)}</li>"
-                           for p in self.updater.problems) or "<li>none</li>"
+                           for p in self.updater.problems) or "<li class=ok>none</li>"
         return (
-            "<!doctype html><html lang=en><meta charset=utf-8><title>pushserve dev</title>"
-            "<style>body{font:15px/1.5 system-ui,sans-serif;margin:2em;max-width:60em}"
-            "td{vertical-align:top;padding:.3em 1em .3em 0;border-top:1px solid #ddd}ul{margin:0;padding-left:1.2em}"
-            "</style><body>"
-            f"<h1>pushserve dev mode</h1><p>Site <code>{e(str(self.config.site))}</code>, "
-            f"push mode <strong id=push-mode>{e(policy.mode)}</strong>: {e(mode)}. "
-            f"Live-reload clients: {len(self.hub.streams)}; changes seen: {self.batches}; "
-            f"server instance <code>{e(self.hub.instance)}</code>.</p>"
+            "<!doctype html><html lang=en><meta charset=utf-8><title>pushserve dev: pages</title>"
+            f"<style>{_OVERVIEW_CSS}</style><body>"
+            "<h1>pushserve dev mode</h1>"
+            f"<p class=facts>push mode <strong id=push-mode>{e(policy.mode)}</strong>: {e(mode)} · push budget "
+            f"<strong id=push-budget>{_size(policy.budget)}</strong> a page · site <code>{e(str(self.config.site))}"
+            f"</code></p><h2>Pages <small>what a first visit gets (no cookie yet, nothing pushed before)"
+            f"</small></h2>{''.join(_page_html(v) for v in pages) or '<p><em>no pages</em></p>'}"
             f"<h2>Problems</h2><ul id=problems>{problems}</ul>"
-            "<h2>Pages and what they announce</h2>"
-            f"<table id=pages><tr><th>Page</th><th>Pushed or hinted (in order)</th></tr>{''.join(rows)}</table>"
-            "</body></html>\n"
+            f"<p class=facts>live-reload clients: {len(self.hub.streams)} · changes seen: {self.batches} · "
+            f"server instance <code>{e(self.hub.instance)}</code></p></body></html>\n"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceView:
+    path: str
+    type: str
+    size: int | None  # None: no such file
+    browser: str  # what a browser (HTTP/2 with push off, or HTTP/1.1) gets: "hint" / "skip: why"
+    pusher: str  # what an HTTP/2 client that takes pushes gets: "push" / "hint: over budget" / …
+
+
+@dataclass(frozen=True, slots=True)
+class PageView:
+    page: str
+    url: str
+    resources: list[ResourceView]
+    pushed_bytes: int
+
+
+def page_plans(policy: PushPolicy, page: str) -> PageView:
+    """The policy's own plan for a fresh client, once as a browser (push off) and once as a
+    client that takes pushes, turned into a verdict per resource."""
+    url = "/" + page.removesuffix("index.html")
+    request = RequestReceived(1, b"GET", url.encode(), b"localhost", [], "2", True)
+    resources: list[PushResource] = []
+    if policy.manifest is not None:  # listed also with --push off, where the policy announces nothing
+        policy.manifest.refresh(page, time.monotonic())
+        resources = policy.manifest.resources_for(page)
+    browser = policy.plan(request, resources, push_enabled=False, pushed=set())
+    pusher = policy.plan(request, resources, push_enabled=True, pushed=set())
+    views: list[ResourceView] = []
+    pushed_bytes = 0
+    for res in resources:
+        entry = policy.static.entry(res.path)
+        size = entry.size if entry is not None else None
+        if any(p.path == res.path for p in pusher.pushes):
+            pushed_bytes += size or 0
+        views.append(ResourceView(res.path, res.type, size, _verdict(browser, res.path, size, False),
+                                  _verdict(pusher, res.path, size, policy.mode == "auto")))
+    return PageView(page, url, views, pushed_bytes)
+
+
+def _verdict(plan: Plan, path: str, size: int | None, may_push: bool) -> str:
+    if size is None:
+        return "skip: no such file"
+    if any(p.path == path for p in plan.pushes):
+        return "push"
+    if any(value.startswith(f"<{path}>".encode()) for _, value in plan.link_headers):
+        return "hint: over the push budget" if may_push else "hint"
+    return "skip: push off"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1048576:.1f} MiB"
+
+
+def _page_html(view: PageView) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><td><code>{e(r.path)}</code></td><td>{e(r.type)}</td><td class=num>{_size(r.size)}</td>"
+        f"<td class='{r.browser.split(':')[0]}'>{e(r.browser)}</td>"
+        f"<td class='{r.pusher.split(':')[0]}'>{e(r.pusher)}</td></tr>" for r in view.resources
+    ) or "<tr><td colspan=5><em>nothing to announce</em></td></tr>"
+    total = sum(r.size or 0 for r in view.resources)
+    return (f"<section class=page id='page-{e(view.page)}'><h3><a href=\"{e(view.url)}\">{e(view.url)}</a> "
+            f"<small>{e(view.page)} · {len(view.resources)} resources, {_size(total)}; "
+            f"pushed to a push client: {_size(view.pushed_bytes)}</small></h3>"
+            "<table><colgroup><col class=c-path><col class=c-type><col class=c-size><col class=c-verdict>"
+            "<col class=c-verdict></colgroup><tr><th>resource</th><th>type</th><th class=num>size</th>"
+            f"<th>a browser gets (push off)</th><th>a client taking pushes gets</th></tr>{rows}</table></section>")
+
+
+_OVERVIEW_CSS = (
+    "body{font:15px/1.5 system-ui,sans-serif;margin:2em auto;max-width:64em;padding:0 1em;color:#222}"
+    "h1{margin:0 0 .2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}h2 small,h3 small{font-weight:normal;"
+    "color:#666;font-size:.8em}h3{margin:1.2em 0 .4em}.facts{color:#444}"
+    "table{border-collapse:collapse;width:100%;table-layout:fixed}.c-path{width:36%}.c-type{width:9%}"
+    ".c-size{width:11%}.c-verdict{width:22%}td:first-child code{overflow-wrap:anywhere}"
+    "h3 a{font-family:ui-monospace,monospace;font-size:1.1em}th,td{text-align:left;padding:.25em .8em .25em 0;"
+    "border-top:1px solid #eee;vertical-align:top}th{font-weight:600;color:#555;font-size:.9em}"
+    ".num{text-align:right;white-space:nowrap}td.push{color:#0a6b2d;font-weight:600}td.hint{color:#0b57a8}"
+    "td.skip{color:#999}code{font-size:.92em}.ok{color:#0a6b2d}"
+)
 
 
 def _plain(status: int, text: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> Response:

@@ -11,39 +11,30 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
 
 from pushserve.config import ConfigError
 from pushserve.dev.classify import Batch
 from pushserve.site.content import SiteContent
+from pushserve.site.error_page import Problem
 from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest
 from pushserve.site.responder import Responder
-from pushserve.site.templates import TemplateError
 
 log = logging.getLogger("pushserve")
 
 _MANIFEST_WHERE = re.compile(r"^(?P<file>[^:]*push_manifest\.json)(?::(?P<line>\d+))?(?::\d+)?:\s*(?P<msg>.*)$")
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    file: str
-    line: int
-    message: str
+def _manifest_line(warning: str) -> str:
+    # Some manifest warnings carry the prefix already: say it once.
+    return warning if warning.startswith("push manifest:") else f"push manifest: {warning}"
 
-    @classmethod
-    def of_template(cls, e: TemplateError) -> Problem:
-        return cls(e.file, e.line, e.message)
 
-    @classmethod
-    def of_manifest(cls, text: str) -> Problem:
-        m = _MANIFEST_WHERE.match(text)
-        if m is None:
-            return cls(MANIFEST_FILE, 0, text)
-        return cls(os.path.basename(m["file"]), int(m["line"] or 0), m["msg"])
-
-    def as_json(self) -> dict[str, object]:
-        return {"file": self.file, "line": self.line, "message": self.message}
+def manifest_problem(text: str) -> Problem:
+    """A ConfigError about push_manifest.json as a Problem (file and line when the text names them)."""
+    m = _MANIFEST_WHERE.match(text)
+    if m is None:
+        return Problem(MANIFEST_FILE, 0, text)
+    return Problem(os.path.basename(m["file"]), int(m["line"] or 0), m["msg"])
 
 
 class SiteUpdater:
@@ -59,7 +50,8 @@ class SiteUpdater:
 
     def check_templates(self) -> None:
         templates = self.site.templates
-        self.template_problems = [Problem.of_template(e) for e in templates.check_all()] if templates else []
+        root = self.site.config.site
+        self.template_problems = [Problem.of_template(e, root) for e in templates.check_all()] if templates else []
 
     def apply(self, batch: Batch) -> None:
         site_paths = [p for p in batch.paths() if not os.path.isabs(p)]
@@ -76,12 +68,12 @@ class SiteUpdater:
             try:
                 policy.manifest, warnings = build_push_manifest(self.site.config, self.site.templates)
             except ConfigError as e:
-                self.manifest_problem = Problem.of_manifest(str(e))
+                self.manifest_problem = manifest_problem(str(e))
                 log.error("push manifest: %s", e)
                 return
             self.manifest_problem = None
             for w in warnings:
-                log.warning("push manifest: %s", w)
+                log.warning("%s", _manifest_line(w))
             return
         manifest = policy.manifest
         pages: set[str] = set()
@@ -89,4 +81,4 @@ class SiteUpdater:
             pages |= manifest.pages_depending_on(path)
         for page in sorted(pages):
             for w in manifest.rebuild_page(page):
-                log.warning("push manifest: %s", w)
+                log.warning("%s", _manifest_line(w))

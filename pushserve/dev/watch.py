@@ -57,14 +57,15 @@ async def watch(config: Config, on_batch: Callable[[Batch], None], stop: asyncio
     The inotify watches exist once this coroutine first suspends (awatch sets them up before its
     first await), so a caller that lets the task take one step knows no later write is missed."""
     roots = code_roots(config) if config.reload else []
-    paths = watched_paths(config, roots)
+    extra = [str(d.resolve()) for d in config.reload_dirs]
+    paths = watched_paths(config, list(dict.fromkeys([*roots, *extra])))
     site = paths[0]
     log.info("dev: watching %s for changes", ", ".join(paths))
     async for changes in watchfiles.awatch(*paths, step=STEP_MS, debounce=DEBOUNCE_MS, stop_event=stop,
                                            rust_timeout=1000, yield_on_timeout=False):
         # The final state on disk decides "deleted", whatever order the events came in.
         raw = [(path, os.path.exists(path)) for path in sorted(_with_new_folders(changes))]
-        batch = coalesce(raw, site=site, code_roots=roots, reload_code=config.reload)
+        batch = coalesce(raw, site=site, code_roots=roots, reload_code=config.reload, extra_roots=extra)
         if not batch:
             continue
         try:

@@ -3,7 +3,6 @@ are on, with a template error shown as a 500 page that names file and line."""
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable
 
@@ -11,6 +10,7 @@ from pushserve.config import Config
 from pushserve.http.response import Response
 from pushserve.protocol.events import RequestReceived
 from pushserve.site.compress import Compressor
+from pushserve.site.error_page import template_error_page
 from pushserve.site.manifest_load import templates_for
 from pushserve.site.static import Lookup, RenderRequest, StaticSite
 from pushserve.site.templates import TemplateError
@@ -60,16 +60,11 @@ class SiteContent:
             return self.static.answer(req.method, lookup)
         except TemplateError as e:
             log.error("template error: %s", e)
-            return template_error_response(e, self.page_filter)
+            return template_error_response(e, self.config, self.page_filter)
 
 
-def template_error_response(e: TemplateError, page_filter: PageFilter | None = None) -> Response:
-    body = (
-        "<!doctype html><meta charset=utf-8><title>Template error</title>"
-        "<h1>500 Template error</h1>"
-        f"<p><code>{html.escape(e.file)}</code>, line {e.line}:</p>"
-        f"<pre>{html.escape(e.message)}</pre>\n"
-    ).encode()
+def template_error_response(e: TemplateError, config: Config, page_filter: PageFilter | None = None) -> Response:
+    body = template_error_page(e, config.site, dev=config.dev)
     if page_filter is not None:  # dev mode: the error page reloads itself once the template is fixed
         body = page_filter(body)
     headers = [

@@ -446,6 +446,9 @@ def test_lifespan_startup_failure_stops_the_server_with_the_apps_message(certs: 
     ("tests.support.apps.raw:nothing", "has no attribute 'nothing'"),
     ("tests.support.apps.raw:not_callable", "is a int, not an ASGI app"),
     ("tests.support.apps.broken:app", "raised ValueError: this module is broken on purpose"),
+    ("tests.support.apps.not_asgi:wsgi", "is a WSGI app (function taking environ, start_response)"),
+    ("tests.support.apps.not_asgi:flask_app", "is a WSGI app (FlaskLike taking environ, start_response)"),
+    ("tests.support.apps.not_asgi:Asgi2", "is a class (Asgi2): an ASGI 2 app"),
 ])
 def test_bad_mounts_are_one_line_errors(certs: Certs, spec: str, message: str) -> None:
     r = run_cli(certs, str(SITE_EXAMPLE), "--port", "0", "--cert-dir", str(certs.cert_dir),

@@ -280,11 +280,28 @@ def test_overview_lists_pages_pushes_and_mode(dev: ServerProcess) -> None:
         c.close()
     assert reply.status == 200
     text = reply.body.decode()
-    assert "<strong id=push-mode>auto</strong>" in text
+    assert "<strong id=push-mode>auto</strong>" in text and "<strong id=push-budget>1.0 MiB</strong>" in text
     assert "index.html" in text and "features/index.html" in text
-    assert "<code>/css/site.css</code> <small>style</small>" in text
+    # Pages first; each resource with its size and what a first visit gets, per kind of client.
+    assert text.index("features/index.html") < text.index("<h2>Problems</h2>")
+    size = (SITE_EXAMPLE / "css" / "site.css").stat().st_size
+    css_size = f"{size} B" if size < 1024 else f"{size / 1024:.1f} KiB"
+    assert (f"<tr><td><code>/css/site.css</code></td><td>style</td><td class=num>{css_size}</td>"
+            "<td class='hint'>hint</td><td class='push'>push</td></tr>") in text
     assert "/fonts/dejavu-sans-latin.woff2" in text
     assert bare.status == 301 and bare.header(b"location") == b"/_pushserve/"
+
+
+def test_overview_shows_the_budget_at_work(make_server: Callable[..., ServerProcess], site: Path) -> None:
+    """With a budget smaller than the stylesheet, a push client gets it hinted, and the page says why."""
+    srv = make_server("--dev", "--push-budget", "100", site=site)
+    c = client(srv)
+    try:
+        text = c.get("/_pushserve/").body.decode()
+    finally:
+        c.close()
+    assert "<strong id=push-budget>100 B</strong>" in text
+    assert "<td class='hint'>hint: over the push budget</td>" in text
 
 
 # -- restart on app code changes --------------------------------------------------------------------
