@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pushserve import __version__, lan, tls
-from pushserve.config import PUSH_MODES, Config, ConfigError, Limits, Mount, read_site_toml
+from pushserve.config import PUSH_MODES, Config, ConfigError, Limits, Mount, TemplatesMode, read_site_toml
 
 log = logging.getLogger("pushserve")
 
 SUBCOMMANDS = ("bench", "cert", "manifest", "serve")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_TEMPLATES_MODES: dict[str, TemplatesMode] = {"auto": "auto", "on": True, "off": False}
 _DEFAULTS = Limits()
 
 
@@ -46,8 +48,13 @@ def _serve_parser() -> argparse.ArgumentParser:
                    help="announce resources by push where allowed, else hints (auto); hints only; off")
     p.add_argument("--no-push-cookie", dest="push_cookie", action="store_false",
                    help="don't remember in a cookie what a browser was already sent")
-    p.add_argument("--no-templates", dest="templates", action="store_false", default=None,
-                   help="serve .html files as they are, not as Jinja2 templates")
+    p.add_argument("--templates", choices=("auto", "on", "off"), default=None,
+                   help="render pages as Jinja2 templates: auto = pages that extend/include/import a template "
+                   "of the site (default, or pushserve.toml's templates =); on = every page with {{ {%% {#; off = none")
+    p.add_argument("--no-templates", dest="templates", action="store_const", const="off",
+                   help="same as --templates off: serve .html files as they are")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                   help="debug adds the details of what the push manifest could not announce (info)")
     p.add_argument("--strict-templates", action="store_true", help="undefined template variables are errors")
     p.add_argument("--mount", action="append", default=[], metavar="PREFIX=MODULE:APP",
                    help="mount an ASGI app at a path prefix (repeatable)")
@@ -114,7 +121,8 @@ def _manifest_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pushserve manifest", description="Print the push manifest of a site as JSON "
                 "(push_manifest.json format).")
     p.add_argument("site", type=Path)
-    p.add_argument("--no-templates", dest="templates", action="store_false", default=None)
+    p.add_argument("--templates", choices=("auto", "on", "off"), default=None)
+    p.add_argument("--no-templates", dest="templates", action="store_const", const="off")
     return p
 
 
@@ -140,7 +148,7 @@ def config_from_args(ns: argparse.Namespace) -> Config:
                     graceful_timeout=ns.graceful_timeout, push_budget=ns.push_budget,
                     max_body_size=ns.max_body_size, backlog=ns.backlog, max_connections=ns.max_connections,
                     max_handshakes=ns.max_handshakes)
-    templates = ns.templates if ns.templates is not None else settings.get("templates", True)
+    templates = _TEMPLATES_MODES[ns.templates] if ns.templates is not None else settings.get("templates", "auto")
     return Config(
         site=site, host=ns.host, port=ns.port, cert=ns.cert, key=ns.key, cert_dir=ns.cert_dir,
         workers=_parse_workers(ns.workers), push=ns.push or settings.get("push", "auto"),
@@ -151,12 +159,12 @@ def config_from_args(ns: argparse.Namespace) -> Config:
     )
 
 
-def setup_logging() -> None:
+def setup_logging(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("pushserve[%(process)d] %(message)s"))
     root = logging.getLogger("pushserve")
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level.upper())
     root.propagate = False
 
 
@@ -176,6 +184,7 @@ def cmd_serve(argv: Sequence[str]) -> int:
     from pushserve.server import supervisor
 
     ns = _serve_parser().parse_args(argv)
+    setup_logging(ns.log_level)  # before the fork: the check child and the workers inherit it
     config = config_from_args(ns)
     cert, key = resolve_certificate(config)
     ssl_ctx = tls.server_context(cert, key)
@@ -211,12 +220,15 @@ def cmd_manifest(argv: Sequence[str]) -> int:
     from pushserve.site.manifest_load import build_push_manifest
 
     ns = _manifest_parser().parse_args(argv)
-    site_vars, _mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
-    templates = ns.templates if ns.templates is not None else settings.get("templates", True)
-    config = Config(site=ns.site, templates=templates, site_vars=site_vars)
+    site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
+    templates = _TEMPLATES_MODES[ns.templates] if ns.templates is not None else settings.get("templates", "auto")
+    # The mounts count: their apps' folders are private, so never pages of the manifest.
+    config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts)
     manifest, warnings = build_push_manifest(config)
-    for w in warnings:
+    for w in warnings:  # every link that could not be announced, then the summary
         print(f"warning: {w}", file=sys.stderr)
+    for line in manifest.summary():
+        print(line, file=sys.stderr)
     sys.stdout.write(to_json(manifest.as_dict()))
     return 0
 
