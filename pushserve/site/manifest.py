@@ -36,6 +36,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -389,9 +390,57 @@ class Inference:
     depends_on: set[str] = field(default_factory=set)
 
 
-class _Inferrer:
-    def __init__(self, site: SitePaths, page: str) -> None:
+class SiteReads:
+    """What inference reads of the site, remembered across pages (500 pages of one theme name
+    the same stylesheets): whether a URL is a file, for ``ttl`` seconds; a file's text for as
+    long as its size and mtime stay the same."""
+
+    _MAX_TEXTS = 1024
+
+    def __init__(self, site: SitePaths, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.site = site
+        self.ttl = ttl
+        self._clock = clock
+        self._resolved: dict[str, tuple[float, Path | None]] = {}
+        self._texts: dict[tuple[str, int, int], str] = {}
+
+    def resolve(self, url: str) -> Path | None:
+        now = self._clock()
+        cached = self._resolved.get(url)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        path = self.site.resolve(url)
+        if len(self._resolved) > 4 * self._MAX_TEXTS:
+            self._resolved.clear()
+        self._resolved[url] = (now, path)
+        return path
+
+    def forget(self) -> None:
+        """Ask the disk again (file texts stay: they are keyed by size and mtime)."""
+        self._resolved.clear()
+
+    def text(self, url: str) -> str:
+        path = self.resolve(url)
+        try:
+            if path is None:
+                raise FileNotFoundError(url)
+            st = os.stat(path)
+            key = (str(path), st.st_size, st.st_mtime_ns)
+            text = self._texts.get(key)
+            if text is None:
+                text = path.read_bytes().decode("utf-8", "replace")
+                if len(self._texts) >= self._MAX_TEXTS:
+                    self._texts.clear()
+                self._texts[key] = text
+            return text
+        except OSError:
+            return ""
+
+
+class _Inferrer:
+    def __init__(self, site: SitePaths, page: str, reads: SiteReads | None = None) -> None:
+        self.site = site
+        self.reads = reads if reads is not None else SiteReads(site)
         self.page = page
         self.result = Inference()
         self._seen: set[str] = set()
@@ -414,7 +463,7 @@ class _Inferrer:
         if resolved is None:
             return
         url, query = resolved
-        if not self.site.exists(url):
+        if self.reads.resolve(url) is None:
             self.warn_missing(url, referrer)
             return
         module = kind == "module"
@@ -427,17 +476,11 @@ class _Inferrer:
         if follow and url not in self._read:
             self._read.add(url)
             self.result.depends_on.add(rel_path(url))
-            text = self._read_text(url)
+            text = self.reads.text(url)
             if module:
                 self.follow_module(text, url)
             else:
                 self.follow_css(text, url)
-
-    def _read_text(self, url: str) -> str:
-        try:
-            return self.site.read(url).decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def follow_css(self, css: str, base: str) -> None:
         imports, fonts = css_references(css)
@@ -454,10 +497,11 @@ class _Inferrer:
                 self.add(spec, base, "module", referrer, follow=True)
 
 
-def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None) -> Inference:
+def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None,
+          reads: SiteReads | None = None) -> Inference:
     """``infer_page`` with the files the result depends on."""
     page = page or page_url.lstrip("/") or "index.html"
-    inferrer = _Inferrer(site, page)
+    inferrer = _Inferrer(site, page, reads)
     parser = _PageParser()
     try:
         parser.feed(html.decode("utf-8", "replace"))
@@ -644,6 +688,7 @@ class PushManifest:
         self._notes: dict[str, list[tuple[str, str]]] = {}
         # One object per distinct resource and dependency name, however many pages share it.
         self._interned: dict[PushResource, PushResource] = {}
+        self._reads = SiteReads(self.site)
         self.revalidate_after = 1.0
 
     @classmethod
@@ -676,8 +721,9 @@ class PushManifest:
         self._stamps.clear()
         self._notes.clear()
         warnings: list[str] = []
+        self._reads.forget()
         for page in self.site.walk_pages():
-            warnings.extend(self.rebuild_page(page))
+            warnings.extend(self._infer(page))
         return list(dict.fromkeys(warnings))
 
     def build_steps(self) -> Iterator[str]:
@@ -685,7 +731,7 @@ class PushManifest:
         build its manifest in the background between requests."""
         for page in self.site.walk_pages():
             if page not in self._stamps and page not in self._explicit:
-                self.rebuild_page(page)
+                self._infer(page)
                 yield page
 
     def unannounced(self) -> Counter[str]:
@@ -709,6 +755,10 @@ class PushManifest:
     def rebuild_page(self, rel_path: str) -> list[str]:
         """Infer one page again (after its file or one it depends on changed); a page that no
         longer exists is dropped."""
+        self._reads.forget()  # something changed: what was remembered of the files may be stale
+        return self._infer(rel_path)
+
+    def _infer(self, rel_path: str) -> list[str]:
         rel_path = rel_path.lstrip("/")
         if not (is_manifest_page(rel_path) and self.site.servable(rel_path) and (self.root / rel_path).is_file()):
             for table in (self._inferred, self._deps, self._stamps, self._notes):
@@ -721,7 +771,7 @@ class PushManifest:
             text = f"{rel_path}: not rendered, nothing inferred: {e}"
             self._store(rel_path, [], deps | self._templates_of(rel_path), [("render", text)])
             return [text]
-        result = infer(html, page_url(rel_path), self.site, rel_path)
+        result = infer(html, page_url(rel_path), self.site, rel_path, self._reads)
         self._store(rel_path, result.resources, deps | result.depends_on | self._templates_of(rel_path),
                     list(zip(result.kinds, result.warnings, strict=True)))
         return result.warnings
@@ -753,7 +803,7 @@ class PushManifest:
         mode) still follows edits to a page, its templates, its CSS and its modules."""
         if page not in self._stamps:
             if page not in self._explicit:
-                self.rebuild_page(page)  # first asked for: inferred now (lazily)
+                self._infer(page)  # first asked for: inferred now (lazily)
                 self._checked[page] = now
             return
         if now - self._checked.get(page, 0.0) < self.revalidate_after:

@@ -173,10 +173,10 @@ class SitePaths:
             return None
         if not segs or not self.servable("/".join(segs)):
             return None
-        fs_path = os.path.join(self.root, *segs)
-        if not self.inside(fs_path) or not os.path.isfile(fs_path):
+        real = os.path.realpath(os.path.join(self.root, *segs))
+        if os.path.commonpath((self.real_root, real)) != self.real_root or not os.path.isfile(real):
             return None
-        return Path(os.path.realpath(fs_path))
+        return Path(real)
 
     def exists(self, url_path: str) -> bool:
         return self.resolve(url_path) is not None

@@ -213,3 +213,16 @@ def test_documentation_generators_are_served_with_no_flag(certs: Certs, serve: l
         assert any(u.endswith(".woff2") for u in urls)
     assert sorted(pushed(server, url, root)) == sorted(urls)
     assert "not a file of the site" not in server.output  # no per-link warning at info level
+
+
+def test_startup_log_is_a_summary_and_debug_has_the_details(certs: Certs, serve: list[ServerProcess],
+                                                             tmp_path: Path) -> None:
+    for i in range(30):  # every page links a stylesheet the site does not have
+        (tmp_path / f"p{i}.html").write_text('<link rel=stylesheet href="/gone.css"><p>{{ x }}</p>')
+    server = start_on(certs, serve, tmp_path)
+    server.wait_for(r"push manifest: not announced: 30 links to paths that are not files of the site")
+    assert "gone.css" not in server.output
+    server.wait_for(r"site: 30 files, 30 pages \(0 rendered as templates\)")
+    debug = start(certs, "--no-access-log", "--log-level", "debug", site=tmp_path)
+    serve.append(debug)
+    debug.wait_for(r"push manifest: p7.html: /gone.css is not a file of the site")
