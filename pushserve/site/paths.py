@@ -78,14 +78,17 @@ class PrivateFiles:
     """Site-relative files and folders of one site that are never served.  A set the owner
     updates (template-only files become known as templates are read); a folder covers all under it."""
 
-    __slots__ = ("_paths",)
+    __slots__ = ("_paths", "version")
 
     def __init__(self, paths: Iterable[str] = ()) -> None:
         self._paths: set[str] = {p.strip("/") for p in paths if p.strip("/")}
+        self.version = 0  # grows with each path added, so caches of answers know to drop them
 
     def add(self, rel_path: str) -> None:
-        if rel_path.strip("/"):
-            self._paths.add(rel_path.strip("/"))
+        path = rel_path.strip("/")
+        if path and path not in self._paths:
+            self._paths.add(path)
+            self.version += 1
 
     def update(self, rel_paths: Iterable[str]) -> None:
         for rel_path in rel_paths:

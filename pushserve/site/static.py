@@ -249,6 +249,7 @@ class StaticSite:
         self._routes: dict[bytes, _Route] = {}
         self._entries: dict[str, FileEntry] = {}
         self._accept: dict[bytes, tuple[bytes, ...]] = {}
+        self._private_version = self.paths.private.version
 
     # -- public -------------------------------------------------------------------------------
 
@@ -333,6 +334,9 @@ class StaticSite:
     # -- lookup -------------------------------------------------------------------------------
 
     def _route(self, raw: bytes, now: float) -> _Route:
+        if self.paths.private.version != self._private_version:  # a file became private (a new layout)
+            self._private_version = self.paths.private.version
+            self._routes.clear()
         route = self._routes.get(raw)
         if route is not None:
             entry = route.entry

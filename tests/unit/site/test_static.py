@@ -554,3 +554,13 @@ def test_redirect_never_names_another_host(tmp_path: Path) -> None:
     site = StaticSite(tmp_path)
     r = site.serve(b"GET", b"//docs", [])
     assert r.status == 301 and dict(r.headers)[b"location"] == b"/docs/"
+
+
+def test_a_file_that_becomes_private_is_no_longer_served(site: Path) -> None:
+    # Dev mode: a layout is requested as a file, then a page starts to extend it.
+    (site / "layout.html").write_text("{% block b %}{% endblock %}")
+    private = PrivateFiles()
+    s = StaticSite(site, private=private, revalidate_after=3600)
+    assert get(s, b"/layout.html").status == 200
+    private.add("layout.html")
+    assert get(s, b"/layout.html").status == 404
