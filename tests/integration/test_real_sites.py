@@ -226,3 +226,28 @@ def test_startup_log_is_a_summary_and_debug_has_the_details(certs: Certs, serve:
     debug = start(certs, "--no-access-log", "--log-level", "debug", site=tmp_path)
     serve.append(debug)
     debug.wait_for(r"push manifest: p7.html: /gone.css is not a file of the site")
+
+
+@pytest.mark.parametrize(("name", "url"), [("vite", "/"), ("nextjs", "/"), ("sphinx", "/guide.html")])
+def test_chromium_reuses_every_hint_once(certs: Certs, serve: list[ServerProcess], generated: dict[str, Path],
+                                         tmp_path: Path, name: str, url: str) -> None:
+    """Module scripts hinted as modulepreload, integrity and crossorigin carried over, queries kept:
+    Chromium takes each hinted response for the page's own request and fetches nothing twice.
+    (Through the latency proxy, as in test_browser_hints.py: over bare loopback Chromium sometimes
+    ignores hints that arrive with the page.)"""
+    from pushserve.bench.proxy import ProxyThread
+    from tests.support.browser import chromium, navigation_timing, resource_timings
+
+    root = generated[name] if name in generated else Path(shutil.copytree(FIXTURES / name, tmp_path / name))
+    server = start_on(certs, serve, root)
+    hinted = {urlsplit(u).path for u in link_urls(announced(server, url, root / (url.strip("/") or "index.html")))}
+    assert hinted
+    with ProxyThread((server.host, server.port), 0.020) as proxy, \
+            chromium(certs.cert_dir / "localhost.pem") as driver:
+        driver.get(f"https://localhost:{proxy.proxy.port}{url}")
+        nav, entries = navigation_timing(driver), resource_timings(driver)
+    assert nav["firstInterimResponseStart"] > 0
+    for path in hinted:
+        fetched = [e for e in entries if e["name"] == path]
+        assert [e["initiatorType"] for e in fetched] == ["early-hints"], (path, entries)
+        assert fetched[0]["transferSize"] == 0, (path, entries)  # the page's request took the hint
