@@ -24,6 +24,7 @@ from pushserve.config import (
     ConfigError,
     Limits,
     Mount,
+    TemplatesMode,
     parse_codings,
     read_site_toml,
 )
@@ -32,6 +33,7 @@ log = logging.getLogger("pushserve")
 
 SUBCOMMANDS = ("bench", "cert", "check", "manifest", "serve")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+_TEMPLATES_MODES: dict[str, TemplatesMode] = {"auto": "auto", "on": True, "off": False}
 _DEFAULTS = Limits()
 
 
@@ -67,8 +69,11 @@ def _serve_parser(prog: str = "pushserve", description: str | None = None) -> ar
                    help="announce resources by push where allowed, else hints (auto); hints only; off")
     p.add_argument("--no-push-cookie", dest="push_cookie", action="store_false",
                    help="don't remember in a cookie what a browser was already sent")
-    p.add_argument("--no-templates", dest="templates", action="store_false", default=None,
-                   help="serve .html files as they are, not as Jinja2 templates")
+    p.add_argument("--templates", choices=("auto", "on", "off"), default=None,
+                   help="render pages as Jinja2 templates: auto = pages that extend/include/import a template "
+                   "of the site (default, or pushserve.toml's templates =); on = every page with {{ {%% {#; off = none")
+    p.add_argument("--no-templates", dest="templates", action="store_const", const="off",
+                   help="same as --templates off: serve .html files as they are")
     p.add_argument("--strict-templates", action="store_true", help="undefined template variables are errors")
     p.add_argument("--mount", action="append", default=[], metavar="PREFIX=MODULE:APP",
                    help="mount an ASGI app at a path prefix (repeatable)")
@@ -81,7 +86,8 @@ def _serve_parser(prog: str = "pushserve", description: str | None = None) -> ar
                    help="with --dev: watch this folder too (repeatable): a change reloads the open pages, "
                    "a .py file restarts the worker with --reload")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
-                   help="least important log lines shown (info; warning hides the access log)")
+                   help="least important log lines shown (info; warning hides the access log; debug adds "
+                   "the details of what the push manifest could not announce)")
     p.add_argument("--access-log", dest="access_log", action="store_true", default=True,
                    help="one log line per request (on)")
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="no access log")
@@ -154,7 +160,9 @@ def _manifest_parser() -> argparse.ArgumentParser:
                 "(push_manifest.json format): for each page, the resources a visit is sent, in order. "
                 "Save it as SITE/push_manifest.json to edit it; that file then wins over what is inferred.")
     p.add_argument("site", type=Path, help="the site folder")
-    p.add_argument("--no-templates", dest="templates", action="store_false", default=None,
+    p.add_argument("--templates", choices=("auto", "on", "off"), default=None,
+                   help="which .html files are Jinja2 templates (auto: pages that extend, include or import one)")
+    p.add_argument("--no-templates", dest="templates", action="store_const", const="off",
                    help="read .html files as they are, not as Jinja2 templates (as 'pushserve SITE "
                    "--no-templates' serves them)")
     return p
@@ -293,7 +301,7 @@ def config_from_args(ns: argparse.Namespace,
                     graceful_timeout=ns.graceful_timeout, push_budget=ns.push_budget,
                     max_body_size=ns.max_body_size, backlog=ns.backlog, max_connections=ns.max_connections,
                     max_handshakes=ns.max_handshakes)
-    templates = ns.templates if ns.templates is not None else settings.get("templates", True)
+    templates = _TEMPLATES_MODES[ns.templates] if ns.templates is not None else settings.get("templates", "auto")
     compress_args = dict(settings.get("compress", {}))
     if ns.compress is not None:
         compress_args["codings"] = parse_codings(ns.compress)
@@ -366,6 +374,14 @@ def cmd_check(argv: Sequence[str]) -> int:
                            "Takes the same options as 'pushserve SITE'.")
     config = parse_serve_args(argv, parser)
     lines, problems = run_checks(config.with_(dev=False))  # a broken template would stop a real start
+    if not problems:  # unlike a start (lazy), a check reads every page for the manifest
+        from pushserve.site.manifest_load import build_push_manifest
+
+        try:
+            manifest, _warnings = build_push_manifest(config)
+            lines += manifest.summary()
+        except ConfigError as e:
+            problems.append(str(e))
     try:
         cert, key = resolve_certificate(config)
         tls.server_context(cert, key)
@@ -415,12 +431,15 @@ def cmd_manifest(argv: Sequence[str]) -> int:
     from pushserve.site.manifest_load import build_push_manifest
 
     ns = _manifest_parser().parse_args(argv)
-    site_vars, _mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
-    templates = ns.templates if ns.templates is not None else settings.get("templates", True)
-    config = Config(site=ns.site, templates=templates, site_vars=site_vars)
+    site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
+    templates = _TEMPLATES_MODES[ns.templates] if ns.templates is not None else settings.get("templates", "auto")
+    # The mounts count: their apps' folders are private, so never pages of the manifest.
+    config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts)
     manifest, warnings = build_push_manifest(config)
-    for w in warnings:
+    for w in warnings:  # every link that could not be announced, then the summary
         print(f"warning: {w}", file=sys.stderr)
+    for line in manifest.summary():
+        print(line, file=sys.stderr)
     sys.stdout.write(to_json(manifest.as_dict()))
     return 0
 

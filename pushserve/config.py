@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 PushMode = Literal["auto", "hints", "off"]
+# True: every page with Jinja syntax is a template; "auto": pages that extend/include/import a
+# template of the site; False: none (see site/templates.py).
+TemplatesMode = bool | Literal["auto"]
 PUSH_MODES: tuple[PushMode, ...] = ("auto", "hints", "off")
 SITE_TOML = "pushserve.toml"
 
@@ -133,7 +136,7 @@ class Config:
     workers: int = 1
     push: PushMode = "auto"
     push_cookie: bool = True
-    templates: bool = True
+    templates: TemplatesMode = "auto"
     strict_templates: bool = False
     access_log: bool = True
     max_age: int = 600  # Cache-Control max-age of assets (not pages)
@@ -167,6 +170,8 @@ class Config:
             raise BadValue(f"--bench-think {self.bench_think}: must be 0 to 60 seconds")
         if self.max_age < 0:
             raise BadValue(f"--max-age {self.max_age}: must be 0 or more seconds")
+        if self.templates not in (True, False, "auto"):
+            raise BadValue(f"templates {self.templates!r}: choose true, false or \"auto\"")
         if self.push not in PUSH_MODES:
             raise BadValue(f"--push {self.push!r}: choose one of {', '.join(PUSH_MODES)}")
         if self.reload_dirs and not self.dev:
@@ -216,10 +221,15 @@ def read_site_toml(site: Path) -> tuple[dict[str, Any], tuple[Mount, ...], dict[
     settings: dict[str, Any] = {}
     if "push" in data:
         settings["push"] = data["push"]
-    if "templates" in data:
-        if not isinstance(data["templates"], bool):
-            raise BadValue(f"{path}: templates must be true or false")
-        settings["templates"] = data["templates"]
+    # `templates = …` at the top or in [site]; both must agree.
+    chosen = [table["templates"] for table in (data, site_vars) if "templates" in table]
+    for value in chosen:
+        if not (isinstance(value, bool) or value == "auto"):
+            raise BadValue(f'{path}: templates must be true, false or "auto"')
+    if len(set(chosen)) > 1:
+        raise BadValue(f"{path}: templates is set twice (top level and [site]) to different values")
+    if chosen:
+        settings["templates"] = chosen[0]
     if "compress" in data:
         settings["compress"] = _compress_table(path, data["compress"])
     if "serve" in data:  # the command line's options; the CLI checks them against its own

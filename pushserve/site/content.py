@@ -1,5 +1,6 @@
-"""What the site folder serves: static files and pages, rendered through Jinja2 when templates
-are on, with a template error shown as a 500 page that names file and line."""
+"""What the site folder serves: static files and pages, rendered through Jinja2 when they are
+templates (see site/templates.py for the rule), with a template error shown as a 500 page that
+names file and line.  A site with no template page (generator output) is served as plain files."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pushserve.http.response import Response
 from pushserve.protocol.events import RequestReceived
 from pushserve.site.compress import Compressor
 from pushserve.site.error_page import template_error_page
-from pushserve.site.manifest_load import templates_for
+from pushserve.site.manifest_load import site_private, templates_for
 from pushserve.site.static import Lookup, RenderRequest, StaticSite
 from pushserve.site.templates import TemplateError
 
@@ -26,12 +27,20 @@ class SiteContent:
         self.config = config
         self.page_filter = page_filter
         revalidate = 0.0 if config.dev else 1.0
-        self.templates = templates_for(config, revalidate_after=revalidate)
+        self.private = site_private(config)
+        self.templates = templates_for(config, revalidate_after=revalidate, private=self.private)
+        self.scan = self.templates.scan() if self.templates is not None else None
+        # Pages go through render_page when some are templates (or may become so: dev mode, or
+        # a site that declares templates); a page filter renders plain .html too: the filter's
+        # output is what is served.  Otherwise pages are files like any other.
+        rendered = self.templates is not None and (bool(self.scan and self.scan.pages) or config.dev
+                                                   or config.templates is True)
+        if not rendered:
+            self.templates = None
         self.compressor = Compressor(config.compress) if config.compress.on else None
         self.static = StaticSite(
             config.site,
-            # A page filter renders plain .html too: the filter's output is what is served.
-            render_page=self.render_page if self.templates is not None or page_filter is not None else None,
+            render_page=self.render_page if rendered or page_filter is not None else None,
             revalidate_after=revalidate,
             # Dev mode: always revalidate, so an edit shows on the next load.
             cache_control=b"no-cache" if config.dev else f"public, max-age={config.max_age}".encode(),
@@ -40,6 +49,7 @@ class SiteContent:
             # Dev mode: assets that are compression dictionaries stay fresh a little, or the
             # browser would drop them at once (RFC 9842 dictionaries live as long as the response).
             dictionary_cache_control=b"max-age=%d" % config.compress.dictionary_max_age if config.dev else None,
+            private=self.private,
         )
 
     def render_page(self, rel_path: str, request: RenderRequest) -> bytes:

@@ -8,14 +8,26 @@ Inferred by reading the page's HTML (after templates) and the CSS and JavaScript
 - ``<img data-push src>`` — images are opt-in, since a page may show only a few of many.
 
 Not pushed: images referenced from CSS, dynamic ``import()``, ``nomodule`` scripts, alternate
-stylesheets, anything marked ``nopush``, other origins, and paths that are not files of the site.
+stylesheets, print stylesheets (``media="print"``), anything marked ``nopush``, other origins, and
+paths that are not files of the site (private files included).
+
+Links are taken as generators write them: relative to the page or to ``<base href>``; a query
+(``pygments.css?v=4f6``) is kept in what is announced, since the browser matches a hint or a
+push by the whole URL, while the file is found by the path; ``integrity`` and ``crossorigin``
+are carried into the hint, so the browser reuses the hinted response instead of fetching twice;
+module scripts are announced as ``rel=modulepreload``.
+
+Lazily: a worker infers a page's entry when the page is first asked for (or in the background,
+``build_steps``), and keeps it while the files it was inferred from are unchanged.
 
 The file format is that of Polymer's http2-push-manifest (``push_manifest.json``)::
 
     {"index.html": {"/css/site.css": {"type": "style", "weight": 1}, ...}, ...}
 
-with one addition: ``"crossorigin": true`` for resources fetched in CORS mode (fonts, module
-scripts, fetches), whose preload hint must say so or the browser will not use it.
+with additions: ``"crossorigin": true`` for resources fetched in CORS mode (fonts, module
+scripts, fetches), whose preload hint must say so or the browser will not use it;
+``"module": true`` for module scripts; ``"integrity": "sha384-…"``; and a resource key may carry
+a query (``"/_static/a.css?v=2"``).
 """
 
 from __future__ import annotations
@@ -23,13 +35,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from pushserve.site.paths import SitePaths, is_manifest_page, is_private, page_url, rel_path
+from pushserve.site.paths import PrivateFiles, SitePaths, is_manifest_page, page_url, rel_path
 
 TYPES = ("document", "fetch", "font", "image", "script", "style")
 # Push order: what blocks rendering first (styles, and the fonts they name), then scripts, then
@@ -56,6 +71,24 @@ class PushResource:
     type: str  # one of TYPES
     weight: int = 1
     crossorigin: bool = False
+    query: str = ""  # as the page wrote it ("v=4f6"): part of the URL announced
+    module: bool = False  # a module script: announced as rel=modulepreload
+    integrity: str = ""  # the element's integrity attribute, carried into the hint
+    credentials: bool = False  # crossorigin="use-credentials"
+
+    @property
+    def url(self) -> str:
+        """The URL the browser will ask for: what is hinted or pushed."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+# Kinds of links that could not be announced, for the startup summary (one line per kind).
+UNANNOUNCED = {
+    "missing": "links to paths that are not files of the site",
+    "type": "preloads of a type that is not pushed",
+    "render": "pages not rendered (template errors)",
+    "html": "pages whose HTML was not fully read",
+}
 
 
 Manifest = dict[str, list[PushResource]]
@@ -67,6 +100,12 @@ def resolve_url(ref: str, base_url: str) -> str | None:
     """Resolve a reference found in a page or stylesheet against the URL path it was found at.
     Returns the absolute path without query or fragment, or None for references that are not
     same-origin paths (other hosts, ``data:``, ``blob:``, fragments, empty)."""
+    resolved = resolve_url_query(ref, base_url)
+    return resolved[0] if resolved is not None else None
+
+
+def resolve_url_query(ref: str, base_url: str) -> tuple[str, str] | None:
+    """``resolve_url`` and the reference's query (without ``?``; "" when none)."""
     ref = ref.strip()
     if not ref or ref.startswith("#"):
         return None
@@ -77,7 +116,13 @@ def resolve_url(ref: str, base_url: str) -> str | None:
         joined = urlsplit(urljoin(_FAKE_ORIGIN + base_url, ref))
     except ValueError:  # e.g. "http://[broken" — not a URL the browser could fetch either
         return None
-    return joined.path or "/"
+    return joined.path or "/", joined.query
+
+
+def print_only(media: str) -> bool:
+    """A stylesheet's ``media`` that screens never apply (``print``, ``only print``)."""
+    queries = [q.strip().lower().removeprefix("only ").strip() for q in media.split(",")]
+    return bool(media.strip()) and all(q == "print" or q.startswith("print ") for q in queries)
 
 
 # --- CSS ---------------------------------------------------------------------------------------
@@ -246,6 +291,14 @@ class _Found:
     ref: str
     crossorigin: bool = False
     follow: bool = False  # read it for more references (CSS imports, module imports)
+    integrity: str = ""
+    credentials: bool = False
+
+
+def _found(kind: str, ref: str, a: dict[str, str], *, follow: bool = False, cors: bool = False) -> _Found:
+    """A reference with its element's fetch-mode attributes (``cors``: CORS mode regardless)."""
+    return _Found(kind, ref, cors or "crossorigin" in a, follow, a.get("integrity", "").strip(),
+                  a.get("crossorigin", "").strip().lower() == "use-credentials")
 
 
 class _PageParser(HTMLParser):
@@ -270,7 +323,7 @@ class _PageParser(HTMLParser):
         elif tag == "script":
             self._script(a)
         elif tag == "img" and "data-push" in a and a.get("src"):
-            self.found.append(_Found("image", a["src"], crossorigin="crossorigin" in a))
+            self.found.append(_found("image", a["src"], a))
         elif tag == "style":
             self._in, self._buffer = "style", []
 
@@ -279,16 +332,16 @@ class _PageParser(HTMLParser):
         rel = a.get("rel", "").lower().split()
         if not href or "nopush" in a:
             return
-        cors = "crossorigin" in a
         if "stylesheet" in rel and "alternate" not in rel:
-            self.found.append(_Found("style", href, cors, follow=True))
+            if not print_only(a.get("media", "")):
+                self.found.append(_found("style", href, a, follow=True))
         elif "modulepreload" in rel:
-            self.found.append(_Found("module", href, True, follow=True))
+            self.found.append(_found("module", href, a, follow=True, cors=True))
         elif "preload" in rel:
             kind = a.get("as", "").lower()
             if kind in TYPES:
                 # A preloaded stylesheet is about to be applied: its imports and fonts follow.
-                self.found.append(_Found(kind, href, cors, follow=kind == "style"))
+                self.found.append(_found(kind, href, a, follow=kind == "style"))
             else:
                 self.found.append(_Found("?" + kind, href))
 
@@ -298,11 +351,11 @@ class _PageParser(HTMLParser):
             return  # data blocks, import maps, and legacy bundles modern browsers skip
         if kind == "module":
             if a.get("src"):
-                self.found.append(_Found("module", a["src"], True, follow=True))
+                self.found.append(_found("module", a["src"], a, follow=True, cors=True))
             else:
                 self._in, self._buffer = "module", []
         elif a.get("src"):
-            self.found.append(_Found("script", a["src"], "crossorigin" in a))
+            self.found.append(_found("script", a["src"], a))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in ("style", "script"):
@@ -331,54 +384,103 @@ class _PageParser(HTMLParser):
 class Inference:
     resources: list[PushResource] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # the UNANNOUNCED kind of each warning
     # Site-relative paths the result depends on: CSS and JS files read, and referenced paths
     # that were missing (their appearance should trigger a rebuild too).
     depends_on: set[str] = field(default_factory=set)
 
 
-class _Inferrer:
-    def __init__(self, site: SitePaths, page: str) -> None:
+class SiteReads:
+    """What inference reads of the site, remembered across pages (500 pages of one theme name
+    the same stylesheets): whether a URL is a file, for ``ttl`` seconds; a file's text for as
+    long as its size and mtime stay the same."""
+
+    _MAX_TEXTS = 1024
+
+    def __init__(self, site: SitePaths, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.site = site
+        self.ttl = ttl
+        self._clock = clock
+        self._resolved: dict[str, tuple[float, Path | None]] = {}
+        self._texts: dict[tuple[str, int, int], str] = {}
+
+    def resolve(self, url: str) -> Path | None:
+        now = self._clock()
+        cached = self._resolved.get(url)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        path = self.site.resolve(url)
+        if len(self._resolved) > 4 * self._MAX_TEXTS:
+            self._resolved.clear()
+        self._resolved[url] = (now, path)
+        return path
+
+    def forget(self) -> None:
+        """Ask the disk again (file texts stay: they are keyed by size and mtime)."""
+        self._resolved.clear()
+
+    def text(self, url: str) -> str:
+        path = self.resolve(url)
+        try:
+            if path is None:
+                raise FileNotFoundError(url)
+            st = os.stat(path)
+            key = (str(path), st.st_size, st.st_mtime_ns)
+            text = self._texts.get(key)
+            if text is None:
+                text = path.read_bytes().decode("utf-8", "replace")
+                if len(self._texts) >= self._MAX_TEXTS:
+                    self._texts.clear()
+                self._texts[key] = text
+            return text
+        except OSError:
+            return ""
+
+
+class _Inferrer:
+    def __init__(self, site: SitePaths, page: str, reads: SiteReads | None = None) -> None:
+        self.site = site
+        self.reads = reads if reads is not None else SiteReads(site)
         self.page = page
         self.result = Inference()
         self._seen: set[str] = set()
         self._read: set[str] = set()
         self._warned: set[str] = set()
 
+    def warn(self, kind: str, text: str) -> None:
+        self.result.warnings.append(text)
+        self.result.kinds.append(kind)
+
     def warn_missing(self, url: str, referrer: str) -> None:
         if url not in self._warned:
             self._warned.add(url)
-            self.result.warnings.append(f"{referrer}: {url} is not a file of the site; not pushed")
+            self.warn("missing", f"{referrer}: {url} is not a file of the site; not pushed")
         self.result.depends_on.add(rel_path(url))
 
-    def add(self, ref: str, base: str, kind: str, referrer: str, *,
-            crossorigin: bool = False, follow: bool = False) -> None:
-        url = resolve_url(ref, base)
-        if url is None:
+    def add(self, ref: str, base: str, kind: str, referrer: str, *, crossorigin: bool = False,
+            follow: bool = False, integrity: str = "", credentials: bool = False) -> None:
+        resolved = resolve_url_query(ref, base)
+        if resolved is None:
             return
-        if not self.site.exists(url):
+        url, query = resolved
+        if self.reads.resolve(url) is None:
             self.warn_missing(url, referrer)
             return
         module = kind == "module"
         rtype = "script" if module else kind
         if url not in self._seen:
             self._seen.add(url)
-            self.result.resources.append(
-                PushResource(url, rtype, crossorigin=crossorigin or module or rtype in _CORS_TYPES))
+            self.result.resources.append(PushResource(
+                url, rtype, crossorigin=crossorigin or module or rtype in _CORS_TYPES, query=query,
+                module=module, integrity=integrity, credentials=credentials))
         if follow and url not in self._read:
             self._read.add(url)
             self.result.depends_on.add(rel_path(url))
-            text = self._read_text(url)
+            text = self.reads.text(url)
             if module:
                 self.follow_module(text, url)
             else:
                 self.follow_css(text, url)
-
-    def _read_text(self, url: str) -> str:
-        try:
-            return self.site.read(url).decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def follow_css(self, css: str, base: str) -> None:
         imports, fonts = css_references(css)
@@ -395,16 +497,17 @@ class _Inferrer:
                 self.add(spec, base, "module", referrer, follow=True)
 
 
-def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None) -> Inference:
+def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None,
+          reads: SiteReads | None = None) -> Inference:
     """``infer_page`` with the files the result depends on."""
     page = page or page_url.lstrip("/") or "index.html"
-    inferrer = _Inferrer(site, page)
+    inferrer = _Inferrer(site, page, reads)
     parser = _PageParser()
     try:
         parser.feed(html.decode("utf-8", "replace"))
         parser.close()
     except Exception as e:  # html.parser is lenient; this only guards against the unforeseen
-        inferrer.result.warnings.append(f"{page}: HTML not fully read ({e})")
+        inferrer.warn("html", f"{page}: HTML not fully read ({e})")
     base: str | None = page_url
     if parser.base is not None:
         # A <base> on another origin sends every relative reference there: nothing to push.
@@ -412,10 +515,11 @@ def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None) 
     if base is not None:
         for item in parser.found:
             if item.kind.startswith("?"):
-                inferrer.result.warnings.append(
-                    f"{page}: preload as={item.kind[1:] or '(none)'} of {item.ref} is not a pushable type")
+                inferrer.warn("type", f"{page}: preload as={item.kind[1:] or '(none)'} of {item.ref} "
+                              "is not a pushable type")
                 continue
-            inferrer.add(item.ref, base, item.kind, page, crossorigin=item.crossorigin, follow=item.follow)
+            inferrer.add(item.ref, base, item.kind, page, crossorigin=item.crossorigin, follow=item.follow,
+                         integrity=item.integrity, credentials=item.credentials)
         for css in parser.inline_styles:
             inferrer.follow_css(css, base)
         for module in parser.inline_modules:
@@ -440,11 +544,12 @@ def _read_page(root: Path, rel_path: str, render: Callable[[str], bytes] | None)
     return (root / rel_path).read_bytes()
 
 
-def build_manifest(root: Path, render: Callable[[str], bytes] | None) -> tuple[Manifest, list[str]]:
+def build_manifest(root: Path, render: Callable[[str], bytes] | None,
+                   private: PrivateFiles | None = None) -> tuple[Manifest, list[str]]:
     """Infer the manifest of every page of the site.  ``render`` turns a page into the HTML it
     serves (templates); without it pages are read as they are.  A page that fails to render
     becomes a warning, not an error."""
-    manifest = PushManifest(root, render)
+    manifest = PushManifest(root, render, private=private)
     warnings = manifest.rebuild()
     return manifest.inferred(), warnings
 
@@ -482,15 +587,19 @@ def parse_manifest(text: str, source: str = "push_manifest.json") -> Manifest:
     return manifest
 
 
-def _parse_resource(where: str, path: str, spec: object) -> PushResource:
-    if not path.startswith("/") or path.startswith("//"):
+_RESOURCE_KEYS = ("type", "weight", "crossorigin", "module", "integrity")
+
+
+def _parse_resource(where: str, url: str, spec: object) -> PushResource:
+    if not url.startswith("/") or url.startswith("//"):
         raise ManifestError(f"{where}: resource paths must start with a single '/'")
+    path, _, query = url.partition("?")
     if not isinstance(spec, dict):
         raise ManifestError(f"{where}: must be an object like {{\"type\": \"style\", \"weight\": 1}}")
-    unknown = set(spec) - {"type", "weight", "crossorigin"}
+    unknown = set(spec) - set(_RESOURCE_KEYS)
     if unknown:
         raise ManifestError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                            "known: type, weight, crossorigin")
+                            f"known: {', '.join(_RESOURCE_KEYS)}")
     rtype = spec.get("type")
     if not isinstance(rtype, str):
         raise ManifestError(f"{where}: \"type\" is required and must be a string")
@@ -499,10 +608,16 @@ def _parse_resource(where: str, path: str, spec: object) -> PushResource:
     weight = spec.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= _MAX_WEIGHT:
         raise ManifestError(f"{where}: weight must be an integer from 1 to {_MAX_WEIGHT}")
-    cors = spec.get("crossorigin", rtype in _CORS_TYPES)
+    module = spec.get("module", False)
+    if not isinstance(module, bool) or (module and rtype != "script"):
+        raise ManifestError(f"{where}: module must be true or false, and true only for a script")
+    cors = spec.get("crossorigin", rtype in _CORS_TYPES or module)
     if not isinstance(cors, bool):
         raise ManifestError(f"{where}: crossorigin must be true or false")
-    return PushResource(path, rtype, weight, cors)
+    integrity = spec.get("integrity", "")
+    if not isinstance(integrity, str) or any(c in integrity for c in '"\r\n'):
+        raise ManifestError(f"{where}: integrity must be a string such as \"sha384-…\"")
+    return PushResource(path, rtype, weight, cors, query=query, module=module, integrity=integrity)
 
 
 def load_manifest_file(path: Path | str) -> Manifest:
@@ -530,7 +645,11 @@ def to_json_obj(manifest: Mapping[str, list[PushResource]]) -> dict[str, dict[st
             entry: dict[str, object] = {"type": res.type, "weight": res.weight}
             if res.crossorigin:
                 entry["crossorigin"] = True
-            entries[res.path] = entry
+            if res.module:
+                entry["module"] = True
+            if res.integrity:
+                entry["integrity"] = res.integrity
+            entries[res.url] = entry
         data[page] = entries
     return data
 
@@ -553,8 +672,9 @@ class PushManifest:
         *,
         explicit: Mapping[str, list[PushResource]] | None = None,
         template_deps: Callable[[str], Iterable[str]] | None = None,
+        private: PrivateFiles | None = None,
     ) -> None:
-        self.site = SitePaths(root)
+        self.site = SitePaths(root, private)
         self.root = Path(self.site.root)
         self._render = render
         self._explicit = {page: list(res) for page, res in (explicit or {}).items()}
@@ -564,6 +684,11 @@ class PushManifest:
         self._deps: dict[str, set[str]] = {}
         self._stamps: dict[str, tuple[tuple[str, int, int], ...]] = {}
         self._checked: dict[str, float] = {}
+        # What each page's entry could not announce: (UNANNOUNCED kind, detail).
+        self._notes: dict[str, list[tuple[str, str]]] = {}
+        # One object per distinct resource and dependency name, however many pages share it.
+        self._interned: dict[PushResource, PushResource] = {}
+        self._reads = SiteReads(self.site)
         self.revalidate_after = 1.0
 
     @classmethod
@@ -574,13 +699,16 @@ class PushManifest:
         explicit: Path | Mapping[str, list[PushResource]] | None = None,
         *,
         template_deps: Callable[[str], Iterable[str]] | None = None,
+        private: PrivateFiles | None = None,
+        lazy: bool = False,
     ) -> tuple[PushManifest, list[str]]:
-        """Infer every page; ``explicit`` (a push_manifest.json path, or its parsed form) wins
-        for the pages it lists.  Raises ManifestError for a broken explicit file."""
+        """Infer every page (``lazy``: none yet, each when first asked for); ``explicit`` (a
+        push_manifest.json path, or its parsed form) wins for the pages it lists.  Raises
+        ManifestError for a broken explicit file."""
         if isinstance(explicit, (str, Path)):
             explicit = load_manifest_file(explicit)
-        manifest = cls(root, render, explicit=explicit, template_deps=template_deps)
-        warnings = manifest.rebuild()
+        manifest = cls(root, render, explicit=explicit, template_deps=template_deps, private=private)
+        warnings = [] if lazy else manifest.rebuild()
         for page, resources in manifest._explicit.items():
             warnings.extend(f"push manifest: {page}: {res.path} is not a file of the site"
                             for res in resources if not manifest.site.exists(res.path))
@@ -590,32 +718,73 @@ class PushManifest:
         """Infer every page again; returns the warnings (each once)."""
         self._inferred.clear()
         self._deps.clear()
+        self._stamps.clear()
+        self._notes.clear()
         warnings: list[str] = []
+        self._reads.forget()
         for page in self.site.walk_pages():
-            warnings.extend(self.rebuild_page(page))
+            warnings.extend(self._infer(page))
         return list(dict.fromkeys(warnings))
+
+    def build_steps(self) -> Iterator[str]:
+        """Infer the pages not inferred yet, one per step (yields the page), so a worker can
+        build its manifest in the background between requests."""
+        for page in self.site.walk_pages():
+            if page not in self._stamps and page not in self._explicit:
+                self._infer(page)
+                yield page
+
+    def unannounced(self) -> Counter[str]:
+        """How many links of each UNANNOUNCED kind the pages inferred so far could not announce."""
+        return Counter(kind for notes in self._notes.values() for kind, _ in notes)
+
+    def notes(self) -> list[str]:
+        """The details behind ``unannounced``, each once, page by page."""
+        return list(dict.fromkeys(text for page in sorted(self._notes) for _, text in self._notes[page]))
+
+    def summary(self) -> list[str]:
+        """A few lines for the log: counts, and one line per kind of link not announced."""
+        pages = len(self._stamps.keys() | self._explicit.keys())
+        resources = sum(len(r) for r in self.as_dict(build=False).values())
+        lines = [f"push manifest: {pages} page{'s' if pages != 1 else ''}, "
+                 f"{resources} resource{'s' if resources != 1 else ''} announced"]
+        lines += [f"push manifest: not announced: {n} {UNANNOUNCED[kind]}"
+                  for kind, n in sorted(self.unannounced().items())]
+        return lines
 
     def rebuild_page(self, rel_path: str) -> list[str]:
         """Infer one page again (after its file or one it depends on changed); a page that no
         longer exists is dropped."""
+        self._reads.forget()  # something changed: what was remembered of the files may be stale
+        return self._infer(rel_path)
+
+    def _infer(self, rel_path: str) -> list[str]:
         rel_path = rel_path.lstrip("/")
-        if not is_manifest_page(rel_path) or not (self.root / rel_path).is_file():
-            self._inferred.pop(rel_path, None)
-            self._deps.pop(rel_path, None)
+        if not (is_manifest_page(rel_path) and self.site.servable(rel_path) and (self.root / rel_path).is_file()):
+            for table in (self._inferred, self._deps, self._stamps, self._notes):
+                table.pop(rel_path, None)
             return []
         deps = {rel_path}
         try:
             html = _read_page(self.root, rel_path, self._render)
         except Exception as e:  # a template error in one page must not take the manifest down
-            self._inferred[rel_path] = []
-            self._deps[rel_path] = deps | self._templates_of(rel_path)
-            self._stamps[rel_path] = self._stamp(rel_path)
-            return [f"{rel_path}: not rendered, nothing inferred: {e}"]
-        result = infer(html, page_url(rel_path), self.site, rel_path)
-        self._inferred[rel_path] = result.resources
-        self._deps[rel_path] = deps | result.depends_on | self._templates_of(rel_path)
-        self._stamps[rel_path] = self._stamp(rel_path)
+            text = f"{rel_path}: not rendered, nothing inferred: {e}"
+            self._store(rel_path, [], deps | self._templates_of(rel_path), [("render", text)])
+            return [text]
+        result = infer(html, page_url(rel_path), self.site, rel_path, self._reads)
+        self._store(rel_path, result.resources, deps | result.depends_on | self._templates_of(rel_path),
+                    list(zip(result.kinds, result.warnings, strict=True)))
         return result.warnings
+
+    def _store(self, page: str, resources: list[PushResource], deps: set[str],
+               notes: list[tuple[str, str]]) -> None:
+        self._inferred[page] = [self._interned.setdefault(r, r) for r in resources]
+        self._deps[page] = {sys.intern(d) for d in deps}
+        self._stamps[page] = self._stamp(page)
+        if notes:
+            self._notes[page] = notes
+        else:
+            self._notes.pop(page, None)
 
     def _stamp(self, page: str) -> tuple[tuple[str, int, int], ...]:
         """Size and mtime of every file the page's entry was inferred from (-1 for missing ones)."""
@@ -632,7 +801,12 @@ class PushManifest:
         """Rebuild a page's entry if a file it was inferred from changed: checked at most every
         ``revalidate_after`` seconds per page, so a server that is not watching files (outside dev
         mode) still follows edits to a page, its templates, its CSS and its modules."""
-        if page not in self._stamps or now - self._checked.get(page, 0.0) < self.revalidate_after:
+        if page not in self._stamps:
+            if page not in self._explicit:
+                self._infer(page)  # first asked for: inferred now (lazily)
+                self._checked[page] = now
+            return
+        if now - self._checked.get(page, 0.0) < self.revalidate_after:
             return
         self._checked[page] = now
         if self._stamp(page) != self._stamps[page]:
@@ -652,10 +826,10 @@ class PushManifest:
         created, modified or deleted."""
         changed = changed_path.lstrip("/")
         pages = {page for page, deps in self._deps.items() if changed in deps}
-        if is_manifest_page(changed):
+        if is_manifest_page(changed) and self.site.servable(changed):
             pages.add(changed)  # a new page, or one of ours
-        elif self._template_deps is None and changed.lower().endswith((".html", ".htm")) and any(
-                is_private(part) for part in PurePosixPath(changed).parts):
+        elif self._template_deps is None and changed.lower().endswith((".html", ".htm")) \
+                and changed in self.site.private:
             # A layout or partial, and nobody told us who includes it: any page may.
             pages.update(self._deps)
         return pages
@@ -666,7 +840,11 @@ class PushManifest:
     def inferred(self) -> Manifest:
         return {page: list(res) for page, res in sorted(self._inferred.items())}
 
-    def as_dict(self) -> Manifest:
+    def as_dict(self, *, build: bool = True) -> Manifest:
+        """Every page's entry (``build``: inferring the pages not inferred yet first)."""
+        if build:
+            for _ in self.build_steps():
+                pass
         return merge(self._inferred, self._explicit)
 
     def to_json_obj(self) -> dict[str, dict[str, dict[str, object]]]:

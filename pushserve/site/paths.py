@@ -5,8 +5,12 @@ a request for it would be served.  The rules:
 
 - a request path is percent-decoded exactly once; encoded slashes, backslashes, control
   characters and invalid UTF-8 are refused (400);
-- ``..`` segments, and names starting with ``.`` or ``_`` (dotfiles, layouts, partials) are never
-  served (404);
+- ``..`` segments and dotfiles (names starting with ``.``) are never served (404), except the
+  ``.well-known/`` folder (ACME challenges, ``security.txt``); every other name is served whatever
+  its first character, so generator output (``_static/``, ``_next/``, ``_astro/``, ``_app/``) works;
+- the site's own private files are never served either (404): ``pushserve.toml``, the package
+  folders of mounted apps, and template-only files (layouts and partials pages extend, include or
+  import); the owner of a ``SitePaths`` fills ``private`` (see site/manifest_load.py);
 - a file's realpath must lie under the realpath of the root, so a symlink pointing out of the
   site answers 404, never its contents;
 - a page is an ``.html`` or ``.htm`` file that may be served; ``404.html`` is rendered like a page
@@ -16,12 +20,14 @@ a request for it would be served.  The rules:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 PAGE_SUFFIXES = (".html", ".htm")
 NOT_FOUND_PAGE = "404.html"
+WELL_KNOWN = ".well-known"
 
 
 class BadPath(Exception):
@@ -63,8 +69,47 @@ def decode_path(raw: bytes) -> str:
 
 
 def is_private(name: str) -> bool:
-    """A file or folder name that is never served (dotfiles, ``_layouts``, ``_partials``)."""
-    return name.startswith((".", "_"))
+    """A file or folder name that is never served, whatever the site: dotfiles (``.git``,
+    ``.env``), but not ``.well-known``."""
+    return name.startswith(".") and name != WELL_KNOWN
+
+
+class PrivateFiles:
+    """Site-relative files and folders of one site that are never served.  A set the owner
+    updates (template-only files become known as templates are read); a folder covers all under it."""
+
+    __slots__ = ("_paths", "version")
+
+    def __init__(self, paths: Iterable[str] = ()) -> None:
+        self._paths: set[str] = {p.strip("/") for p in paths if p.strip("/")}
+        self.version = 0  # grows with each path added, so caches of answers know to drop them
+
+    def add(self, rel_path: str) -> None:
+        path = rel_path.strip("/")
+        if path and path not in self._paths:
+            self._paths.add(path)
+            self.version += 1
+
+    def update(self, rel_paths: Iterable[str]) -> None:
+        for rel_path in rel_paths:
+            self.add(rel_path)
+
+    def __contains__(self, rel_path: object) -> bool:
+        """True for a listed path and for anything under a listed folder."""
+        if not isinstance(rel_path, str) or not self._paths:
+            return False
+        path = rel_path.strip("/")
+        while path:
+            if path in self._paths:
+                return True
+            path = path.rpartition("/")[0]
+        return False
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._paths))
 
 
 def segments(url_path: str) -> list[str]:
@@ -107,9 +152,14 @@ def rel_path(url_path: str) -> str:
 class SitePaths:
     """The root of a site and the guard that keeps every file lookup under it."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, private: PrivateFiles | None = None) -> None:
         self.root = os.path.abspath(root)
         self.real_root = os.path.realpath(root)
+        self.private = private if private is not None else PrivateFiles()
+
+    def servable(self, rel_path: str) -> bool:
+        """False for the site's own private files (the name rule is ``segments``'s)."""
+        return rel_path not in self.private
 
     def inside(self, fs_path: str) -> bool:
         """True when ``fs_path`` (after symlinks) lies under the root."""
@@ -124,12 +174,12 @@ class SitePaths:
             segs = segments(decode_path(path.encode("utf-8")))
         except (BadPath, UnicodeEncodeError):
             return None
-        if not segs:
+        if not segs or not self.servable("/".join(segs)):
             return None
-        fs_path = os.path.join(self.root, *segs)
-        if not self.inside(fs_path) or not os.path.isfile(fs_path):
+        real = os.path.realpath(os.path.join(self.root, *segs))
+        if os.path.commonpath((self.real_root, real)) != self.real_root or not os.path.isfile(real):
             return None
-        return Path(os.path.realpath(fs_path))
+        return Path(real)
 
     def exists(self, url_path: str) -> bool:
         return self.resolve(url_path) is not None
@@ -142,10 +192,14 @@ class SitePaths:
 
     def walk_pages(self) -> list[str]:
         """Site-relative paths of the pages a browser navigates to, sorted."""
-        pages: list[str] = []
+        return [rel for rel in self.walk_files() if is_manifest_page(rel) and self.servable(rel)]
+
+    def walk_files(self) -> list[str]:
+        """Site-relative paths of every file under the root outside dot folders, sorted (one
+        directory walk; ``.well-known`` holds no pages, so it is skipped too)."""
+        files: list[str] = []
         for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not is_private(d))
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             rel_dir = Path(dirpath).relative_to(self.root)
-            pages.extend(rel for rel in ((rel_dir / name).as_posix() for name in sorted(filenames))
-                         if is_manifest_page(rel))
-        return pages
+            files.extend((rel_dir / name).as_posix() for name in sorted(filenames) if not name.startswith("."))
+        return files

@@ -81,9 +81,21 @@ class Plan:
 
 
 def link_value(res: PushResource) -> bytes:
-    value = f"<{res.path}>; rel=preload; as={res.type}"
-    if res.crossorigin:
-        value += "; crossorigin"
+    """The Link value announcing a resource, in the fetch mode its element will use (else the
+    browser does not reuse the hinted response and fetches it again).  A module script is a
+    ``modulepreload``: always CORS mode, and the browser may parse it early."""
+    if res.module:
+        value = f"<{res.url}>; rel=modulepreload"
+        if res.credentials:
+            value += "; crossorigin=use-credentials"
+    else:
+        value = f"<{res.url}>; rel=preload; as={res.type}"
+        if res.credentials:
+            value += "; crossorigin=use-credentials"
+        elif res.crossorigin:
+            value += "; crossorigin"
+    if res.integrity:
+        value += f'; integrity="{res.integrity}"'
     return value.encode()
 
 
@@ -154,18 +166,19 @@ class PushPolicy:
             if entry is None:
                 plan.skipped["missing"] += 1
                 continue
-            digest = _digest(res.path, entry.etag)
+            digest = _digest(res.url, entry.etag)
             if digest in known_set:
                 plan.skipped["cached"] += 1
                 continue
             link = link_value(res)
             if may_push:
-                if res.path in pushed:
+                if res.url in pushed:
                     plan.skipped["already-sent"] += 1
                     continue
                 if spent + entry.size <= self.budget:
                     spent += entry.size
-                    plan.pushes.append(Planned(res.path, _URGENCY.get(res.type, _OTHER_URGENCY), link, digest))
+                    # Pushed under the URL the page will ask for, query included, or it is not matched.
+                    plan.pushes.append(Planned(res.url, _URGENCY.get(res.type, _OTHER_URGENCY), link, digest))
                     continue
                 plan.skipped["over-budget"] += 1
             plan.link_headers.append((b"link", link))

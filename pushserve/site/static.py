@@ -37,7 +37,7 @@ from pushserve.http.ranges import UNSATISFIABLE, parse_range, unsatisfied_range
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import Headers, close_body
 from pushserve.site.compress import WHOLE_LIMIT, Coded, Compressor
-from pushserve.site.paths import PAGE_SUFFIXES, BadPath, SitePaths, decode_path, is_page, segments
+from pushserve.site.paths import PAGE_SUFFIXES, BadPath, PrivateFiles, SitePaths, decode_path, is_page, segments
 
 log = logging.getLogger("pushserve")
 
@@ -213,10 +213,11 @@ class StaticSite:
     def __init__(self, root: Path, *, render_page: Callable[[str, RenderRequest], bytes] | None = None,
                  small_file_limit: int = 256 * 1024, revalidate_after: float = 1.0,
                  cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache",
-                 compressor: Compressor | None = None, dictionary_cache_control: bytes | None = None) -> None:
+                 compressor: Compressor | None = None, dictionary_cache_control: bytes | None = None,
+                 private: PrivateFiles | None = None) -> None:
         if not os.path.isdir(root):
             raise ValueError(f"site folder {root} is not a directory")
-        self.paths = SitePaths(root)
+        self.paths = SitePaths(root, private)
         self.root = self.paths.root
         self.render_page = render_page
         self.small_file_limit = small_file_limit
@@ -234,6 +235,7 @@ class StaticSite:
         self._routes: dict[bytes, _Route] = {}
         self._entries: dict[str, FileEntry] = {}
         self._accept: dict[bytes, tuple[bytes, ...]] = {}
+        self._private_version = self.paths.private.version
 
     # -- public -------------------------------------------------------------------------------
 
@@ -326,6 +328,9 @@ class StaticSite:
     # -- lookup -------------------------------------------------------------------------------
 
     def _route(self, raw: bytes, now: float) -> _Route:
+        if self.paths.private.version != self._private_version:  # a file became private (a new layout)
+            self._private_version = self.paths.private.version
+            self._routes.clear()
         route = self._routes.get(raw)
         if route is not None:
             entry = route.entry
@@ -362,6 +367,8 @@ class StaticSite:
             segs = segments(url_path)
         except BadPath as e:
             return _Route(e.url_path, status=e.status, note=e.note, expires=expires)
+        if not self.paths.servable("/".join(segs)):
+            return _Route(url_path, status=404, note="private", expires=expires)
         fs_path = os.path.join(self.root, *segs)
         if not self.paths.inside(fs_path):
             return _Route(url_path, status=404, note="outside root", expires=expires)
@@ -374,6 +381,8 @@ class StaticSite:
                 return _Route(url_path, status=301, note="directory", expires=expires)
             segs.append("index.html")
             fs_path = os.path.join(fs_path, "index.html")
+            if not self.paths.servable("/".join(segs)):
+                return _Route(url_path, status=404, note="private", expires=expires)
             if not self.paths.inside(fs_path):  # index.html itself may be a symlink
                 return _Route(url_path, status=404, note="outside root", expires=expires)
         elif url_path.endswith("/"):  # nginx: a file does not answer with a trailing slash

@@ -15,18 +15,31 @@ compiled by ``check_all`` at startup, is not compiled again.
 
 Every failure a template author can cause becomes a ``TemplateError`` naming the template file
 (the included one, when the error is inside an include) and the line.
+
+Which pages are templates (``mode``, from ``templates =`` in pushserve.toml or the command line):
+
+- ``True`` (the site declares templates): every page with Jinja syntax (``{{``, ``{%``, ``{#``);
+- ``"auto"`` (the default): a page that extends, includes or imports (``{% from … import %}``)
+  a template file that exists in the site, by a constant name.  Generator output (Sphinx, MkDocs,
+  Hugo…) has code samples with ``{{ … }}`` or even ``{% extends "x" %}`` written as text, and is
+  served byte for byte; a template site's pages use layouts, so they are rendered;
+- ``False``: none (no ``Templates`` at all).
+
+The files template pages extend, include or import (found by ``scan``, then by every render) are
+template-only: private, never served as files.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl
 
 import jinja2
@@ -35,7 +48,7 @@ from jinja2.bccache import Bucket
 from jinja2.loaders import split_template_path
 
 from pushserve.protocol.events import Headers
-from pushserve.site.paths import page_url
+from pushserve.site.paths import PrivateFiles, page_url
 
 TEMPLATE_SUFFIXES = (".html", ".htm")
 CACHE_ENTRIES = 512
@@ -43,6 +56,11 @@ _BYTECODE_ENTRIES = 1024
 # A file without any of these renders to itself; it is served byte for byte, never through Jinja
 # (which would normalise newlines and decode as UTF-8).
 _JINJA_MARKERS = (b"{{", b"{%", b"{#")
+
+# A reference by constant name: {% extends "x" %}, {% include 'x' %}, {% import "x" as m %},
+# {% from "x" import m %} (whitespace control dashes allowed).
+_REFERENCE = re.compile(rb"""\{%-?\s*(?:extends|include|import|from)\s+(?:"([^"{}%]+)"|'([^'{}%]+)')""")
+TemplatesMode = bool | Literal["auto"]
 
 # (mtime_ns, size, inode) of a file, or None when it did not exist.
 Signature = tuple[int, int, int] | None
@@ -79,6 +97,22 @@ def is_template_path(rel_path: str) -> bool:
 
 def has_template_syntax(source: bytes) -> bool:
     return any(marker in source for marker in _JINJA_MARKERS)
+
+
+def template_references(source: bytes) -> list[str]:
+    """Names a template extends, includes or imports by constant name, in order."""
+    if b"{%" not in source:
+        return []
+    return [(m.group(1) or m.group(2)).decode("utf-8", "replace") for m in _REFERENCE.finditer(source)]
+
+
+@dataclass(slots=True)
+class TemplateScan:
+    """What one read of the site's HTML files found."""
+
+    pages: list[str]  # pages rendered as templates
+    template_only: set[str]  # files they extend, include or import (transitively)
+    files: int  # HTML files read
 
 
 class HeaderLookup:
@@ -250,8 +284,13 @@ class Templates:
         strict: bool = False,
         revalidate_after: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        mode: TemplatesMode = True,
+        private: PrivateFiles | None = None,
     ) -> None:
         self.root = Path(os.path.realpath(root))
+        self.mode = mode
+        # Template-only files go here as they become known, so they are never served as files.
+        self.private = private if private is not None else PrivateFiles()
         self.revalidate_after = revalidate_after
         self._clock = clock
         self._loader = _SiteLoader(self.root)
@@ -326,7 +365,7 @@ class Templates:
                 raw = f.read()
         except OSError as e:
             raise TemplateError(rel_path, 0, f"cannot read: {e.strerror or e}") from None
-        if not has_template_syntax(raw):
+        if not self.is_template(raw):
             return raw, {filename: signature}, True
 
         page_request = PageRequest(request)
@@ -338,7 +377,55 @@ class Templates:
             raise self._convert(e, rel_path) from None
         finally:
             self._loader.recording = None
+        self.private.update(self._relative(dep) for dep in deps if dep != filename)
         return text.encode("utf-8"), deps, not page_request.headers.consulted
+
+    # -- which files are templates ---------------------------------------------------------
+
+    def _exists(self, name: str) -> bool:
+        try:
+            return os.path.isfile(self._loader.filename_for(name))
+        except jinja2.TemplateNotFound:  # ".." and the like: not a name of the site
+            return False
+
+    def is_template(self, source: bytes) -> bool:
+        """Whether a page with this source is rendered (see the module doc for the rule)."""
+        if not has_template_syntax(source):
+            return False
+        if self.mode is True:
+            return True
+        return any(self._exists(name) for name in template_references(source))
+
+    def scan(self) -> TemplateScan:
+        """Read every HTML file once: the template pages and the template-only files they pull
+        in (which go into ``private``).  A plain site costs one read and a byte search per file."""
+        pages: list[str] = []
+        template_only: set[str] = set()
+        pending: list[str] = []
+        files = self.template_files()
+        for rel_path in files:
+            try:
+                with open(self._loader.filename_for(rel_path), "rb") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            if self.is_template(raw):
+                pages.append(rel_path)
+                pending += template_references(raw)
+        while pending:  # the layouts' own layouts, partials' partials
+            name = pending.pop()
+            if name in template_only or not self._exists(name):
+                continue
+            template_only.add(name)
+            try:
+                with open(self._loader.filename_for(name), "rb") as f:
+                    pending += template_references(f.read())
+            except OSError:
+                continue
+        self.private.update(template_only)
+        # A template-only file or one of a mounted app's templates is not a page of the site.
+        return TemplateScan([p for p in pages if p not in template_only and p not in self.private],
+                            template_only, len(files))
 
     # -- checking --------------------------------------------------------------------------
 
@@ -353,11 +440,17 @@ class Templates:
                     found.append(Path(dirpath, name).relative_to(self.root).as_posix())
         return found
 
-    def check_all(self) -> list[TemplateError]:
-        """Compile every template and check that the templates it names (extends, include,
+    def check_all(self, scan: TemplateScan | None = None) -> list[TemplateError]:
+        """Compile every template (the template pages and what they pull in; with ``mode`` True
+        every file with Jinja syntax) and check that the templates it names (extends, include,
         import with a constant name) exist; return every problem found."""
         errors: list[TemplateError] = []
+        if scan is None:
+            scan = self.scan()
+        wanted = set(scan.pages) | scan.template_only
         for rel_path in self.template_files():
+            if self.mode is not True and rel_path not in wanted:
+                continue  # a plain page: served byte for byte
             try:
                 with open(self._loader.filename_for(rel_path), "rb") as f:
                     if not has_template_syntax(f.read()):

@@ -155,7 +155,10 @@ def test_check_passes_site_example(certs: Certs) -> None:
 
 
 def test_check_lists_every_problem_and_exits_1(certs: Certs, site: Path) -> None:
-    (site / "broken.html").write_text("<p>\n{% if %}\n")
+    (site / "_layouts").mkdir(exist_ok=True)
+    (site / "_layouts" / "base.html").write_text("<body>{% block main %}{% endblock %}</body>\n")
+    # A template page (it extends a layout): in the default "auto" mode only those are compiled.
+    (site / "broken.html").write_text('{% extends "_layouts/base.html" %}\n{% block main %}{% if %}{% endblock %}\n')
     (site / "push_manifest.json").write_text("{not json")
     r = run_cli(certs, "check", str(site), "--cert-dir", str(certs.cert_dir), "--mount", "/api=no_such_mod:app")
     assert r.returncode == 1 and "Traceback" not in r.stderr

@@ -22,6 +22,9 @@ def expected_index() -> list[str]:
 def expected_links(page: str = "index.html") -> list[str]:
     values = []
     for path, spec in json.loads(EXPECTED.read_text())[page].items():
+        if spec.get("module"):  # module scripts: rel=modulepreload, CORS mode by definition
+            values.append(f"<{path}>; rel=modulepreload")
+            continue
         value = f"<{path}>; rel=preload; as={spec['type']}"
         if spec.get("crossorigin"):
             value += "; crossorigin"

@@ -36,6 +36,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / ".env").write_text("SECRET=1\n")
     (root / "_layouts").mkdir()
     (root / "_layouts" / "x.html").write_text("layout secret\n")
+    (root / "uses-layout.html").write_text('{% extends "_layouts/x.html" %}')  # makes x.html template-only
+    (root / "pushserve.toml").write_text("# the site's settings: private\n")
     outside = tmp_path_factory.mktemp("outside")
     (outside / "secret.txt").write_text("TOP SECRET outside root\n")
     (root / "escape").symlink_to(outside)
@@ -176,7 +178,7 @@ TRAVERSALS = [
     b"/../../../../etc/passwd", b"/%2e%2e/%2e%2e/etc/passwd", b"/..%2f..%2fetc%2fpasswd",
     b"/%2e%2e%5c%2e%2e%5cetc%5cpasswd", b"/..\\..\\etc\\passwd", b"/style.css%00.txt",
     b"/%252e%252e/%252e%252e/etc/passwd", b"/escape/secret.txt", b"/escape.txt",
-    b"/_private.txt", b"/.env", b"/_layouts/x.html", b"/docs/../../etc/passwd", b"//etc/passwd",
+    b"/pushserve.toml", b"/.env", b"/_layouts/x.html", b"/docs/../../etc/passwd", b"//etc/passwd",
 ]
 
 

@@ -55,7 +55,9 @@ def test_template_error_gives_500_naming_file_and_line_and_others_still_work(
 
 
 def test_startup_lists_every_broken_template(certs: Certs, site: Path) -> None:
-    (site / "a.html").write_text("{% if %}\n")
+    # A template page (it extends the site's layout) and a partial it includes.
+    (site / "a.html").write_text('{% extends "_layouts/base.html" %}{% block content %}'
+                                 '{% include "_partials/b.html" %}{% if %}{% endblock %}\n')
     (site / "_partials" / "b.html").write_text("ok\n{{ x | nosuchfilter }}\n")
     result = run_cli(certs, str(site), "--port", "0", "--cert-dir", str(certs.cert_dir))
     assert result.returncode == 1

@@ -524,12 +524,14 @@ def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_broken_config_fails_once_with_one_line(certs: Certs, site: Path, tmp_path: Path) -> None:
     base = ("--port", "0", "--cert-dir", str(certs.cert_dir), "--workers", "3")
-    (site / "broken.html").write_text("{% if %}\n")
+    (site / "layout.html").write_text("{% block body %}{% endblock %}")
+    (site / "broken.html").write_text('{% extends "layout.html" %}{% if %}\n')  # a template page
     result = run_cli(certs, str(site), *base)
     # The template check lists every broken template, one per line, under one message.
     assert result.returncode == 1 and "Traceback" not in result.stderr and "worker" not in result.stderr
     assert result.stderr.count("pushserve: ") == 1 and "broken.html:1" in result.stderr
     (site / "broken.html").unlink()
+    (site / "layout.html").unlink()
 
     line = _one_line_error(run_cli(certs, str(site), *base, "--mount", "/api=no_such_module_here:app"))
     assert "no_such_module_here" in line

@@ -59,3 +59,15 @@ def test_defaults(tmp_path: Path) -> None:
     config = config_for(tmp_path)
     assert (config.host, config.port, config.push, config.workers) == ("127.0.0.1", 8443, "auto", 1)
     assert config.limits.header_timeout == 10.0 and config.max_age == 600
+
+
+def test_site_toml_templates_setting(tmp_path: Path) -> None:
+    for text, expected in (('templates = "auto"', "auto"), ("templates = false", False),
+                           ("[site]\ntemplates = true", True), ('templates = true\n[site]\ntemplates = true', True)):
+        (tmp_path / "pushserve.toml").write_text(text)
+        assert read_site_toml(tmp_path)[2]["templates"] == expected, text
+    for text in ('templates = "yes"', "templates = 1", 'templates = false\n[site]\ntemplates = true'):
+        (tmp_path / "pushserve.toml").write_text(text)
+        with pytest.raises(ConfigError, match="templates"):
+            read_site_toml(tmp_path)
+    assert Config(site=tmp_path).templates == "auto"

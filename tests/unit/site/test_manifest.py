@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pushserve.config import Config, Mount
 from pushserve.site.manifest import (
     ManifestError,
     PushManifest,
@@ -23,7 +24,8 @@ from pushserve.site.manifest import (
     resolve_url,
     to_json,
 )
-from pushserve.site.paths import SitePaths, is_manifest_page, page_url
+from pushserve.site.manifest_load import site_private
+from pushserve.site.paths import PrivateFiles, SitePaths, is_manifest_page, page_url
 from pushserve.site.templates import Templates
 
 HERE = Path(__file__).resolve().parent
@@ -46,8 +48,11 @@ def paths(resources: list[PushResource]) -> list[str]:
 
 def test_site_example_matches_hand_checked_manifest() -> None:
     expected = load_manifest_file(HERE / "expected_manifest_site_example.json")
-    templates = Templates(SITE_EXAMPLE, site=SITE_VARS, strict=True)
-    inferred, warnings = build_manifest(SITE_EXAMPLE, templates.render_static)
+    # The site's private files: its mounted app's package, and the layouts and partials.
+    private = site_private(Config(site=SITE_EXAMPLE, mounts=(Mount.make("/search", "_app.search:app"),)))
+    templates = Templates(SITE_EXAMPLE, site=SITE_VARS, strict=True, mode="auto", private=private)
+    templates.scan()
+    inferred, warnings = build_manifest(SITE_EXAMPLE, templates.render_static, private)
     assert warnings == []
     assert inferred == expected  # pages, and each page's resources in push order
     assert parse_manifest(to_json(inferred)) == expected
@@ -177,9 +182,9 @@ def test_types_crossorigin_and_order(tmp_path: Path) -> None:
         PushResource("/s.css", "style"),
         PushResource("/f.woff2", "font", crossorigin=True),
         PushResource("/p.css", "style"),
-        PushResource("/app.js", "script", crossorigin=True),
+        PushResource("/app.js", "script", crossorigin=True, module=True),
         PushResource("/classic.js", "script"),
-        PushResource("/mp.js", "script", crossorigin=True),
+        PushResource("/mp.js", "script", crossorigin=True, module=True),
         PushResource("/hero.png", "image"),
         PushResource("/data.json", "fetch", crossorigin=True),
         PushResource("/page.html", "document"),
@@ -236,7 +241,8 @@ def test_inline_style_and_module(tmp_path: Path) -> None:
     write(tmp_path, "p/m.js")
     html = b'<style>@import "/t.css";</style><script type=module>import "./m.js"; import("./lazy.js")</script>'
     resources, _ = infer_page(html, "/p/", SitePaths(tmp_path))
-    assert resources == [PushResource("/t.css", "style"), PushResource("/p/m.js", "script", crossorigin=True)]
+    assert resources == [PushResource("/t.css", "style"),
+                         PushResource("/p/m.js", "script", crossorigin=True, module=True)]
 
 
 # -- JavaScript modules ----------------------------------------------------------------------
@@ -283,9 +289,9 @@ def test_module_graph_with_cycle(tmp_path: Path) -> None:
     write(tmp_path, "js/lazy.js")
     resources, warnings = infer_page(b'<script type="module" src="/js/a.js"></script>', "/", SitePaths(tmp_path))
     assert resources == [
-        PushResource("/js/a.js", "script", crossorigin=True),
-        PushResource("/js/b.js", "script", crossorigin=True),
-        PushResource("/lib/c.js", "script", crossorigin=True),
+        PushResource("/js/a.js", "script", crossorigin=True, module=True),
+        PushResource("/js/b.js", "script", crossorigin=True, module=True),
+        PushResource("/lib/c.js", "script", crossorigin=True, module=True),
     ]
     assert warnings == []
 
@@ -345,13 +351,19 @@ def test_site_files_guards(tmp_path: Path) -> None:
     write(root, "my file.css", "y")
     write(root, "_layouts/base.html")
     write(root, ".git/config")
+    write(root, "_static/x.css", "z")
+    write(root, ".well-known/security.txt", "w")
+    write(root, "pushserve.toml")
     write(tmp_path, "secret.txt", "no")
     os.symlink(tmp_path / "secret.txt", root / "link.txt")
-    site = SitePaths(root)
+    # Private by the site's own rule: its settings, and a layout (as templates find them).
+    site = SitePaths(root, PrivateFiles(["pushserve.toml", "_layouts/base.html"]))
     assert site.exists("/ok.css") and site.read("/ok.css") == b"x"
     assert site.read("/my%20file.css") == b"y"
+    assert site.read("/_static/x.css") == b"z"  # a leading "_" is served (generator output)
+    assert site.read("/.well-known/security.txt") == b"w"
     for bad in ("/../secret.txt", "/%2e%2e/secret.txt", "/_layouts/base.html", "/.git/config", "/link.txt",
-                "ok.css", "/", "/nope.css", "/ok.css%00"):
+                "ok.css", "/", "/nope.css", "/ok.css%00", "/pushserve.toml", "/_layouts//base.html"):
         assert not site.exists(bad), bad
     with pytest.raises(FileNotFoundError):
         site.read("/_layouts/base.html")
@@ -359,7 +371,8 @@ def test_site_files_guards(tmp_path: Path) -> None:
 
 def test_is_manifest_page() -> None:
     assert is_manifest_page("index.html") and is_manifest_page("a/b.htm")
-    for rel in ("404.html", "_layouts/base.html", "a/_p.html", ".hidden/x.html", "x.css", "../x.html"):
+    assert is_manifest_page("_build/a.html")  # by name; template-only files are the site's to exclude
+    for rel in ("404.html", ".hidden/x.html", "x.css", "../x.html"):
         assert not is_manifest_page(rel), rel
 
 
@@ -451,9 +464,10 @@ def small_site(tmp_path: Path) -> Path:
 
 
 def test_push_manifest_pages_and_dependencies(small_site: Path) -> None:
-    manifest, warnings = PushManifest.build(small_site)
+    # _partials/x.html stands for a template-only file: private, so not a page.
+    manifest, warnings = PushManifest.build(small_site, private=PrivateFiles(["_partials/x.html"]))
     assert warnings == []
-    assert manifest.pages() == ["about/index.html", "index.html"]  # no 404, no _ folders
+    assert manifest.pages() == ["about/index.html", "index.html"]  # no 404, no private files
     assert paths(manifest.resources_for("index.html")) == ["/css/a.css", "/css/shared.css", "/js/m.js",
                                                            "/js/dep.js"]
     assert manifest.resources_for("nope.html") == []
@@ -467,7 +481,7 @@ def test_push_manifest_pages_and_dependencies(small_site: Path) -> None:
 
 
 def test_push_manifest_rebuild_page_after_edits(small_site: Path) -> None:
-    manifest, _ = PushManifest.build(small_site)
+    manifest, _ = PushManifest.build(small_site, private=PrivateFiles(["_partials"]))
     write(small_site, "css/b.css", '@import "shared.css"; @import "extra.css";')
     for page in manifest.pages_depending_on("css/b.css"):
         assert manifest.rebuild_page(page) == ["css/b.css: /css/extra.css is not a file of the site; not pushed"]
@@ -508,6 +522,63 @@ def test_template_dependencies_narrow_rebuilds(tmp_path: Path) -> None:
     write(tmp_path, "a.html", "{% extends '_layouts/base.html' %}")
     write(tmp_path, "b.html", "{% include '_partials/other.html' %}")
     templates = Templates(tmp_path)
-    manifest, _ = PushManifest.build(tmp_path, templates.render_static, template_deps=templates.dependencies)
+    templates.scan()
+    manifest, _ = PushManifest.build(tmp_path, templates.render_static, template_deps=templates.dependencies,
+                                     private=templates.private)
     assert manifest.pages_depending_on("_layouts/base.html") == {"a.html"}
     assert manifest.pages_depending_on("_partials/other.html") == {"b.html"}
+
+
+# -- links as generators write them (issue 16) ------------------------------------------------
+
+def test_generator_links(tmp_path: Path) -> None:
+    for rel in ("_static/pygments.css", "_static/print.css", "_static/a.js", "_static/m.js", "_static/s.css",
+                "docs/x.css"):
+        write(tmp_path, rel)
+    html = b"""
+      <link rel="stylesheet" href="../_static/pygments.css?v=4f6a#top">
+      <link rel="stylesheet" href="../_static/print.css" media="print">
+      <link rel="stylesheet" href="../_static/print.css" media="only print, print and (color)">
+      <link rel="stylesheet" href="../_static/s.css" media="screen" integrity="sha384-x" crossorigin="anonymous">
+      <script src="../_static/a.js?v=2" defer></script>
+      <script type="module" src="../_static/m.js" crossorigin="use-credentials"></script>
+    """
+    resources, warnings = infer_page(html, "/docs/page.html", SitePaths(tmp_path))
+    assert resources == [
+        PushResource("/_static/pygments.css", "style", query="v=4f6a"),
+        PushResource("/_static/s.css", "style", crossorigin=True, integrity="sha384-x"),
+        PushResource("/_static/a.js", "script", query="v=2"),
+        PushResource("/_static/m.js", "script", crossorigin=True, module=True, credentials=True),
+    ]
+    assert warnings == []
+    # <base href> moves every relative reference.
+    resources, _ = infer_page(b'<base href="/docs/"><link rel=stylesheet href="x.css">', "/", SitePaths(tmp_path))
+    assert paths(resources) == ["/docs/x.css"]
+    # The JSON format keeps what the hint needs.
+    again = parse_manifest(to_json({"p.html": [PushResource("/a.css", "style", query="v=1", integrity="sha384-y"),
+                                                PushResource("/m.js", "script", crossorigin=True, module=True)]}))
+    assert again["p.html"][0].url == "/a.css?v=1" and again["p.html"][0].integrity == "sha384-y"
+    assert again["p.html"][1].module
+
+
+def test_lazy_manifest_infers_a_page_when_first_asked(small_site: Path) -> None:
+    manifest, warnings = PushManifest.build(small_site, lazy=True, private=PrivateFiles(["_partials"]))
+    assert warnings == [] and manifest.pages() == []
+    manifest.refresh("index.html", 0.0)
+    assert manifest.pages() == ["index.html"]
+    assert paths(manifest.resources_for("index.html"))[0] == "/css/a.css"
+    assert list(manifest.build_steps()) == ["about/index.html"]
+    assert manifest.pages() == ["about/index.html", "index.html"]
+
+
+def test_summary_counts_what_could_not_be_announced(tmp_path: Path) -> None:
+    write(tmp_path, "a.html", '<link rel=stylesheet href="/gone.css"><link rel=preload as=worker href=w.js>')
+    write(tmp_path, "b.html", '<script src="gone.js"></script>')
+    manifest, _ = PushManifest.build(tmp_path, lazy=True)
+    assert list(manifest.build_steps()) == ["a.html", "b.html"]
+    assert manifest.summary() == [
+        "push manifest: 2 pages, 0 resources announced",
+        "push manifest: not announced: 2 links to paths that are not files of the site",
+        "push manifest: not announced: 1 preloads of a type that is not pushed",
+    ]
+    assert len(manifest.notes()) == 3 and "/gone.css" in manifest.notes()[0]

@@ -92,3 +92,14 @@ def test_head_gets_hints_but_teaches_no_cookie(static: StaticSite) -> None:
 
 def test_garbage_cookie_counts_as_empty() -> None:
     assert read_cookie_digests([(b"cookie", b"pushserve-cache=%%%; other=1")]) == []
+
+
+def test_link_values_as_generators_need_them() -> None:
+    # The query is part of the URL the browser asks for; the fetch mode must match the element's.
+    assert link_value(PushResource("/_static/a.css", "style", query="v=1f")) == \
+        b"</_static/a.css?v=1f>; rel=preload; as=style"
+    assert link_value(PushResource("/m.js", "script", crossorigin=True, module=True)) == b"</m.js>; rel=modulepreload"
+    assert link_value(PushResource("/m.js", "script", crossorigin=True, module=True, credentials=True)) == \
+        b"</m.js>; rel=modulepreload; crossorigin=use-credentials"
+    assert link_value(PushResource("/a.js", "script", crossorigin=True, integrity="sha384-abc")) == \
+        b'</a.js>; rel=preload; as=script; crossorigin; integrity="sha384-abc"'

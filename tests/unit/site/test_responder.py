@@ -14,7 +14,7 @@ from tests.support.memory import H1Session, H2Session, write_site
 
 PAGE_RESOURCES = ["/css/site.css", "/fonts/x.woff2", "/js/app.js", "/js/dep.js"]
 LINKS = [b"</css/site.css>; rel=preload; as=style", b"</fonts/x.woff2>; rel=preload; as=font; crossorigin",
-         b"</js/app.js>; rel=preload; as=script; crossorigin", b"</js/dep.js>; rel=preload; as=script; crossorigin"]
+         b"</js/app.js>; rel=modulepreload", b"</js/dep.js>; rel=modulepreload"]
 
 
 def site_app(tmp_path: Path, push: PushMode = "auto", *, hints_http1: bool = False) -> App:

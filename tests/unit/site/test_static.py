@@ -12,6 +12,7 @@ import pytest
 from pushserve.http.dates import http_date
 from pushserve.http.response import Response
 from pushserve.protocol.events import Headers
+from pushserve.site.paths import PrivateFiles
 from pushserve.site.static import CHUNK_SIZE, FileChunks, RenderRequest, StaticSite
 
 CSS = b"body { color: red }\n" * 10
@@ -194,11 +195,25 @@ def test_double_encoding_is_decoded_once(site: Path) -> None:
 
 @pytest.mark.parametrize("target", [
     b"/_private/secret.txt", b"/_draft.html", b"/.env", b"/%2eenv", b"/%5fdraft.html", b"/_private/",
-    b"/css/./site.css",
+    b"/css/./site.css", b"/_private//secret.txt",
 ])
 def test_hidden_and_private_are_404(site: Path, target: bytes) -> None:
-    r = get(StaticSite(site), target)
+    # Dotfiles by name; _private and _draft.html because the site says so (as the templates'
+    # dependency graph or pushserve.toml's mounts do).
+    r = get(StaticSite(site, private=PrivateFiles(["_private", "_draft.html"])), target)
     assert r.status == 404 and body(r) not in (b"secret", b"draft", b"KEY=1", CSS)
+
+
+def test_underscore_names_are_served_and_well_known_too(site: Path) -> None:
+    (site / "_static").mkdir()
+    (site / "_static" / "x.css").write_bytes(b"x")
+    (site / ".well-known").mkdir()
+    (site / ".well-known" / "security.txt").write_bytes(b"Contact: x")
+    s = StaticSite(site)
+    assert body(get(s, b"/_static/x.css")) == b"x"
+    assert body(get(s, b"/_private/secret.txt")) == b"secret"  # nothing marks it private here
+    assert body(get(s, b"/.well-known/security.txt")) == b"Contact: x"
+    assert get(s, b"/.well-known/../.env").status in (400, 404)
 
 
 def test_symlink_out_of_root_is_404(site: Path, tmp_path: Path) -> None:
@@ -440,7 +455,7 @@ def test_entry_for_push_layer(compressed: Path) -> None:
     assert index is not None and index.rel_path == "docs/index.html"
     assert s.entry("/docs") is None
     assert s.entry("/missing.js") is None
-    assert s.entry("/_private/secret.txt") is None
+    assert s.entry("/.env") is None
     assert s.entry("/café.txt") is not None
 
 
@@ -539,3 +554,13 @@ def test_redirect_never_names_another_host(tmp_path: Path) -> None:
     site = StaticSite(tmp_path)
     r = site.serve(b"GET", b"//docs", [])
     assert r.status == 301 and dict(r.headers)[b"location"] == b"/docs/"
+
+
+def test_a_file_that_becomes_private_is_no_longer_served(site: Path) -> None:
+    # Dev mode: a layout is requested as a file, then a page starts to extend it.
+    (site / "layout.html").write_text("{% block b %}{% endblock %}")
+    private = PrivateFiles()
+    s = StaticSite(site, private=private, revalidate_after=3600)
+    assert get(s, b"/layout.html").status == 200
+    private.add("layout.html")
+    assert get(s, b"/layout.html").status == 404

@@ -275,3 +275,46 @@ def test_check_all_lists_every_broken_template(site: Path) -> None:
 def test_is_template_path() -> None:
     assert is_template_path("a/b.html") and is_template_path("X.HTM")
     assert not is_template_path("css/site.css")
+
+
+# -- which pages are templates (issue 16) ----------------------------------------------------
+
+def test_auto_renders_only_pages_that_use_a_template_of_the_site(site: Path) -> None:
+    sample = '<pre>{% extends "base.html" %}{{ user.name }} {# x #}</pre>\n'
+    write(site, "docs/sample.html", sample)  # names no file of the site: documentation, as text
+    write(site, "docs/broken.html", "<pre>{{ unclosed </pre>\r\n")  # would not even compile
+    write(site, "page.html", "{% extends '_layouts/base.html' %}{% block title %}P{% endblock %}")
+    t = Templates(site, site={"title": "Demo"}, mode="auto")
+    scan = t.scan()
+    assert sorted(scan.pages) == ["index.html", "page.html"]
+    assert scan.template_only == {"_layouts/base.html", "_partials/nav.html", "_partials/macros.html"}
+    assert set(t.private) == scan.template_only
+    assert t.check_all(scan) == []  # the broken-looking samples are not templates
+    assert t.render("docs/sample.html", req("/docs/sample.html")) == sample.encode()
+    assert t.render("docs/broken.html", req("/docs/broken.html")) == b"<pre>{{ unclosed </pre>\r\n"
+    assert t.render("page.html", req("/page.html")).startswith(b"<title>P | Demo</title>")
+
+
+def test_a_declared_template_site_renders_every_page_with_jinja_syntax(site: Path) -> None:
+    write(site, "hello.html", "{{ site.title }}")
+    t = Templates(site, site={"title": "Demo"}, mode=True)
+    assert "hello.html" in t.scan().pages
+    assert t.render("hello.html", req("/hello.html")) == b"Demo"
+    assert Templates(site, site={"title": "Demo"}, mode="auto").render("hello.html", req()) == b"{{ site.title }}"
+
+
+def test_a_broken_template_page_is_still_an_error_in_auto_mode(site: Path) -> None:
+    write(site, "bad.html", "{% extends '_layouts/base.html' %}{% block content %}{{ x(}}{% endblock %}")
+    errors = Templates(site, mode="auto").check_all()
+    assert [(e.file, e.line) for e in errors] == [("bad.html", 1)]
+
+
+def test_template_references() -> None:
+    from pushserve.site.templates import template_references
+
+    assert template_references(b"{%- extends 'a.html' -%}{% include \"b/c.html\" %}{% import 'm.html' as m %}"
+                               b"{% from 'f.html' import x %}{% include name %}") == [
+        "a.html", "b/c.html", "m.html", "f.html"]
+    # Highlighted code, as Sphinx writes it: markup between the tokens, entities for quotes.
+    assert template_references(b'<span class="cp">{%</span> <span class="k">extends</span>') == []
+    assert template_references(b"{% extends &quot;base.html&quot; %}") == []
