@@ -24,7 +24,7 @@ from pushserve.config import (
 
 log = logging.getLogger("pushserve")
 
-SUBCOMMANDS = ("bench", "cert", "manifest", "serve")
+SUBCOMMANDS = ("bench", "cert", "export", "manifest", "serve")
 _DEFAULTS = Limits()
 
 
@@ -137,6 +137,24 @@ def _manifest_parser() -> argparse.ArgumentParser:
                 "(push_manifest.json format).")
     p.add_argument("site", type=Path)
     p.add_argument("--no-templates", dest="templates", action="store_false", default=None)
+    return p
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    from pushserve.export.run import FORMATS
+
+    p = _Parser(prog="pushserve export", description="Write the site as plain files (pages rendered, "
+                ".br/.zst/.gz siblings) with its headers and hints, for a CDN or for nginx, h2o and Caddy: "
+                "OUT/public, OUT/public/_headers, OUT/nginx.conf, OUT/h2o.conf, OUT/Caddyfile.")
+    p.add_argument("site", type=Path)
+    p.add_argument("out", type=Path, help="the folder to write (outside the site)")
+    p.add_argument("--format", default=",".join(FORMATS), help=f"what to write ({','.join(FORMATS)})")
+    p.add_argument("--base-url", metavar="URL", help="the site's origin, e.g. https://example.com, for "
+                   "the server names in the snippets")
+    p.add_argument("--max-age", type=int, default=600, metavar="S",
+                   help="Cache-Control max-age of assets, as given to 'pushserve SITE' (600)")
+    p.add_argument("--no-templates", dest="templates", action="store_false", default=None)
+    p.add_argument("--force", action="store_true", help="write over an earlier export in a non-empty OUT")
     return p
 
 
@@ -272,6 +290,27 @@ def cmd_manifest(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_export(argv: Sequence[str]) -> int:
+    from pushserve.export.run import ExportError, check_base_url, export, parse_formats
+
+    ns = _export_parser().parse_args(argv)
+    try:
+        formats, base_url = parse_formats(ns.format), check_base_url(ns.base_url)
+        site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
+        templates = ns.templates if ns.templates is not None else settings.get("templates", True)
+        config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts,
+                        push=settings.get("push", "auto"), max_age=ns.max_age,
+                        compress=Compress(**settings.get("compress", {})))
+        export(config, ns.out, formats, base_url, force=ns.force, say=print)
+    except ExportError as e:
+        if e.usage:
+            raise UsageError(f"pushserve export: {e}") from None
+        raise ConfigError(f"export: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"export: {e.strerror or e}: {e.filename}") from None
+    return 0
+
+
 def cmd_bench(argv: Sequence[str]) -> int:
     # The instrument parses its own arguments and turns its mistakes into one line and exit 1.
     from pushserve.bench.command import main as bench_main
@@ -285,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args[0] if args and args[0] in SUBCOMMANDS else "serve"
     if args and args[0] in SUBCOMMANDS:
         args = args[1:]
-    handler = {"serve": cmd_serve, "cert": cmd_cert, "manifest": cmd_manifest, "bench": cmd_bench}[command]
+    handler = {"serve": cmd_serve, "cert": cmd_cert, "manifest": cmd_manifest, "bench": cmd_bench,
+               "export": cmd_export}[command]
     try:
         return handler(args)
     except UsageError as e:
