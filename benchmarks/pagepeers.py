@@ -94,7 +94,7 @@ def caddy_server(out: Path, cert: CertPair, work: Path) -> Iterator[str]:
     conf_dir.mkdir(exist_ok=True)
     (conf_dir / "Caddyfile").write_text(
         "{\n    admin off\n    auto_https disable_redirects\n}\n"
-        f"https://127.0.0.1:{port} {{\n    bind 127.0.0.1\n    tls {cert.cert} {cert.key}\n"
+        f"https://:{port} {{\n    bind 127.0.0.1\n    tls {cert.cert} {cert.key}\n"
         f"    import {out.resolve() / caddy.FILE_NAME}\n}}\n")
     # Caddy keeps its state under $HOME/.local/share/caddy and $XDG_CONFIG_HOME: here, in work.
     env = {**os.environ, "HOME": str(conf_dir), "XDG_DATA_HOME": str(conf_dir), "XDG_CONFIG_HOME": str(conf_dir)}

@@ -10,14 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pushserve.export.common import fill_in_note, host, types_in_use
+from pushserve.export.common import quoted as _q
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
+from pushserve.http.mime import DEFAULT_TYPE
 
 FILE_NAME = "Caddyfile"
-
-
-def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def render(export: SiteExport, public: Path, base_url: str | None) -> str:
@@ -40,12 +38,18 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
     for i, (ext, ctype) in enumerate(types_in_use(export)):
         matchers.append(f"@pushserve_type{i} path *.{ext}")
         route.append(f"    header @pushserve_type{i} Content-Type {_q(ctype)}")
+    # Files Caddy would send without a type (it does not sniff), and pages at folder URLs.
+    plain = [f.url for f in export.files if not f.page and f.content_type == DEFAULT_TYPE.decode()]
+    if plain:
+        matchers.append(f"@pushserve_default_type path {' '.join(_q(u) for u in plain)}")
+        route.append(f"    header @pushserve_default_type Content-Type {_q(DEFAULT_TYPE.decode())}")
     if asset_default is not None:
         route.append(f"    header Cache-Control {_q(asset_default)}")
     for i, file in enumerate(export.files):
         if file.page:
             matchers.append(f"@pushserve_file{i} path {' '.join(_q(u) for u in file.urls)}")
             route.append(f"    header @pushserve_file{i} {{")
+            route.append(f"        Content-Type {_q(file.content_type)}")
             route.append(f"        Cache-Control {_q(file.cache_control)}")
             route += [f"        +Link {_q(link)}" for link in file.links]
             route.append("    }")
@@ -54,12 +58,15 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
             route.append(f"    header @pushserve_file{i} Cache-Control {_q(file.cache_control)}")
     route += ["    file_server {", "        # the siblings written beside the files",
               "        precompressed br zstd gzip", "    }"]
-    lines += matchers + ["route {", *route, "}"]
+    lines += [*matchers, "route {", *route, "}"]
     if export.not_found is not None:
         lines += ["handle_errors {",
-                  f"    rewrite * {export.not_found.url}",
-                  f"    header Cache-Control {_q(export.not_found.cache_control)}",
-                  "    file_server {", "        precompressed br zstd gzip", "    }",
+                  "    @pushserve_404 expression {err.status_code} == 404",
+                  "    handle @pushserve_404 {",
+                  f"        rewrite * {export.not_found.url}",
+                  f"        header Cache-Control {_q(export.not_found.cache_control)}",
+                  "        file_server {", "            precompressed br zstd gzip", "        }",
+                  "    }",
                   "}"]
     return "\n".join(lines) + "\n"
 

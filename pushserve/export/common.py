@@ -30,3 +30,9 @@ def host(base_url: str | None) -> str:
 
 def fill_in_note(base_url: str | None) -> str:
     return "" if base_url else f"   # fill in your host name ({FILL_IN} is a placeholder)"
+
+
+def quoted(text: str) -> str:
+    """A double-quoted string as nginx and Caddy read it (backslash escapes).  nginx would still
+    expand a ``$name`` in it; URLs of a static site rarely hold one."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

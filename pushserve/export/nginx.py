@@ -10,16 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pushserve.export.common import fill_in_note, host, types_in_use
+from pushserve.export.common import quoted as _q
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
 from pushserve.http.mime import DEFAULT_TYPE
 
 FILE_NAME = "nginx.conf"
-
-
-def _q(text: str) -> str:
-    """An nginx string in double quotes."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def render(export: SiteExport, public: Path, base_url: str | None) -> str:
@@ -47,6 +43,8 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
         "# push and ignore this line with a warning; 103 Early Hints then come from a CDN in front",
         "# (Cloudflare makes them from these Link headers).",
         "http2_push_preload on;",
+        "# A page's pushes all at once (the default is 10); ignored where push was removed.",
+        f"http2_max_concurrent_pushes {max([10, *(len(f.links) for f in export.pages)])};",
         "# pushserve's content types (charset included), for the extensions this site has.",
         "types {",
         *(f"    {_q(ctype)} {ext};" for ext, ctype in types_in_use(export)),

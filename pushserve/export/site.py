@@ -132,16 +132,21 @@ def _page(content: SiteContent, policy: PushPolicy, rel: str, warnings: list[str
     if templates is not None and not templates.dependencies(rel):
         # A render that read request headers is never cached, so it has no recorded dependencies.
         warnings.append(f"{rel} reads request headers: exported as rendered for a request without them")
-    if rel == NOT_FOUND_PAGE:
-        try:
-            varies = content.render_page(rel, RenderRequest(_PROBE_PATH, b"", [])) != body
-        except TemplateError:
-            varies = True
-        if varies:
-            warnings.append(f"{rel} depends on the missing URL: exported as rendered for {url}")
+    urls = (url, url + "index.html") if url.endswith("/") else (url,)
+    if rel == NOT_FOUND_PAGE and _varies(content, rel, body, _PROBE_PATH):
+        warnings.append(f"{rel} depends on the missing URL: exported as rendered for {url}")
+    if len(urls) > 1 and _varies(content, rel, body, urls[1]):
+        warnings.append(f"{rel} depends on its URL path: {urls[1]} is exported with the bytes of {url}")
     request = RequestReceived(stream_id=1, method=b"GET", target=quote(url).encode(), authority=b"",
                               headers=[], http_version="2", end_stream=True)
     plan = policy.plan(request, policy.resources_for_page(rel), push_enabled=False, pushed=set())
-    urls = (url, url + "index.html") if url.endswith("/") else (url,)
     return File(rel, urls, body, content_type(rel).decode(), static.page_cache_control.decode(), page=True,
                 links=tuple(v.decode() for _, v in plan.link_headers))
+
+
+def _varies(content: SiteContent, rel: str, body: bytes, other_path: str) -> bool:
+    """Whether the page renders differently when asked for at ``other_path``."""
+    try:
+        return content.render_page(rel, RenderRequest(other_path, b"", [])) != body
+    except TemplateError:
+        return True
