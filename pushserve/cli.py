@@ -1,5 +1,5 @@
-"""Command line: ``pushserve SITE [options]`` serves; ``pushserve cert`` and ``pushserve manifest``
-are tools.  Every mistake a user can make ends in one line on stderr and a non-zero exit."""
+"""Command line: ``pushserve SITE [options]`` serves; ``pushserve cert``, ``pushserve manifest`` and
+``pushserve export`` are tools.  Every mistake a user can make ends in one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pushserve", description="Serve a static site over HTTP/2 (+ HTTP/1.1) on TLS, "
                 "announcing each page's resources by server push or 103 Early Hints.",
                 epilog="Other commands: 'pushserve cert' (development certificates), "
-                "'pushserve manifest SITE' (print the push manifest).")
+                "'pushserve manifest SITE' (print the push manifest), "
+                "'pushserve export SITE OUT' (the site with its headers and hints for a CDN, nginx, h2o, Caddy).")
     p.add_argument("site", type=Path, help="the folder to serve")
     p.add_argument("--cert", type=Path, help="PEM certificate chain (may also hold the key); "
                    "default: a development certificate made for you")
