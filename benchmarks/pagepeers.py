@@ -27,17 +27,18 @@ from pushserve.bench.procs import SERVER_CPU, free_port, pinned, running
 from pushserve.config import Compress, Config, read_site_toml
 from pushserve.export import caddy, h2o, nginx
 from pushserve.export.run import FORMATS, export
+from pushserve.export.site import SiteExport
 
 PEER_MODES = ("h1", "h2-off", "h2-push")
 PAGE_PEERS = ("nginx", "h2o")
 
 
-def export_site(site: Path, out: Path, log: Callable[[str], None]) -> None:
+def export_site(site: Path, out: Path, log: Callable[[str], None]) -> SiteExport:
     """``pushserve export SITE OUT`` with the site's own settings (pushserve.toml), every format."""
     site_vars, mounts, settings = read_site_toml(site)
     config = Config(site=site, templates=bool(settings.get("templates", True)), site_vars=site_vars,
                     mounts=mounts, push=settings.get("push", "auto"), compress=Compress(**settings.get("compress", {})))
-    export(config, out, FORMATS, None, force=False, say=log)
+    return export(config, out, FORMATS, None, force=False, say=log)
 
 
 @contextmanager
@@ -115,7 +116,9 @@ def peer_setup(site: Path, page: str, log: Callable[[str], None]
 
     def setup(work: Path, cert: CertPair) -> tuple[dict[str, Starter], list[Variant]]:
         out = work / "export"
-        export_site(site.resolve(), out, log)
+        exported = export_site(site.resolve(), out, log)
+        if not any(page in f.urls and f.links for f in exported.files):
+            log(f"note: pushserve's manifest lists nothing for {page}; peers get no Link headers")
         starters: dict[str, Starter] = {}
         variants: list[Variant] = []
         for name in PAGE_PEERS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pushserve.export.common import fill_in_note, host, types_in_use
+from pushserve.export.common import count, fill_in_note, host, types_in_use
 from pushserve.export.common import quoted as _q
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
@@ -74,4 +74,4 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
 def write(export: SiteExport, public: Path, base_url: str | None) -> str:
     path = public.parent / FILE_NAME
     path.write_text(render(export, public, base_url))
-    return f"caddy: {len(export.pages)} pages with their Link headers in {path} (import it in a site block)"
+    return f"caddy: {count(len(export.pages), 'page')} with their Link headers in {path} (import it in a site block)"

@@ -36,3 +36,8 @@ def quoted(text: str) -> str:
     """A double-quoted string as nginx and Caddy read it (backslash escapes).  nginx would still
     expand a ``$name`` in it; URLs of a static site rarely hold one."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def count(n: int, word: str) -> str:
+    """``1 page``, ``3 pages``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"

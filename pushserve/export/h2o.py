@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pushserve.export.common import fill_in_note, host, types_in_use
+from pushserve.export.common import count, fill_in_note, host, types_in_use
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
 
@@ -82,4 +82,5 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
 def write(export: SiteExport, public: Path, base_url: str | None) -> str:
     path = public.parent / FILE_NAME
     path.write_text(render(export, public, base_url))
-    return f"h2o: {len(export.pages)} pages with their Link headers in {path} (a host's settings: hosts: NAME: !file)"
+    return (f"h2o: {count(len(export.pages), 'page')} with their Link headers in {path} "
+            "(a host's settings: hosts: NAME: !file)")

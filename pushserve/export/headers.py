@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pushserve.export.common import count
 from pushserve.export.site import SiteExport
 
 FILE_NAME = "_headers"
@@ -56,8 +57,8 @@ def write(export: SiteExport, public: Path, warnings: list[str]) -> str:
     public.mkdir(parents=True, exist_ok=True)
     path = public / FILE_NAME
     path.write_text(render(export))
-    count = len(blocks(export))
-    if count > CLOUDFLARE_RULES:
-        warnings.append(f"{path} has {count} blocks: Cloudflare Pages reads only the first {CLOUDFLARE_RULES} "
+    blocks_written = len(blocks(export))
+    if blocks_written > CLOUDFLARE_RULES:
+        warnings.append(f"{path} has {blocks_written} blocks: Cloudflare Pages reads only the first {CLOUDFLARE_RULES} "
                         "(the pages come first)")
-    return f"headers: {count} path blocks in {path}"
+    return f"headers: {count(blocks_written, 'path block')} in {path}"

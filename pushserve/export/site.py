@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from pushserve.config import SITE_TOML, Config
+from pushserve.config import SITE_TOML, Config, ConfigError
 from pushserve.http.codings import match_pattern
 from pushserve.http.mime import content_type
 from pushserve.protocol.events import RequestReceived
@@ -78,6 +78,11 @@ def collect(config: Config) -> SiteExport:
     """Everything pushserve serves for ``config`` (dev mode off), with a warning per part that
     does not export."""
     content = SiteContent(config)
+    if content.templates is not None:  # pushserve refuses to serve such a site; so does the export
+        errors = content.templates.check_all()
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise ConfigError(f"template error {errors[0]}{more}: pushserve would not serve this site")
     static = content.static
     out = SiteExport(compress_codings=config.compress.codings, compress_levels=dict(config.compress.levels),
                      compress_threshold=config.compress.threshold,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pushserve.export.common import count
 from pushserve.export.site import File, SiteExport
 from pushserve.http.codings import compressible
 from pushserve.site.compress.encoders import encode
@@ -37,6 +38,5 @@ def write(export: SiteExport, public: Path) -> str:
         for suffix, body in siblings(file, export):
             Path(f"{dst}{suffix}").write_bytes(body)
             coded += 1
-    pages = len(export.pages)
-    return (f"static: {written} files ({pages} page{'s' if pages != 1 else ''}) and {coded} precompressed "
-            f"siblings ({', '.join(export.compress_codings) or 'none'}) in {public}")
+    return (f"static: {count(written, 'file')} ({count(len(export.pages), 'page')}) and "
+            f"{count(coded, 'precompressed sibling')} ({', '.join(export.compress_codings) or 'none'}) in {public}")

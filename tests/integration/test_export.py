@@ -111,3 +111,7 @@ def test_refusals(certs: Certs, tmp_path: Path) -> None:
         code, _, err = export(certs, site, tmp_path / "new", *args)
         assert code == 2 and len(err.splitlines()) == 1, args
     assert not (tmp_path / "new").exists()
+    (site / "broken.html").write_text("{% if %}")  # pushserve would not start on it: no export either
+    code, lines, err = export(certs, site, tmp_path / "new")
+    assert (code, lines) == (1, []) and len(err.splitlines()) == 1 and "broken.html:1" in err
+    assert not (tmp_path / "new").exists()
