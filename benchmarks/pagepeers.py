@@ -7,8 +7,9 @@ the exported snippet included in a minimal config, the way a user sets them up.
   the client allows push; else the Link headers reach the client.
 - h2o 2.2.5: pushes what ``rel=preload`` Link headers from the snippet's mruby handler name,
   with ``http2-casper`` on.
-- Caddy 2.6: sends the Link headers, does not push (measured when installed; not by default in
-  the page-load table, where push is what is compared).
+- Caddy 2.6 (the export tests only, not a page-load peer yet): pushes what the Link headers name
+  with its ``push`` handler; it promises a resource the page already requested, and the loader's
+  reset of that push fails once the pushed stream is already closed.
 
 The same starters serve the exported folder in the export tests (tests/integration)."""
 

@@ -29,12 +29,15 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
         f"#       import {snippet}",
         "#   }",
         "#",
-        "# Caddy sends the Link headers but does not push; 103 Early Hints come from a CDN in front.",
+        "# Caddy pushes what the Link headers name; 103 Early Hints come from a CDN in front.",
         "",
         f"root * {public}",
     ]
     matchers: list[str] = []
-    route = [f"    respond /{HEADERS_FILE} 404  # Netlify / Cloudflare Pages settings, not content"]
+    route = ["    # Push what the Link headers below name (Caddy 2's push handler; delete this line for a",
+             "    # Caddy that no longer has the directive).",
+             "    push",
+             f"    respond /{HEADERS_FILE} 404  # Netlify / Cloudflare Pages settings, not content"]
     for i, (ext, ctype) in enumerate(types_in_use(export)):
         matchers.append(f"@pushserve_type{i} path *.{ext}")
         route.append(f"    header @pushserve_type{i} Content-Type {_q(ctype)}")

@@ -102,24 +102,26 @@ def test_peer_answers_missing_paths_with_the_404_page(peer: int, exported: Path,
     assert hidden.status == 404
 
 
-@pytest.mark.parametrize("name", ["nginx", "h2o"])
+@pytest.mark.parametrize("name", sorted(PEERS))
 def test_peer_pushes_what_pushserve_pushes(name: str, exported: Path, push_server: ServerProcess,
                                            certs: Certs, tmp_path: Path) -> None:
     need(name)
     pair = CertPair(certs.cert_dir / "localhost.pem", certs.cert_dir / "localhost-key.pem")
 
-    def pushed(host: str, port: int) -> dict[str, bytes]:
-        c = H2Client(host, port, certs.client_context(), enable_push=True)
+    def pushed(host: str, port: int, page: str) -> dict[str, bytes]:
+        c = H2Client(host, port, certs.client_context(), enable_push=True)  # a new connection: nothing sent yet
         try:
-            page = c.get("/features/", ACCEPT)
-            assert page.status == 200
-            return {p.path.decode(): decoded(p) for p in c.pushes_of(page.stream_id)}
+            reply = c.get(page, ACCEPT)
+            assert reply.status == 200
+            return {p.path.decode(): decoded(p) for p in c.pushes_of(reply.stream_id)}
         finally:
             c.close()
 
-    expected = pushed(push_server.host, push_server.port)
-    assert len(expected) > 5
     with PEERS[name](exported, pair, tmp_path) as url:
-        got = pushed("127.0.0.1", int(url.rsplit(":", 1)[1]))
-    assert sorted(got) == sorted(expected)
-    assert got == expected  # the same bytes too
+        port = int(url.rsplit(":", 1)[1])
+        for page in ("/", "/features/"):
+            expected = pushed(push_server.host, push_server.port, page)
+            assert len(expected) > 5
+            got = pushed("127.0.0.1", port, page)
+            assert sorted(got) == sorted(expected), page
+            assert got == expected, page  # the same bytes too
