@@ -78,7 +78,7 @@ def test_header_reading_page_and_hashed_names(certs: Certs, tmp_path: Path) -> N
     (site / ".secret").write_text("no")
     (site / "_layouts").mkdir()
     (site / "_layouts" / "base.html").write_text("no")
-    code, lines, err = export(certs, site, tmp_path / "out")
+    code, lines, err = export(certs, site, tmp_path / "out", "--base-url", "https://shop.example.org")
     assert code == 0, err
     assert [w for w in lines if w.startswith("warning:")] == [
         "warning: index.html reads request headers: exported as rendered for a request without them"]
@@ -86,6 +86,20 @@ def test_header_reading_page_and_hashed_names(certs: Certs, tmp_path: Path) -> N
     assert blocks["/js/app.3f9a1c2e.js"] == [("Cache-Control", "public, max-age=600, immutable")]
     assert blocks["/js/nav.js"] == [("Cache-Control", "public, max-age=600")]
     assert sorted(tree(tmp_path / "out" / "public")) == ["_headers", "index.html", "js/app.3f9a1c2e.js", "js/nav.js"]
+    # The snippets: the hashed name immutable, the host from --base-url.
+    nginx = (tmp_path / "out" / "nginx.conf").read_text()
+    assert 'location = "/js/app.3f9a1c2e.js" { add_header Cache-Control "public, max-age=600, immutable"; }' in nginx
+    assert "server_name shop.example.org;" in nginx
+    h2o = (tmp_path / "out" / "h2o.conf").read_text()
+    assert '"/js/app.3f9a1c2e.js" => {"cache-control" => "public, max-age=600, immutable"}' in h2o
+    assert '"shop.example.org:443": !file' in h2o
+    caddy = (tmp_path / "out" / "Caddyfile").read_text()
+    assert 'path "/js/app.3f9a1c2e.js"' in caddy and "shop.example.org {" in caddy
+    # Another format alone, over the export: the files stay.
+    code, lines, err = export(certs, site, tmp_path / "out", "--format", "nginx", "--force")
+    assert code == 0, err
+    assert [line.split(":")[0] for line in lines] == ["warning", "nginx"]
+    assert (tmp_path / "out" / "public" / "js" / "nav.js").is_file()
 
 
 def test_refusals(certs: Certs, tmp_path: Path) -> None:
