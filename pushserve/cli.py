@@ -1,5 +1,6 @@
 """Command line: ``pushserve SITE [options]`` serves; ``pushserve check SITE [options]`` checks
-without serving; ``pushserve cert`` and ``pushserve manifest`` are tools.
+without serving; ``pushserve cert``, ``pushserve manifest``
+and ``pushserve export`` are tools.
 
 Every mistake ends in one line on stderr: a bad value (on the command line or in pushserve.toml)
 exits 2, a problem of the machine (files, ports, certificates, apps, templates) exits 1."""
@@ -31,7 +32,7 @@ from pushserve.config import (
 
 log = logging.getLogger("pushserve")
 
-SUBCOMMANDS = ("bench", "cert", "check", "manifest", "serve")
+SUBCOMMANDS = ("bench", "cert", "check", "export", "manifest", "serve")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TEMPLATES_MODES: dict[str, TemplatesMode] = {"auto": "auto", "on": True, "off": False}
 _DEFAULTS = Limits()
@@ -53,7 +54,8 @@ def _serve_parser(prog: str = "pushserve", description: str | None = None) -> ar
                 "name (port = 8443, push-budget = 500000, dev = true); the command line wins. "
                 "Other commands: 'pushserve check SITE' (check without serving), 'pushserve cert' "
                 "(development certificates), 'pushserve manifest SITE' (print the push manifest), "
-                "'pushserve bench' (page-load measurements).")
+                "'pushserve bench' (page-load measurements), 'pushserve export SITE OUT' (the site with its headers "
+                "and hints for a CDN, nginx, h2o, Caddy).")
     p.add_argument("site", type=Path, help="the folder to serve")
     p.add_argument("--cert", type=Path, help="PEM certificate chain (may also hold the key); "
                    "default: a development certificate made for you")
@@ -165,6 +167,24 @@ def _manifest_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-templates", dest="templates", action="store_const", const="off",
                    help="read .html files as they are, not as Jinja2 templates (as 'pushserve SITE "
                    "--no-templates' serves them)")
+    return p
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    from pushserve.export.run import FORMATS
+
+    p = _Parser(prog="pushserve export", description="Write the site as plain files (pages rendered, "
+                ".br/.zst/.gz siblings) with its headers and hints, for a CDN or for nginx, h2o and Caddy: "
+                "OUT/public, OUT/public/_headers, OUT/nginx.conf, OUT/h2o.conf, OUT/Caddyfile.")
+    p.add_argument("site", type=Path)
+    p.add_argument("out", type=Path, help="the folder to write (outside the site)")
+    p.add_argument("--format", default=",".join(FORMATS), help=f"what to write ({','.join(FORMATS)})")
+    p.add_argument("--base-url", metavar="URL", help="the site's origin, e.g. https://example.com, for "
+                   "the server names in the snippets")
+    p.add_argument("--max-age", type=int, default=600, metavar="S",
+                   help="Cache-Control max-age of assets, as given to 'pushserve SITE' (600)")
+    p.add_argument("--no-templates", dest="templates", action="store_false", default=None)
+    p.add_argument("--force", action="store_true", help="write over an earlier export in a non-empty OUT")
     return p
 
 
@@ -444,6 +464,27 @@ def cmd_manifest(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_export(argv: Sequence[str]) -> int:
+    from pushserve.export.run import ExportError, check_base_url, export, parse_formats
+
+    ns = _export_parser().parse_args(argv)
+    try:
+        formats, base_url = parse_formats(ns.format), check_base_url(ns.base_url)
+        site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
+        templates = ns.templates if ns.templates is not None else settings.get("templates", "auto")
+        config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts,
+                        push=settings.get("push", "auto"), max_age=ns.max_age,
+                        compress=Compress(**settings.get("compress", {})))
+        export(config, ns.out, formats, base_url, force=ns.force, say=print)
+    except ExportError as e:
+        if e.usage:
+            raise UsageError(f"pushserve export: {e}") from None
+        raise ConfigError(f"export: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"export: {e.strerror or e}: {e.filename}") from None
+    return 0
+
+
 def cmd_bench(argv: Sequence[str]) -> int:
     # The instrument parses its own arguments and turns its mistakes into one line and exit 1.
     from pushserve.bench.command import main as bench_main
@@ -458,7 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in SUBCOMMANDS:
         args = args[1:]
     handler = {"serve": cmd_serve, "check": cmd_check, "cert": cmd_cert, "manifest": cmd_manifest,
-               "bench": cmd_bench}[command]
+               "bench": cmd_bench,
+               "export": cmd_export}[command]
     try:
         return handler(args)
     except UsageError as e:

@@ -125,7 +125,14 @@ def test_conditional_requests_per_coding(client: H2Client, coding: str) -> None:
 
 def test_head_has_the_headers_of_get(client: H2Client) -> None:
     for path in ("/css/site.css", "/"):
+        # A file's first answers may carry the fast-level body while the best one is made in a
+        # thread: compare once the body has settled (bounded: a few requests).
         got = get(client, path, b"br")
+        for _ in range(50):
+            again = get(client, path, b"br")
+            if again.header(b"content-length") == got.header(b"content-length"):
+                break
+            got = again
         head = get(client, path, b"br", method="HEAD")
         assert head.status == 200 and not head.body
         skip = {b"date", b"set-cookie"}  # HEAD teaches the push cookie nothing

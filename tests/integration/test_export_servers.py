@@ -1,0 +1,127 @@
+"""The exported site served by real nginx, h2o and Caddy (Debian's packages), each with the
+exported snippet included in a minimal config as a user would, compared over HTTP/2 with what
+pushserve itself serves for the same site (``--push hints`` for headers, ``--push auto`` for
+pushes; no cookie)."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import brotli
+import pytest
+import zstandard
+
+from benchmarks.pagepeers import PEERS
+from pushserve.bench.certs import CertPair
+from pushserve.config import Config, read_site_toml
+from pushserve.export.site import SiteExport, collect
+from tests.conftest import need
+from tests.support.h2client import H2Client, Reply
+from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli, start
+
+ACCEPT = [(b"accept-encoding", b"br, zstd, gzip")]
+_DECODE = {b"br": brotli.decompress, b"gzip": gzip.decompress,
+           b"zstd": lambda b: zstandard.ZstdDecompressor().decompressobj().decompress(b)}
+
+
+def decoded(reply: Reply) -> bytes:
+    coding = reply.header(b"content-encoding")
+    body = bytes(reply.body)
+    return body if coding is None else bytes(_DECODE[coding](body))
+
+
+@pytest.fixture(scope="module")
+def exported(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "out"
+    result = run_cli(certs, "export", "site_example", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def site() -> SiteExport:
+    """The list of URLs to compare (what the export wrote), collected as the export does."""
+    site_vars, mounts, _ = read_site_toml(SITE_EXAMPLE)
+    return collect(Config(site=SITE_EXAMPLE, site_vars=site_vars, mounts=mounts))
+
+
+@pytest.fixture(scope="module")
+def hints_server(certs: Certs) -> Iterator[ServerProcess]:
+    s = start(certs, "--push", "hints", "--no-access-log")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def push_server(certs: Certs) -> Iterator[ServerProcess]:
+    s = start(certs, "--push", "auto", "--no-access-log")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(params=sorted(PEERS))
+def peer(request: pytest.FixtureRequest, exported: Path, certs: Certs, tmp_path: Path) -> Iterator[int]:
+    need(request.param)
+    pair = CertPair(certs.cert_dir / "localhost.pem", certs.cert_dir / "localhost-key.pem")
+    with PEERS[request.param](exported, pair, tmp_path) as url:
+        yield int(url.rsplit(":", 1)[1])
+
+
+def fetch_all(host: str, port: int, certs: Certs, paths: list[str]) -> dict[str, Reply]:
+    c = H2Client(host, port, certs.client_context(), enable_push=False)
+    try:
+        return {p: c.get(p, ACCEPT) for p in paths}
+    finally:
+        c.close()
+
+
+def test_peer_serves_what_pushserve_serves(peer: int, hints_server: ServerProcess, site: SiteExport,
+                                           certs: Certs) -> None:
+    urls = [u for f in site.files for u in f.urls]
+    canonical = {f.url for f in site.files}
+    assert "/" in urls and "/features/" in urls and "/css/site.css" in urls
+    ours = fetch_all(hints_server.host, hints_server.port, certs, urls)
+    theirs = fetch_all("127.0.0.1", peer, certs, urls)
+    for url in urls:
+        mine, other = ours[url], theirs[url]
+        assert (other.status, mine.status) == (200, 200), url
+        if url in canonical:  # "/a/index.html" has the bytes of "/a/" (the export warns when they differ)
+            assert decoded(other) == decoded(mine), url
+        for name in (b"link", b"cache-control", b"content-type"):
+            assert other.all(name) == mine.all(name), (url, name)
+    assert any(ours[u].all(b"link") for u in urls)  # the comparison covers pages with Link headers
+
+
+def test_peer_answers_missing_paths_with_the_404_page(peer: int, exported: Path, certs: Certs) -> None:
+    reply = fetch_all("127.0.0.1", peer, certs, ["/no/such/page"])["/no/such/page"]
+    assert reply.status == 404
+    assert decoded(reply) == (exported / "public" / "404.html").read_bytes()
+    hidden = fetch_all("127.0.0.1", peer, certs, ["/_headers"])["/_headers"]
+    assert hidden.status == 404
+
+
+@pytest.mark.parametrize("name", sorted(PEERS))
+def test_peer_pushes_what_pushserve_pushes(name: str, exported: Path, push_server: ServerProcess,
+                                           certs: Certs, tmp_path: Path) -> None:
+    need(name)
+    pair = CertPair(certs.cert_dir / "localhost.pem", certs.cert_dir / "localhost-key.pem")
+
+    def pushed(host: str, port: int, page: str) -> dict[str, bytes]:
+        c = H2Client(host, port, certs.client_context(), enable_push=True)  # a new connection: nothing sent yet
+        try:
+            reply = c.get(page, ACCEPT)
+            assert reply.status == 200
+            return {p.path.decode(): decoded(p) for p in c.pushes_of(reply.stream_id)}
+        finally:
+            c.close()
+
+    with PEERS[name](exported, pair, tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1])
+        for page in ("/", "/features/"):
+            expected = pushed(push_server.host, push_server.port, page)
+            assert len(expected) > 5
+            got = pushed("127.0.0.1", port, page)
+            assert sorted(got) == sorted(expected), page
+            assert got == expected, page  # the same bytes too
