@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import ctypes
+import gc
 import logging
 import os
 import re
