@@ -71,11 +71,7 @@ def _serve_parser(prog: str = "pushserve", description: str | None = None) -> ar
                    help="announce resources by push where allowed, else hints (auto); hints only; off")
     p.add_argument("--no-push-cookie", dest="push_cookie", action="store_false",
                    help="don't remember in a cookie what a browser was already sent")
-    p.add_argument("--templates", choices=("auto", "on", "off"), default=None,
-                   help="render pages as Jinja2 templates: auto = pages that extend/include/import a template "
-                   "of the site (default, or pushserve.toml's templates =); on = every page with {{ {%% {#; off = none")
-    p.add_argument("--no-templates", dest="templates", action="store_const", const="off",
-                   help="same as --templates off: serve .html files as they are")
+    _add_templates_options(p)
     p.add_argument("--strict-templates", action="store_true", help="undefined template variables are errors")
     p.add_argument("--mount", action="append", default=[], metavar="PREFIX=MODULE:APP",
                    help="mount an ASGI app at a path prefix (repeatable)")
@@ -162,11 +158,7 @@ def _manifest_parser() -> argparse.ArgumentParser:
                 "(push_manifest.json format): for each page, the resources a visit is sent, in order. "
                 "Save it as SITE/push_manifest.json to edit it; that file then wins over what is inferred.")
     p.add_argument("site", type=Path, help="the site folder")
-    p.add_argument("--templates", choices=("auto", "on", "off"), default=None,
-                   help="which .html files are Jinja2 templates (auto: pages that extend, include or import one)")
-    p.add_argument("--no-templates", dest="templates", action="store_const", const="off",
-                   help="read .html files as they are, not as Jinja2 templates (as 'pushserve SITE "
-                   "--no-templates' serves them)")
+    _add_templates_options(p)
     return p
 
 
@@ -183,9 +175,25 @@ def _export_parser() -> argparse.ArgumentParser:
                    "the server names in the snippets")
     p.add_argument("--max-age", type=int, default=600, metavar="S",
                    help="Cache-Control max-age of assets, as given to 'pushserve SITE' (600)")
-    p.add_argument("--no-templates", dest="templates", action="store_false", default=None)
+    _add_templates_options(p)
     p.add_argument("--force", action="store_true", help="write over an earlier export in a non-empty OUT")
     return p
+
+
+def _add_templates_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--templates", choices=("auto", "on", "off"), default=None,
+                   help="render pages as Jinja2 templates: auto = pages that extend/include/import a template "
+                   "of the site (default, or pushserve.toml's templates =); on = every page with {{ {%% {#; off = none")
+    p.add_argument("--no-templates", dest="templates", action="store_const", const="off",
+                   help="same as --templates off: .html files as they are")
+
+
+def templates_mode(ns: argparse.Namespace, settings: dict[str, object]) -> TemplatesMode:
+    """--templates, else pushserve.toml's templates =, else auto."""
+    if ns.templates is not None:
+        return _TEMPLATES_MODES[ns.templates]
+    value = settings.get("templates", "auto")
+    return value if value in (True, False, "auto") else "auto"
 
 
 def _duration(text: str) -> float:
@@ -321,7 +329,7 @@ def config_from_args(ns: argparse.Namespace,
                     graceful_timeout=ns.graceful_timeout, push_budget=ns.push_budget,
                     max_body_size=ns.max_body_size, backlog=ns.backlog, max_connections=ns.max_connections,
                     max_handshakes=ns.max_handshakes)
-    templates = _TEMPLATES_MODES[ns.templates] if ns.templates is not None else settings.get("templates", "auto")
+    templates = templates_mode(ns, settings)
     compress_args = dict(settings.get("compress", {}))
     if ns.compress is not None:
         compress_args["codings"] = parse_codings(ns.compress)
@@ -452,7 +460,7 @@ def cmd_manifest(argv: Sequence[str]) -> int:
 
     ns = _manifest_parser().parse_args(argv)
     site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
-    templates = _TEMPLATES_MODES[ns.templates] if ns.templates is not None else settings.get("templates", "auto")
+    templates = templates_mode(ns, settings)
     # The mounts count: their apps' folders are private, so never pages of the manifest.
     config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts)
     manifest, warnings = build_push_manifest(config)
@@ -471,7 +479,7 @@ def cmd_export(argv: Sequence[str]) -> int:
     try:
         formats, base_url = parse_formats(ns.format), check_base_url(ns.base_url)
         site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
-        templates = ns.templates if ns.templates is not None else settings.get("templates", "auto")
+        templates = templates_mode(ns, settings)
         config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts,
                         push=settings.get("push", "auto"), max_age=ns.max_age,
                         compress=Compress(**settings.get("compress", {})))
