@@ -42,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from h2.exceptions import H2Error
+
 from pushserve.bench.certs import make_cert
 from tests.support.h2client import H2Client
 
@@ -203,8 +205,7 @@ class Clients:
         the paths the server refused with its GOAWAY (streams above the last stream id: safe to
         retry, and browsers do) and the paths it pushed."""
         sids = {client.request(p): p for p in paths}
-        while not client.closed and client.goaway is None and any(not r.done for r in client.replies.values()):
-            client.read_once()
+        _read_until(client, lambda: all(r.done for r in client.replies.values()))
         last = client.goaway.last_stream_id if client.goaway is not None else None
         retry = []
         for sid, path in sids.items():
@@ -313,16 +314,18 @@ class Clients:
         client = self.h2()
         try:
             sid = client.request("/big.bin")
-            for _ in range(200):
-                if len(client.replies[sid].body) >= 64 * 1024 or client.replies[sid].done or client.closed:
-                    break
-                client.read_once()
+            reply = client.replies[sid]
+            _read_until(client, lambda: len(reply.body) >= 64 * 1024 or reply.done)
+            if client.goaway is not None or client.closed:  # a restart came first: nothing to cancel
+                self.tally.add("reset", True)
+                self._h2_visit("after-reset", [self.resources[i % len(self.resources)]])
+                return
             client.reset(sid)
             self.tally.add("reset", True)
             path = self.resources[i % len(self.resources)]
             after = client.request(path)
-            client.wait(after, pushes=False)
             reply = client.replies[after]
+            _read_until(client, lambda: reply.done)
             self._check_h2("after-reset", path, reply.headers, bytes(reply.body))
         finally:
             client.close()
@@ -331,11 +334,8 @@ class Clients:
         """Ask for the big file and hang up after its first 100 KiB, with a TCP reset."""
         if i % 2:
             client = self.h2()
-            sid = client.request("/big.bin")
-            for _ in range(200):
-                if len(client.replies[sid].body) >= 100 * 1024 or client.closed:
-                    break
-                client.read_once()
+            reply = client.replies[client.request("/big.bin")]
+            _read_until(client, lambda: len(reply.body) >= 100 * 1024 or reply.done)
             sock: socket.socket = client.sock
         else:
             conn = self.h1()
@@ -347,6 +347,15 @@ class Clients:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()
         self.tally.add("disconnect", True)
+
+
+def _read_until(client: H2Client, done: Callable[[], bool], reads: int = 20_000) -> None:
+    """Read from ``client`` until ``done()``, the connection ends, or ``reads`` reads (each one
+    bounded by the socket timeout)."""
+    for _ in range(reads):
+        if done() or client.closed or client.goaway is not None:
+            return
+        client.read_once()
 
 
 def paced(name: str, action: Callable[[int], None], every: float, deadline: float, tally: Tally,
@@ -363,7 +372,7 @@ def paced(name: str, action: Callable[[int], None], every: float, deadline: floa
                 return
             try:
                 action(i)
-            except (OSError, AssertionError, http.client.HTTPException, ValueError) as exc:
+            except (OSError, AssertionError, http.client.HTTPException, ValueError, H2Error) as exc:
                 tally.add(name, False, f"{type(exc).__name__}: {exc}"[:200])
             stop.wait(max(0.0, start + (i + 1) * every - time.monotonic()))
 
@@ -411,7 +420,9 @@ def run(minutes: float, workers: int, report_every: float, restart_every: float)
             restarts = 0
             next_restart = begin + restart_every
             next_report = begin
-            while time.monotonic() < deadline and server.proc.poll() is None:
+            for _tick in range(int(minutes * 60 / 0.05) + 10):  # each turn waits >= 0.05 s
+                if time.monotonic() >= deadline or server.proc.poll() is not None:
+                    break
                 now = time.monotonic()
                 if now >= next_report:
                     samples.append(sample(server, now - begin, restarts, tally))

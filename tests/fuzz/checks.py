@@ -25,6 +25,10 @@ class EventChecker:
         self.terminated: ConnectionTerminated | None = None
         self.events: list[Event] = []
 
+    def reset_by_us(self, sid: int) -> None:
+        """The layer above reset the stream: no more body for it, and the core need not say so."""
+        self.body_open.discard(sid)
+
     def feed(self, events: object) -> list[Event]:
         assert isinstance(events, list), events
         for ev in events:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hypothesis import strategies as st
+
 from pushserve.protocol.events import BodyReceived, Event, RequestReceived, ServerCore
 from tests.fuzz.checks import EventChecker
 
@@ -66,6 +68,7 @@ class Driver:
             core.send_response(sid, 404, [(b"content-length", b"0")], b"")
         elif action == RESET:
             core.reset_stream(sid)
+            self.check.reset_by_us(sid)
         elif action == LATE:
             self.later.append(sid)
         elif action == FAILING:
@@ -90,7 +93,7 @@ class Driver:
         self.output.append(data)
         self.handle(self.core.next_events())
 
-    def settle(self, rounds: int = 500) -> None:
+    def settle(self, rounds: int = 20_000) -> None:
         """Flush until the core has nothing more to say (bounded)."""
         for _ in range(rounds):
             self.step()
@@ -107,6 +110,12 @@ class Driver:
     @property
     def written(self) -> bytes:
         return b"".join(self.output)
+
+
+def rarely(draw: st.DrawFn, one_in: int) -> bool:
+    """True about once in ``one_in`` draws.  Not "== 0": Hypothesis draws the bounds of a range far
+    more often than the values between them."""
+    return draw(st.integers(0, one_in - 1)) == one_in // 2
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:

@@ -11,7 +11,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-_EXAMPLES = {"ci": 100, "long": 20_000}
+_EXAMPLES = {"ci": 300, "long": 20_000}
 
 _profile = os.environ.get("PUSHSERVE_FUZZ", "ci")
 if _profile not in _EXAMPLES:

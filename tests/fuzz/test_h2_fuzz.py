@@ -22,12 +22,12 @@ from hyperframe.frame import (
     SettingsFrame,
     WindowUpdateFrame,
 )
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from pushserve.protocol.events import ServerCore
 from pushserve.protocol.h2 import H2Core
-from tests.fuzz.drive import ACTIONS, Driver, split
+from tests.fuzz.drive import ACTIONS, Driver, rarely, split
 from tests.fuzz.profile import FUZZ
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -131,16 +131,85 @@ def frames(draw: st.DrawFn) -> bytes:
     return draw(st.binary(min_size=1, max_size=30))  # garbage
 
 
+def _request_frames(draw: st.DrawFn, sid: int) -> list[bytes]:
+    """A well-formed request on a new stream: HEADERS (now and then continued by CONTINUATION
+    frames), then maybe a body in DATA frames."""
+    path = draw(st.sampled_from([b"/", b"/a.css", b"/x?y=1", b"/%2e%2e/etc"]))
+    method = draw(st.sampled_from([b"GET", b"GET", b"HEAD", b"POST"]))
+    fields = [(b":method", method), (b":scheme", b"https"), (b":authority", b"example.test"), (b":path", path)]
+    if rarely(draw, 3):
+        fields += draw(st.lists(st.sampled_from(FIELD_POOL), max_size=2))
+    block = Encoder().encode(fields)
+    has_body = method == b"POST" and draw(st.booleans())
+    pieces = [block]
+    if rarely(draw, 5) and len(block) > 2:
+        cut = draw(st.integers(1, len(block) - 1))
+        pieces = [block[:cut], block[cut:]]
+    first = HeadersFrame(1, data=pieces[0], flags=[] if len(pieces) > 1 else ["END_HEADERS"])
+    if not has_body:
+        first.flags.add("END_STREAM")
+    out = [_on(first, sid)]
+    out += [_on(ContinuationFrame(1, data=p, flags=["END_HEADERS"]), sid) for p in pieces[1:]]
+    if has_body:
+        for n, body in enumerate(draw(st.lists(st.binary(max_size=200), min_size=1, max_size=3)), 1):
+            out.append(_on(DataFrame(1, data=body, flags=["END_STREAM"] if n == 3 or rarely(draw, 2) else []), sid))
+    return out
+
+
 @st.composite
 def conversations(draw: st.DrawFn) -> bytes:
-    """The preface and a valid SETTINGS, then frames; now and then one frame repeated many times
-    (the floods' shape)."""
-    out = [PREFACE, SettingsFrame(0, settings=draw(st.dictionaries(st.sampled_from([1, 2, 3, 4, 5, 6]),
-                                                                    st.integers(0, 2**14), max_size=3))).serialize()]
-    if draw(st.integers(0, 19)) == 0:
-        out[1] = _on(SettingsFrame(0, flags=["ACK"]), 0)  # a preface without its SETTINGS
-    for frame in draw(st.lists(frames(), max_size=25)):
-        out.append(frame * (draw(st.sampled_from([1] * 20 + [300, 1200])) if len(frame) < 40 else 1))
+    """The preface and a valid SETTINGS, then mostly well-formed traffic (requests on new
+    streams, bodies, resets, window updates, pings, settings, priorities) with now and then a
+    flood of one frame, a rapid-reset burst, or any frame at all (see ``frames``)."""
+    settings = SettingsFrame(0, settings=draw(st.dictionaries(
+        st.sampled_from([1, 3, 4, 6]), st.integers(0, 2**16), max_size=3)))
+    out = [PREFACE, settings.serialize() if not rarely(draw, 30) else _on(SettingsFrame(0, flags=["ACK"]), 0)]
+    next_sid, opened = 1, [1]
+    wild = rarely(draw, 4)  # only some conversations hold broken frames: one is enough to end it
+    for n in range(draw(st.integers(1, 25))):
+        choice = 0 if n == 0 else draw(st.integers(0, 19 if wild else 17))
+        sid = draw(st.sampled_from(opened))
+        if choice < 6:
+            out += _request_frames(draw, next_sid)
+            opened.append(next_sid)
+            next_sid += 2
+        elif choice < 9:
+            out.append(_on(DataFrame(1, data=draw(st.binary(max_size=300)),
+                                     flags=["END_STREAM"] if draw(st.booleans()) else []), sid))
+        elif choice == 9:
+            out.append(_on(RstStreamFrame(1, error_code=draw(st.integers(0, 13))), sid))
+        elif choice == 10:
+            increment = draw(st.integers(1, 2**16))
+            out.append(_on(WindowUpdateFrame(0, window_increment=increment), draw(st.sampled_from([0, sid]))))
+        elif choice == 11:
+            ack = rarely(draw, 3)
+            codes = st.sampled_from([1, 2, 3, 4, 6])  # values 0 and 1: push off/on, windows shut, ...
+            entries = {} if ack else draw(st.dictionaries(codes, st.integers(0, 1), max_size=2))
+            out.append(SettingsFrame(0, settings=entries, flags=["ACK"] if ack else []).serialize())
+        elif choice == 12:
+            out.append(PingFrame(0, opaque_data=b"fuzzping", flags=["ACK"] if rarely(draw, 4) else []).serialize())
+        elif choice == 13:
+            out.append(_on(PriorityFrame(1, depends_on=0, stream_weight=draw(st.integers(0, 255))), sid))
+        elif choice == 14:
+            body = sid.to_bytes(4, "big") + draw(st.sampled_from([b"u=0", b"u=7, i", b"u=9", b""]))
+            out.append(ExtensionFrame(0x10, 0, flag_byte=0, body=body).serialize())
+        elif choice == 18:  # a push promise the client may not send
+            out.append(_on(PushPromiseFrame(1, promised_stream_id=next_sid + 1, data=Encoder().encode(REQUEST),
+                                            flags=["END_HEADERS"]), sid))
+        elif choice in (15, 16):  # a flood of one control frame
+            frame = draw(st.sampled_from([PingFrame(0, opaque_data=b"flooding"), SettingsFrame(0),
+                                          PriorityFrame(1, depends_on=0), DataFrame(1, data=b"")]))
+            out.append(_on(frame, sid if frame.stream_id else 0) * draw(st.sampled_from([50, 1200])))
+        elif choice == 17:  # rapid reset: requests cancelled as soon as they are sent
+            block = Encoder().encode(REQUEST)
+            for _ in range(draw(st.sampled_from([5, 150]))):
+                out.append(_on(HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"]), next_sid))
+                out.append(_on(RstStreamFrame(1, error_code=8), next_sid))
+                next_sid += 2
+        else:
+            out.append(draw(frames()))
+    if rarely(draw, 6):  # the client leaves
+        out.append(GoAwayFrame(0, last_stream_id=0, error_code=draw(st.integers(0, 2))).serialize())
     return b"".join(out)
 
 
@@ -194,6 +263,8 @@ def test_frame_sequences(data: bytes, cut: list[int], answer: list[int], eof: bo
     sent = _frames_of(written)
     assert sent and isinstance(sent[0], SettingsFrame) and "ACK" not in sent[0].flags, sent[:1]
     ended = drive.check.terminated
+    event(f"ended {ended.error_code:#x}" if ended is not None else "still open")  # what the input reached
+    event(f"requests surfaced: {min(len(drive.check.requests), 5)}{'+' if len(drive.check.requests) >= 5 else ''}")
     if ended is None:
         return
     assert core.closing, f"not closing after {ended}"
