@@ -18,6 +18,11 @@ a table at the end sums it up.  Exit status 1 when a well-behaved request failed
 HTTP/1.1, downloads, slow readers and the request after a reset must all succeed), a worker
 crashed, or the server died.
 
+About 100 responses a second in all (2 page loads and 20 HTTP/1.1 requests a second, a big
+download every 3 s, a slow reader every 6 s, a reset and a disconnect every second): the point
+is hours-long behaviour in minutes (memory, descriptors, restarts), not speed, so nothing is
+pinned with taskset and the rate stays far below what the server can do.
+
 Not part of the test suite: it runs for minutes.  Every loop is bounded by the deadline and by
 a count, every socket by a timeout.
 """
