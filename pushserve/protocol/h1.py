@@ -90,6 +90,11 @@ class State(enum.IntEnum):
     CLOSING = 3  # close the transport once what is queued has been written
 
 
+# Module-level names for the states: a global lookup is several times cheaper than an enum
+# attribute (State.OPEN goes through the enum's metaclass), and the state is checked per request.
+_OPEN, _LAST, _DRAINING, _CLOSING = State.OPEN, State.LAST, State.DRAINING, State.CLOSING
+
+
 class _StopParsing(Exception):
     """Raised inside on_message_begin after close(): no new requests are read."""
 
@@ -154,7 +159,7 @@ class H1Core:
         self._inbuf = bytearray()  # input held back while the pipeline is full
         self._cur: _Exchange | None = None  # the request whose body is being received
         self._upgrade_body_left = 0  # body bytes of an Upgrade request, which httptools skips
-        self._state = State.OPEN  # the connection's life, as answers go (only ever moves forward)
+        self._state = _OPEN  # the connection's life, as answers go (only ever moves forward)
         self._reading = True  # False once nothing more is parsed (error, reset, EOF, close)
         self._terminated = False  # ConnectionTerminated was reported (once)
         # Per-message parser state.
@@ -176,7 +181,7 @@ class H1Core:
     def receive_data(self, data: bytes) -> list[Event]:
         if not data:
             self._eof()
-        elif not self._reading or self._state is State.CLOSING:
+        elif not self._reading or self._state is _CLOSING:
             pass
         elif self._inbuf or self._must_hold():
             self._inbuf += data
@@ -185,9 +190,9 @@ class H1Core:
             self._feed(data)
         return self.next_events()
 
-    @property
-    def pending_input(self) -> bool:
-        return False  # httptools parses each read whole; pipelining is bounded by the glue
+    # httptools parses each read whole; pipelining is bounded by the glue.  A plain attribute, not a
+    # property: the glue asks after every read.
+    pending_input = False
 
     def resume(self) -> list[Event]:
         return []
@@ -265,7 +270,7 @@ class H1Core:
         if self._exchanges:
             self._exchanges[-1].close_after = True
         else:
-            self._advance(State.CLOSING)
+            self._advance(_CLOSING)
 
     def buffered(self, stream_id: int) -> int:
         ex = self._streams.get(stream_id)
@@ -275,7 +280,7 @@ class H1Core:
         out: list[bytes | memoryview] = []
         budget = limit
         exchanges = self._exchanges
-        while exchanges and self._state is not State.CLOSING:
+        while exchanges and self._state is not _CLOSING:
             ex = exchanges[0]
             if not ex.head_sent:
                 if ex.expect_continue and not ex.status and not ex.request_complete:
@@ -305,12 +310,12 @@ class H1Core:
         connection is not closed under the client's feet (its next request may be on the wire):
         one more request is still read and answered with ``Connection: close``; the layer above
         bounds how long it waits for it (``idle_close``)."""
-        if self._state is not State.OPEN:
+        if self._state is not _OPEN:
             return
         if not self._exchanges:
-            self._advance(State.LAST if self._reading else State.CLOSING)
+            self._advance(_LAST if self._reading else _CLOSING)
             return
-        self._advance(State.DRAINING)
+        self._advance(_DRAINING)
         self._inbuf.clear()
         front = self._exchanges[0]
         if self._cur is not front:
@@ -327,7 +332,7 @@ class H1Core:
         """Close now if no request is in progress (after ``close()``'s grace, or when idle too long)."""
         if not self._exchanges and not (self._in_head and self._reading):
             self._stop_parsing()
-            self._advance(State.CLOSING)
+            self._advance(_CLOSING)
 
     def request_timeout(self) -> None:
         """A request head began but did not finish in time: answer 408 (as Apache does), close."""
@@ -336,7 +341,7 @@ class H1Core:
 
     @property
     def closing(self) -> bool:
-        return self._state is State.CLOSING
+        return self._state is _CLOSING
 
     @property
     def open_streams(self) -> int:
@@ -350,10 +355,10 @@ class H1Core:
     # -- httptools callbacks (names fixed by httptools) -------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._state is not State.OPEN:
-            if self._state is not State.LAST:
+        if self._state is not _OPEN:
+            if self._state is not _LAST:
                 raise _StopParsing
-            self._state = State.DRAINING  # this one is answered, with Connection: close
+            self._state = _DRAINING  # this one is answered, with Connection: close
         self._in_head = True
         self._began = True
         self._head_bytes = 0
@@ -488,7 +493,7 @@ class H1Core:
                 self._parser = httptools.HttpRequestParser(self)
                 continue
             except httptools.HttpParserError as exc:
-                if self._state is not State.OPEN and self._rejection is None and self._cur is None:
+                if self._state is not _OPEN and self._rejection is None and self._cur is None:
                     self._stop_parsing()  # _StopParsing: close() asked for no more requests
                 else:
                     status, reason = self._rejection or (400, str(exc) or "malformed request")
@@ -536,7 +541,7 @@ class H1Core:
 
     def _resume(self) -> None:
         inbuf = self._inbuf
-        while inbuf and self._reading and self._state is not State.CLOSING and not self._must_hold():
+        while inbuf and self._reading and self._state is not _CLOSING and not self._must_hold():
             chunk = bytes(inbuf[:_RESUME_SLICE])
             del inbuf[:_RESUME_SLICE]
             self._feed(chunk)
@@ -582,7 +587,7 @@ class H1Core:
         elif self._exchanges:
             self._exchanges[-1].close_after = True
         else:
-            self._advance(State.CLOSING)
+            self._advance(_CLOSING)
         self._terminate(status, reason)
 
     def _terminate(self, error_code: int, reason: str) -> None:
@@ -591,7 +596,7 @@ class H1Core:
             self._emit(ConnectionTerminated(error_code, reason))
 
     def _eof(self) -> None:
-        if self._state is State.CLOSING and self._terminated and not self._exchanges:
+        if self._state is _CLOSING and self._terminated and not self._exchanges:
             return
         events = self._events
         for ex in self._exchanges:
@@ -606,7 +611,7 @@ class H1Core:
         self._streams.clear()
         self._active = 0
         self._stop_parsing()
-        self._advance(State.CLOSING)
+        self._advance(_CLOSING)
         self._terminate(0, "client closed")
 
     # -- responses ------------------------------------------------------------------------------
@@ -638,7 +643,7 @@ class H1Core:
             if name == b"content-length":
                 has_length = True
             parts += (name, b": ", value, b"\r\n")
-        close = ex.close_after or not ex.keep_alive or self._state is not State.OPEN or not ex.request_complete
+        close = ex.close_after or not ex.keep_alive or self._state is not _OPEN or not ex.request_complete
         if ex.no_body():
             ex.framing = _NONE
         elif has_length:
@@ -717,7 +722,7 @@ class H1Core:
         """A response cannot be finished: the client must see it cut short, so close now."""
         self._stop_parsing()
         self._drop_from(0)
-        self._advance(State.CLOSING)
+        self._advance(_CLOSING)
         self._terminate(500, reason)
 
     def _complete(self, ex: _Exchange) -> None:
@@ -735,11 +740,11 @@ class H1Core:
         if ex.close_after:
             self._stop_parsing()
             self._drop_from(0)
-            self._advance(State.CLOSING)
+            self._advance(_CLOSING)
             return
         if self._deferred:
             self._release()
         if self._inbuf:
             self._resume()
-        if self._state is not State.OPEN and not self._exchanges:
-            self._advance(State.CLOSING)
+        if self._state is not _OPEN and not self._exchanges:
+            self._advance(_CLOSING)
