@@ -111,10 +111,10 @@ def _load(label: str, mode: str, url: str, cache: BrowserCache | None = None, se
         return asyncio.run(load_page(mode, url, cache=cache, send_cookies=send_cookies, connected_at=connected_at))
     except TimeoutError as e:
         raise BenchError(f"{label}: the page did not finish loading within the timeout") from e
-    except RuntimeError as e:  # the loader's own errors name the mode
-        raise BenchError(f"{label}: {e}") from e
-    except (OSError, ValueError) as e:
-        raise BenchError(f"{label}: {e}") from e
+    except (RuntimeError, OSError, ValueError) as e:
+        # The loader's own errors already start with the mode: no "h2-off: h2-off: ...".
+        text = str(e).removeprefix(f"{mode}:").strip()
+        raise BenchError(f"{label}: {text}") from e
 
 
 def visits_for(variant: Variant, settings: Settings) -> list[str]:
