@@ -231,6 +231,8 @@ def page_plans(policy: PushPolicy, page: str) -> PageView:
 
 
 def _verdict(plan: Plan, path: str, size: int | None, may_push: bool) -> str:
+    if size is None and any(value.startswith(f"<{path}>; rel=preconnect".encode()) for _, value in plan.link_headers):
+        return "preconnect"
     if size is None:
         return "skip: no such file"
     if any(p.path == path for p in plan.pushes):

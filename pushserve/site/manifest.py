@@ -49,7 +49,11 @@ from pushserve.site.paths import PrivateFiles, SitePaths, is_manifest_page, page
 TYPES = ("document", "fetch", "font", "image", "script", "style")
 # Push order: what blocks rendering first (styles, and the fonts they name), then scripts, then
 # the rest.  Python's sort is stable, so discovery order holds within a class.
-_ORDER = {"style": 0, "font": 0, "script": 1}
+# Preconnects first (they cost no bandwidth), then the page's LCP image (fetchpriority=high),
+# styles and fonts, scripts, the rest.
+_ORDER = {"preconnect": -2, "style": 0, "font": 0, "script": 1}
+_HIGH_ORDER = -1
+PRECONNECT = "preconnect"  # a PushResource whose path is another origin: rel=preconnect
 _OTHER_ORDER = 2
 # Resources always fetched in CORS mode: their preloads need the crossorigin attribute.
 _CORS_TYPES = frozenset({"font", "fetch"})
@@ -75,6 +79,7 @@ class PushResource:
     module: bool = False  # a module script: announced as rel=modulepreload
     integrity: str = ""  # the element's integrity attribute, carried into the hint
     credentials: bool = False  # crossorigin="use-credentials"
+    priority: str = ""  # "high" for <img fetchpriority=high>: announced first, with fetchpriority
 
     @property
     def url(self) -> str:
@@ -117,6 +122,23 @@ def resolve_url_query(ref: str, base_url: str) -> tuple[str, str] | None:
     except ValueError:  # e.g. "http://[broken" — not a URL the browser could fetch either
         return None
     return joined.path or "/", joined.query
+
+
+_PRECONNECT_KINDS = frozenset({"style", "font", "script", "module", "fetch"})
+
+
+def other_origin(ref: str) -> str | None:
+    """``https://host[:port]`` of an absolute (or scheme-relative, taken as https) reference to
+    another origin; None for anything else (paths, data:, blob:, broken URLs)."""
+    ref = ref.strip()
+    try:
+        split = urlsplit("https:" + ref if ref.startswith("//") else ref)
+    except ValueError:
+        return None
+    if split.scheme not in ("http", "https") or not split.hostname:
+        return None
+    port = f":{split.port}" if split.port else ""
+    return f"{split.scheme}://{split.hostname}{port}"
 
 
 def print_only(media: str) -> bool:
@@ -293,12 +315,14 @@ class _Found:
     follow: bool = False  # read it for more references (CSS imports, module imports)
     integrity: str = ""
     credentials: bool = False
+    priority: str = ""
 
 
 def _found(kind: str, ref: str, a: dict[str, str], *, follow: bool = False, cors: bool = False) -> _Found:
     """A reference with its element's fetch-mode attributes (``cors``: CORS mode regardless)."""
+    priority = "high" if a.get("fetchpriority", "").strip().lower() == "high" else ""
     return _Found(kind, ref, cors or "crossorigin" in a, follow, a.get("integrity", "").strip(),
-                  a.get("crossorigin", "").strip().lower() == "use-credentials")
+                  a.get("crossorigin", "").strip().lower() == "use-credentials", priority)
 
 
 class _PageParser(HTMLParser):
@@ -322,7 +346,8 @@ class _PageParser(HTMLParser):
             self._link(a)
         elif tag == "script":
             self._script(a)
-        elif tag == "img" and "data-push" in a and a.get("src"):
+        elif tag == "img" and ("data-push" in a or a.get("fetchpriority", "").lower() == "high") and a.get("src"):
+            # Opt-in, or the page's own word that this is the image that matters (the LCP image).
             self.found.append(_found("image", a["src"], a))
         elif tag == "style":
             self._in, self._buffer = "style", []
@@ -443,6 +468,7 @@ class _Inferrer:
         self.reads = reads if reads is not None else SiteReads(site)
         self.page = page
         self.result = Inference()
+        self._preconnects: set[tuple[str, bool]] = set()
         self._seen: set[str] = set()
         self._read: set[str] = set()
         self._warned: set[str] = set()
@@ -458,9 +484,16 @@ class _Inferrer:
         self.result.depends_on.add(rel_path(url))
 
     def add(self, ref: str, base: str, kind: str, referrer: str, *, crossorigin: bool = False,
-            follow: bool = False, integrity: str = "", credentials: bool = False) -> None:
+            follow: bool = False, integrity: str = "", credentials: bool = False, priority: str = "") -> None:
         resolved = resolve_url_query(ref, base)
         if resolved is None:
+            origin = other_origin(ref)
+            if origin is not None and kind in _PRECONNECT_KINDS:
+                # A stylesheet, font or script on another host: its connection can be opened early.
+                cors = crossorigin or kind == "module" or kind in _CORS_TYPES
+                if (origin, cors) not in self._preconnects:
+                    self._preconnects.add((origin, cors))
+                    self.result.resources.append(PushResource(origin, PRECONNECT, crossorigin=cors))
             return
         url, query = resolved
         if self.reads.resolve(url) is None:
@@ -472,7 +505,7 @@ class _Inferrer:
             self._seen.add(url)
             self.result.resources.append(PushResource(
                 url, rtype, crossorigin=crossorigin or module or rtype in _CORS_TYPES, query=query,
-                module=module, integrity=integrity, credentials=credentials))
+                module=module, integrity=integrity, credentials=credentials, priority=priority))
         if follow and url not in self._read:
             self._read.add(url)
             self.result.depends_on.add(rel_path(url))
@@ -519,13 +552,13 @@ def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None,
                               "is not a pushable type")
                 continue
             inferrer.add(item.ref, base, item.kind, page, crossorigin=item.crossorigin, follow=item.follow,
-                         integrity=item.integrity, credentials=item.credentials)
+                         integrity=item.integrity, credentials=item.credentials, priority=item.priority)
         for css in parser.inline_styles:
             inferrer.follow_css(css, base)
         for module in parser.inline_modules:
             inferrer.follow_module(module, base)
     resources = inferrer.result.resources
-    resources.sort(key=lambda r: _ORDER.get(r.type, _OTHER_ORDER))
+    resources.sort(key=lambda r: _HIGH_ORDER if r.priority == "high" else _ORDER.get(r.type, _OTHER_ORDER))
     return inferrer.result
 
 
@@ -587,10 +620,16 @@ def parse_manifest(text: str, source: str = "push_manifest.json") -> Manifest:
     return manifest
 
 
-_RESOURCE_KEYS = ("type", "weight", "crossorigin", "module", "integrity")
+_RESOURCE_KEYS = ("type", "weight", "crossorigin", "module", "integrity", "priority")
 
 
 def _parse_resource(where: str, url: str, spec: object) -> PushResource:
+    if isinstance(spec, dict) and spec.get("type") == PRECONNECT:
+        origin = other_origin(url)
+        if origin != url or set(spec) - {"type", "crossorigin"} or not isinstance(spec.get("crossorigin", False), bool):
+            raise ManifestError(f"{where}: a preconnect is an origin such as \"https://fonts.example.com\" "
+                                "with {\"type\": \"preconnect\"} and an optional \"crossorigin\"")
+        return PushResource(url, PRECONNECT, crossorigin=bool(spec.get("crossorigin", False)))
     if not url.startswith("/") or url.startswith("//"):
         raise ManifestError(f"{where}: resource paths must start with a single '/'")
     path, _, query = url.partition("?")
@@ -617,7 +656,11 @@ def _parse_resource(where: str, url: str, spec: object) -> PushResource:
     integrity = spec.get("integrity", "")
     if not isinstance(integrity, str) or any(c in integrity for c in '"\r\n'):
         raise ManifestError(f"{where}: integrity must be a string such as \"sha384-…\"")
-    return PushResource(path, rtype, weight, cors, query=query, module=module, integrity=integrity)
+    priority = spec.get("priority", "")
+    if priority not in ("", "high"):
+        raise ManifestError(f"{where}: priority must be \"high\" (or left out)")
+    return PushResource(path, rtype, weight, cors, query=query, module=module, integrity=integrity,
+                        priority=priority)
 
 
 def load_manifest_file(path: Path | str) -> Manifest:
@@ -642,13 +685,17 @@ def to_json_obj(manifest: Mapping[str, list[PushResource]]) -> dict[str, dict[st
     for page in sorted(manifest):
         entries: dict[str, dict[str, object]] = {}
         for res in manifest[page]:
-            entry: dict[str, object] = {"type": res.type, "weight": res.weight}
+            entry: dict[str, object] = {"type": res.type}
+            if res.type != PRECONNECT:
+                entry["weight"] = res.weight
             if res.crossorigin:
                 entry["crossorigin"] = True
             if res.module:
                 entry["module"] = True
             if res.integrity:
                 entry["integrity"] = res.integrity
+            if res.priority:
+                entry["priority"] = res.priority
             entries[res.url] = entry
         data[page] = entries
     return data

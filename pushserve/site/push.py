@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pushserve.config import PushMode
 from pushserve.http.response import Response
 from pushserve.protocol.events import Headers, RequestReceived
-from pushserve.site.manifest import PushManifest, PushResource
+from pushserve.site.manifest import PRECONNECT, PushManifest, PushResource
 from pushserve.site.static import StaticSite
 
 COOKIE_NAME = b"pushserve-cache"
@@ -39,6 +39,7 @@ _COOKIE_MAX_AGE = 7 * 24 * 3600
 # styles and fonts, then scripts, then the rest.
 _URGENCY = {"style": 4, "font": 4, "script": 5}
 _OTHER_URGENCY = 6
+_HIGH_URGENCY = 4  # <img fetchpriority=high>, the page's LCP image: with the styles
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,10 @@ class Plan:
 def link_value(res: PushResource) -> bytes:
     """The Link value announcing a resource, in the fetch mode its element will use (else the
     browser does not reuse the hinted response and fetches it again).  A module script is a
-    ``modulepreload``: always CORS mode, and the browser may parse it early."""
+    ``modulepreload``: always CORS mode, and the browser may parse it early.  Another origin the
+    page loads from is a ``preconnect`` (``crossorigin`` for the CORS-mode connection pool)."""
+    if res.type == PRECONNECT:
+        return f"<{res.path}>; rel=preconnect{'; crossorigin' if res.crossorigin else ''}".encode()
     if res.module:
         value = f"<{res.url}>; rel=modulepreload"
         if res.credentials:
@@ -96,6 +100,8 @@ def link_value(res: PushResource) -> bytes:
             value += "; crossorigin"
     if res.integrity:
         value += f'; integrity="{res.integrity}"'
+    if res.priority:
+        value += f"; fetchpriority={res.priority}"
     return value.encode()
 
 
@@ -162,6 +168,10 @@ class PushPolicy:
         plan = Plan(use_cookie=use_cookie, known=known)
         spent = 0
         for res in resources:
+            if res.type == PRECONNECT:  # not a file: a hint in the 103 and on the 200, never pushed
+                plan.link_headers.append((b"link", link_value(res)))
+                plan.hinted += 1
+                continue
             entry = self.static.entry(res.path)
             if entry is None:
                 plan.skipped["missing"] += 1
@@ -178,7 +188,8 @@ class PushPolicy:
                 if spent + entry.size <= self.budget:
                     spent += entry.size
                     # Pushed under the URL the page will ask for, query included, or it is not matched.
-                    plan.pushes.append(Planned(res.url, _URGENCY.get(res.type, _OTHER_URGENCY), link, digest))
+                    urgency = _HIGH_URGENCY if res.priority == "high" else _URGENCY.get(res.type, _OTHER_URGENCY)
+                    plan.pushes.append(Planned(res.url, urgency, link, digest))
                     continue
                 plan.skipped["over-budget"] += 1
             plan.link_headers.append((b"link", link))

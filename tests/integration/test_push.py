@@ -217,3 +217,24 @@ def test_server_timing_says_where_the_page_time_went(make_server: Callable[..., 
     assert timing is not None and re.fullmatch(rb"think;dur=150, render;dur=\d+\.\d", timing), timing
     assert page.informational and page.status == 200  # the 103 left before the think time
     assert asset.header(b"server-timing") is None  # files wait for nothing
+
+
+def test_cross_origin_stylesheet_and_lcp_image_in_the_103(make_server: Callable[..., ServerProcess],
+                                                          tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "img").mkdir(parents=True)
+    (site / "img" / "hero.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (site / "index.html").write_text(
+        '<!doctype html><link rel=stylesheet href="https://fonts.example.com/css2?family=Inter">'
+        '<img src="/img/hero.jpg" fetchpriority="high" alt=""><p>hi</p>\n')
+    srv = make_server("--push", "hints", site=site)
+    c = H2Client(srv.host, srv.port, srv.certs.client_context(), enable_push=False)
+    try:
+        page = c.get("/")
+    finally:
+        c.close()
+    expected = [b"<https://fonts.example.com>; rel=preconnect",
+                b"</img/hero.jpg>; rel=preload; as=image; fetchpriority=high"]
+    (hint,) = page.informational
+    assert [v for k, v in hint if k == b"link"] == expected
+    assert page.all(b"link") == expected

@@ -137,7 +137,9 @@ def test_external_data_and_missing_are_skipped(tmp_path: Path) -> None:
       <link rel=stylesheet href="here.css">
     """
     resources, warnings = infer_page(html, "/", SitePaths(tmp_path))
-    assert paths(resources) == ["/here.css"]
+    # Other origins are not pushed or preloaded, but their connection is opened early (once).
+    assert paths(resources) == ["https://cdn.example", "/here.css"]
+    assert resources[0].type == "preconnect" and not resources[0].crossorigin
     # one warning per missing path, none for other origins
     assert len(warnings) == 2
     assert "/gone.css" in warnings[0] and "/_layouts/base.html" in warnings[1]
@@ -399,7 +401,8 @@ def test_broken_json_reports_line_and_column(tmp_path: Path) -> None:
     ('{"index.html": {"/a.css": {"type": "style", "weight": true}}}', "weight must be an integer"),
     ('{"index.html": {"/a.css": {"type": "style", "weight": 0}}}', "weight must be an integer"),
     ('{"index.html": {"/a.css": {"type": "style", "crossorigin": "yes"}}}', "crossorigin must be"),
-    ('{"index.html": {"/a.css": {"type": "style", "priority": 1}}}', "unknown key(s) priority"),
+    ('{"index.html": {"/a.css": {"type": "style", "priority": 1}}}', "priority must be"),
+    ('{"index.html": {"/a.css": {"type": "style", "colour": 1}}}', "unknown key(s) colour"),
     ('{"index.html": {}, "index.html": {}}', "appears twice"),
 ])
 def test_invalid_manifest_messages(text: str, needle: str) -> None:
@@ -582,3 +585,34 @@ def test_summary_counts_what_could_not_be_announced(tmp_path: Path) -> None:
         "push manifest: not announced: 1 preloads of a type that is not pushed",
     ]
     assert len(manifest.notes()) == 3 and "/gone.css" in manifest.notes()[0]
+
+
+def test_preconnect_for_other_origins_in_html_and_css(tmp_path: Path) -> None:
+    write(tmp_path, "site.css", "@import url(https://fonts.example.com/css?family=X);\n"
+                                "@font-face { font-family: f; src: url(https://static.example.org:8443/f.woff2) }")
+    html = (b'<link rel=stylesheet href="/site.css">'
+            b'<script src="https://cdn.example.net/lib.js" crossorigin></script>'
+            b'<script src="https://cdn.example.net/other.js" crossorigin></script>')
+    resources, _ = infer_page(html, "/", SitePaths(tmp_path))
+    pre = [(r.path, r.crossorigin) for r in resources if r.type == "preconnect"]
+    assert sorted(pre) == [("https://cdn.example.net", True), ("https://fonts.example.com", False),
+                           ("https://static.example.org:8443", True)]
+    assert resources[:3] == [r for r in resources if r.type == "preconnect"]  # announced first
+    from pushserve.site.push import link_value
+
+    assert link_value(resources[0]).startswith(b"<https://") and b"rel=preconnect" in link_value(resources[0])
+    text = to_json({"index.html": resources})
+    assert parse_manifest(text)["index.html"] == resources  # push_manifest.json keeps them
+
+
+def test_fetchpriority_high_image_joins_and_leads(tmp_path: Path) -> None:
+    write(tmp_path, "a.css")
+    write(tmp_path, "hero.jpg")
+    write(tmp_path, "other.jpg")
+    html = b'<link rel=stylesheet href=a.css><img src=other.jpg><img fetchpriority=high src=hero.jpg>'
+    resources, _ = infer_page(html, "/", SitePaths(tmp_path))
+    assert paths(resources) == ["/hero.jpg", "/a.css"]  # no opt-in mark needed, and first
+    from pushserve.site.push import link_value
+
+    assert link_value(resources[0]) == b"</hero.jpg>; rel=preload; as=image; fetchpriority=high"
+    assert parse_manifest(to_json({"index.html": resources}))["index.html"] == resources
