@@ -5,9 +5,13 @@ Inferred by reading the page's HTML (after templates) and the CSS and JavaScript
 - ``<link rel=stylesheet>`` (style; its ``@import``s and ``@font-face`` fonts too),
   ``<link rel=preload as=…>`` (type from ``as``), ``<link rel=modulepreload>`` (script);
 - ``<script src>``; for module scripts, their static ``import``/``export … from`` graph;
-- ``<img data-push src>`` — images are opt-in, since a page may show only a few of many.
+- ``<img data-push src>`` — images are opt-in, since a page may show only a few of many; an
+  ``<img fetchpriority=high>`` (the page's LCP image) needs no mark; an element other than an
+  ``<img>`` marked ``data-push`` has its background image announced, from the page's first
+  stylesheet (an LCP image set in CSS);
+- other origins the page loads stylesheets, fonts and scripts from: ``rel=preconnect``.
 
-Not pushed: images referenced from CSS, dynamic ``import()``, ``nomodule`` scripts, alternate
+Not pushed: images referenced from CSS (but the marked backgrounds above), dynamic ``import()``, ``nomodule`` scripts, alternate
 stylesheets, print stylesheets (``media="print"``), anything marked ``nopush``, other origins, and
 paths that are not files of the site (private files included).
 
@@ -139,6 +143,24 @@ def other_origin(ref: str) -> str | None:
         return None
     port = f":{split.port}" if split.port else ""
     return f"{split.scheme}://{split.hostname}{port}"
+
+
+_CSS_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+_BACKGROUND = re.compile(r"background(?:-image)?\s*:([^;]*)", re.I)
+
+
+def css_background_images(css: str, marked: list[str]) -> list[str]:
+    """The url()s of background declarations in rules whose selector names one of ``marked``
+    (".hero", "#banner") as a whole class or id."""
+    css = _CSS_COMMENT.sub("", css)
+    tokens = [re.compile(re.escape(m) + r"(?![\w-])") for m in marked]
+    urls: list[str] = []
+    for rule in _CSS_RULE.finditer(css):
+        selector, body = rule.group(1), rule.group(2)
+        if any(tok.search(selector) for tok in tokens):
+            for decl in _BACKGROUND.finditer(body):
+                urls += [_first_group(m) for m in _CSS_URL.finditer(decl.group(1))]
+    return urls
 
 
 def print_only(media: str) -> bool:
@@ -335,6 +357,9 @@ class _PageParser(HTMLParser):
         self.base: str | None = None
         self.inline_styles: list[str] = []
         self.inline_modules: list[str] = []
+        # ".hero", "#banner": elements marked data-push that are not <img>: their CSS background
+        # image (in the page's first stylesheet) is the image to announce.
+        self.marked: list[str] = []
         self._in: str | None = None  # "style" or "module" while inside such an element
         self._buffer: list[str] = []
 
@@ -351,6 +376,10 @@ class _PageParser(HTMLParser):
             self.found.append(_found("image", a["src"], a))
         elif tag == "style":
             self._in, self._buffer = "style", []
+        if tag != "img" and "data-push" in a:
+            self.marked += [f".{c}" for c in a.get("class", "").split()]
+            if a.get("id"):
+                self.marked.append(f"#{a['id']}")
 
     def _link(self, a: dict[str, str]) -> None:
         href = a.get("href", "")
@@ -523,6 +552,17 @@ class _Inferrer:
         for ref in fonts:
             self.add(ref, base, "font", referrer)
 
+    def marked_backgrounds(self, stylesheet: str, base: str, marked: list[str]) -> None:
+        """The background images that the page's first stylesheet gives the elements marked
+        data-push: the case of an LCP image set in CSS, which the browser finds only once that
+        stylesheet has arrived and been applied (measured in Chromium: announced, it painted about
+        one round trip sooner)."""
+        resolved = resolve_url(stylesheet, base)
+        if resolved is None or self.reads.resolve(resolved) is None:
+            return
+        for url in css_background_images(self.reads.text(resolved), marked):
+            self.add(url, resolved, "image", resolved.lstrip("/"), priority="high")
+
     def follow_module(self, source: str, base: str) -> None:
         referrer = base.lstrip("/") or self.page
         for spec in module_imports(source):
@@ -557,6 +597,9 @@ def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None,
             inferrer.follow_css(css, base)
         for module in parser.inline_modules:
             inferrer.follow_module(module, base)
+        first_css = next((item.ref for item in parser.found if item.kind == "style"), None)
+        if parser.marked and first_css is not None:
+            inferrer.marked_backgrounds(first_css, base, parser.marked)
     resources = inferrer.result.resources
     resources.sort(key=lambda r: _HIGH_ORDER if r.priority == "high" else _ORDER.get(r.type, _OTHER_ORDER))
     return inferrer.result

@@ -616,3 +616,21 @@ def test_fetchpriority_high_image_joins_and_leads(tmp_path: Path) -> None:
 
     assert link_value(resources[0]) == b"</hero.jpg>; rel=preload; as=image; fetchpriority=high"
     assert parse_manifest(to_json({"index.html": resources}))["index.html"] == resources
+
+
+def test_marked_elements_background_from_the_first_stylesheet(tmp_path: Path) -> None:
+    write(tmp_path, "css/site.css", "/* .hero { background: url(/img/no.png) } */\n"
+                                    ".hero-text { background: url(/img/not-this.png) }\n"
+                                    "main .hero, #banner { color: red; background: #000 url('../img/hero.jpg') }\n"
+                                    ".other { background-image: url(/img/other.png) }")
+    write(tmp_path, "css/late.css", ".hero { background-image: url(/img/late.png) }")
+    for name in ("hero.jpg", "no.png", "not-this.png", "other.png", "late.png"):
+        write(tmp_path, f"img/{name}")
+    html = (b'<link rel=stylesheet href=/css/site.css><link rel=stylesheet href=/css/late.css>'
+            b'<div class="hero big" data-push></div><div class=other></div>')
+    resources, _ = infer_page(html, "/", SitePaths(tmp_path))
+    assert paths(resources) == ["/img/hero.jpg", "/css/site.css", "/css/late.css"]
+    assert resources[0].type == "image" and resources[0].priority == "high"
+    # Without the mark, CSS images stay out, as before.
+    resources, _ = infer_page(html.replace(b" data-push", b""), "/", SitePaths(tmp_path))
+    assert paths(resources) == ["/css/site.css", "/css/late.css"]
