@@ -11,9 +11,10 @@ Inferred by reading the page's HTML (after templates) and the CSS and JavaScript
   stylesheet (an LCP image set in CSS);
 - other origins the page loads stylesheets, fonts and scripts from: ``rel=preconnect``.
 
-Not pushed: images referenced from CSS (but the marked backgrounds above), dynamic ``import()``, ``nomodule`` scripts, alternate
-stylesheets, print stylesheets (``media="print"``), anything marked ``nopush``, other origins, and
-paths that are not files of the site (private files included).
+Not pushed: images referenced from CSS (but the marked backgrounds above), dynamic ``import()``,
+``nomodule`` scripts, alternate stylesheets, print stylesheets (``media="print"``), anything
+marked ``nopush``, other origins (but their preconnect), and paths that are not files of the site
+(private files included).
 
 Links are taken as generators write them: relative to the page or to ``<base href>``; a query
 (``pygments.css?v=4f6``) is kept in what is announced, since the browser matches a hint or a
