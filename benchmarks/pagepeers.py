@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from benchmarks import servers
 from pushserve.bench.certs import CertPair
 from pushserve.bench.pageload import Starter, Variant
 from pushserve.bench.procs import SERVER_CPU, free_port, pinned, running
@@ -44,34 +45,9 @@ def export_site(site: Path, out: Path, log: Callable[[str], None]) -> SiteExport
 
 @contextmanager
 def nginx_server(out: Path, cert: CertPair, work: Path) -> Iterator[str]:
-    port = free_port()
-    conf_dir = work / "nginx"
-    conf_dir.mkdir(exist_ok=True)
-    user = "user root;" if os.geteuid() == 0 else ""
-    temps = "\n".join(f"{kind}_temp_path {conf_dir}/{kind};" for kind in ("client_body", "proxy", "fastcgi",
-                                                                          "uwsgi", "scgi"))
-    (conf_dir / "nginx.conf").write_text(f"""\
-{user}
-worker_processes 1;
-daemon off;
-pid {conf_dir}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 1024; }}
-http {{
-access_log off;
-{temps}
-server {{
-    listen 127.0.0.1:{port} ssl http2;
-    ssl_certificate {cert.cert};
-    ssl_certificate_key {cert.key};
-    include {out.resolve() / nginx.FILE_NAME};
-}}
-}}
-""")
-    cmd = ["nginx", "-p", str(conf_dir), "-c", str(conf_dir / "nginx.conf"), "-e", "stderr"]
-    with running("nginx", pinned(cmd, SERVER_CPU)) as child:
-        child.wait_for_port(port)
-        yield f"https://127.0.0.1:{port}"
+    spec = servers.ServeSpec(out / "public", cert, work)
+    with servers.nginx(spec, server=f"include {out.resolve() / nginx.FILE_NAME};") as served:
+        yield served.base
 
 
 @contextmanager

@@ -139,8 +139,9 @@ def nginx_available() -> bool:
 
 
 @contextmanager
-def nginx(spec: ServeSpec, http_extra: str = "") -> Iterator[Served]:
-    """``http_extra``: more directives for the http block (``gzip on; ...``)."""
+def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None) -> Iterator[Served]:
+    """``http_extra``: more directives for the http block (``gzip on; ...``); ``server``: the
+    server block's own directives (an exported snippet's ``include``) instead of ``root DOCROOT``."""
     port = free_port()
     work = spec.workdir / "nginx"
     work.mkdir(exist_ok=True)
@@ -169,7 +170,7 @@ def nginx(spec: ServeSpec, http_extra: str = "") -> Iterator[Served]:
                 listen 127.0.0.1:{port} ssl http2;
                 ssl_certificate {spec.cert.cert};
                 ssl_certificate_key {spec.cert.key};
-                root {spec.docroot};
+                {server if server is not None else f"root {spec.docroot};"}
             }}
         }}
         """))
