@@ -14,16 +14,16 @@ import shutil
 import statistics
 import sys
 import tempfile
-import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import servers
 from benchmarks.loadtools import h2load, wrk
 from benchmarks.peers.fixed_asgi import fixed_answer
-from benchmarks.servers import MAX_KEEPALIVE_REQUESTS, REPO, SITE, _py_env
+from benchmarks.servers import REPO, SITE, _py_env
 from pushserve.bench.certs import CertPair, make_cert
 from pushserve.bench.procs import SERVER_CPU, BenchError, can_pin, free_port, pinned, running
 
@@ -64,22 +64,8 @@ def pushserve(cert: CertPair, work: Path) -> Iterator[str]:
 
 @contextmanager
 def hypercorn(cert: CertPair, work: Path) -> Iterator[str]:
-    port = free_port()
-    conf = work / "hypercorn-hello.toml"
-    conf.write_text(textwrap.dedent(f"""\
-        bind = ["127.0.0.1:{port}"]
-        certfile = "{cert.cert}"
-        keyfile = "{cert.key}"
-        worker_class = "uvloop"
-        workers = 1
-        keep_alive_max_requests = {MAX_KEEPALIVE_REQUESTS}
-        loglevel = "INFO"
-        errorlog = "-"
-        """))
-    cmd = [sys.executable, "-m", "hypercorn", "--config", str(conf), "benchmarks.asgi_hello:app"]
-    with running("hypercorn", pinned(cmd, SERVER_CPU), env=_py_env(), cwd=str(REPO)) as child:
-        child.wait_for_line(_HYPERCORN_READY)
-        yield f"https://127.0.0.1:{port}{PATH}"
+    with servers.hypercorn(servers.ServeSpec(work, cert, work), "benchmarks.asgi_hello:app") as served:
+        yield served.base + PATH
 
 
 @contextmanager

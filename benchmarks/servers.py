@@ -89,7 +89,9 @@ def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Seque
 
 
 @contextmanager
-def hypercorn(spec: ServeSpec) -> Iterator[Served]:
+def hypercorn(spec: ServeSpec, app: str = "benchmarks.peers.starlette_static:app") -> Iterator[Served]:
+    """Hypercorn with uvloop, one worker, TLS, serving ``app`` (Starlette's StaticFiles on the
+    docroot unless another "module:attr" is given)."""
     port = free_port()
     conf = spec.workdir / "hypercorn.toml"
     conf.write_text(textwrap.dedent(f"""\
@@ -102,7 +104,7 @@ def hypercorn(spec: ServeSpec) -> Iterator[Served]:
         loglevel = "INFO"
         errorlog = "-"
         """))
-    cmd = [sys.executable, "-m", "hypercorn", "--config", str(conf), "benchmarks.peers.starlette_static:app"]
+    cmd = [sys.executable, "-m", "hypercorn", "--config", str(conf), app]
     env = _py_env({"BENCH_DOCROOT": str(spec.docroot)})
     with running("hypercorn", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
         child.wait_for_line(_HYPERCORN_READY)
