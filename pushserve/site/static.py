@@ -297,11 +297,6 @@ class StaticSite:
             self.invalidate(entry.fs_path)
             return self._not_found(method, route.url_path, query, headers, "vanished")
 
-    def page(self, target: bytes) -> str | None:
-        """The site-relative path of the HTML page a GET of ``target`` would serve, found without
-        rendering it; None for anything else."""
-        return self.lookup(target, []).page
-
     def entry(self, url_path: str) -> FileEntry | None:
         """The fresh cache entry a URL path ("/css/site.css", "/docs/") serves, or None."""
         raw = url_path.partition("?")[0].encode("utf-8")
