@@ -63,6 +63,9 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
 # that opened connections and sent nothing must not stop the worker from accepting others.
 HANDSHAKE_EVICT_AGE = 1.0
 
+# Connections taken from the queue per wake-up, so a burst costs one poll, not one per connection.
+ACCEPT_BATCH = 32
+
 
 async def _accept_loop(state: WorkerState, sock: socket.socket, ssl_ctx: ssl.SSLContext) -> None:
     """Accept at the pace the worker can take: at most ``max_handshakes`` connections in the TLS
@@ -83,17 +86,42 @@ async def _accept_loop(state: WorkerState, sock: socket.socket, ssl_ctx: ssl.SSL
             state.handshake_done.clear()
             with contextlib.suppress(TimeoutError):  # a place frees up, or the oldest may be dropped
                 await asyncio.wait_for(state.handshake_done.wait(), wait)
-        try:
-            client, _ = await loop.sock_accept(sock)
-        except OSError as e:  # out of file descriptors, say: the queue waits, we try again
-            log.warning("accept: %s", e.strerror or e)
-            await asyncio.sleep(0.1)
-            continue
-        state.handshaking += 1
-        state.note_load()
-        task = loop.create_task(_handshake(state, client, ssl_ctx))
-        handshakes[task] = loop.time()
-        task.add_done_callback(lambda done: handshakes.pop(done, None))
+        # Wait for the queue to be readable, then accept without awaiting: the drain cancels this
+        # task, and a cancel landing after an accept (as it can inside loop.sock_accept) would
+        # drop a connection the kernel had already handed over.  Readiness alone loses nothing.
+        await _readable(loop, sock)
+        for _ in range(ACCEPT_BATCH):
+            try:
+                client, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):  # the queue is empty (or another worker's)
+                break
+            except OSError as e:  # out of file descriptors, say: the queue waits, we try again
+                log.warning("accept: %s", e.strerror or e)
+                await asyncio.sleep(0.1)
+                break
+            client.setblocking(False)
+            state.handshaking += 1
+            state.note_load()
+            task = loop.create_task(_handshake(state, client, ssl_ctx))
+            handshakes[task] = loop.time()
+            task.add_done_callback(lambda done: handshakes.pop(done, None))
+            if state.handshaking >= limits.max_handshakes:
+                break
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float | None = None) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await asyncio.wait_for(ready, timeout)
+    finally:
+        loop.remove_reader(fd)
 
 
 async def _handshake(state: WorkerState, client: socket.socket, ssl_ctx: ssl.SSLContext) -> None:
@@ -116,18 +144,7 @@ async def _handshake(state: WorkerState, client: socket.socket, ssl_ctx: ssl.SSL
 
 async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float) -> bytes:
     """The first bytes the client sent, left in the socket for the TLS layer to read."""
-    readable: asyncio.Future[None] = loop.create_future()
-    fd = sock.fileno()
-
-    def ready() -> None:
-        if not readable.done():
-            readable.set_result(None)
-
-    loop.add_reader(fd, ready)
-    try:
-        await asyncio.wait_for(readable, timeout)
-    finally:
-        loop.remove_reader(fd)
+    await _readable(loop, sock, timeout)
     return sock.recv(4096, socket.MSG_PEEK)
 
 
