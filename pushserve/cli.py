@@ -365,29 +365,38 @@ def setup_logging(level: str = "info") -> None:
     root.propagate = False
 
 
-def resolve_certificate(config: Config) -> tuple[Path, Path | None]:
+def resolve_certificate(config: Config) -> tuple[Path, Path | None, list[str], tuple[str, ...]]:
+    """The certificate and key to serve (the user's, or the development one, made when missing)
+    once checked, the lines to log about them and the warnings (expired, expiring soon, no
+    subjectAltName).  Imports ``cryptography``: the server calls
+    it in a throwaway child (``forked.call``)."""
+    from pushserve import certificates
+
+    lines: list[str] = []
     if config.cert is not None:
-        return config.cert, config.key
-    dev = tls.ensure_dev_cert(config.cert_dir, names=lan.lan_names(config.host))
-    if dev.created:
-        log.info("made a development certificate %s for %s (CA %s)", dev.cert_file, " ".join(dev.sans),
-                 dev.ca_file)
-        url = f"https://localhost:{config.port}/" if config.port else "https://localhost:PORT/ (the port below)"
-        for line in tls.trust_instructions(dev.ca_file, url).splitlines():
-            log.info("  %s", line)
-    return dev.cert_file, dev.key_file
+        cert, key = config.cert, config.key
+    else:
+        dev = certificates.ensure_dev_cert(config.cert_dir, names=lan.lan_names(config.host))
+        cert, key = dev.cert_file, dev.key_file
+        if dev.created:
+            lines.append(f"made a development certificate {dev.cert_file} for {' '.join(dev.sans)} "
+                         f"(CA {dev.ca_file})")
+            url = f"https://localhost:{config.port}/" if config.port else "https://localhost:PORT/ (the port below)"
+            lines += [f"  {line}" for line in certificates.trust_instructions(dev.ca_file, url).splitlines()]
+    certificates.check_pair(cert, key)
+    return cert, key, lines, certificates.describe_certificate(cert).warnings
 
 
 def cmd_serve(argv: Sequence[str]) -> int:
-    from pushserve.server import supervisor
+    from pushserve.server import forked, supervisor
 
     config = parse_serve_args(argv)
-    cert, key = resolve_certificate(config)
-    ssl_ctx = tls.server_context(cert, key)
-    info = tls.describe_certificate(cert)
-    for warning in info.warnings:  # expired, expiring soon, no subjectAltName
+    cert, key, lines, warnings = forked.call("pushserve.cli:resolve_certificate", config)
+    for line in lines:
+        log.info("%s", line)
+    for warning in warnings:
         log.warning("certificate: %s", warning)
-    return supervisor.run(config, ssl_ctx, cert_files=(cert, key))
+    return supervisor.run(config, tls.context(cert, key), cert_files=(cert, key))
 
 
 def cmd_check(argv: Sequence[str]) -> int:
@@ -411,12 +420,14 @@ def cmd_check(argv: Sequence[str]) -> int:
         except ConfigError as e:
             problems.append(str(e))
     try:
-        cert, key = resolve_certificate(config)
-        tls.server_context(cert, key)
-        info = tls.describe_certificate(cert)
+        from pushserve import certificates
+
+        cert, key, _made, warnings = resolve_certificate(config)
+        tls.context(cert, key)
+        info = certificates.describe_certificate(cert)
         lines.append(f"certificate: {cert}: {' '.join(info.sans) or info.subject}, valid until "
                      f"{info.not_after:%Y-%m-%d}")
-        lines += [f"warning: certificate: {w}" for w in info.warnings]
+        lines += [f"warning: certificate: {w}" for w in warnings]
     except tls.CertError as e:
         problems.append(str(e))
     if config.mounts:
@@ -434,23 +445,25 @@ def cmd_check(argv: Sequence[str]) -> int:
 
 
 def cmd_cert(argv: Sequence[str]) -> int:
+    from pushserve import certificates
+
     ns = _cert_parser().parse_args(argv)
     for name in ns.names:  # a bad name is a usage mistake: say so before touching any file
         try:
-            tls.dev_name(name)
+            certificates.dev_name(name)
         except tls.CertError as e:
             raise UsageError(f"pushserve cert: {e}") from None
-    dev = tls.ensure_dev_cert(ns.cert_dir, names=tuple(ns.names))
+    dev = certificates.ensure_dev_cert(ns.cert_dir, names=tuple(ns.names))
     if ns.spki:
-        print(tls.spki_sha256_b64(dev.ca_file))
+        print(certificates.spki_sha256_b64(dev.ca_file))
         return 0
     print(f"{'made' if dev.created else 'kept'} {dev.cert_file} and {dev.key_file}")
     print(f"  for {' '.join(dev.sans)}")
     print(f"CA: {dev.ca_file}")
     if ns.trust:
-        print(tls.trust_ca(dev.ca_file))
+        print(certificates.trust_ca(dev.ca_file))
     else:
-        print(tls.trust_instructions(dev.ca_file))
+        print(certificates.trust_instructions(dev.ca_file))
     return 0
 
 

@@ -38,7 +38,7 @@ from pushserve.bench.har import devtools_entries
 from pushserve.bench.loader import Entry, PageLoad
 from pushserve.bench.procs import BenchError, free_port, running
 from pushserve.bench.visual import Frame, visual_metrics
-from pushserve.tls import spki_sha256_b64
+from pushserve.certificates import spki_sha256_b64
 
 # The flags tests/browser.py uses: headless, no sandbox (root in containers), nothing in the
 # background that would open connections of its own during a measured load.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pushserve.tls import ensure_dev_cert
+from pushserve.certificates import ensure_dev_cert
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 Knows nothing of HTTP.  It is handed the *names* of an app factory and of the site's checks
 (``pushserve.app:build`` / ``:check``, as uvicorn's supervisors are handed ``target=``): the
-checks run in a throwaway child and the factory is resolved in each worker after the fork, so the
-master imports neither the site, nor the protocol cores, nor the mounted apps, and a worker
-forked after SIGHUP imports the apps' current code.
+checks run in a throwaway child (``forked.call``) and the factory is resolved in each worker after
+the fork, so the master imports neither the site, nor the protocol cores, nor the mounted apps,
+nor asyncio, nor ``cryptography`` (a certificate is checked in a child too), and a worker forked
+after SIGHUP imports the apps' current code.
 
 Sockets.  The master binds one ``SO_REUSEPORT`` socket per worker *slot* and never calls
 ``listen()`` on it: a bound, non-listening member of a reuseport group gets no connections
@@ -32,10 +33,8 @@ and kills (then replaces) one that stays stuck past --worker-timeout.  Workers r
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
-import importlib
 import logging
 import mmap
 import os
@@ -49,10 +48,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Literal
 
 from pushserve import __version__, lan, tls
 from pushserve.config import Config, ConfigError
+from pushserve.server import forked
+from pushserve.server.forked import describe_exit
 from pushserve.server.sockets import bind, reuse_port_available, url_for
 
 log = logging.getLogger("pushserve")
@@ -67,6 +68,8 @@ MIN_START_TIMEOUT = 60.0  # a worker must be ready within max(this, --worker-tim
 
 _HB = struct.Struct("d")
 
+CERT_CHECK = "pushserve.certificates:check_pair"
+
 Phase = Literal["starting", "running", "stopping"]
 
 
@@ -75,18 +78,6 @@ def startup_line(config: Config, port: int) -> str:
     return (f"pushserve {__version__} serving {config.site} at {url_for(config.host, port)} "
             f"(h2, http/1.1; push: {config.push}; {workers} worker{'s' if workers != 1 else ''}"
             f"{'; dev mode' if config.dev else ''})")
-
-
-def describe_exit(status: int) -> str:
-    """'exited with code 3' / 'was killed by signal SIGKILL' from a waitpid status."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = str(sig)
-        return f"was killed by signal {name}"
-    return f"exited with code {os.waitstatus_to_exitcode(status)}"
 
 
 @dataclass(eq=False)
@@ -121,10 +112,11 @@ class Reload:
 
 
 class Supervisor:
-    def __init__(self, config: Config, ssl_ctx: ssl.SSLContext,
-                 cert_files: tuple[Path, Path | None], app: str = "pushserve.app:build") -> None:
+    def __init__(self, config: Config, ssl_ctx: ssl.SSLContext, cert_files: tuple[Path, Path | None],
+                 app: str = "pushserve.app:build", cert_check: str = CERT_CHECK) -> None:
         self.config = config
         self.app = app  # "module:factory" of the app each worker serves, resolved after the fork
+        self.cert_check = cert_check  # "module:function" checking a certificate pair, in a child
         self.ssl_ctx = ssl_ctx
         self.cert_files = cert_files
         self.reuse_port = reuse_port_available()
@@ -476,8 +468,9 @@ class Supervisor:
             return
         cert, key = self.cert_files
         try:
-            ssl_ctx = tls.server_context(cert, key)
-        except tls.CertError as e:
+            forked.call(self.cert_check, cert, key)  # cryptography stays out of the master
+            ssl_ctx = tls.context(cert, key)
+        except (ConfigError, tls.CertError) as e:
             log.error("SIGHUP: not reloading, the certificate is broken: %s; the running workers "
                       "keep serving", e)
             return
@@ -533,6 +526,8 @@ def _worker_main(config: Config, app: str, ssl_ctx: ssl.SSLContext, sock: socket
     master = os.getppid()
 
     def ready() -> None:
+        import asyncio  # after the fork, like everything the event loop needs
+
         loop = asyncio.get_running_loop()
 
         def beat() -> None:
@@ -550,7 +545,7 @@ def _worker_main(config: Config, app: str, ssl_ctx: ssl.SSLContext, sock: socket
         # Imported here, after the fork: the master never loads the protocol cores or the app.
         from pushserve.server import worker
 
-        worker.run(config, ssl_ctx, sock, resolve(app), ready=ready)
+        worker.run(config, ssl_ctx, sock, forked.resolve(app), ready=ready)
     except (ConfigError, tls.CertError) as e:
         report(f"error {e}")
         return 3
@@ -561,54 +556,15 @@ def _worker_main(config: Config, app: str, ssl_ctx: ssl.SSLContext, sock: socket
     return 0
 
 
-def resolve(name: str) -> Any:
-    """The object a "module:attribute" name stands for."""
-    module, _, attr = name.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def check_in_child(config: Config, check: str) -> list[str]:
-    """Run the site's checks (``check``, a "module:function" name) once in a throwaway child, so
-    that neither the site's code nor the mounted apps are imported into the master (whose forks
-    must import them afresh after SIGHUP).  Returns the check's lines for the log; a problem is a
-    ConfigError with the check's message."""
-    r, w = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(r)
-            try:
-                lines, code = resolve(check)(config), 0
-                message = "\n".join(lines)
-            except (ConfigError, tls.CertError) as e:
-                message = str(e)
-            except Exception as e:
-                message = f"{type(e).__name__}: {e}"
-            os.write(w, message.encode())
-        finally:
-            os._exit(code)
-    os.close(w)
-    try:
-        message = _read_all(r).decode("utf-8", "replace").strip()
-    finally:
-        os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
-        raise ConfigError(message or f"checking the site failed: the check {describe_exit(status)}")
-    return message.splitlines() if message else []
-
-
 def run(config: Config, ssl_ctx: ssl.SSLContext, *, cert_files: tuple[Path, Path | None],
-        app: str = "pushserve.app:build", check: str = "pushserve.app:check") -> int:
+        app: str = "pushserve.app:build", check: str = "pushserve.app:check", cert_check: str = CERT_CHECK) -> int:
     """Check the port, site and apps once, then run the workers until told to stop (blocking).
-    ``app`` names the factory a worker calls for the app it serves; ``check`` the site's checks."""
-    supervisor = Supervisor(config, ssl_ctx, cert_files, app)
+    ``app`` names the factory a worker calls for the app it serves; ``check`` the site's checks;
+    ``cert_check`` the check a certificate pair passes before a SIGHUP serves it."""
+    supervisor = Supervisor(config, ssl_ctx, cert_files, app, cert_check)
     supervisor.bind_slots(config.worker_count)  # a busy port is the first thing to tell
     try:
-        lines = check_in_child(config, check)
+        lines: list[str] = forked.call(check, config)
         for line in lines:  # only now: a failed check is one line, not a summary and then an error
             log.info("%s", line)
     except BaseException:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from pushserve import lan, tls
+from pushserve import certificates, lan
 from tests.support.browser import chromium
 from tests.support.serverproc import Certs, ServerProcess, run_cli, start
 
@@ -52,16 +52,16 @@ def test_ca_pin_from_another_folder_is_accepted_by_chromium_and_survives_renewal
     printed = run_cli(fresh, "cert", "--spki", cwd=here)
     assert printed.returncode == 0, printed.stderr
     pin = printed.stdout.strip()
-    assert pin == tls.spki_sha256_b64(fresh.ca_file)  # the CA's pin, not the leaf's
+    assert pin == certificates.spki_sha256_b64(fresh.ca_file)  # the CA's pin, not the leaf's
     leaf = fresh.caroot / "localhost.pem"
-    assert pin != tls.spki_sha256_b64(leaf)
+    assert pin != certificates.spki_sha256_b64(leaf)
 
     srv: ServerProcess = start(fresh, cwd=there, cert_dir=False)
     try:
         assert page_loaded(pin, srv.port)
         # Chromium really checks the pin: a CA it was not told about gets the interstitial.
-        stranger = tls.ensure_dev_ca(tmp_path / "stranger")[0]
-        assert not page_loaded(tls.spki_sha256_b64(stranger), srv.port)
+        stranger = certificates.ensure_dev_ca(tmp_path / "stranger")[0]
+        assert not page_loaded(certificates.spki_sha256_b64(stranger), srv.port)
     finally:
         srv.stop()
     # Neither folder grew a certs/ of its own; both runs used the one certificate beside the CA.
@@ -116,7 +116,7 @@ def test_serving_on_all_addresses_covers_this_machine(fresh: Certs, tmp_path: Pa
         assert urls and all(u.endswith(f":{srv.port}/") for u in urls)
         for url in urls:  # every URL the banner offers is one the certificate covers
             host = url.split("//")[1].rsplit(":", 1)[0].strip("[]")
-            assert tls.dev_name(host) in sans, (url, sans)
+            assert certificates.dev_name(host) in sans, (url, sans)
         # A client that checks the name gets this machine's name in the certificate, over loopback.
         ctx = ssl.create_default_context(cafile=str(fresh.ca_file))
         with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw, \

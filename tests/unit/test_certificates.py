@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pushserve import tls
+from pushserve import certificates, tls
 from pushserve.tls import CertError
 
 PEM = serialization.Encoding.PEM
@@ -78,8 +78,8 @@ def now() -> dt.datetime:
 
 
 @pytest.fixture
-def dev(tmp_path: Path) -> tls.DevCert:
-    return tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
+def dev(tmp_path: Path) -> certificates.DevCert:
+    return certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
 
 
 def one_line(exc: pytest.ExceptionInfo[CertError]) -> str:
@@ -93,7 +93,7 @@ def one_line(exc: pytest.ExceptionInfo[CertError]) -> str:
 
 
 def test_ensure_dev_cert_creates_files(tmp_path: Path) -> None:
-    result = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
+    result = certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
     assert result.created
     assert result.cert_file == tmp_path / "certs" / "localhost.pem"
     assert result.key_file == tmp_path / "certs" / "localhost-key.pem"
@@ -106,14 +106,14 @@ def test_ensure_dev_cert_creates_files(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "certs").iterdir() if p.name.endswith(".tmp")]
 
 
-def test_second_call_reuses(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_second_call_reuses(tmp_path: Path, dev: certificates.DevCert) -> None:
     before = (dev.cert_file.read_bytes(), dev.key_file.read_bytes(), dev.ca_file.read_bytes())
-    again = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
+    again = certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
     assert not again.created
     assert (again.cert_file.read_bytes(), again.key_file.read_bytes(), again.ca_file.read_bytes()) == before
 
 
-def test_ca_properties(dev: tls.DevCert) -> None:
+def test_ca_properties(dev: certificates.DevCert) -> None:
     (ca,) = load_certs(dev.ca_file)
     assert ca.subject == ca.issuer
     cn = ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
@@ -127,7 +127,7 @@ def test_ca_properties(dev: tls.DevCert) -> None:
     assert ca_key.public_key() == ca.public_key()
 
 
-def test_leaf_sans_usage_and_validity(dev: tls.DevCert) -> None:
+def test_leaf_sans_usage_and_validity(dev: certificates.DevCert) -> None:
     leaf, ca = load_certs(dev.cert_file)  # leaf first, then the CA
     assert ca.public_bytes(PEM) == dev.ca_file.read_bytes()
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -143,7 +143,7 @@ def test_leaf_sans_usage_and_validity(dev: tls.DevCert) -> None:
     assert load_key(dev.key_file).public_key() == leaf.public_key()
 
 
-def test_leaf_signature_verifies_with_ca_key(dev: tls.DevCert) -> None:
+def test_leaf_signature_verifies_with_ca_key(dev: certificates.DevCert) -> None:
     leaf = load_certs(dev.cert_file)[0]
     ca_key = load_key(dev.ca_file.with_name("rootCA-key.pem"))
     assert leaf.signature_hash_algorithm is not None
@@ -155,18 +155,18 @@ def test_leaf_signature_verifies_with_ca_key(dev: tls.DevCert) -> None:
 
 def test_leaf_from_another_ca_is_replaced(tmp_path: Path) -> None:
     certs = tmp_path / "certs"
-    first = tls.ensure_dev_cert(certs, tmp_path / "ca-a")
+    first = certificates.ensure_dev_cert(certs, tmp_path / "ca-a")
     old_leaf = first.cert_file.read_bytes()
-    second = tls.ensure_dev_cert(certs, tmp_path / "ca-b")
+    second = certificates.ensure_dev_cert(certs, tmp_path / "ca-b")
     assert second.created
     assert second.cert_file.read_bytes() != old_leaf
     leaf = load_certs(second.cert_file)[0]
     leaf.verify_directly_issued_by(load_certs(tmp_path / "ca-b" / "rootCA.pem")[0])
     # and back again: a-signed leaf is now foreign, so it is remade once more
-    assert tls.ensure_dev_cert(certs, tmp_path / "ca-a").created
+    assert certificates.ensure_dev_cert(certs, tmp_path / "ca-a").created
 
 
-def test_leaf_expiring_soon_is_replaced(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_leaf_expiring_soon_is_replaced(tmp_path: Path, dev: certificates.DevCert) -> None:
     ca = load_certs(dev.ca_file)[0]
     ca_key = load_key(dev.ca_file.with_name("rootCA-key.pem"))
     key = ec.generate_private_key(ec.SECP256R1())
@@ -174,13 +174,13 @@ def test_leaf_expiring_soon_is_replaced(tmp_path: Path, dev: tls.DevCert) -> Non
                       not_before=now() - dt.timedelta(days=300), not_after=now() + dt.timedelta(days=10))
     dev.cert_file.write_bytes(short.public_bytes(PEM) + ca.public_bytes(PEM))
     dev.key_file.write_bytes(key_pem(key))
-    again = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
+    again = certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
     assert again.created
     assert load_certs(again.cert_file)[0].not_valid_after_utc - now() > dt.timedelta(days=300)
 
 
 @pytest.mark.parametrize("damage", ["delete-key", "delete-cert", "garbage-cert", "other-key"])
-def test_broken_leaf_is_replaced(tmp_path: Path, dev: tls.DevCert, damage: str) -> None:
+def test_broken_leaf_is_replaced(tmp_path: Path, dev: certificates.DevCert, damage: str) -> None:
     if damage == "delete-key":
         dev.key_file.unlink()
     elif damage == "delete-cert":
@@ -189,15 +189,15 @@ def test_broken_leaf_is_replaced(tmp_path: Path, dev: tls.DevCert, damage: str) 
         dev.cert_file.write_bytes(b"not a certificate\n")
     else:
         dev.key_file.write_bytes(key_pem(ec.generate_private_key(ec.SECP256R1())))
-    again = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
+    again = certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca")
     assert again.created
-    tls.server_context(again.cert_file, again.key_file)  # the pair loads again
+    certificates.server_context(again.cert_file, again.key_file)  # the pair loads again
 
 
 def test_ca_is_made_once(tmp_path: Path) -> None:
-    cert_a, key_a = tls.ensure_dev_ca(tmp_path / "ca")
+    cert_a, key_a = certificates.ensure_dev_ca(tmp_path / "ca")
     data = (cert_a.read_bytes(), key_a.read_bytes())
-    cert_b, key_b = tls.ensure_dev_ca(tmp_path / "ca")
+    cert_b, key_b = certificates.ensure_dev_ca(tmp_path / "ca")
     assert (cert_b, key_b) == (cert_a, key_a)
     assert (cert_b.read_bytes(), key_b.read_bytes()) == data
     assert stat.S_IMODE((tmp_path / "ca").stat().st_mode) == 0o700
@@ -205,7 +205,7 @@ def test_ca_is_made_once(tmp_path: Path) -> None:
 
 def test_concurrent_callers_agree(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca"), range(8)))
+        results = list(pool.map(lambda _: certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca"), range(8)))
     assert sum(r.created for r in results) == 1
     leaf = load_certs(results[0].cert_file)[0]
     leaf.verify_directly_issued_by(load_certs(results[0].ca_file)[0])
@@ -227,7 +227,7 @@ def test_default_caroot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
 
 def test_ensure_dev_cert_uses_default_caroot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PUSHSERVE_CAROOT", str(tmp_path / "envca"))
-    result = tls.ensure_dev_cert(tmp_path / "certs")
+    result = certificates.ensure_dev_cert(tmp_path / "certs")
     assert result.ca_file == tmp_path / "envca" / "rootCA.pem"
 
 
@@ -235,7 +235,7 @@ def test_unwritable_cert_dir_is_a_cert_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(CertError) as exc:
-        tls.ensure_dev_cert(blocker / "certs", tmp_path / "ca")
+        certificates.ensure_dev_cert(blocker / "certs", tmp_path / "ca")
     assert "cannot create directory" in one_line(exc)
 
 
@@ -243,8 +243,8 @@ def test_unwritable_cert_dir_is_a_cert_error(tmp_path: Path) -> None:
 # server_context
 
 
-def test_server_context_settings(dev: tls.DevCert) -> None:
-    ctx = tls.server_context(dev.cert_file, dev.key_file)
+def test_server_context_settings(dev: certificates.DevCert) -> None:
+    ctx = certificates.server_context(dev.cert_file, dev.key_file)
     assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
     assert ctx.options & ssl.OP_NO_COMPRESSION
     assert ctx.options & ssl.OP_NO_RENEGOTIATION
@@ -259,104 +259,104 @@ def test_server_context_settings(dev: tls.DevCert) -> None:
     assert "ECDHE-RSA-AES128-GCM-SHA256" in {c["name"] for c in tls12}
 
 
-def test_server_context_combined_pem(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_server_context_combined_pem(tmp_path: Path, dev: certificates.DevCert) -> None:
     combined = tmp_path / "combined.pem"
     combined.write_bytes(dev.cert_file.read_bytes() + dev.key_file.read_bytes())
-    assert isinstance(tls.server_context(combined, None), ssl.SSLContext)
+    assert isinstance(certificates.server_context(combined, None), ssl.SSLContext)
     key_first = tmp_path / "key-first.pem"
     key_first.write_bytes(dev.key_file.read_bytes() + dev.cert_file.read_bytes())
-    assert isinstance(tls.server_context(key_first), ssl.SSLContext)
+    assert isinstance(certificates.server_context(key_first), ssl.SSLContext)
 
 
-def test_missing_file(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_missing_file(tmp_path: Path, dev: certificates.DevCert) -> None:
     with pytest.raises(CertError) as exc:
-        tls.server_context(tmp_path / "nope.pem", dev.key_file)
+        certificates.server_context(tmp_path / "nope.pem", dev.key_file)
     assert one_line(exc) == f"certificate file {tmp_path / 'nope.pem'} does not exist"
     with pytest.raises(CertError) as exc:
-        tls.server_context(dev.cert_file, tmp_path / "nokey.pem")
+        certificates.server_context(dev.cert_file, tmp_path / "nokey.pem")
     assert one_line(exc) == f"key file {tmp_path / 'nokey.pem'} does not exist"
 
 
-def test_directory_instead_of_file(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_directory_instead_of_file(tmp_path: Path, dev: certificates.DevCert) -> None:
     with pytest.raises(CertError) as exc:
-        tls.server_context(tmp_path, dev.key_file)
+        certificates.server_context(tmp_path, dev.key_file)
     assert "is a directory" in one_line(exc)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_unreadable_file(tmp_path: Path, dev: certificates.DevCert) -> None:
     dev.cert_file.chmod(0)
     with pytest.raises(CertError) as exc:
-        tls.server_context(dev.cert_file, dev.key_file)
+        certificates.server_context(dev.cert_file, dev.key_file)
     assert "permission denied" in one_line(exc)
 
 
-def test_garbage_file(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_garbage_file(tmp_path: Path, dev: certificates.DevCert) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_bytes(b"hello, I am not a certificate\n")
     with pytest.raises(CertError) as exc:
-        tls.server_context(garbage, dev.key_file)
+        certificates.server_context(garbage, dev.key_file)
     assert one_line(exc) == f"certificate file {garbage} is not a PEM file (no '-----BEGIN' line)"
 
 
-def test_der_file(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_der_file(tmp_path: Path, dev: certificates.DevCert) -> None:
     der = tmp_path / "cert.der"
     der.write_bytes(load_certs(dev.cert_file)[0].public_bytes(serialization.Encoding.DER))
     with pytest.raises(CertError) as exc:
-        tls.server_context(der, dev.key_file)
+        certificates.server_context(der, dev.key_file)
     assert "is DER, not PEM" in one_line(exc) and "openssl x509 -inform der" in one_line(exc)
 
 
-def test_corrupt_pem_block(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_corrupt_pem_block(tmp_path: Path, dev: certificates.DevCert) -> None:
     bad = tmp_path / "bad.pem"
     bad.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     with pytest.raises(CertError) as exc:
-        tls.server_context(bad, dev.key_file)
+        certificates.server_context(bad, dev.key_file)
     assert "corrupt certificate" in one_line(exc)
 
 
-def test_no_certificate_in_file(dev: tls.DevCert) -> None:
+def test_no_certificate_in_file(dev: certificates.DevCert) -> None:
     with pytest.raises(CertError) as exc:
-        tls.server_context(dev.key_file, dev.key_file)
+        certificates.server_context(dev.key_file, dev.key_file)
     assert "holds no certificate (it holds: PRIVATE KEY)" in one_line(exc)
 
 
-def test_no_key_anywhere(dev: tls.DevCert) -> None:
+def test_no_key_anywhere(dev: certificates.DevCert) -> None:
     with pytest.raises(CertError) as exc:
-        tls.server_context(dev.cert_file, None)
+        certificates.server_context(dev.cert_file, None)
     assert "holds no private key" in one_line(exc)
     with pytest.raises(CertError) as exc:
-        tls.server_context(dev.cert_file, dev.ca_file)
+        certificates.server_context(dev.cert_file, dev.ca_file)
     assert "holds no private key (it holds: CERTIFICATE)" in one_line(exc)
 
 
-def test_mismatched_key(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_mismatched_key(tmp_path: Path, dev: certificates.DevCert) -> None:
     other = tmp_path / "other-key.pem"
     other.write_bytes(key_pem(ec.generate_private_key(ec.SECP256R1())))
     with pytest.raises(CertError) as exc:
-        tls.server_context(dev.cert_file, other)
+        certificates.server_context(dev.cert_file, other)
     assert one_line(exc).startswith(f"private key {other} does not match certificate {dev.cert_file}")
 
 
-def test_chain_out_of_order(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_chain_out_of_order(tmp_path: Path, dev: certificates.DevCert) -> None:
     leaf, ca = load_certs(dev.cert_file)
     swapped = tmp_path / "swapped.pem"
     swapped.write_bytes(ca.public_bytes(PEM) + leaf.public_bytes(PEM))
     with pytest.raises(CertError) as exc:
-        tls.server_context(swapped, dev.key_file)
+        certificates.server_context(swapped, dev.key_file)
     assert "out of order" in one_line(exc)
 
 
-def test_encrypted_key(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_encrypted_key(tmp_path: Path, dev: certificates.DevCert) -> None:
     encrypted = tmp_path / "enc-key.pem"
     encrypted.write_bytes(key_pem(load_key(dev.key_file), b"s3cret"))
     with pytest.raises(CertError) as exc:
-        tls.server_context(dev.cert_file, encrypted)
+        certificates.server_context(dev.cert_file, encrypted)
     assert "is encrypted and no password was given" in one_line(exc)
     with pytest.raises(CertError) as exc:
-        tls.server_context(dev.cert_file, encrypted, password=b"wrong")
+        certificates.server_context(dev.cert_file, encrypted, password=b"wrong")
     assert "wrong password" in one_line(exc)
-    assert isinstance(tls.server_context(dev.cert_file, encrypted, password=b"s3cret"), ssl.SSLContext)
+    assert isinstance(certificates.server_context(dev.cert_file, encrypted, password=b"s3cret"), ssl.SSLContext)
 
 
 def test_expired_certificate_loads_with_warning(tmp_path: Path) -> None:
@@ -364,23 +364,23 @@ def test_expired_certificate_loads_with_warning(tmp_path: Path) -> None:
     cert = make_cert(key, not_before=now() - dt.timedelta(days=100), not_after=now() - dt.timedelta(days=1))
     path = tmp_path / "expired.pem"
     path.write_bytes(cert.public_bytes(PEM) + key_pem(key))
-    assert isinstance(tls.server_context(path), ssl.SSLContext)
-    info = tls.describe_certificate(path)
+    assert isinstance(certificates.server_context(path), ssl.SSLContext)
+    info = certificates.describe_certificate(path)
     assert info.self_signed
     assert len(info.warnings) == 1 and "expired on" in info.warnings[0]
 
 
-def test_describe_certificate(dev: tls.DevCert) -> None:
-    info = tls.describe_certificate(dev.cert_file)
+def test_describe_certificate(dev: certificates.DevCert) -> None:
+    info = certificates.describe_certificate(dev.cert_file)
     assert info.sans == ("DNS:localhost", "IP:127.0.0.1", "IP:::1")
     assert "CN=localhost" in info.subject
     assert "pushserve development CA" in info.issuer
     assert not info.self_signed and info.warnings == ()
     assert info.not_after == load_certs(dev.cert_file)[0].not_valid_after_utc
     assert "DNS:localhost" in info.line() and "valid until" in info.line()
-    soon = tls.describe_certificate(dev.cert_file, now=info.not_after - dt.timedelta(days=5))
+    soon = certificates.describe_certificate(dev.cert_file, now=info.not_after - dt.timedelta(days=5))
     assert any("expires on" in w for w in soon.warnings)
-    early = tls.describe_certificate(dev.cert_file, now=info.not_before - dt.timedelta(days=1))
+    early = certificates.describe_certificate(dev.cert_file, now=info.not_before - dt.timedelta(days=1))
     assert any("not valid before" in w for w in early.warnings)
 
 
@@ -389,7 +389,7 @@ def test_describe_warns_without_sans(tmp_path: Path) -> None:
     path = tmp_path / "nosan.pem"
     path.write_bytes(make_cert(key, not_before=now(), not_after=now() + dt.timedelta(days=30),
                                sans=False).public_bytes(PEM))
-    assert any("subjectAltName" in w for w in tls.describe_certificate(path).warnings)
+    assert any("subjectAltName" in w for w in certificates.describe_certificate(path).warnings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,8 +436,8 @@ def client_context(ca_file: Path, alpn: list[str]) -> ssl.SSLContext:
     (["http/1.1", "h2"], "h2"),  # the server's preference wins
     (["http/1.1"], "http/1.1"),
 ])
-def test_handshake_negotiates_alpn(dev: tls.DevCert, offer: list[str], expected: str) -> None:
-    server, client = handshake(tls.server_context(dev.cert_file, dev.key_file),
+def test_handshake_negotiates_alpn(dev: certificates.DevCert, offer: list[str], expected: str) -> None:
+    server, client = handshake(certificates.server_context(dev.cert_file, dev.key_file),
                                client_context(dev.ca_file, offer))
     with server, client:
         assert client.selected_alpn_protocol() == expected
@@ -446,10 +446,10 @@ def test_handshake_negotiates_alpn(dev: tls.DevCert, offer: list[str], expected:
         assert server.recv(4) == b"ping"
 
 
-def test_handshake_tls12_uses_ecdhe_aead(dev: tls.DevCert) -> None:
+def test_handshake_tls12_uses_ecdhe_aead(dev: certificates.DevCert) -> None:
     client_ctx = client_context(dev.ca_file, ["h2"])
     client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    server, client = handshake(tls.server_context(dev.cert_file, dev.key_file), client_ctx)
+    server, client = handshake(certificates.server_context(dev.cert_file, dev.key_file), client_ctx)
     with server, client:
         cipher = client.cipher()
         assert cipher is not None
@@ -459,17 +459,17 @@ def test_handshake_tls12_uses_ecdhe_aead(dev: tls.DevCert) -> None:
         assert client.selected_alpn_protocol() == "h2"
 
 
-def test_handshake_by_ip_address(dev: tls.DevCert) -> None:
-    server, client = handshake(tls.server_context(dev.cert_file, dev.key_file),
+def test_handshake_by_ip_address(dev: certificates.DevCert) -> None:
+    server, client = handshake(certificates.server_context(dev.cert_file, dev.key_file),
                                client_context(dev.ca_file, ["h2"]), server_hostname="127.0.0.1")
     with server, client:
         assert client.selected_alpn_protocol() == "h2"
 
 
-def test_handshake_refused_without_the_ca(tmp_path: Path, dev: tls.DevCert) -> None:
-    stranger = tls.ensure_dev_ca(tmp_path / "other-ca")[0]
+def test_handshake_refused_without_the_ca(tmp_path: Path, dev: certificates.DevCert) -> None:
+    stranger = certificates.ensure_dev_ca(tmp_path / "other-ca")[0]
     a, b = socket.socketpair()
-    server_ctx = tls.server_context(dev.cert_file, dev.key_file)
+    server_ctx = certificates.server_context(dev.cert_file, dev.key_file)
 
     def serve() -> None:
         try:
@@ -490,20 +490,20 @@ def test_handshake_refused_without_the_ca(tmp_path: Path, dev: tls.DevCert) -> N
 # SPKI, instructions, NSS trust
 
 
-def test_spki_sha256_b64(dev: tls.DevCert) -> None:
+def test_spki_sha256_b64(dev: certificates.DevCert) -> None:
     leaf = load_certs(dev.cert_file)[0]
     spki = leaf.public_key().public_bytes(serialization.Encoding.DER,
                                           serialization.PublicFormat.SubjectPublicKeyInfo)
     expected = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-    assert tls.spki_sha256_b64(dev.cert_file) == expected
+    assert certificates.spki_sha256_b64(dev.cert_file) == expected
     assert len(base64.b64decode(expected)) == 32
-    assert tls.spki_sha256_b64(dev.ca_file) != expected  # the CA has its own key
+    assert certificates.spki_sha256_b64(dev.ca_file) != expected  # the CA has its own key
 
 
-def test_trust_instructions(dev: tls.DevCert) -> None:
-    text = tls.trust_instructions(dev.ca_file)
+def test_trust_instructions(dev: certificates.DevCert) -> None:
+    text = certificates.trust_instructions(dev.ca_file)
     assert "pushserve cert --trust" in text
-    assert f"--ignore-certificate-errors-spki-list={tls.spki_sha256_b64(dev.ca_file)}" in text
+    assert f"--ignore-certificate-errors-spki-list={certificates.spki_sha256_b64(dev.ca_file)}" in text
     assert str(dev.ca_file) in text and "Firefox" in text
     assert 3 <= len(text.splitlines()) <= 8
 
@@ -512,16 +512,16 @@ needs_certutil = pytest.mark.skipif(shutil.which("certutil") is None, reason="ce
 
 
 @needs_certutil
-def test_trust_ca_into_fresh_nssdb(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_trust_ca_into_fresh_nssdb(tmp_path: Path, dev: certificates.DevCert) -> None:
     db = tmp_path / "nssdb"
-    message = tls.trust_ca(dev.ca_file, db)
+    message = certificates.trust_ca(dev.ca_file, db)
     assert message.startswith("added ")
     listing = subprocess.run(["certutil", "-L", "-d", f"sql:{db}"], capture_output=True, text=True,
                              check=True).stdout
     lines = [line for line in listing.splitlines() if "pushserve development CA" in line]
     assert len(lines) == 1 and lines[0].split()[-1] == "C,,"
     # idempotent: nothing added the second time
-    assert "already trusted" in tls.trust_ca(dev.ca_file, db)
+    assert "already trusted" in certificates.trust_ca(dev.ca_file, db)
     listing2 = subprocess.run(["certutil", "-L", "-d", f"sql:{db}"], capture_output=True, text=True,
                               check=True).stdout
     assert listing2 == listing
@@ -533,29 +533,29 @@ def test_trust_ca_into_fresh_nssdb(tmp_path: Path, dev: tls.DevCert) -> None:
 
 
 @needs_certutil
-def test_trust_ca_existing_db_and_second_ca(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_trust_ca_existing_db_and_second_ca(tmp_path: Path, dev: certificates.DevCert) -> None:
     db = tmp_path / "nssdb"
     db.mkdir()
     subprocess.run(["certutil", "-N", "--empty-password", "-d", f"sql:{db}"], check=True)
-    tls.trust_ca(dev.ca_file, db)
-    other = tls.ensure_dev_ca(tmp_path / "other-ca")[0]
-    assert tls.trust_ca(other, db).startswith("added ")  # a remade CA gets its own entry
+    certificates.trust_ca(dev.ca_file, db)
+    other = certificates.ensure_dev_ca(tmp_path / "other-ca")[0]
+    assert certificates.trust_ca(other, db).startswith("added ")  # a remade CA gets its own entry
     listing = subprocess.run(["certutil", "-L", "-d", f"sql:{db}"], capture_output=True, text=True,
                              check=True).stdout
     assert sum("pushserve development CA" in line for line in listing.splitlines()) == 2
 
 
-def test_trust_ca_without_certutil(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dev: tls.DevCert) -> None:
+def test_trust_ca_without_certutil(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dev: certificates.DevCert) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(CertError) as exc:
-        tls.trust_ca(dev.ca_file, tmp_path / "nssdb")
+        certificates.trust_ca(dev.ca_file, tmp_path / "nssdb")
     assert "libnss3-tools" in one_line(exc)
     assert not (tmp_path / "nssdb").exists()
 
 
-def test_trust_ca_rejects_a_leaf(tmp_path: Path, dev: tls.DevCert) -> None:
+def test_trust_ca_rejects_a_leaf(tmp_path: Path, dev: certificates.DevCert) -> None:
     with pytest.raises(CertError) as exc:
-        tls.trust_ca(dev.cert_file, tmp_path / "nssdb")
+        certificates.trust_ca(dev.cert_file, tmp_path / "nssdb")
     assert "is not a CA certificate" in one_line(exc)
 
 
@@ -564,7 +564,7 @@ def test_trust_ca_rejects_a_leaf(tmp_path: Path, dev: tls.DevCert) -> None:
 
 
 def test_default_cert_dir_is_the_ca_root(tmp_path: Path) -> None:
-    result = tls.ensure_dev_cert(caroot=tmp_path / "ca")
+    result = certificates.ensure_dev_cert(caroot=tmp_path / "ca")
     assert result.cert_file == tmp_path / "ca" / "localhost.pem"
     assert result.key_file == tmp_path / "ca" / "localhost-key.pem"
     assert result.sans == ("DNS:localhost", "IP:127.0.0.1", "IP:::1")
@@ -575,7 +575,7 @@ def test_default_cert_dir_is_the_ca_root(tmp_path: Path) -> None:
     ("[fd00::5]", "IP:fd00::5"), ("xn--bcher-kva.test", "DNS:xn--bcher-kva.test"),
 ])
 def test_dev_name_accepts(given: str, san: str) -> None:
-    assert tls.dev_name(given) == san
+    assert certificates.dev_name(given) == san
 
 
 @pytest.mark.parametrize(("given", "why"), [
@@ -584,28 +584,28 @@ def test_dev_name_accepts(given: str, san: str) -> None:
 ])
 def test_dev_name_refuses(given: str, why: str) -> None:
     with pytest.raises(CertError) as exc:
-        tls.dev_name(given)
+        certificates.dev_name(given)
     assert why in one_line(exc)
 
 
 def test_names_are_added_once_and_kept(tmp_path: Path) -> None:
-    first = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca", names=("phone.test", "10.0.0.7"))
+    first = certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca", names=("phone.test", "10.0.0.7"))
     assert first.created and {"DNS:phone.test", "IP:10.0.0.7"} <= set(first.sans)
-    assert tls.describe_certificate(first.cert_file).sans == first.sans
-    again = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca", names=("10.0.0.7",))
+    assert certificates.describe_certificate(first.cert_file).sans == first.sans
+    again = certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca", names=("10.0.0.7",))
     assert not again.created
-    more = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca", names=("laptop.test",))
+    more = certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca", names=("laptop.test",))
     assert more.created
-    assert set(tls.describe_certificate(more.cert_file).sans) == {
+    assert set(certificates.describe_certificate(more.cert_file).sans) == {
         "DNS:localhost", "IP:127.0.0.1", "IP:::1", "DNS:phone.test", "IP:10.0.0.7", "DNS:laptop.test"}
 
 
 def test_names_of_a_leaf_from_another_ca_are_not_carried_over(tmp_path: Path) -> None:
-    tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca1", names=("old.test",))
-    fresh = tls.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca2")
+    certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca1", names=("old.test",))
+    fresh = certificates.ensure_dev_cert(tmp_path / "certs", tmp_path / "ca2")
     assert fresh.created and "DNS:old.test" not in fresh.sans
 
 
-def test_phone_instructions_name_the_ca_file(dev: tls.DevCert) -> None:
+def test_phone_instructions_name_the_ca_file(dev: certificates.DevCert) -> None:
     line = tls.phone_instructions(dev.ca_file)
     assert str(dev.ca_file) in line and "\n" not in line and "iOS" in line and "Android" in line
