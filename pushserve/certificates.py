@@ -194,10 +194,16 @@ def _check_key_matches(certs: list[x509.Certificate], key: PrivateKeyTypes, cert
 
 
 def check_pair(cert_file: Path, key_file: Path | None = None, *, password: bytes | None = None) -> None:
-    """Raise CertError, in words a user can act on, unless ``cert_file`` (chain, leaf first) and
-    ``key_file`` (or the key inside ``cert_file`` when ``key_file`` is None) make a usable pair.
-    An expired certificate passes (a developer may want to test exactly that); call
+    """Raise CertError, in words a user can act on, unless the server can serve ``cert_file``
+    (chain, leaf first) with ``key_file`` (or the key inside ``cert_file`` when ``key_file`` is
+    None).  An expired certificate passes (a developer may want to test exactly that); call
     ``describe_certificate`` for the startup line and its ``warnings``."""
+    server_context(cert_file, key_file, password=password)
+
+
+def server_context(cert_file: Path, key_file: Path | None = None, *,
+                   password: bytes | None = None) -> ssl.SSLContext:
+    """``tls.context`` for the pair, once read here: OpenSSL sees only files that make a pair."""
     cert_file, key_path = Path(cert_file), Path(key_file) if key_file is not None else None
     cert_pem = _read_pem(cert_file, "certificate file")
     _first_cert(cert_pem)
@@ -213,13 +219,7 @@ def check_pair(cert_file: Path, key_file: Path | None = None, *, password: bytes
         key_block, key_origin = key_pem.keys[0], key_path
     key = _load_key(key_block, key_origin, password)
     _check_key_matches(cert_pem.certs, key, cert_file, key_origin)
-
-
-def server_context(cert_file: Path, key_file: Path | None = None, *,
-                   password: bytes | None = None) -> ssl.SSLContext:
-    """``tls.context`` for a pair that ``check_pair`` found usable."""
-    check_pair(cert_file, key_file, password=password)
-    return tls.context(cert_file, key_file, password=password)
+    return tls.context(cert_file, key_path, password=password)
 
 
 # --------------------------------------------------------------------------------------------

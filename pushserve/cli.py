@@ -347,13 +347,14 @@ def config_from_args(ns: argparse.Namespace,
 
 
 def default_dictionary_dir(site: Path) -> Path:
-    """$XDG_CACHE_HOME/pushserve/dictionaries/<hash of the site's real path>: one store per site,
-    shared by its workers and kept across restarts."""
-    import hashlib
+    """$XDG_CACHE_HOME/pushserve/dictionaries/<site folder's name>-<CRC-32 of its real path>: one
+    store per site, shared by its workers and kept across restarts.  (A CRC, not SHA-256: hashlib
+    would load OpenSSL into the master for a folder name, about 3.5 MB.)"""
+    import zlib
 
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    digest = hashlib.sha256(os.path.realpath(site).encode()).hexdigest()[:16]
-    return base / "pushserve" / "dictionaries" / digest
+    real = os.path.realpath(site)
+    return base / "pushserve" / "dictionaries" / f"{Path(real).name}-{zlib.crc32(real.encode()):08x}"
 
 
 def setup_logging(level: str = "info") -> None:
@@ -396,7 +397,7 @@ def cmd_serve(argv: Sequence[str]) -> int:
         log.info("%s", line)
     for warning in warnings:
         log.warning("certificate: %s", warning)
-    return supervisor.run(config, tls.context(cert, key), cert_files=(cert, key))
+    return supervisor.run(config, cert_files=(cert, key))
 
 
 def cmd_check(argv: Sequence[str]) -> int:

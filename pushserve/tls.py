@@ -1,21 +1,28 @@
 """The server's TLS context, and where the development CA lives: the standard library only.
 
-The master process imports this and nothing heavier (``cryptography`` costs it about 9 MB): it
-builds the context once, before forking, from files ``certificates.check_pair`` has already
-found usable (in a throwaway child), so every worker shares the session-ticket keys.
+The master process imports this for ``CertError`` and the CA's place, and loads nothing of TLS:
+``ssl`` is imported when a context is built, in each worker after the fork, from the bytes of
+files that ``certificates.check_pair`` (``cryptography``) found usable in a throwaway child
+(``Snapshot``).  That keeps the master at what supervising needs (``ssl`` weighs about 4 MB,
+``cryptography`` about 9 MB).
 """
 
 from __future__ import annotations
 
 import os
-import ssl
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "ALPN_PROTOCOLS",
     "CA_CERT_NAME",
     "TLS12_CIPHERS",
     "CertError",
+    "Snapshot",
     "context",
     "default_ca_file",
     "default_caroot",
@@ -37,18 +44,22 @@ class CertError(Exception):
     """A certificate or key problem the user can fix.  ``str()`` is one line for the CLI."""
 
 
-def context(cert_file: Path, key_file: Path | None = None, *, password: bytes | None = None) -> ssl.SSLContext:
+def context(cert_file: Path, key_file: Path | None = None, *, password: bytes | None = None,
+            shown: Path | None = None) -> ssl.SSLContext:
     """An SSLContext for the listening socket, loaded with ``cert_file`` (chain, leaf first)
     and ``key_file`` (or the key inside ``cert_file`` when ``key_file`` is None).  Check the pair
-    with ``certificates.check_pair`` first: OpenSSL's own errors say little.
+    with ``certificates.check_pair`` first: OpenSSL's own errors say little.  ``shown`` names
+    the certificate in errors when ``cert_file`` is not the user's path.
 
-    Session tickets stay on (no OP_NO_TICKET): resumption saves a round trip per returning
-    connection, which is what a page-load server is for.  OpenSSL keeps the ticket keys in
-    memory only, random per context, so they die with the process.  Build the context before
-    forking and every worker shares the keys, so a ticket works on whichever worker the kernel
-    picks; OP_NO_TICKET would instead fall back to a per-process session cache that other
-    SO_REUSEPORT workers cannot see.
+    Session tickets stay on (no OP_NO_TICKET): resumption saves a returning connection the
+    certificate and its signature (and, over TLS 1.2, a round trip).  OpenSSL keeps the ticket
+    keys in memory only, random per context, so they die with the process.  Each worker builds
+    its own context, as Hypercorn's and Uvicorn's do, so with several workers a ticket is taken
+    only by the worker that issued it; elsewhere the client gets a full handshake (over TLS 1.3
+    the same round trips).  nginx shares its keys between workers; Python's ssl cannot set them.
     """
+    import ssl
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     # RFC 9113 §9.2.1: HTTP/2 over TLS 1.2 must run without compression and renegotiation.
@@ -60,10 +71,51 @@ def context(cert_file: Path, key_file: Path | None = None, *, password: bytes | 
         ctx.load_cert_chain(str(cert_file), str(key_file) if key_file is not None else None,
                             password=(lambda: password or b""))
     except ssl.SSLError as exc:
-        raise CertError(f"OpenSSL refused {cert_file}: {exc.reason or exc}") from None
+        raise CertError(f"OpenSSL refused {shown or cert_file}: {exc.reason or exc}") from None
     except OSError as exc:
-        raise CertError(f"cannot read {cert_file}: {exc.strerror or exc}") from None
+        raise CertError(f"cannot read {shown or cert_file}: {exc.strerror or exc}") from None
     return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A certificate pair as it was when checked, in memory files (memfd) the workers inherit:
+    a worker forked later (a crashed one's replacement) serves what was checked, whatever has
+    happened to the files on disk since; a SIGHUP checks them again and takes a new snapshot."""
+
+    cert: Path  # the user's paths, for messages
+    key: Path | None
+    cert_fd: int
+    key_fd: int | None
+
+    @classmethod
+    def take(cls, cert: Path, key: Path | None) -> Snapshot:
+        cert_fd = _memory_copy(cert, "certificate file")
+        try:
+            key_fd = _memory_copy(key, "key file") if key is not None else None
+        except CertError:
+            os.close(cert_fd)
+            raise
+        return cls(cert, key, cert_fd, key_fd)
+
+    def context(self) -> ssl.SSLContext:
+        key = Path(f"/proc/self/fd/{self.key_fd}") if self.key_fd is not None else None
+        return context(Path(f"/proc/self/fd/{self.cert_fd}"), key, shown=self.cert)
+
+    def close(self) -> None:
+        for fd in (self.cert_fd, self.key_fd):
+            if fd is not None:
+                os.close(fd)
+
+
+def _memory_copy(path: Path, what: str) -> int:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CertError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    fd = os.memfd_create(f"pushserve-{Path(path).name}")  # close-on-exec; private to our processes
+    os.write(fd, data)  # a few KB: one write
+    return fd
 
 
 def default_caroot() -> Path:

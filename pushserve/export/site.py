@@ -22,7 +22,7 @@ from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest
 from pushserve.site.paths import NOT_FOUND_PAGE, is_page, is_private, page_url
 from pushserve.site.push import PushPolicy
 from pushserve.site.static import RenderRequest
-from pushserve.site.templates import TemplateError
+from pushserve.site.template_files import TemplateError
 
 # pushserve's own settings, not content of the site.
 _NOT_CONTENT = frozenset((SITE_TOML, MANIFEST_FILE))

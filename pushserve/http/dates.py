@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import time
 
 _DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
@@ -30,15 +29,32 @@ def _clock(value: bytes) -> tuple[int, int, int] | None:
 
 
 def _timestamp(year: int, month: int | None, day: bytes, clock: bytes) -> float | None:
-    if month is None or not day.isdigit() or len(day) > 2:
+    if month is None or year < 1 or not day.isdigit() or len(day) > 2:
         return None
     hms = _clock(clock)
     if hms is None:
         return None
     d = int(day)
-    if not 1 <= d <= calendar.monthrange(year, month)[1]:
+    if not 1 <= d <= _month_days(year, month):
         return None
-    return float(calendar.timegm((year, month, d, *hms)))
+    h, m, s = hms
+    return float(_days_since_epoch(year, month, d) * 86400 + h * 3600 + m * 60 + s)
+
+
+# calendar's monthrange and timegm, without the module (it imports locale and datetime).
+def _month_days(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_since_epoch(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date (negative before it)."""
+    y = year - (month <= 2)  # count from March, so the leap day ends a year
+    era, yoe = divmod(y, 400)
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def parse_http_date(value: bytes) -> float | None:

@@ -20,7 +20,8 @@ one.  ``--port 0`` is resolved by the first slot's bind; the others bind that po
 Signals (handlers only queue the number; the loop acts on it):
   SIGTERM, SIGINT  graceful stop: the workers stop accepting, send GOAWAY, let in-flight requests
                    finish within --graceful-timeout; exit 0.  A second one kills the workers.
-  SIGHUP           rolling restart: a new certificate context, then a new worker per slot; only
+  SIGHUP           rolling restart: the certificate checked and read again, then a new worker
+                   per slot (each builds its TLS context from that snapshot, tls.Snapshot); only
                    when all of them are ready are the old ones told to drain.  A broken certificate
                    or a new worker that fails leaves the running workers alone.
   SIGTTIN/SIGTTOU  one worker (slot) more / fewer.
@@ -41,7 +42,6 @@ import os
 import selectors
 import signal
 import socket
-import ssl
 import struct
 import sys
 import time
@@ -108,17 +108,16 @@ class WorkerProc:
 @dataclass
 class Reload:
     generation: int
-    ssl_ctx: ssl.SSLContext
+    certs: tls.Snapshot
 
 
 class Supervisor:
-    def __init__(self, config: Config, ssl_ctx: ssl.SSLContext, cert_files: tuple[Path, Path | None],
-                 app: str = "pushserve.app:build", cert_check: str = CERT_CHECK) -> None:
+    def __init__(self, config: Config, certs: tls.Snapshot, app: str = "pushserve.app:build",
+                 cert_check: str = CERT_CHECK) -> None:
         self.config = config
         self.app = app  # "module:factory" of the app each worker serves, resolved after the fork
         self.cert_check = cert_check  # "module:function" checking a certificate pair, in a child
-        self.ssl_ctx = ssl_ctx
-        self.cert_files = cert_files
+        self.certs = certs  # what a worker of the current generation serves
         self.reuse_port = reuse_port_available()
         self.port = config.port
         self.slots: list[Slot] = []
@@ -176,7 +175,7 @@ class Supervisor:
 
     # -- forking ------------------------------------------------------------------------------
 
-    def spawn(self, slot: Slot, generation: int, ssl_ctx: ssl.SSLContext) -> WorkerProc:
+    def spawn(self, slot: Slot, generation: int, certs: tls.Snapshot) -> WorkerProc:
         r, w = os.pipe()
         heartbeat = mmap.mmap(-1, _HB.size)  # anonymous and MAP_SHARED: the child writes, we read
         _HB.pack_into(heartbeat, 0, time.monotonic())
@@ -187,8 +186,8 @@ class Supervisor:
             code = 70
             try:
                 os.close(r)
-                self._forget_master_state(slot)
-                code = _worker_main(self.config, self.app, ssl_ctx, slot.sock, w, heartbeat)
+                self._forget_master_state(slot, certs)
+                code = _worker_main(self.config, self.app, certs, slot.sock, w, heartbeat)
             finally:
                 logging.shutdown()
                 os._exit(code)
@@ -199,7 +198,7 @@ class Supervisor:
         self.selector.register(r, selectors.EVENT_READ, proc)
         return proc
 
-    def _forget_master_state(self, slot: Slot) -> None:
+    def _forget_master_state(self, slot: Slot, certs: tls.Snapshot) -> None:
         """In a fresh worker: drop the master's signal handling and every fd that is not ours
         (another slot's socket kept open here would outlive that slot)."""
         signal.set_wakeup_fd(-1)
@@ -219,6 +218,9 @@ class Supervisor:
         for s in self.slots:
             if s.sock is not slot.sock:
                 s.sock.close()
+        for snapshot in (self.certs, self.reload.certs if self.reload is not None else None):
+            if snapshot is not None and snapshot is not certs:
+                snapshot.close()
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -239,13 +241,16 @@ class Supervisor:
         self.install_signals()
         try:
             for slot in self.slots:
-                self.spawn(slot, self.generation, self.ssl_ctx)
+                self.spawn(slot, self.generation, self.certs)
             while self.phase != "stopping" or self.workers:
                 self.step()
         finally:
             signal.set_wakeup_fd(-1)
             for slot in self.slots:
                 slot.sock.close()
+            self.certs.close()
+            if self.reload is not None:
+                self.reload.certs.close()
             self.selector.close()
             os.close(self.wake_r)
             os.close(self.wake_w)
@@ -366,7 +371,7 @@ class Supervisor:
             del self.respawn_at[slot.index]
             if not any(w.slot is slot and w.generation == self.generation and w.stopping_since is None
                        for w in self.workers.values()):
-                self.spawn(slot, self.generation, self.ssl_ctx)
+                self.spawn(slot, self.generation, self.certs)
 
     # -- health ---------------------------------------------------------------------------------
 
@@ -441,7 +446,7 @@ class Supervisor:
 
     def _add_worker(self) -> None:
         slot = self.add_slot()
-        proc = self.spawn(slot, self.generation, self.ssl_ctx)
+        proc = self.spawn(slot, self.generation, self.certs)
         log.info("SIGTTIN: worker %d (slot %d) added; %d workers", proc.pid, slot.index,
                  len(self.slots))
 
@@ -466,18 +471,18 @@ class Supervisor:
         if self.reload is not None:
             log.info("SIGHUP: a reload is already under way")
             return
-        cert, key = self.cert_files
+        cert, key = self.certs.cert, self.certs.key
         try:
             forked.call(self.cert_check, cert, key)  # cryptography stays out of the master
-            ssl_ctx = tls.context(cert, key)
+            certs = tls.Snapshot.take(cert, key)
         except (ConfigError, tls.CertError) as e:
             log.error("SIGHUP: not reloading, the certificate is broken: %s; the running workers "
                       "keep serving", e)
             return
-        self.reload = Reload(self.generation + 1, ssl_ctx)
+        self.reload = Reload(self.generation + 1, certs)
         log.info("SIGHUP: starting %d new worker%s", len(self.slots), "s" if len(self.slots) != 1 else "")
         for slot in self.slots:
-            self.spawn(slot, self.reload.generation, ssl_ctx)
+            self.spawn(slot, self.reload.generation, certs)
 
     def _maybe_finish_reload(self) -> None:
         reload = self.reload
@@ -488,7 +493,8 @@ class Supervisor:
         old = [w for w in self.workers.values()
                if w.generation < reload.generation and w.stopping_since is None]
         self.generation = reload.generation
-        self.ssl_ctx = reload.ssl_ctx
+        self.certs.close()
+        self.certs = reload.certs
         self.reload = None
         self.respawn_at.clear()  # a pending replacement of an old worker is not needed any more
         for proc in old:
@@ -501,6 +507,7 @@ class Supervisor:
         reload = self.reload
         assert reload is not None
         self.reload = None
+        reload.certs.close()
         for proc in self.workers.values():
             if proc.generation == reload.generation:
                 self._stop(proc)
@@ -515,7 +522,7 @@ class Supervisor:
 
 # -- in the worker process ------------------------------------------------------------------------
 
-def _worker_main(config: Config, app: str, ssl_ctx: ssl.SSLContext, sock: socket.socket, status_fd: int,
+def _worker_main(config: Config, app: str, certs: tls.Snapshot, sock: socket.socket, status_fd: int,
                  heartbeat: mmap.mmap) -> int:
     def report(line: str) -> None:
         # One write of at most PIPE_BUF bytes is atomic; the master reads lines.
@@ -545,6 +552,8 @@ def _worker_main(config: Config, app: str, ssl_ctx: ssl.SSLContext, sock: socket
         # Imported here, after the fork: the master never loads the protocol cores or the app.
         from pushserve.server import worker
 
+        ssl_ctx = certs.context()  # here, not in the master, which never loads ssl
+        certs.close()
         worker.run(config, ssl_ctx, sock, forked.resolve(app), ready=ready)
     except (ConfigError, tls.CertError) as e:
         report(f"error {e}")
@@ -556,20 +565,21 @@ def _worker_main(config: Config, app: str, ssl_ctx: ssl.SSLContext, sock: socket
     return 0
 
 
-def run(config: Config, ssl_ctx: ssl.SSLContext, *, cert_files: tuple[Path, Path | None],
+def run(config: Config, *, cert_files: tuple[Path, Path | None],
         app: str = "pushserve.app:build", check: str = "pushserve.app:check", cert_check: str = CERT_CHECK) -> int:
     """Check the port, site and apps once, then run the workers until told to stop (blocking).
     ``app`` names the factory a worker calls for the app it serves; ``check`` the site's checks;
     ``cert_check`` the check a certificate pair passes before a SIGHUP serves it."""
-    supervisor = Supervisor(config, ssl_ctx, cert_files, app, cert_check)
-    supervisor.bind_slots(config.worker_count)  # a busy port is the first thing to tell
+    supervisor = Supervisor(config, tls.Snapshot.take(*cert_files), app, cert_check)
     try:
+        supervisor.bind_slots(config.worker_count)  # a busy port is the first thing to tell
         lines: list[str] = forked.call(check, config)
         for line in lines:  # only now: a failed check is one line, not a summary and then an error
             log.info("%s", line)
     except BaseException:
         for slot in supervisor.slots:
             slot.sock.close()
+        supervisor.certs.close()
         raise
     return supervisor.serve()
 

@@ -14,7 +14,7 @@ from pushserve.site.compress import Compressor
 from pushserve.site.error_page import template_error_page
 from pushserve.site.manifest_load import site_private, templates_for
 from pushserve.site.static import Lookup, RenderRequest, StaticSite
-from pushserve.site.templates import TemplateError
+from pushserve.site.template_files import TemplateError
 
 log = logging.getLogger("pushserve")
 

@@ -9,14 +9,17 @@ lexing the source up to the reported line.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
+from pushserve.site.template_files import TemplateError
 
-from pushserve.site.templates import TemplateError
+if TYPE_CHECKING:
+    import jinja2
 
 CONTEXT_LINES = 3  # lines of source shown above and below a marked line
 OVERLAY_ID = "pushserve-overlay"
@@ -24,7 +27,13 @@ OVERLAY_ID = "pushserve-overlay"
 # Tags that open a block closed by end<tag>; ``set`` only in its block form (no "=").
 _BLOCK_TAGS = frozenset({"block", "if", "for", "macro", "call", "filter", "with", "autoescape", "trans", "set"})
 _INNERMOST = re.compile(r"innermost block that needs to be closed is '(\w+)'")
-_LEXER = jinja2.Environment()
+
+
+@functools.cache
+def _lexer() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +64,13 @@ class Problem:
 def unclosed_block(source: str, upto_line: int, tag: str) -> int:
     """The line of the innermost ``{% tag %}`` still open when Jinja2 gave up at ``upto_line``
     (0 if none is found).  Tags inside comments and raw blocks are not tags: the lexer knows."""
+    import jinja2  # only when a template failed: Jinja2 is loaded by then
+
     stack: list[tuple[str, int]] = []
     expect_name = False
     opening: tuple[str, int] | None = None  # a "set" waits for its "=" to tell its form
     try:
-        for lineno, kind, value in _LEXER.lex(source):
+        for lineno, kind, value in _lexer().lex(source):
             if lineno > upto_line:
                 break
             if kind == "block_begin":

@@ -25,7 +25,7 @@ import jinja2
 import jinja2.nodes
 from jinja2.bccache import Bucket
 
-from pushserve.site.templates import PageRequest, Signature, TemplateError, file_signature, site_file
+from pushserve.site.template_files import Signature, TemplateError, file_signature, site_file
 
 _BYTECODE_ENTRIES = 1024
 
@@ -137,8 +137,9 @@ class Engine:
         )
         self.env.globals["site"] = dict(site)
 
-    def render(self, rel_path: str, request: PageRequest) -> tuple[str, dict[str, Signature]]:
-        """The page's text and every template file the render asked for (found or not)."""
+    def render(self, rel_path: str, request: object) -> tuple[str, dict[str, Signature]]:
+        """The page's text (``request`` is the ``request`` it sees: a templates.PageRequest) and
+        every template file the render asked for, found or not."""
         deps: dict[str, Signature] = {}
         self._loader.recording = deps
         try:

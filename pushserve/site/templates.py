@@ -7,11 +7,9 @@ partials, macro files; also names it looked for and did not find) is unchanged o
 check stats those files at most once every ``revalidate_after`` seconds (0 in dev mode: every
 time).  A render that consulted request headers is not cached, since the key does not hold them.
 
-Dependency tracking goes through the loader: Jinja's own template cache is switched off so that
-every extends/include/import of a render passes through ``_SiteLoader.load``, which keeps its
-own compiled-template cache (validated by stat on each load) and records what it handed out.
-Compiled code also goes to an in-memory bytecode cache, so a template edited and reverted, or
-compiled by ``check_all`` at startup, is not compiled again.
+Jinja2 itself (``jinja.py``: the environment, a loader that records each file a render pulls
+in, a bytecode cache) is imported on the first page that is really rendered: which files are
+templates is found by reading bytes, so a plain site's worker never loads it.
 
 Every failure a template author can cause becomes a ``TemplateError`` naming the template file
 (the included one, when the error is inside an include) and the line.
@@ -35,24 +33,21 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import parse_qsl
-
-import jinja2
-import jinja2.nodes
-from jinja2.bccache import Bucket
-from jinja2.loaders import split_template_path
 
 from pushserve.protocol.events import Headers
 from pushserve.site.paths import PrivateFiles, page_url
+from pushserve.site.template_files import Signature, TemplateError, file_signature, site_file
+
+if TYPE_CHECKING:
+    from pushserve.site.jinja import Engine
 
 TEMPLATE_SUFFIXES = (".html", ".htm")
 CACHE_ENTRIES = 512
-_BYTECODE_ENTRIES = 1024
 # A file without any of these renders to itself; it is served byte for byte, never through Jinja
 # (which would normalise newlines and decode as UTF-8).
 _JINJA_MARKERS = (b"{{", b"{%", b"{#")
@@ -61,9 +56,6 @@ _JINJA_MARKERS = (b"{{", b"{%", b"{#")
 # {% from "x" import m %} (whitespace control dashes allowed).
 _REFERENCE = re.compile(rb"""\{%-?\s*(?:extends|include|import|from)\s+(?:"([^"{}%]+)"|'([^'{}%]+)')""")
 TemplatesMode = bool | Literal["auto"]
-
-# (mtime_ns, size, inode) of a file, or None when it did not exist.
-Signature = tuple[int, int, int] | None
 
 
 class RequestLike(Protocol):
@@ -75,20 +67,6 @@ class RequestLike(Protocol):
     def query(self) -> bytes: ...
     @property
     def headers(self) -> Headers: ...
-
-
-class TemplateError(Exception):
-    """A template that cannot be compiled or rendered.  ``file`` is site-relative; ``line`` is
-    1-based, 0 when unknown."""
-
-    def __init__(self, file: str, line: int, message: str) -> None:
-        super().__init__(file, line, message)
-        self.file = file
-        self.line = line
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
 
 
 def is_template_path(rel_path: str) -> bool:
@@ -171,106 +149,10 @@ class _StaticRequest:
 
 
 @dataclass(slots=True)
-class _Compiled:
-    template: jinja2.Template
-    signature: Signature
-
-
-@dataclass(slots=True)
 class _Rendered:
     body: bytes
     deps: dict[str, Signature]  # absolute file path → signature at render time
     checked_at: float
-
-
-def _signature(path: str) -> Signature:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-class _MemoryBytecodeCache(jinja2.BytecodeCache):
-    """Compiled template code kept in memory, keyed by template and source checksum (Jinja
-    checks the checksum itself); bounded so a long dev session does not grow without end."""
-
-    def __init__(self, limit: int = _BYTECODE_ENTRIES) -> None:
-        self._store: OrderedDict[str, bytes] = OrderedDict()
-        self._limit = limit
-
-    def load_bytecode(self, bucket: Bucket) -> None:
-        data = self._store.get(bucket.key)
-        if data is not None:
-            self._store.move_to_end(bucket.key)
-            bucket.bytecode_from_string(data)
-
-    def dump_bytecode(self, bucket: Bucket) -> None:
-        self._store[bucket.key] = bucket.bytecode_to_string()
-        self._store.move_to_end(bucket.key)
-        while len(self._store) > self._limit:
-            self._store.popitem(last=False)
-
-
-class _SiteLoader(jinja2.BaseLoader):
-    """Loads templates from the site folder; caches compiled templates (revalidated with a stat
-    on every load) and records each file a render asks for, found or not."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.compiled: dict[str, _Compiled] = {}
-        self.filenames: dict[str, str] = {}  # absolute filename → template name
-        self.recording: dict[str, Signature] | None = None
-        self.source_signatures: dict[str, Signature] = {}
-
-    def filename_for(self, name: str) -> str:
-        # split_template_path rejects "..", so a template name cannot leave the site.
-        return os.path.join(self.root, *split_template_path(name))
-
-    def _record(self, filename: str, signature: Signature) -> None:
-        if self.recording is not None:
-            self.recording.setdefault(filename, signature)
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str, Callable[[], bool]]:
-        filename = self.filename_for(template)
-        # Stat before reading: if the file changes in between, the recorded signature is the
-        # older one and the next check renders again (never the other way round).
-        signature = _signature(filename)
-        self._record(filename, signature)
-        try:
-            with open(filename, "rb") as f:
-                data = f.read()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise jinja2.TemplateNotFound(template) from None
-        try:
-            source = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = data[: e.start].count(b"\n") + 1
-            raise jinja2.TemplateSyntaxError("file is not valid UTF-8", line, template, filename) from None
-        self.filenames[filename] = template
-        self.source_signatures[filename] = signature
-        return source, filename, lambda: _signature(filename) == signature
-
-    def load(
-        self,
-        environment: jinja2.Environment,
-        name: str,
-        globals: MutableMapping[str, Any] | None = None,
-    ) -> jinja2.Template:
-        filename = self.filename_for(name)
-        signature = _signature(filename)
-        cached = self.compiled.get(name)
-        if cached is not None and signature is not None and cached.signature == signature:
-            self._record(filename, signature)
-            if globals:
-                cached.template.globals.update(globals)
-            return cached.template
-        template = super().load(environment, name, globals)
-        # Keep the signature get_source read under, so a change made meanwhile is seen next time.
-        self.compiled[name] = _Compiled(template, self.source_signatures.get(filename, signature))
-        return template
 
 
 class Templates:
@@ -293,18 +175,19 @@ class Templates:
         self.private = private if private is not None else PrivateFiles()
         self.revalidate_after = revalidate_after
         self._clock = clock
-        self._loader = _SiteLoader(self.root)
-        self.env = jinja2.Environment(
-            loader=self._loader,
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "xml")),
-            undefined=jinja2.StrictUndefined if strict else jinja2.Undefined,
-            bytecode_cache=_MemoryBytecodeCache(),
-            cache_size=0,  # the loader caches, so that every load is seen (see module doc)
-            auto_reload=False,
-            keep_trailing_newline=True,
-        )
-        self.env.globals["site"] = dict(site or {})
+        self._site = dict(site or {})
+        self._strict = strict
+        self._engine: Engine | None = None
         self._cache: OrderedDict[tuple[str, str, bytes], _Rendered] = OrderedDict()
+
+    @property
+    def engine(self) -> Engine:
+        """Jinja2, loaded when a page first needs it (a plain site's worker never does)."""
+        if self._engine is None:
+            from pushserve.site.jinja import Engine
+
+            self._engine = Engine(self.root, self._site, self._strict)
+        return self._engine
 
     # -- rendering -------------------------------------------------------------------------
 
@@ -350,16 +233,15 @@ class Templates:
         return len(self._cache)
 
     def _unchanged(self, deps: dict[str, Signature]) -> bool:
-        return all(_signature(filename) == signature for filename, signature in deps.items())
+        return all(file_signature(filename) == signature for filename, signature in deps.items())
 
     def _render_uncached(
         self, rel_path: str, request: RequestLike
     ) -> tuple[bytes, dict[str, Signature], bool]:
-        try:
-            filename = self._loader.filename_for(rel_path)
-        except jinja2.TemplateNotFound:
-            raise TemplateError(rel_path, 0, "not a valid template path") from None
-        signature = _signature(filename)
+        filename = site_file(self.root, rel_path)
+        if filename is None:
+            raise TemplateError(rel_path, 0, "not a valid template path")
+        signature = file_signature(filename)
         try:
             with open(filename, "rb") as f:
                 raw = f.read()
@@ -369,24 +251,15 @@ class Templates:
             return raw, {filename: signature}, True
 
         page_request = PageRequest(request)
-        deps: dict[str, Signature] = {}
-        self._loader.recording = deps
-        try:
-            text = self.env.get_template(rel_path).render(request=page_request)
-        except Exception as e:
-            raise self._convert(e, rel_path) from None
-        finally:
-            self._loader.recording = None
+        text, deps = self.engine.render(rel_path, page_request)
         self.private.update(self._relative(dep) for dep in deps if dep != filename)
         return text.encode("utf-8"), deps, not page_request.headers.consulted
 
     # -- which files are templates ---------------------------------------------------------
 
     def _exists(self, name: str) -> bool:
-        try:
-            return os.path.isfile(self._loader.filename_for(name))
-        except jinja2.TemplateNotFound:  # ".." and the like: not a name of the site
-            return False
+        filename = site_file(self.root, name)  # None: ".." and the like, not a name of the site
+        return filename is not None and os.path.isfile(filename)
 
     def is_template(self, source: bytes) -> bool:
         """Whether a page with this source is rendered (see the module doc for the rule)."""
@@ -405,7 +278,7 @@ class Templates:
         files = self.template_files()
         for rel_path in files:
             try:
-                with open(self._loader.filename_for(rel_path), "rb") as f:
+                with open(os.path.join(self.root, rel_path), "rb") as f:
                     raw = f.read()
             except OSError:
                 continue
@@ -418,7 +291,7 @@ class Templates:
                 continue
             template_only.add(name)
             try:
-                with open(self._loader.filename_for(name), "rb") as f:
+                with open(os.path.join(self.root, name), "rb") as f:  # _exists checked the name
                     pending += template_references(f.read())
             except OSError:
                 continue
@@ -452,36 +325,13 @@ class Templates:
             if self.mode is not True and rel_path not in wanted:
                 continue  # a plain page: served byte for byte
             try:
-                with open(self._loader.filename_for(rel_path), "rb") as f:
+                with open(os.path.join(self.root, rel_path), "rb") as f:
                     if not has_template_syntax(f.read()):
                         continue  # served byte for byte, whatever its encoding
-                source, filename, _ = self._loader.get_source(self.env, rel_path)
-                ast = self.env.parse(source, rel_path, filename)
-                self.env.compile(ast, rel_path, filename)
-            except jinja2.TemplateError as e:
-                errors.append(self._convert(e, rel_path))
-                continue
             except OSError as e:
                 errors.append(TemplateError(rel_path, 0, f"cannot read: {e.strerror or e}"))
                 continue
-            errors.extend(self._missing_references(ast, rel_path))
-        return errors
-
-    def _missing_references(self, ast: jinja2.nodes.Template, rel_path: str) -> list[TemplateError]:
-        errors: list[TemplateError] = []
-        for node in ast.find_all((jinja2.nodes.Extends, jinja2.nodes.Include,
-                                  jinja2.nodes.Import, jinja2.nodes.FromImport)):
-            target = getattr(node, "template", None)
-            if not isinstance(target, jinja2.nodes.Const) or not isinstance(target.value, str):
-                continue  # a name computed at render time cannot be checked here
-            if isinstance(node, jinja2.nodes.Include) and node.ignore_missing:
-                continue
-            try:
-                exists = os.path.isfile(self._loader.filename_for(target.value))
-            except jinja2.TemplateNotFound:
-                exists = False
-            if not exists:
-                errors.append(TemplateError(rel_path, node.lineno, f"template {target.value!r} not found"))
+            errors.extend(self.engine.check(rel_path))
         return errors
 
     # -- errors ----------------------------------------------------------------------------
@@ -491,30 +341,3 @@ class Templates:
             return Path(filename).relative_to(self.root).as_posix()
         except ValueError:
             return filename
-
-    def _convert(self, exc: BaseException, rel_path: str) -> TemplateError:
-        if isinstance(exc, jinja2.TemplateSyntaxError):
-            file = self._relative(exc.filename) if exc.filename else (exc.name or rel_path)
-            return TemplateError(file, exc.lineno or 0, exc.message or "syntax error")
-        file, line = self._innermost_template_frame(exc.__traceback__) or (rel_path, 0)
-        if isinstance(exc, jinja2.TemplatesNotFound):
-            message = "none of the templates " + ", ".join(repr(n) for n in exc.templates) + " found"
-        elif isinstance(exc, jinja2.TemplateNotFound):
-            message = f"template {exc.name!r} not found"
-        elif isinstance(exc, jinja2.UndefinedError):
-            message = exc.message or "undefined value"
-        else:
-            message = f"{type(exc).__name__}: {exc}"
-        return TemplateError(file, line, message)
-
-    def _innermost_template_frame(self, tb: TracebackType | None) -> tuple[str, int] | None:
-        # Jinja rewrites tracebacks so that template code shows as frames whose filename is the
-        # template file and whose line is the template line; the last such frame is the one
-        # where the error happened (inside an include, that is the included file).
-        found: tuple[str, int] | None = None
-        while tb is not None:
-            filename = tb.tb_frame.f_code.co_filename
-            if filename in self._loader.filenames:
-                found = (self._relative(filename), tb.tb_lineno)
-            tb = tb.tb_next
-        return found

@@ -453,6 +453,35 @@ def test_sighup_serves_a_certificate_replaced_on_disk(serve: Start, certs: Certs
     assert {serial(srv) for _ in range(10)} == {second_expected}
     assert pids_of(srv, 40) == running
 
+    # A worker that dies meanwhile is replaced from what was checked (tls.Snapshot), not from
+    # the broken files.
+    victim = min(running)
+    mark = line_count(srv)
+    os.kill(victim, signal.SIGKILL)
+    new = int(srv.wait_for(r"worker (\d+) \(slot \d+\) ready", start=mark).group(1))
+    assert pids_of(srv, 60) == (running - {victim}) | {new}
+    assert {serial(srv) for _ in range(20)} == {second_expected}
+
+
+def _maps(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_the_master_loads_neither_tls_nor_the_protocol_stack(serve: Start) -> None:
+    """The master imports what supervising needs: its memory map holds no OpenSSL (ssl,
+    hashlib), no cryptography, no asyncio; a worker of a plain site holds TLS and asyncio but
+    not Jinja2 (markupsafe comes with it).  Shared objects show in /proc/PID/maps."""
+    srv = serve("--workers", "2")
+    workers = pids_of(srv, 40)
+    master = _maps(srv.proc.pid)
+    for lib in ("libssl.so", "libcrypto.so", "_ssl.cpython", "_hashlib.cpython", "_rust.abi3.so",
+                "_asyncio.cpython", "uvloop"):
+        assert lib not in master, lib
+    for pid in workers:
+        mapped = _maps(pid)
+        assert "libssl.so" in mapped and "_asyncio.cpython" in mapped and "uvloop" in mapped
+        assert "_rust.abi3.so" not in mapped and "markupsafe" not in mapped
+
 
 def test_sighup_with_a_broken_site_keeps_the_running_workers(serve: Start, site: Path) -> None:
     srv = serve("--workers", "2")

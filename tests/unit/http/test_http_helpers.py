@@ -91,6 +91,18 @@ def test_parse_all_three_formats() -> None:
     assert parse_http_date(b"  Sun, 06 Nov 1994 08:49:37 GMT ") == expected
 
 
+def test_parse_agrees_with_calendar_on_every_month() -> None:
+    # dates.py counts days itself (calendar would import locale and datetime into every worker).
+    for year in (1, 4, 100, 1900, 1969, 1970, 1972, 2000, 2024, 2100, 2400, 9999):
+        for month, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                                      "Nov", "Dec"), start=1):
+            last = calendar.monthrange(year, month)[1]
+            for day in (1, last):
+                value = f"Mon, {day:02d} {name} {year:04d} 23:59:59 GMT".encode()
+                assert parse_http_date(value) == calendar.timegm((year, month, day, 23, 59, 59)), value
+            assert parse_http_date(f"Mon, {last + 1:02d} {name} {year:04d} 00:00:00 GMT".encode()) is None
+
+
 @pytest.mark.parametrize("bad", [
     b"", b"yesterday", b"Sun, 06 Nov 1994 08:49:37 PST", b"Sun, 31 Feb 1994 08:49:37 GMT",
     b"Sun, 06 Foo 1994 08:49:37 GMT", b"Sun, 06 Nov 1994 25:49:37 GMT", b"Sun, 06 Nov 94 08:49:37 GMT",

@@ -8,7 +8,7 @@ import jinja2
 import pytest
 
 from pushserve.site.error_page import Problem, excerpt, overlay_html, unclosed_block
-from pushserve.site.templates import TemplateError
+from pushserve.site.template_files import TemplateError
 
 
 @pytest.mark.parametrize(("source", "opened"), [

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pushserve.site.static import RenderRequest
-from pushserve.site.templates import CACHE_ENTRIES, TemplateError, Templates, is_template_path
+from pushserve.site.template_files import TemplateError
+from pushserve.site.templates import CACHE_ENTRIES, Templates, is_template_path
 
 SITE_EXAMPLE = Path(__file__).resolve().parents[3] / "site_example"
 SITE_VARS = {"title": "pushserve", "tagline": "Static sites over HTTP/2"}
