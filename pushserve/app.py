@@ -17,8 +17,6 @@ import json
 import logging
 import re
 
-from pushserve.asgi.load import import_apps
-from pushserve.asgi.mount import load_mounts
 from pushserve.config import Config, ConfigError
 from pushserve.exchange import App, Mount
 from pushserve.site.content import SiteContent
@@ -71,7 +69,11 @@ def build(config: Config) -> App:
     policy = PushPolicy(config.push, manifest, content.static, budget=config.limits.push_budget,
                         use_cookie=config.push_cookie, hints_http1=config.hints_http1)
     responder = Responder(content, policy, access_log_on=config.access_log, think=config.bench_think)
-    mounts: list[Mount] = list(load_mounts(config, responder)) if config.mounts else []
+    mounts: list[Mount] = []
+    if config.mounts:  # the ASGI adapter is imported by the workers that run apps, like dev mode
+        from pushserve.asgi.mount import load_mounts
+
+        mounts += load_mounts(config, responder)
     if config.dev:  # /_pushserve/ routes, file watcher and live reload
         from pushserve.dev.mount import DevServer
 
@@ -128,6 +130,8 @@ def run_checks(config: Config) -> tuple[list[str], list[str]]:
     lines.append(f"site: {_plural(len(files), 'file')}, {_plural(pages, 'page')} "
                  f"({template_pages} rendered as templates), {_plural(len(private), 'private path')}")
     try:
+        from pushserve.asgi.load import import_apps
+
         import_apps(config)
     except ConfigError as e:
         problems.append(str(e))

@@ -54,6 +54,7 @@ from pushserve import __version__, lan, tls
 from pushserve.config import Config, ConfigError
 from pushserve.server import forked
 from pushserve.server.forked import describe_exit
+from pushserve.server.memory import give_back_memory
 from pushserve.server.sockets import bind, reuse_port_available, url_for
 
 log = logging.getLogger("pushserve")
@@ -239,6 +240,7 @@ class Supervisor:
     def serve(self) -> int:
         """Fork a worker per bound slot and supervise them until the end (blocking)."""
         self.install_signals()
+        give_back_memory()  # what the command line and the checks left: no worker inherits it
         try:
             for slot in self.slots:
                 self.spawn(slot, self.generation, self.certs)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import gc
 import logging
 import os
 import re
@@ -27,6 +25,7 @@ import uvloop
 from pushserve.config import Config
 from pushserve.exchange import App
 from pushserve.server.connection import Connection, WorkerState
+from pushserve.server.memory import give_back_memory
 
 log = logging.getLogger("pushserve")
 
@@ -211,23 +210,6 @@ def trim_memory(state: WorkerState, now: float) -> None:
              state.peak_load, load, (time.perf_counter() - started) * 1000)
     state.peak_load = load
     state.trimmed_at = now
-
-
-def give_back_memory() -> None:
-    gc.collect()  # what ended in reference cycles goes now, so its memory can go back too
-    if _malloc_trim is not None:
-        _malloc_trim(0)
-
-
-def _find_malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-        return trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_malloc_trim = _find_malloc_trim()
 
 
 # A connection accepted just before the listener closed may not have sent its first request yet
