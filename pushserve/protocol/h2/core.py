@@ -33,8 +33,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from hpack import OversizedHeaderListError
-
 import pushserve.protocol.h2.frames as fr
 from pushserve.protocol.events import (
     BodyReceived,
@@ -66,6 +64,7 @@ from pushserve.protocol.h2.frames import (
     Setting,
     code_name,
 )
+from pushserve.protocol.h2.hpack_decoder import HeaderListTooLarge
 from pushserve.protocol.h2.output import DRAIN_PING, Output
 from pushserve.protocol.h2.streams import CLOSED, IDLE, PEER_MAY_SEND, STATE_NAMES, Stream
 
@@ -472,7 +471,7 @@ class H2Core(Output):
 
     @staticmethod
     def _hpack_failed(exc: Exception) -> _ConnectionError:
-        if isinstance(exc, OversizedHeaderListError):
+        if isinstance(exc, HeaderListTooLarge):
             return _calm(f"header list too large: {exc}")
         return _ConnectionError(ErrorCode.COMPRESSION_ERROR, f"HPACK: {type(exc).__name__}: {exc}")
 

@@ -10,7 +10,7 @@ second and makes one new entry a second).  We never insert into the peer's dynam
 only HPACK state we owe the peer is a size update when it shrinks SETTINGS_HEADER_TABLE_SIZE
 (§4.2): a "size 0" update at the start of the next block, see ``H2Core``.
 
-Receiving.  Blocks are decoded by ``hpack.Decoder``, which owns the dynamic table.  Browsers and
+Receiving.  Blocks are decoded by ``hpack_decoder.Decoder``, which owns the dynamic table.  Browsers and
 load tools send the very same block bytes again and again once the table is warm (a page's
 image requests differ, a benchmark's do not), so a decoded-and-validated request is cached per
 connection, keyed by the block bytes.  The invariant that makes that safe:
@@ -19,23 +19,19 @@ connection, keyed by the block bytes.  The invariant that makes that safe:
     only while a block is decoded.  If decoding a block left the table exactly as it was, the
     same bytes mean the same fields for as long as the table stays as it is now.
 
-"Left the table as it was" is checked after each decode by a fingerprint: the newest entry
-*object* (entries are only ever added at the front as new tuples, and we hold a reference to the
-old front, so it cannot be recycled), the entry count and the size limit.  Any change — an
-insertion (literal with incremental indexing), an eviction, a size update — bumps a generation
-counter and empties the cache; blocks that changed the table are never cached.  So a cached
+"Left the table as it was" is checked after each decode by the table's generation, which every
+change bumps — an insertion (literal with incremental indexing), an eviction, a size update —
+and which empties the cache; blocks that changed the table are never cached.  So a cached
 request is only reused while every indexed reference in it still names the entry it named.
 """
 
 from __future__ import annotations
 
 import re
-from typing import cast
-
-from hpack import Decoder, HPACKError
-from hpack.table import HeaderTable
 
 from pushserve.protocol.events import CONNECTION_SPECIFIC, Headers
+from pushserve.protocol.h2.hpack_decoder import Decoder, HPACKError
+from pushserve.protocol.h2.hpack_tables import STATIC_TABLE
 
 __all__ = ["HPACKError", "Malformed", "Request", "RequestDecoder", "encode_fields", "encode_status"]
 
@@ -43,7 +39,7 @@ __all__ = ["HPACKError", "Malformed", "Request", "RequestDecoder", "encode_field
 
 # First index of each name in the static table (RFC 7541 Appendix A).
 _STATIC_NAME: dict[bytes, int] = {}
-for _i, (_name, _) in enumerate(HeaderTable.STATIC_TABLE, 1):
+for _i, (_name, _) in enumerate(STATIC_TABLE, 1):
     _STATIC_NAME.setdefault(_name, _i)
 _STATIC_STATUS = {200: 8, 204: 9, 206: 10, 304: 11, 400: 12, 404: 13, 500: 14}
 
@@ -244,18 +240,14 @@ class RequestDecoder:
 
     def __init__(self, max_header_list_size: int) -> None:
         self._decoder = Decoder(max_header_list_size)
-        self._table = self._decoder.header_table
         self._cache: dict[bytes, Request] = {}
 
     def decode(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
         """The fields of ``block``, and whether decoding it left the dynamic table unchanged.
         Raises HPACKError (a connection error) when it cannot be decoded."""
-        entries = self._table.dynamic_entries
-        front = entries[0] if entries else None
-        count, size = len(entries), self._table.maxsize
-        fields = cast(list[tuple[bytes, bytes]], self._decoder.decode(block, raw=True))
-        unchanged = (len(entries) == count and self._table.maxsize == size
-                     and (entries[0] if entries else None) is front)
+        generation = self._decoder.generation
+        fields = self._decoder.decode(block)
+        unchanged = self._decoder.generation == generation
         if not unchanged and self._cache:
             self._cache.clear()  # indexed references in cached blocks may mean other entries now
         return fields, unchanged

@@ -1,0 +1,179 @@
+"""HPACK's fixed data (RFC 7541): the static table (Appendix A) and the Huffman code (Appendix B),
+and the decoding automaton built from that code when the module is imported."""
+
+from __future__ import annotations
+
+__all__ = ["ACCEPT", "EMIT", "FAIL", "HUFFMAN_FLAGS", "HUFFMAN_NEXT", "HUFFMAN_SYMBOL", "STATIC_TABLE"]
+
+STATIC_TABLE: tuple[tuple[bytes, bytes], ...] = (
+    (b':authority', b''),
+    (b':method', b'GET'),
+    (b':method', b'POST'),
+    (b':path', b'/'),
+    (b':path', b'/index.html'),
+    (b':scheme', b'http'),
+    (b':scheme', b'https'),
+    (b':status', b'200'),
+    (b':status', b'204'),
+    (b':status', b'206'),
+    (b':status', b'304'),
+    (b':status', b'400'),
+    (b':status', b'404'),
+    (b':status', b'500'),
+    (b'accept-charset', b''),
+    (b'accept-encoding', b'gzip, deflate'),
+    (b'accept-language', b''),
+    (b'accept-ranges', b''),
+    (b'accept', b''),
+    (b'access-control-allow-origin', b''),
+    (b'age', b''),
+    (b'allow', b''),
+    (b'authorization', b''),
+    (b'cache-control', b''),
+    (b'content-disposition', b''),
+    (b'content-encoding', b''),
+    (b'content-language', b''),
+    (b'content-length', b''),
+    (b'content-location', b''),
+    (b'content-range', b''),
+    (b'content-type', b''),
+    (b'cookie', b''),
+    (b'date', b''),
+    (b'etag', b''),
+    (b'expect', b''),
+    (b'expires', b''),
+    (b'from', b''),
+    (b'host', b''),
+    (b'if-match', b''),
+    (b'if-modified-since', b''),
+    (b'if-none-match', b''),
+    (b'if-range', b''),
+    (b'if-unmodified-since', b''),
+    (b'last-modified', b''),
+    (b'link', b''),
+    (b'location', b''),
+    (b'max-forwards', b''),
+    (b'proxy-authenticate', b''),
+    (b'proxy-authorization', b''),
+    (b'range', b''),
+    (b'referer', b''),
+    (b'refresh', b''),
+    (b'retry-after', b''),
+    (b'server', b''),
+    (b'set-cookie', b''),
+    (b'strict-transport-security', b''),
+    (b'transfer-encoding', b''),
+    (b'user-agent', b''),
+    (b'vary', b''),
+    (b'via', b''),
+    (b'www-authenticate', b''),
+)
+
+# Appendix B: the code of each symbol 0..255 and of EOS (256), right-aligned, and its length in bits.
+_CODES = (
+    0x1ff8, 0x7fffd8, 0xfffffe2, 0xfffffe3, 0xfffffe4, 0xfffffe5, 0xfffffe6, 0xfffffe7,
+    0xfffffe8, 0xffffea, 0x3ffffffc, 0xfffffe9, 0xfffffea, 0x3ffffffd, 0xfffffeb, 0xfffffec,
+    0xfffffed, 0xfffffee, 0xfffffef, 0xffffff0, 0xffffff1, 0xffffff2, 0x3ffffffe, 0xffffff3,
+    0xffffff4, 0xffffff5, 0xffffff6, 0xffffff7, 0xffffff8, 0xffffff9, 0xffffffa, 0xffffffb,
+    0x14, 0x3f8, 0x3f9, 0xffa, 0x1ff9, 0x15, 0xf8, 0x7fa,
+    0x3fa, 0x3fb, 0xf9, 0x7fb, 0xfa, 0x16, 0x17, 0x18,
+    0x0, 0x1, 0x2, 0x19, 0x1a, 0x1b, 0x1c, 0x1d,
+    0x1e, 0x1f, 0x5c, 0xfb, 0x7ffc, 0x20, 0xffb, 0x3fc,
+    0x1ffa, 0x21, 0x5d, 0x5e, 0x5f, 0x60, 0x61, 0x62,
+    0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a,
+    0x6b, 0x6c, 0x6d, 0x6e, 0x6f, 0x70, 0x71, 0x72,
+    0xfc, 0x73, 0xfd, 0x1ffb, 0x7fff0, 0x1ffc, 0x3ffc, 0x22,
+    0x7ffd, 0x3, 0x23, 0x4, 0x24, 0x5, 0x25, 0x26,
+    0x27, 0x6, 0x74, 0x75, 0x28, 0x29, 0x2a, 0x7,
+    0x2b, 0x76, 0x2c, 0x8, 0x9, 0x2d, 0x77, 0x78,
+    0x79, 0x7a, 0x7b, 0x7ffe, 0x7fc, 0x3ffd, 0x1ffd, 0xffffffc,
+    0xfffe6, 0x3fffd2, 0xfffe7, 0xfffe8, 0x3fffd3, 0x3fffd4, 0x3fffd5, 0x7fffd9,
+    0x3fffd6, 0x7fffda, 0x7fffdb, 0x7fffdc, 0x7fffdd, 0x7fffde, 0xffffeb, 0x7fffdf,
+    0xffffec, 0xffffed, 0x3fffd7, 0x7fffe0, 0xffffee, 0x7fffe1, 0x7fffe2, 0x7fffe3,
+    0x7fffe4, 0x1fffdc, 0x3fffd8, 0x7fffe5, 0x3fffd9, 0x7fffe6, 0x7fffe7, 0xffffef,
+    0x3fffda, 0x1fffdd, 0xfffe9, 0x3fffdb, 0x3fffdc, 0x7fffe8, 0x7fffe9, 0x1fffde,
+    0x7fffea, 0x3fffdd, 0x3fffde, 0xfffff0, 0x1fffdf, 0x3fffdf, 0x7fffeb, 0x7fffec,
+    0x1fffe0, 0x1fffe1, 0x3fffe0, 0x1fffe2, 0x7fffed, 0x3fffe1, 0x7fffee, 0x7fffef,
+    0xfffea, 0x3fffe2, 0x3fffe3, 0x3fffe4, 0x7ffff0, 0x3fffe5, 0x3fffe6, 0x7ffff1,
+    0x3ffffe0, 0x3ffffe1, 0xfffeb, 0x7fff1, 0x3fffe7, 0x7ffff2, 0x3fffe8, 0x1ffffec,
+    0x3ffffe2, 0x3ffffe3, 0x3ffffe4, 0x7ffffde, 0x7ffffdf, 0x3ffffe5, 0xfffff1, 0x1ffffed,
+    0x7fff2, 0x1fffe3, 0x3ffffe6, 0x7ffffe0, 0x7ffffe1, 0x3ffffe7, 0x7ffffe2, 0xfffff2,
+    0x1fffe4, 0x1fffe5, 0x3ffffe8, 0x3ffffe9, 0xffffffd, 0x7ffffe3, 0x7ffffe4, 0x7ffffe5,
+    0xfffec, 0xfffff3, 0xfffed, 0x1fffe6, 0x3fffe9, 0x1fffe7, 0x1fffe8, 0x7ffff3,
+    0x3fffea, 0x3fffeb, 0x1ffffee, 0x1ffffef, 0xfffff4, 0xfffff5, 0x3ffffea, 0x7ffff4,
+    0x3ffffeb, 0x7ffffe6, 0x3ffffec, 0x3ffffed, 0x7ffffe7, 0x7ffffe8, 0x7ffffe9, 0x7ffffea,
+    0x7ffffeb, 0xffffffe, 0x7ffffec, 0x7ffffed, 0x7ffffee, 0x7ffffef, 0x7fffff0, 0x3ffffee,
+    0x3fffffff,
+)
+_LENGTHS = (
+    13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28,
+    28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 28,
+    6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6,
+    5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10,
+    13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6,
+    15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5,
+    6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28,
+    20, 22, 20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23,
+    24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24,
+    22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23,
+    21, 21, 22, 21, 23, 22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23,
+    26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25,
+    19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27,
+    20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23,
+    26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
+    30,
+)
+
+# The decoder reads four bits at a time.  A state is an internal node of the code's tree (there
+# are 256; the root is 0); for state s and nibble n, entry 16*s+n says where the four bits lead:
+# the next state, whether a symbol was completed on the way (a code is at least five bits long,
+# so at most one), whether EOS or an unused code was met (an error, §5.2), and whether stopping
+# there is allowed: the bits read since the last symbol are all ones and fewer than eight (the
+# padding rule of §5.2).  Three bytes objects of 4096 entries: about 12 KB.
+EMIT, FAIL, ACCEPT = 1, 2, 4
+
+
+def _automaton() -> tuple[bytes, bytes, bytes]:
+    children: list[list[int]] = [[-1, -1]]  # internal nodes; a leaf is stored as -(symbol + 2)
+    for symbol, (code, length) in enumerate(zip(_CODES, _LENGTHS, strict=True)):
+        node = 0
+        for shift in range(length - 1, -1, -1):
+            bit = (code >> shift) & 1
+            if shift == 0:
+                children[node][bit] = -(symbol + 2)
+            else:
+                if children[node][bit] == -1:
+                    children[node][bit] = len(children)
+                    children.append([-1, -1])
+                node = children[node][bit]
+    # The nodes reached from the root by ones only, up to seven of them: valid places to stop.
+    padding = {0}
+    node = 0
+    for _ in range(7):
+        node = children[node][1]
+        padding.add(node)
+    nxt, flags, symbols = bytearray(len(children) * 16), bytearray(len(children) * 16), bytearray(len(children) * 16)
+    for state in range(len(children)):
+        for nibble in range(16):
+            node, flag, emitted = state, 0, 0
+            for shift in (3, 2, 1, 0):
+                child = children[node][(nibble >> shift) & 1]
+                if child == -1 or child == -(256 + 2):  # no such code, or EOS inside a string
+                    flag |= FAIL
+                    node = 0
+                    break
+                if child < 0:
+                    flag |= EMIT
+                    emitted = -child - 2
+                    node = 0
+                else:
+                    node = child
+            if not flag & FAIL and node in padding:
+                flag |= ACCEPT
+            at = state * 16 + nibble
+            nxt[at], flags[at], symbols[at] = node, flag, emitted
+    return bytes(nxt), bytes(flags), bytes(symbols)
+
+
+HUFFMAN_NEXT, HUFFMAN_FLAGS, HUFFMAN_SYMBOL = _automaton()
