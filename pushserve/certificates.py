@@ -8,8 +8,8 @@ errors ("[SSL] PEM lib (_ssl.c:3900)") tell the user nothing, and because OpenSS
 on the terminal for the password of an encrypted key, which a forked server must never do.
 
 ``cryptography`` weighs about 9 MB in a process, so the server's master never imports this
-module: its checks run in a throwaway child (``server/forked.py``) and the master builds its
-SSLContext with ``tls.context`` from files already checked here.
+module: its checks run in a throwaway child (``server/forked.py``), and each worker builds its
+SSLContext with ``tls.context`` from a snapshot of the files checked here (``tls.Snapshot``).
 
 Development certificates follow mkcert's model: one local CA per user (``rootCA.pem`` and
 ``rootCA-key.pem`` in the CA root), made once and trusted once; a leaf certificate for

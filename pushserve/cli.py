@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pushserve import __version__, lan, tls
 from pushserve.config import (
@@ -29,6 +29,9 @@ from pushserve.config import (
     parse_codings,
     read_site_toml,
 )
+
+if TYPE_CHECKING:
+    from pushserve.certificates import CertInfo
 
 log = logging.getLogger("pushserve")
 
@@ -366,11 +369,10 @@ def setup_logging(level: str = "info") -> None:
     root.propagate = False
 
 
-def resolve_certificate(config: Config) -> tuple[Path, Path | None, list[str], tuple[str, ...]]:
+def checked_certificate(config: Config) -> tuple[Path, Path | None, list[str], CertInfo]:
     """The certificate and key to serve (the user's, or the development one, made when missing)
-    once checked, the lines to log about them and the warnings (expired, expiring soon, no
-    subjectAltName).  Imports ``cryptography``: the server calls
-    it in a throwaway child (``forked.call``)."""
+    once checked, the lines to log about them, and what the certificate says.  Imports
+    ``cryptography``."""
     from pushserve import certificates
 
     lines: list[str] = []
@@ -385,7 +387,15 @@ def resolve_certificate(config: Config) -> tuple[Path, Path | None, list[str], t
             url = f"https://localhost:{config.port}/" if config.port else "https://localhost:PORT/ (the port below)"
             lines += [f"  {line}" for line in certificates.trust_instructions(dev.ca_file, url).splitlines()]
     certificates.check_pair(cert, key)
-    return cert, key, lines, certificates.describe_certificate(cert).warnings
+    return cert, key, lines, certificates.describe_certificate(cert)
+
+
+def resolve_certificate(config: Config) -> tuple[Path, Path | None, list[str], tuple[str, ...]]:
+    """``checked_certificate`` for the server, which calls it in a throwaway child
+    (``forked.call``): only plain values come back, so the master never loads ``cryptography``;
+    the last is the warnings (expired, expiring soon, no subjectAltName)."""
+    cert, key, lines, info = checked_certificate(config)
+    return cert, key, lines, info.warnings
 
 
 def cmd_serve(argv: Sequence[str]) -> int:
@@ -421,14 +431,12 @@ def cmd_check(argv: Sequence[str]) -> int:
         except ConfigError as e:
             problems.append(str(e))
     try:
-        from pushserve import certificates
-
-        cert, key, _made, warnings = resolve_certificate(config)
-        tls.context(cert, key)
-        info = certificates.describe_certificate(cert)
+        cert, _key, made, info = checked_certificate(config)
+        for line in made:
+            log.info("%s", line)
         lines.append(f"certificate: {cert}: {' '.join(info.sans) or info.subject}, valid until "
                      f"{info.not_after:%Y-%m-%d}")
-        lines += [f"warning: certificate: {w}" for w in warnings]
+        lines += [f"warning: certificate: {w}" for w in info.warnings]
     except tls.CertError as e:
         problems.append(str(e))
     if config.mounts:

@@ -54,7 +54,6 @@ from typing import Literal
 from pushserve import __version__, lan, tls
 from pushserve.config import Config, ConfigError
 from pushserve.server import forked
-from pushserve.server.forked import describe_exit
 from pushserve.server.memory import give_back_memory
 from pushserve.server.sockets import bind, reuse_port_available, url_for
 
@@ -185,7 +184,7 @@ class Supervisor:
         sys.stderr.flush()
         # The master's objects go to the collector's permanent generation, so a worker's
         # collections never write to them and the pages stay shared (the gc module's advice for
-        # fork without exec): about 1.4 MiB less PSS per worker.
+        # fork without exec): about 1.3 MiB less PSS per worker.
         gc.freeze()
         pid = os.fork()
         if pid == 0:  # the worker; never returns
@@ -337,7 +336,7 @@ class Supervisor:
                 if line.startswith("error "):
                     proc.error = line[len("error "):]
         proc.heartbeat.close()
-        how = proc.killed_why or describe_exit(status)
+        how = proc.killed_why or forked.describe_exit(status)
         detail = f": {proc.error}" if proc.error else ""
         now = time.monotonic()
         if proc.stopping_since is not None:

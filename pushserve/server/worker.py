@@ -207,7 +207,7 @@ def trim_memory(state: WorkerState, now: float) -> None:
     started = time.perf_counter()
     give_back_memory()
     (log.info if flood else log.debug)("connections fell from %d to %d: memory given back to the OS (%.1f ms)",
-             state.peak_load, load, (time.perf_counter() - started) * 1000)
+                                       state.peak_load, load, (time.perf_counter() - started) * 1000)
     state.peak_load = load
     state.trimmed_at = now
 

@@ -25,7 +25,7 @@ import jinja2
 import jinja2.nodes
 from jinja2.bccache import Bucket
 
-from pushserve.site.template_files import Signature, TemplateError, file_signature, site_file
+from pushserve.site.template_files import Signature, TemplateError, file_signature, site_file, site_relative
 
 _BYTECODE_ENTRIES = 1024
 
@@ -174,15 +174,10 @@ class Engine:
                 errors.append(TemplateError(rel_path, node.lineno, f"template {target.value!r} not found"))
         return errors
 
-    def _relative(self, filename: str) -> str:
-        try:
-            return Path(filename).relative_to(self.root).as_posix()
-        except ValueError:
-            return filename
 
     def _convert(self, exc: BaseException, rel_path: str) -> TemplateError:
         if isinstance(exc, jinja2.TemplateSyntaxError):
-            file = self._relative(exc.filename) if exc.filename else (exc.name or rel_path)
+            file = site_relative(self.root, exc.filename) if exc.filename else (exc.name or rel_path)
             return TemplateError(file, exc.lineno or 0, exc.message or "syntax error")
         file, line = self._innermost_template_frame(exc.__traceback__) or (rel_path, 0)
         if isinstance(exc, jinja2.TemplatesNotFound):
@@ -203,6 +198,6 @@ class Engine:
         while tb is not None:
             filename = tb.tb_frame.f_code.co_filename
             if filename in self._loader.filenames:
-                found = (self._relative(filename), tb.tb_lineno)
+                found = (site_relative(self.root, filename), tb.tb_lineno)
             tb = tb.tb_next
         return found

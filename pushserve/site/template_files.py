@@ -1,5 +1,5 @@
-"""Template files without Jinja2: what a template name stands for in the site folder, a file's
-signature (to tell it changed), and the error a template author can cause.  Shared by
+"""Template files without Jinja2: what a template name stands for in the site folder (and a file's
+name within it), a file's signature (to tell it changed), and the error a template author can cause.  Shared by
 ``templates.py`` (which decides what is a template) and ``jinja.py`` (which renders)."""
 
 from __future__ import annotations
@@ -43,3 +43,12 @@ def site_file(root: Path, name: str) -> str | None:
         if piece and piece != ".":
             pieces.append(piece)
     return os.path.join(root, *pieces)
+
+
+def site_relative(root: Path, filename: str) -> str:
+    """``filename`` as a path relative to ``root`` (as the site names it), or unchanged when it
+    lies outside."""
+    try:
+        return Path(filename).relative_to(root).as_posix()
+    except ValueError:
+        return filename

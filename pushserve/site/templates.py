@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl
 
 from pushserve.protocol.events import Headers
 from pushserve.site.paths import PrivateFiles, page_url
-from pushserve.site.template_files import Signature, TemplateError, file_signature, site_file
+from pushserve.site.template_files import Signature, TemplateError, file_signature, site_file, site_relative
 
 if TYPE_CHECKING:
     from pushserve.site.jinja import Engine
@@ -221,7 +221,7 @@ class Templates:
         found: set[str] = set()
         for (page, _, _), entry in self._cache.items():
             if page == rel_path:
-                found.update(self._relative(filename) for filename in entry.deps)
+                found.update(site_relative(self.root, filename) for filename in entry.deps)
         return found
 
     def clear(self) -> None:
@@ -252,7 +252,7 @@ class Templates:
 
         page_request = PageRequest(request)
         text, deps = self.engine.render(rel_path, page_request)
-        self.private.update(self._relative(dep) for dep in deps if dep != filename)
+        self.private.update(site_relative(self.root, dep) for dep in deps if dep != filename)
         return text.encode("utf-8"), deps, not page_request.headers.consulted
 
     # -- which files are templates ---------------------------------------------------------
@@ -333,11 +333,3 @@ class Templates:
                 continue
             errors.extend(self.engine.check(rel_path))
         return errors
-
-    # -- errors ----------------------------------------------------------------------------
-
-    def _relative(self, filename: str) -> str:
-        try:
-            return Path(filename).relative_to(self.root).as_posix()
-        except ValueError:
-            return filename
