@@ -16,6 +16,7 @@ import pytest
 
 from pushserve import cli
 from pushserve.config import BadValue
+from pushserve.options import Bind
 from tests.integration.test_dev import Events, hello
 from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli
 
@@ -45,34 +46,55 @@ def toml(site: Path, text: str) -> None:
 # -- exit codes ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,words", [
-    (["--push", "bogus"], "invalid choice"),
+    (["--push", "bogus"], "--push 'bogus': choose one of auto, hints, off"),
     (["--workers", "x"], "--workers 'x'"),
-    (["-w", "-3"], "must be 0 (one per core) or more"),
+    (["-w", "-3"], "-w -3: must be 0 (one per core) or more"),
     (["-b", "localhost"], "expected HOST:PORT"),
     (["-b", "::1:8443"], "[::1]:8443"),
-    (["--port", "70000"], "0..65535"),
-    (["--reload-dir", "."], "--reload-dir works with --dev"),
-    (["--log-level", "loud"], "invalid choice"),
+    (["--port", "70000"], "--port 70000: must be 0..65535"),
+    (["--reload-dir", "."], "--reload-dir: works in dev mode only"),
+    (["--log-level", "loud"], "--log-level 'loud': choose one of"),
     (["--mount", "api"], "PREFIX=MODULE:ATTR"),
+    (["--compress", "brotli"], "--compress 'brotli': choose from zstd, br, gzip"),
+    (["--dev", "--no-dev", "--reload"], "--reload: works in dev mode only"),
 ])
 def test_bad_values_on_the_command_line_exit_2(certs: Certs, args: list[str], words: str) -> None:
     assert words in one_line(run_cli(certs, "site_example", "--cert-dir", str(certs.cert_dir), *args), 2)
 
 
 @pytest.mark.parametrize("text,words", [
-    ("[serve]\nprot = 1\n", "'prot' is not an option"),
-    ("[serve]\nport = \"80\"\n", "port = '80': must be a whole number"),
-    ("[serve]\ndev = \"yes\"\n", "dev = 'yes': must be true or false"),
-    ("[serve]\npush = \"sometimes\"\n", "choose one of auto, hints, off"),
-    ("[serve]\nidle-timeout = -1\n", "--idle-timeout -1"),
-    ("[serve]\nsite = \"elsewhere\"\n", "'site' is not an option"),
-    ("[serve]\npush_budget = 1\n", "'push_budget' is not an option"),  # options are spelt with '-'
-    ("serve = 3\n", "[serve] must be a table"),
+    # The two of issue 26: a wrong coding in [compress], a wrong value at the top level.
+    ('[compress]\ncodings = ["zstd", "brotli"]\n', "[compress] codings: 'brotli': choose from zstd, br, gzip"),
+    ('push = "yes"\n', "pushserve.toml: push: 'yes': choose one of auto, hints, off"),
+    ("[serve]\nprot = 1\n", "[serve] prot: not an option"),
+    ("[serve]\nport = \"80\"\n", "[serve] port: '80': must be a whole number"),
+    ("[serve]\nport = 70000\n", "[serve] port: 70000: must be 0..65535"),
+    ("[serve]\ndev = \"yes\"\n", "[serve] dev: 'yes': must be true or false"),
+    ("[serve]\npush = \"sometimes\"\n", "[serve] push: 'sometimes': choose one of auto, hints, off"),
+    ("[serve]\nidle-timeout = -1\n", "[serve] idle-timeout: -1: must be a number of seconds above 0"),
+    ("[serve]\nsite = \"elsewhere\"\n", "[serve] site: not an option"),
+    ("[serve]\npush_budget = 1\n", "[serve] push_budget: not an option"),  # options are spelt with '-'
+    ("[serve]\nreload = true\n", "[serve] reload: works in dev mode only"),
+    ("[serve]\nworkers = 2\ndev = true\n", "[serve] workers: 2: dev mode runs one worker"),
+    ("[serve]\nbind = \"localhost\"\n", "[serve] bind: 'localhost': expected HOST:PORT"),
+    ("[serve]\nkey = \"k.pem\"\n", "[serve] key: needs a certificate"),
+    ("[serve]\nreload-dir = \"x\"\n", "[serve] reload-dir: 'x': must be a list of paths"),
+    ("serve = 3\n", "pushserve.toml: [serve]: must be a table"),
+    ("sevre = 3\n", "pushserve.toml: sevre: not a setting"),
+    ("[serve\n", "pushserve.toml: "),
 ])
 def test_bad_values_in_pushserve_toml_exit_2(certs: Certs, site: Path, text: str, words: str) -> None:
     toml(site, text)
     line = one_line(run_cli(certs, str(site), "--cert-dir", str(certs.cert_dir)), 2)
     assert words in line and "pushserve.toml" in line
+    assert " --" not in line and not line.startswith("--"), "names a flag the user never typed"
+
+
+def test_a_bad_mount_in_pushserve_toml_exit_2(certs: Certs, site: Path) -> None:
+    path = site / "pushserve.toml"
+    path.write_text(path.read_text().replace('"/search" = ', '"search" = '))
+    line = one_line(run_cli(certs, str(site), "--cert-dir", str(certs.cert_dir)), 2)
+    assert "pushserve.toml: [mounts] 'search': prefix 'search' must be a path like /api" in line
 
 
 def test_problems_of_the_machine_exit_1(certs: Certs, tmp_path: Path) -> None:
@@ -124,9 +146,10 @@ def test_serve_table_paths_are_relative_to_the_site(site: Path) -> None:
     config = cli.parse_serve_args([str(site)])
     assert config.reload_dirs == (site / "extra",) and config.dev
     assert (config.host, config.port) == ("127.0.0.1", 9999)
+    bind = Bind()
     with pytest.raises(BadValue):
-        cli.parse_bind("[::1]")
-    assert cli.parse_bind("[::1]:8443") == ("::1", 8443) and cli.parse_bind(":8443") == ("127.0.0.1", 8443)
+        bind.text("[::1]")
+    assert bind.text("[::1]:8443") == ("::1", 8443) and bind.text(":8443") == ("127.0.0.1", 8443)
 
 
 def test_reload_dir_change_reloads_the_page(make_server: Callable[..., ServerProcess], site: Path,
@@ -165,7 +188,7 @@ def test_check_lists_every_problem_and_exits_1(certs: Certs, site: Path) -> None
     assert "broken.html:2" in r.stderr and "push_manifest.json:1" in r.stderr and "no_such_mod" in r.stderr
     assert "3 problems" in r.stderr
     # Its usage mistakes are usage mistakes.
-    assert "invalid choice" in one_line(run_cli(certs, "check", str(site), "--push", "x"), 2)
+    assert "--push 'x': choose one of" in one_line(run_cli(certs, "check", str(site), "--push", "x"), 2)
     garbage = site / "garbage.pem"
     garbage.write_text("not a certificate\n")
     (site / "broken.html").unlink()

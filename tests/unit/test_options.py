@@ -1,0 +1,94 @@
+"""The table of options: the command line and pushserve.toml are two readers of it and give the
+same Config for the same setting; defaults are Config's own; the command line wins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pushserve.cli import _serve_parser, given_options, parse_serve_args
+from pushserve.config import Compress, Config, Mount
+from pushserve.options import OPTIONS, Option, default_dictionary_dir, make_config
+
+# One setting other than the default per option: (command line, the same in pushserve.toml).
+SAMPLES: dict[str, tuple[list[str], str]] = {
+    "cert": (["--cert", "SITE/c.pem"], '[serve]\ncert = "c.pem"'),
+    "key": (["--cert", "SITE/c.pem", "--key", "SITE/k.pem"], '[serve]\ncert = "c.pem"\nkey = "k.pem"'),
+    "cert-dir": (["--cert-dir", "SITE/certs"], '[serve]\ncert-dir = "certs"'),
+    "host": (["--host", "::1"], '[serve]\nhost = "::1"'),
+    "port": (["--port", "0"], "[serve]\nport = 0"),
+    "bind": (["-b", "[::1]:9000"], '[serve]\nbind = "[::1]:9000"'),
+    "workers": (["-w", "auto"], '[serve]\nworkers = "auto"'),
+    "push": (["--push", "hints"], 'push = "hints"'),
+    "push-cookie": (["--no-push-cookie"], "[serve]\npush-cookie = false"),
+    "templates": (["--no-templates"], "templates = false"),
+    "strict-templates": (["--strict-templates"], "[serve]\nstrict-templates = true"),
+    "mount": (["--mount", "/api=m:app"], '[mounts]\n"/api" = "m:app"'),
+    "app-dir": (["--app-dir", "SITE/apps"], '[serve]\napp-dir = "apps"'),
+    "max-age": (["--max-age", "5"], "[serve]\nmax-age = 5"),
+    "dev": (["--dev"], "[serve]\ndev = true"),
+    "reload": (["--dev", "--reload"], "[serve]\ndev = true\nreload = true"),
+    "reload-dir": (["--dev", "--reload-dir", "SITE/extra"], '[serve]\ndev = true\nreload-dir = ["extra"]'),
+    "log-level": (["--log-level", "debug"], '[serve]\nlog-level = "debug"'),
+    "access-log": (["--no-access-log"], "[serve]\naccess-log = false"),
+    "header-timeout": (["--header-timeout", "2.5"], "[serve]\nheader-timeout = 2.5"),
+    "idle-timeout": (["--idle-timeout", "7"], "[serve]\nidle-timeout = 7"),
+    "graceful-timeout": (["--graceful-timeout", "3"], "[serve]\ngraceful-timeout = 3"),
+    "worker-timeout": (["--worker-timeout", "9"], "[serve]\nworker-timeout = 9"),
+    "push-budget": (["--push-budget", "1000"], "[serve]\npush-budget = 1000"),
+    "max-body-size": (["--max-body-size", "0"], "[serve]\nmax-body-size = 0"),
+    "backlog": (["--backlog", "8"], "[serve]\nbacklog = 8"),
+    "max-connections": (["--max-connections", "9"], "[serve]\nmax-connections = 9"),
+    "max-handshakes": (["--max-handshakes", "3"], "[serve]\nmax-handshakes = 3"),
+    "compress": (["--compress", "br,gzip"], '[compress]\ncodings = ["br", "gzip"]'),
+    "dictionary-dir": (["--dictionary-dir", "SITE/dict"], '[serve]\ndictionary-dir = "dict"'),
+    "hints-http1": (["--hints-http1"], "[serve]\nhints-http1 = true"),
+    "bench-think": (["--bench-think", "200ms"], '[serve]\nbench-think = "200ms"'),
+    "expose-worker": (["--expose-worker"], ""),
+}
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    for folder in ("site", "site/extra"):
+        (tmp_path / folder).mkdir()
+    return tmp_path / "site"
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o.flag], ids=lambda o: o.name)
+def test_the_command_line_and_the_file_give_the_same_config(site: Path, option: Option) -> None:
+    name = option.name
+    assert name in SAMPLES, f"--{name}: add a sample setting to SAMPLES"
+    args, text = SAMPLES[name]
+    from_args = parse_serve_args([str(site), *(a.replace("SITE", str(site)) for a in args)])
+    assert from_args != make_config(site), f"--{name}: the sample is the default"
+    if text:
+        (site / "pushserve.toml").write_text(text + "\n")
+        assert make_config(site) == from_args
+
+
+def test_flags_only_where_a_flag_makes_sense() -> None:
+    for option in OPTIONS:
+        if not option.flag:  # pushserve.toml only: it must be somewhere in the file
+            assert option.where_in_file and not option.short
+
+
+def test_defaults_are_configs(site: Path) -> None:
+    assert make_config(site) == Config(site=site, compress=Compress(dictionary_dir=default_dictionary_dir(site)))
+    help_text = " ".join(_serve_parser().format_help().split())
+    # Config's defaults, shown as the help says them.
+    for words in ("(127.0.0.1)", "port (8443;", "(1; 0 or auto", "revalidated (600)", "(1 MiB)", "(100 MiB)",
+                  "(zstd,br,gzip)", "within S seconds (10)"):
+        assert words in help_text, words
+
+
+def test_the_command_line_wins_and_mounts_add_up(site: Path) -> None:
+    (site / "pushserve.toml").write_text('push = "off"\n[serve]\nport = 1\ndev = true\n[mounts]\n"/a" = "m:a"\n')
+    config = parse_serve_args([str(site), "--port", "2", "--no-dev", "--mount", "/b=m:b"])
+    assert (config.push, config.port, config.dev) == ("off", 2, False)
+    assert config.mounts == (Mount("/a", "m:a"), Mount("/b", "m:b"))
+
+
+def test_nothing_typed_is_nothing_given(site: Path) -> None:
+    assert given_options(_serve_parser().parse_args([str(site)])) == {}
