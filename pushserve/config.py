@@ -133,7 +133,6 @@ class Compress:
     apps: bool = True  # mounted apps' text responses too
     dictionaries: bool = True  # RFC 9842: previous versions of JS/CSS as dictionaries
     dictionary_dir: Path | None = None  # shared by the workers; None: no store, no dcz
-    dictionary_max_age: int = 60  # dev mode: freshness of dictionary-bearing assets
 
     def __post_init__(self) -> None:
         for c in self.codings:

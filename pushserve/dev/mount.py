@@ -137,7 +137,8 @@ class DevServer:
             self.held_reload = []
             return
         assert kind is not None
-        self.hub.publish("change", {"kind": kind, "paths": urls})
+        # Stylesheets: the changed ones and those importing them, for the client to swap.
+        self.hub.publish("change", {"kind": kind, "paths": urls, "sheets": self.updater.stylesheets_to_swap(urls)})
 
     def _publish_problems(self) -> None:
         problems = self.updater.problems

@@ -14,6 +14,7 @@ import re
 
 from pushserve.config import ConfigError
 from pushserve.dev.classify import Batch
+from pushserve.dev.stylesheets import stylesheets_to_swap
 from pushserve.site.content import SiteContent
 from pushserve.site.error_page import Problem
 from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest
@@ -59,6 +60,22 @@ class SiteUpdater:
             self.site.static.invalidate(path)
         self._update_manifest(site_paths)
         self.check_templates()
+
+    def stylesheets_to_swap(self, urls: list[str]) -> list[str]:
+        """The changed stylesheets among ``urls`` and the stylesheets importing them (see
+        dev/stylesheets.py), by what the push manifest knows of the site's stylesheets."""
+        manifest = self.responder.policy.manifest
+        resources = manifest.as_dict(build=False).values() if manifest is not None else ()
+        sheets = {r.path for listed in resources for r in listed if r.type == "style"}
+        paths = self.site.static.paths
+
+        def read(url: str) -> str:
+            try:
+                return paths.read(url).decode("utf-8", "replace")
+            except OSError:
+                return ""
+
+        return stylesheets_to_swap([u for u in urls if u.lower().endswith(".css")], sorted(sheets), read)
 
     def _update_manifest(self, paths: list[str]) -> None:
         policy = self.responder.policy

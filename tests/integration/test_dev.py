@@ -105,7 +105,16 @@ def test_css_change_is_one_css_event_naming_the_file(events: Events, site: Path)
     hello(events)
     css = site / "css" / "site.css"
     css.write_text(css.read_text() + "\nbody { outline: 1px solid red; }\n")
-    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"]}
+    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"], "sheets": ["/css/site.css"]}
+
+
+def test_an_imported_stylesheet_names_its_importer(events: Events, site: Path) -> None:
+    """typography.css is linked by no page; site.css @imports it: the client is told to swap site.css."""
+    hello(events)
+    css = site / "css" / "typography.css"
+    css.write_text(css.read_text() + "\nh1 { outline: 1px solid red; }\n")
+    assert events.next_change() == {"kind": "css", "paths": ["/css/typography.css"],
+                                    "sheets": ["/css/typography.css", "/css/site.css"]}
 
 
 def test_unrelated_file_sends_nothing_and_html_reloads(events: Events, site: Path) -> None:
@@ -122,7 +131,7 @@ def test_image_change_is_an_image_event(events: Events, site: Path) -> None:
     hello(events)
     logo = site / "img" / "logo.svg"
     logo.write_text(logo.read_text().replace("</svg>", "<!-- edited --></svg>"))
-    assert events.next_change() == {"kind": "image", "paths": ["/img/logo.svg"]}
+    assert events.next_change() == {"kind": "image", "paths": ["/img/logo.svg"], "sheets": []}
 
 
 def test_template_js_and_toml_changes_reload(events: Events, site: Path) -> None:
@@ -143,7 +152,7 @@ def test_editor_save_by_rename_is_one_change(events: Events, site: Path) -> None
     css.rename(site / "css" / "site.css~")
     css.write_text(text + "\n/* saved */\n")
     (site / "css" / "site.css~").unlink()
-    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"]}
+    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"], "sheets": ["/css/site.css"]}
 
 
 def test_burst_of_fifty_files_is_one_event(events: Events, site: Path) -> None:
@@ -230,6 +239,21 @@ def test_broken_push_manifest_is_an_error_event(events: Events, site: Path) -> N
 
 
 # -- the injected script ----------------------------------------------------------------------------
+
+def test_dev_mode_caches_nothing_unchecked(dev: ServerProcess) -> None:
+    """Every file is no-cache in dev mode (a conditional request is a 304), so a browser never
+    shows an old copy of a file it found by itself (an @import, a module import, a font)."""
+    c = client(dev)
+    try:
+        for path in ("/", "/css/site.css", "/css/typography.css", "/js/app.js", "/img/logo.svg",
+                     "/fonts/dejavu-sans-latin.woff2", "/favicon.ico"):
+            reply = c.get(path)
+            assert reply.status == 200 and reply.header(b"cache-control") == b"no-cache", path
+            again = c.get(path, [(b"if-none-match", reply.header(b"etag") or b"")])
+            assert again.status == 304, path
+    finally:
+        c.close()
+
 
 def test_html_carries_the_script_only_in_dev(dev: ServerProcess, server: ServerProcess) -> None:
     c = client(dev)
@@ -348,7 +372,7 @@ def test_python_change_without_reload_does_nothing(events: Events, site: Path) -
     hello(events)
     (site / "_tool.py").write_text("print('hi')\n")
     (site / "css" / "site.css").write_text((site / "css" / "site.css").read_text() + "\n")
-    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"]}
+    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"], "sheets": ["/css/site.css"]}
 
 
 # -- pure helpers -----------------------------------------------------------------------------------
