@@ -226,14 +226,24 @@ def cmd_check(argv: Sequence[str]) -> int:
                            "(pushserve.toml, templates, the push manifest, the certificate, the mounts) "
                            "without serving it; exit 0 when it would start, 1 with every problem found. "
                            "Takes the same options as 'pushserve SITE'.")
-    config = parse_serve_args(argv, parser)
-    lines, problems = run_checks(config.without_dev())  # a broken template would stop a real start
+    parser.add_argument("--broken-links-ok", action="store_true",
+                        help="a link to a file the site does not have is a warning, not a problem (exit 0)")
+    ns = parser.parse_args(argv)
+    config = parse_serve_args(argv, parser).without_dev()
+    lines, problems = run_checks(config)  # a broken template would stop a real start
     if not problems:  # unlike a start (lazy), a check reads every page for the manifest
+        from pushserve.site.broken_links import broken_links
         from pushserve.site.manifest_load import build_push_manifest
 
         try:
             manifest, _warnings = build_push_manifest(config)
             lines += manifest.summary()
+            broken = [f"broken link: {link}" for link in broken_links(manifest)]
+            lines += [f"warning: {note}" for note in manifest.notes() if "is not a file of the site" not in note]
+            if ns.broken_links_ok:
+                lines += [f"warning: {b}" for b in broken]
+            else:
+                problems += broken
         except ConfigError as e:
             problems.append(str(e))
     try:

@@ -15,6 +15,7 @@ import re
 from pushserve.config import ConfigError
 from pushserve.dev.classify import Batch
 from pushserve.dev.stylesheets import stylesheets_to_swap
+from pushserve.site.broken_links import broken_links
 from pushserve.site.content import SiteContent
 from pushserve.site.error_page import Problem
 from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest
@@ -58,8 +59,11 @@ class SiteUpdater:
         site_paths = [p for p in batch.paths() if not os.path.isabs(p)]
         for path in site_paths:
             self.site.static.invalidate(path)
-        self._update_manifest(site_paths)
+        before = self.told()
         self.check_templates()
+        self._update_manifest(site_paths)
+        for line in sorted(self.told() - before):  # each new problem once, where it is written
+            log.warning("%s", line)
 
     def stylesheets_to_swap(self, urls: list[str]) -> list[str]:
         """The changed stylesheets among ``urls`` and the stylesheets importing them (see
@@ -97,5 +101,15 @@ class SiteUpdater:
         for path in paths:
             pages |= manifest.pages_depending_on(path)
         for page in sorted(pages):
-            for w in manifest.rebuild_page(page):
-                log.warning("%s", _manifest_line(w))
+            manifest.rebuild_page(page)
+            # Broken links and template errors are told below, each once, where they are written.
+            for kind, text in manifest.notes_of(page):
+                if kind not in ("missing", "render"):
+                    log.warning("%s", _manifest_line(text))
+
+    def told(self) -> set[str]:
+        """The template errors and broken links as the log tells them."""
+        manifest = self.responder.policy.manifest
+        lines = {f"template error: {p.file}:{p.line}: {p.message}" for p in self.template_problems}
+        return lines | {f"broken link: {b.where}: {b.link}: {b.why}"
+                        for b in (broken_links(manifest) if manifest is not None else [])}

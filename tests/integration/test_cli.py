@@ -197,6 +197,41 @@ def test_check_lists_every_problem_and_exits_1(certs: Certs, site: Path) -> None
     assert r.returncode == 1 and "garbage.pem" in r.stderr and "1 problem" in r.stderr
 
 
+def test_check_names_every_broken_link_and_exits_1(certs: Certs, site: Path) -> None:
+    """A stylesheet and a font preload missing from the layout (every page carries them), an
+    @import of a missing file in a stylesheet, a link to a private file in one page: each named
+    once, where it is written, with why."""
+    layout = site / "_layouts" / "base.html"
+    text = layout.read_text()
+    layout.write_text(text.replace('  <link rel="stylesheet" href="/css/site.css">\n',
+                                   '  <link rel="stylesheet" href="/css/site.css">\n'
+                                   '  <link rel="stylesheet" href="../css/missing.css">\n'
+                                   '  <link rel="preload" href="/fonts/gone.woff2" as="font" crossorigin>\n'))
+    line = text[:text.index('href="/css/site.css"')].count("\n") + 1
+    with (site / "css" / "typography.css").open("a") as f:
+        f.write('\n@import "nothere.css";\n')
+    features = site / "features" / "index.html"
+    features.write_text(features.read_text().replace("{% block head %}", '{% block head %}<script src="/_app/search.py">'
+                                                     "</script>", 1))
+    r = run_cli(certs, "check", str(site), "--cert-dir", str(certs.cert_dir))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    problems = [x for x in r.stderr.splitlines() if "broken link" in x]
+    both = "(on features/index.html, index.html)"
+    typography_line = (site / "css" / "typography.css").read_text().count("\n")  # the last line
+    assert problems == [
+        f"pushserve check: broken link: _layouts/base.html:{line + 1}: /css/missing.css: no such file {both}",
+        f"pushserve check: broken link: _layouts/base.html:{line + 2}: /fonts/gone.woff2: no such file {both}",
+        f"pushserve check: broken link: css/typography.css:{typography_line}: /css/nothere.css: no such file {both}",
+        "pushserve check: broken link: features/index.html:"
+        f"{features.read_text().split('/_app/search.py')[0].count(chr(10)) + 1}: /_app/search.py: "
+        "a private file (never served)",
+    ], r.stderr
+    assert r.stderr.rstrip().endswith("4 problems")
+    relaxed = run_cli(certs, "check", str(site), "--cert-dir", str(certs.cert_dir), "--broken-links-ok")
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert relaxed.stdout.count("warning: broken link: ") == 4 and relaxed.stdout.rstrip().endswith("is OK")
+
+
 # -- startup warnings ------------------------------------------------------------------------------
 
 def test_missing_index_and_manifest_page_are_warned(make_server: Callable[..., ServerProcess], site: Path,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -202,6 +203,9 @@ def test_template_error_event_then_clear(events: Events, dev: ServerProcess, sit
     assert problem["file"] == "_partials/nav.html"
     assert problem["line"] == 1
     assert problem["message"]
+    # The terminal says the error itself, where it is (not "index.html: not rendered, nothing inferred").
+    dev.wait_for(r"template error: _partials/nav\.html:1: .*expression")
+    assert "not rendered" not in dev.output
     # The page is served as the dev error page, which carries the client so it reloads when fixed.
     c = client(dev)
     try:
@@ -314,6 +318,30 @@ def test_overview_lists_pages_pushes_and_mode(dev: ServerProcess) -> None:
             "<td class='hint'>hint</td><td class='push'>push</td></tr>") in text
     assert "/fonts/dejavu-sans-latin.woff2" in text
     assert bare.status == 301 and bare.header(b"location") == b"/_pushserve/"
+
+
+def test_broken_links_in_the_overview_and_the_log(events: Events, dev: ServerProcess, site: Path) -> None:
+    """A stylesheet missing from the layout: one log line naming the layout's line (not one per
+    page), and the overview's Problems list it with the pages that carry it."""
+    hello(events)
+    layout = site / "_layouts" / "base.html"
+    text = layout.read_text()
+    line = text[:text.index('href="/css/site.css"')].count("\n") + 2
+    layout.write_text(text.replace('href="/css/site.css">\n', 'href="/css/site.css">\n'
+                                   '  <link rel="stylesheet" href="/css/missing.css">\n', 1))
+    assert events.next_change()["kind"] == "reload"
+    told = f"broken link: _layouts/base.html:{line}: /css/missing.css: no such file"
+    dev.wait_for(re.escape(told))
+    c = client(dev)
+    try:
+        overview = c.get("/_pushserve/").body.decode()
+    finally:
+        c.close()
+    problems = overview[overview.index("<ul id=problems>"):]
+    assert (f"<li class=broken><code>_layouts/base.html:{line}</code> links to <code>/css/missing.css</code>: "
+            'no such file <small>(on <a href="/features/">/features/</a>, <a href="/">/</a>)</small></li>') \
+        in problems
+    assert dev.output.count("/css/missing.css") == 1, dev.output
 
 
 def test_overview_shows_the_budget_at_work(make_server: Callable[..., ServerProcess], site: Path) -> None:
