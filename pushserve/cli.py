@@ -124,8 +124,12 @@ def _cert_parser() -> argparse.ArgumentParser:
                    "serving on --host 0.0.0.0 adds this machine's names by itself")
     p.add_argument("--cert-dir", type=Path, metavar="DIR",
                    help="put the certificate and key in DIR instead of beside the CA (the CA stays in its root)")
+    p.add_argument("--remove", action="append", default=[], metavar="NAME",
+                   help="make the certificate again without NAME, a name added earlier (repeatable)")
     p.add_argument("--trust", action="store_true",
                    help="add the CA to $HOME/.pki/nssdb (Chromium, Firefox on Linux), needs certutil")
+    p.add_argument("--untrust", action="store_true",
+                   help="take the CA out of $HOME/.pki/nssdb again (the files stay), needs certutil")
     p.add_argument("--spki", action="store_true",
                    help="print only the CA's SPKI pin (base64 SHA-256) for Chromium's "
                    "--ignore-certificate-errors-spki-list; it accepts every certificate the CA signs, "
@@ -208,12 +212,16 @@ def cmd_serve(argv: Sequence[str]) -> int:
     from pushserve.server import forked, supervisor
 
     config = parse_serve_args(argv)
-    cert, key, lines, warnings = forked.call("pushserve.cli:resolve_certificate", config)
-    for line in lines:
-        log.info("%s", line)
-    for warning in warnings:
-        log.warning("certificate: %s", warning)
-    return supervisor.run(config, cert_files=(cert, key))
+
+    def certificate(port: int) -> tuple[Path, Path | None]:  # once the port is bound
+        cert, key, lines, warnings = forked.call("pushserve.cli:resolve_certificate", config.with_(port=port))
+        for line in lines:
+            log.info("%s", line)
+        for warning in warnings:
+            log.warning("certificate: %s", warning)
+        return cert, key
+
+    return supervisor.run(config, certificate=certificate)
 
 
 def cmd_check(argv: Sequence[str]) -> int:
@@ -273,12 +281,30 @@ def cmd_cert(argv: Sequence[str]) -> int:
     from pushserve import certificates
 
     ns = _cert_parser().parse_args(argv)
-    for name in ns.names:  # a bad name is a usage mistake: say so before touching any file
+    if ns.trust and ns.untrust:
+        raise UsageError("pushserve cert: --trust or --untrust, not both")
+    sans = {}
+    for name in [*ns.names, *ns.remove]:  # a bad name is a usage mistake: say so before touching any file
         try:
-            certificates.dev_name(name)
+            sans[name] = certificates.dev_name(name)
         except tls.CertError as e:
             raise UsageError(f"pushserve cert: {e}") from None
-    dev = certificates.ensure_dev_cert(ns.cert_dir, names=tuple(ns.names))
+    both = sorted({sans[n] for n in ns.names} & {sans[n] for n in ns.remove})
+    if both:
+        raise UsageError(f"pushserve cert: {', '.join(both)}: added and removed at once")
+    always = sorted({sans[n] for n in ns.remove} & set(certificates.BASE_SANS))
+    if always:
+        raise UsageError(f"pushserve cert: {', '.join(always)}: always in the development certificate")
+    if ns.untrust:  # the CA as it is; nothing is made for this
+        ca_file = tls.default_ca_file()
+        if not ca_file.is_file():
+            print(f"no development CA at {ca_file}: nothing to untrust")
+            return 0
+        print(certificates.untrust_ca(ca_file))
+        return 0
+    dev = certificates.ensure_dev_cert(ns.cert_dir, names=tuple(ns.names), remove=tuple(ns.remove))
+    for name in ns.remove:
+        print(f"removed {sans[name]}" if sans[name] in dev.removed else f"{sans[name]} was not in the certificate")
     if ns.spki:
         print(certificates.spki_sha256_b64(dev.ca_file))
         return 0

@@ -174,7 +174,7 @@ class Config:
     push: PushMode = "auto"
     push_cookie: bool = True
     templates: TemplatesMode = "auto"
-    strict_templates: bool = False
+    strict_templates: bool | None = None  # undefined variables are errors; None: in dev mode
     access_log: bool = True
     log_level: str = "info"
     max_age: int = 600  # Cache-Control max-age of assets (not pages)
@@ -228,6 +228,11 @@ class Config:
         prefixes = [m.prefix for m in self.mounts]
         if len(set(prefixes)) != len(prefixes):
             raise _bad("mounts", None, f"a prefix is mounted twice: {', '.join(sorted(prefixes))}")
+
+    @property
+    def strict(self) -> bool:
+        """Whether an undefined template variable is an error (it is in dev mode, unless told not)."""
+        return self.dev if self.strict_templates is None else self.strict_templates
 
     @property
     def worker_count(self) -> int:

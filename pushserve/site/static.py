@@ -369,14 +369,17 @@ class StaticSite:
         except (OSError, ValueError):
             return _Route(url_path, status=404, expires=expires)
         if stat.S_ISDIR(st.st_mode):
-            if not url_path.endswith("/"):
-                return _Route(url_path, status=301, note="directory", expires=expires)
             segs.append("index.html")
             fs_path = os.path.join(fs_path, "index.html")
             if not self.paths.servable("/".join(segs)):
                 return _Route(url_path, status=404, note="private", expires=expires)
             if not self.paths.inside(fs_path):  # index.html itself may be a symlink
                 return _Route(url_path, status=404, note="outside root", expires=expires)
+            if not url_path.endswith("/"):
+                # /css -> /css/ only where /css/ answers: a folder without an index is a 404 at once.
+                if _stat_file(fs_path) is None:
+                    return _Route(url_path, status=404, note="folder without index.html", expires=expires)
+                return _Route(url_path, status=301, note="directory", expires=expires)
         elif url_path.endswith("/"):  # nginx: a file does not answer with a trailing slash
             return _Route(url_path, status=404, expires=expires)
         entry = self._load(fs_path, "/".join(segs), now)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -131,6 +132,29 @@ def test_options_from_the_serve_table_and_the_command_line_wins(make_server: Cal
     assert '"GET / ' not in srv.output  # access-log = false came from the file
 
 
+def test_dev_takes_the_next_free_port_and_says_which(make_server: Callable[..., ServerProcess],
+                                                     certs: Certs) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        # Without --dev a busy port is a problem of the machine: one line, exit 1.
+        taken = run_cli(certs, "site_example", "--cert-dir", str(certs.cert_dir), "--port", str(port))
+        assert f"port {port} on 127.0.0.1 is already in use" in one_line(taken, 1)
+        srv = make_server("--dev", "--port", str(port))
+        moved = int(srv.wait_for(rf"port {port} is in use: dev mode serves on (\d+) instead").group(1))
+        assert srv.port == moved != port
+        srv.wait_for(rf"dev mode: .* https://127\.0\.0\.1:{moved}/_pushserve/$")
+        with httpx.Client(verify=certs.client_context(), http2=True) as c:
+            assert c.get(srv.url).status_code == 200
+
+
+@pytest.mark.parametrize("level", ["warning", "error"])
+def test_the_url_is_told_whatever_the_log_level(make_server: Callable[..., ServerProcess], level: str) -> None:
+    srv = make_server("--log-level", level)  # --port 0: the line is the only way to learn the port
+    assert srv.port > 0 and "site: " not in srv.output
+
+
 def test_log_level_sets_the_logger(site: Path) -> None:
     cli.parse_serve_args([str(site), "--log-level", "warning"])
     assert logging.getLogger("pushserve").level == logging.WARNING
@@ -211,8 +235,8 @@ def test_check_names_every_broken_link_and_exits_1(certs: Certs, site: Path) -> 
     with (site / "css" / "typography.css").open("a") as f:
         f.write('\n@import "nothere.css";\n')
     features = site / "features" / "index.html"
-    features.write_text(features.read_text().replace("{% block head %}", '{% block head %}<script src="/_app/search.py">'
-                                                     "</script>", 1))
+    private_script = '{% block head %}<script src="/_app/search.py"></script>'
+    features.write_text(features.read_text().replace("{% block head %}", private_script, 1))
     r = run_cli(certs, "check", str(site), "--cert-dir", str(certs.cert_dir))
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     problems = [x for x in r.stderr.splitlines() if "broken link" in x]
