@@ -27,7 +27,7 @@ from pushserve.bench.certs import CertPair
 from pushserve.bench.pageload import Starter, Variant
 from pushserve.bench.procs import SERVER_CPU, free_port, pinned, running
 from pushserve.export import caddy, h2o, nginx
-from pushserve.export.run import FORMATS, export
+from pushserve.export.run import FORMATS, PUBLIC, export
 from pushserve.export.site import SiteExport
 from pushserve.options import make_config
 
@@ -37,7 +37,8 @@ PAGE_PEERS = ("nginx", "h2o")
 
 def export_site(site: Path, out: Path, log: Callable[[str], None]) -> SiteExport:
     """``pushserve export SITE OUT`` with the site's own settings (pushserve.toml), every format."""
-    return export(make_config(site).without_dev(), out, FORMATS, None, force=False, say=log)
+    return export(make_config(site).without_dev(), out, FORMATS, None, force=False, say=log,
+                  root=str(out.resolve() / PUBLIC))
 
 
 @contextmanager

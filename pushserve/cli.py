@@ -157,6 +157,8 @@ def _export_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=",".join(FORMATS), help=f"what to write ({','.join(FORMATS)})")
     p.add_argument("--base-url", metavar="URL", help="the site's origin, e.g. https://example.com, for "
                    "the server names in the snippets")
+    p.add_argument("--root", metavar="DIR", help="the folder OUT/public will be served from on the server, "
+                   "for the nginx, h2o and Caddy snippets (default: a placeholder to fill in)")
     add_options(p, ["max-age", "templates"])
     p.add_argument("--force", action="store_true", help="write over an earlier export in a non-empty OUT")
     return p
@@ -342,7 +344,7 @@ def cmd_export(argv: Sequence[str]) -> int:
     try:
         formats, base_url = parse_formats(ns.format), check_base_url(ns.base_url)
         config = make_config(ns.site, given_options(ns)).without_dev()
-        export(config, ns.out, formats, base_url, force=ns.force, say=print)
+        export(config, ns.out, formats, base_url, force=ns.force, say=print, root=ns.root)
     except ExportError as e:
         if e.usage:
             raise UsageError(f"pushserve export: {e}") from None

@@ -36,7 +36,7 @@ def decoded(reply: Reply) -> bytes:
 @pytest.fixture(scope="module")
 def exported(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("export") / "out"
-    result = run_cli(certs, "export", "site_example", str(out))
+    result = run_cli(certs, "export", "site_example", str(out), "--root", str(out.resolve() / "public"))
     assert result.returncode == 0, result.stderr
     return out
 
