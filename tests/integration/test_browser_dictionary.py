@@ -19,7 +19,7 @@ import httpx
 import zstandard
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support.browser import chromium
+from tests.support.browser import chromium, wait_loaded
 from tests.support.serverproc import ServerProcess
 
 _TIMINGS = ("return performance.getEntriesByType('resource').filter(e => e.name.includes('/js/'))"
@@ -68,12 +68,14 @@ def test_returning_visit_downloads_a_delta(make_server: Callable[..., ServerProc
     srv = make_server("--push", "off", "--dictionary-dir", str(tmp_path / "dicts"), site=site)
     with chromium(srv.certs.cert_dir / "localhost.pem") as driver:
         driver.get(f"https://localhost:{srv.port}/")
+        wait_loaded(driver, [first])
         before: list[dict[str, Any]] = driver.execute_script(_TIMINGS)
         assert driver.execute_script("return window.isSecureContext")
         second = _publish(site, v2)
         assert second != first
         _until_served(srv, second)
         driver.get(f"https://localhost:{srv.port}/")
+        wait_loaded(driver, [second])
         after: list[dict[str, Any]] = driver.execute_script(_TIMINGS)
     [old_entry] = [e for e in before if e["name"] == first]
     [new_entry] = [e for e in after if e["name"] == second]

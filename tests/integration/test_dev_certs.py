@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 
 from pushserve import certificates, lan
-from tests.support.browser import chromium
+from tests.support.browser import chromium, wait_loaded
 from tests.support.serverproc import Certs, ServerProcess, run_cli, start
 
 
@@ -41,9 +41,11 @@ def page_loaded(pin: str, port: int) -> bool:
     """Did a fresh headless Chromium, told to trust only ``pin``, load the site's home page?"""
     with chromium(spki=pin) as driver:
         driver.get(f"https://localhost:{port}/")
-        proto = driver.execute_script(
-            "const n = performance.getEntriesByType('navigation')[0]; return n && n.nextHopProtocol")
-        return bool(driver.execute_script("return !!document.querySelector('main')")) and proto == "h2"
+        if not driver.execute_script("return !!document.querySelector('main')"):
+            return False  # the interstitial, loaded in full
+        wait_loaded(driver)  # the page: read its protocol once it is recorded
+        return bool(driver.execute_script("return performance.getEntriesByType('navigation')[0].nextHopProtocol")
+                    == "h2")
 
 
 def test_ca_pin_from_another_folder_is_accepted_by_chromium_and_survives_renewal(
