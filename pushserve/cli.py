@@ -85,9 +85,8 @@ def add_options(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
         help_text = argparse.SUPPRESS if option.hidden else option.describe()
         p.add_argument(*flags, dest=option.dest, action=_Given, option=option, help=help_text, **extra)
         if option.off is not None:
-            flag, value = option.off
-            p.add_argument(flag, dest=option.dest, action=_Given, option=option, nargs=0, const=value,
-                           help=f"same as --{option.name} {value or repr('')}")
+            flag, value, help_text = option.off
+            p.add_argument(flag, dest=option.dest, action=_Given, option=option, nargs=0, const=value, help=help_text)
 
 
 def given_options(ns: argparse.Namespace) -> dict[str, Given]:

@@ -264,7 +264,7 @@ class Option:
     help: str  # "{default}" shows Config's default
     places: tuple[Place, ...] | None = None  # in pushserve.toml; None: [serve] NAME
     short: str = ""  # -b, -w
-    off: tuple[str, Any] | None = None  # a flag that turns it off, and the value: ("--no-compress", "")
+    off: tuple[str, Any, str] | None = None  # a flag that turns it off, its value, its help
     flag: bool = True  # False: pushserve.toml only
     hidden: bool = False  # for tests: not in --help
 
@@ -305,7 +305,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("templates", "templates", Templates(), "render pages as Jinja2 templates: auto = pages that "
            "extend/include/import a template of the site (default); on = every page with {{ {%% {#; off = none",
            places=(("", "templates"), ("site", "templates"), ("serve", "templates")),
-           off=("--no-templates", "off")),
+           off=("--no-templates", "off", "same as --templates off: .html files as they are")),
     Option("strict-templates", "strict_templates", SWITCH, "undefined template variables are errors "
            "(on with --dev)"),
     Option("mount", "mounts", Mounts(), "mount an ASGI app at a path prefix (repeatable; pushserve.toml: "
@@ -341,7 +341,8 @@ OPTIONS: tuple[Option, ...] = (
            "worker; the rest wait in the backlog ({default})"),
     Option("compress", "compress.codings", Codings(), "compress text responses on the fly with these "
            "codings, preferred first on ties ({default})",
-           places=(("serve", "compress"), ("compress", "codings")), off=("--no-compress", "")),
+           places=(("serve", "compress"), ("compress", "codings")),
+           off=("--no-compress", "", "send every body as it is on disk or as the app made it")),
     Option("dictionary-dir", "compress.dictionary_dir", DIR, "where previous versions of JS/CSS are kept "
            "as compression dictionaries, shared by the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)"),
     Option("hints-http1", "hints_http1", SWITCH, "send 103 Early Hints over HTTP/1.1 too ({default}: old "
@@ -493,23 +494,25 @@ def make_config(site: Path, given: Mapping[str, Given] | None = None, file: Site
     command line's."""
     if file is None:
         file = read_site_file(site) if site.is_dir() else SiteFile(site / SITE_TOML)
-    given = given or {}
-    chosen = {**file.values, **given}
     values: dict[str, Any] = {}
     wheres: dict[str, Where] = {}
-    for option in OPTIONS:  # in table order: -b after --host and --port, so it wins
-        if option.name not in chosen:
-            continue
-        value, where = chosen[option.name]
-        names = option.field.split(",")
-        for name, one in zip(names, value if len(names) > 1 else (value,), strict=True):
-            values[name], wheres[name] = one, where
+    # The file, then the command line over it; within each, table order (-b after --host and
+    # --port, so it wins over them, but a --port typed wins over the file's bind).
+    for source in (file.values, given or {}):
+        for option in OPTIONS:
+            if option.name not in source:
+                continue
+            value, where = source[option.name]
+            names = option.field.split(",")
+            for name, one in zip(names, value if len(names) > 1 else (value,), strict=True):
+                values[name], wheres[name] = one, where
     values["mounts"] = file.mounts + tuple(values.get("mounts", ()))
     if "mounts" not in wheres and file.mounts_where is not None:
         wheres["mounts"] = file.mounts_where
     values["site_vars"] = file.site_vars
     if "compress.dictionary_dir" not in values:
         values["compress.dictionary_dir"] = default_dictionary_dir(site)
+
     def part(prefix: str) -> dict[str, Any]:
         return {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
 

@@ -90,5 +90,12 @@ def test_the_command_line_wins_and_mounts_add_up(site: Path) -> None:
     assert config.mounts == (Mount("/a", "m:a"), Mount("/b", "m:b"))
 
 
+def test_a_port_typed_wins_over_the_files_bind(site: Path) -> None:
+    (site / "pushserve.toml").write_text('[serve]\nbind = "0.0.0.0:9000"\n')
+    config = parse_serve_args([str(site), "--port", "9001"])
+    assert (config.host, config.port) == ("0.0.0.0", 9001)
+    assert parse_serve_args([str(site), "-b", "127.0.0.1:9002", "--port", "9003"]).port == 9002  # -b wins on the line
+
+
 def test_nothing_typed_is_nothing_given(site: Path) -> None:
     assert given_options(_serve_parser().parse_args([str(site)])) == {}
