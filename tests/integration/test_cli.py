@@ -64,24 +64,11 @@ def test_bad_values_on_the_command_line_exit_2(certs: Certs, args: list[str], wo
 
 
 @pytest.mark.parametrize("text,words", [
-    # The two of issue 26: a wrong coding in [compress], a wrong value at the top level.
+    # The two of issue 26: a wrong coding in [compress], a wrong value at the top level (the rest of
+    # the file's mistakes: tests/unit/test_options.py).
     ('[compress]\ncodings = ["zstd", "brotli"]\n', "[compress] codings: 'brotli': choose from zstd, br, gzip"),
     ('push = "yes"\n', "pushserve.toml: push: 'yes': choose one of auto, hints, off"),
-    ("[serve]\nprot = 1\n", "[serve] prot: not an option"),
-    ("[serve]\nport = \"80\"\n", "[serve] port: '80': must be a whole number"),
-    ("[serve]\nport = 70000\n", "[serve] port: 70000: must be 0..65535"),
-    ("[serve]\ndev = \"yes\"\n", "[serve] dev: 'yes': must be true or false"),
-    ("[serve]\npush = \"sometimes\"\n", "[serve] push: 'sometimes': choose one of auto, hints, off"),
-    ("[serve]\nidle-timeout = -1\n", "[serve] idle-timeout: -1: must be a number of seconds above 0"),
-    ("[serve]\nsite = \"elsewhere\"\n", "[serve] site: not an option"),
-    ("[serve]\npush_budget = 1\n", "[serve] push_budget: not an option"),  # options are spelt with '-'
-    ("[serve]\nreload = true\n", "[serve] reload: works in dev mode only"),
     ("[serve]\nworkers = 2\ndev = true\n", "[serve] workers: 2: dev mode runs one worker"),
-    ("[serve]\nbind = \"localhost\"\n", "[serve] bind: 'localhost': expected HOST:PORT"),
-    ("[serve]\nkey = \"k.pem\"\n", "[serve] key: needs a certificate"),
-    ("[serve]\nreload-dir = \"x\"\n", "[serve] reload-dir: 'x': must be a list of paths"),
-    ("serve = 3\n", "pushserve.toml: [serve]: must be a table"),
-    ("sevre = 3\n", "pushserve.toml: sevre: not a setting"),
     ("[serve\n", "pushserve.toml: "),
 ])
 def test_bad_values_in_pushserve_toml_exit_2(certs: Certs, site: Path, text: str, words: str) -> None:

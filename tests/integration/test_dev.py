@@ -265,7 +265,7 @@ def test_dev_mode_makes_an_undefined_variable_an_error(make_server: Callable[...
     layout = site / "_layouts" / "base.html"
     layout.write_text(layout.read_text().replace("</footer>", "<a>{{ site.email }}</a></footer>", 1))
     answers = {}
-    for args in (("--dev",), (), ("--dev", "--no-strict-templates")):
+    for args in (("--dev",), ()):
         c = client(make_server(*args, site=site))
         try:
             answers[args] = c.get("/")
@@ -274,7 +274,6 @@ def test_dev_mode_makes_an_undefined_variable_an_error(make_server: Callable[...
     dev = answers[("--dev",)]
     assert dev.status == 500 and b"email" in dev.body and b"_layouts/base.html" in dev.body
     assert answers[()].status == 200 and b"<a></a></footer>" in answers[()].body
-    assert answers[("--dev", "--no-strict-templates")].status == 200
 
 
 def test_html_carries_the_script_only_in_dev(dev: ServerProcess, server: ServerProcess) -> None:

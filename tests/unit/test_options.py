@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pushserve.cli import _serve_parser, given_options, parse_serve_args
-from pushserve.config import Compress, Config, Mount
+from pushserve.config import BadValue, Compress, Config, Mount
 from pushserve.options import OPTIONS, Option, default_dictionary_dir, make_config
 
 # One setting other than the default per option: (command line, the same in pushserve.toml).
@@ -97,5 +97,38 @@ def test_a_port_typed_wins_over_the_files_bind(site: Path) -> None:
     assert parse_serve_args([str(site), "-b", "127.0.0.1:9002", "--port", "9003"]).port == 9002  # -b wins on the line
 
 
+def test_dev_mode_means_strict_templates_unless_told(site: Path) -> None:
+    assert parse_serve_args([str(site), "--dev"]).strict and not parse_serve_args([str(site)]).strict
+    assert not parse_serve_args([str(site), "--dev", "--no-strict-templates"]).strict
+    assert parse_serve_args([str(site), "--strict-templates"]).strict
+
+
 def test_nothing_typed_is_nothing_given(site: Path) -> None:
     assert given_options(_serve_parser().parse_args([str(site)])) == {}
+
+
+@pytest.mark.parametrize("text,words", [
+    ("[serve]\nprot = 1\n", "[serve] prot: not an option"),
+    ("[serve]\nport = \"80\"\n", "[serve] port: '80': must be a whole number"),
+    ("[serve]\nport = 70000\n", "[serve] port: 70000: must be 0..65535"),
+    ("[serve]\ndev = \"yes\"\n", "[serve] dev: 'yes': must be true or false"),
+    ("[serve]\npush = \"sometimes\"\n", "[serve] push: 'sometimes': choose one of auto, hints, off"),
+    ("[serve]\nidle-timeout = -1\n", "[serve] idle-timeout: -1: must be a number of seconds above 0"),
+    ("[serve]\nsite = \"elsewhere\"\n", "[serve] site: not an option"),
+    ("[serve]\npush_budget = 1\n", "[serve] push_budget: not an option"),  # options are spelt with '-'
+    ("[serve]\nreload = true\n", "[serve] reload: works in dev mode only"),
+    ("[serve]\nbind = \"localhost\"\n", "[serve] bind: 'localhost': expected HOST:PORT"),
+    ("[serve]\nkey = \"k.pem\"\n", "[serve] key: needs a certificate"),
+    ("[serve]\nreload-dir = \"x\"\n", "[serve] reload-dir: 'x': must be a list of paths"),
+    ('[mounts]\n"api" = "x:y"\n', "[mounts] 'api': prefix 'api' must be a path like /api"),
+    ("serve = 3\n", "pushserve.toml: [serve]: must be a table"),
+    ("sevre = 3\n", "pushserve.toml: sevre: not a setting"),
+    ("templates = false\n[site]\ntemplates = true\n", "[site] templates: also set as templates, to a different"),
+])
+def test_a_mistake_in_the_file_is_told_at_its_table_and_key(site: Path, text: str, words: str) -> None:
+    (site / "pushserve.toml").write_text(text)
+    with pytest.raises(BadValue) as e:
+        parse_serve_args([str(site)])
+    message = str(e.value)
+    assert message.startswith(f"{site / 'pushserve.toml'}: ") and words in message, message
+    assert "--" not in message and "\n" not in message  # never a flag the user did not type
