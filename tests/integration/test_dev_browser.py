@@ -94,10 +94,11 @@ def test_css_swap_html_reload_and_error_overlay(page: webdriver.Chrome, site: Pa
     assert driver.find_elements(By.TAG_NAME, "nav")
 
 
-def test_an_imported_stylesheet_edit_shows_without_a_reload(page: webdriver.Chrome, site: Path) -> None:
+def test_files_the_browser_found_by_itself_are_never_stale(page: webdriver.Chrome, site: Path) -> None:
     """site.css @imports typography.css, which no page links: editing it swaps site.css (its
     importer), whose new copy revalidates typography.css (dev mode serves nothing fresh-cached)
-    and gets the edit.  Twice, within a second: nothing is kept for a while."""
+    and gets the edit, without a reload.  A module the page imports: the reload runs the new one.
+    Each twice in a row: nothing is kept for a while."""
     driver = page
     driver.execute_script("window.__marker = 'kept'")
     h1 = "getComputedStyle(document.querySelector('h1')).color"
@@ -107,12 +108,6 @@ def test_an_imported_stylesheet_edit_shows_without_a_reload(page: webdriver.Chro
         wait(driver, f"{h1} === '{color}'")
     assert driver.execute_script("return window.__marker") == "kept"
     wait(driver, "document.querySelectorAll('link[href*=\"/css/site.css\"]').length === 1")
-
-
-def test_a_module_edit_shows_on_the_reload(page: webdriver.Chrome, site: Path) -> None:
-    """A script the page imports changes: the page reloads and runs the new one (revalidated,
-    not taken from the cache), twice in a row."""
-    driver = page
     app = site / "js" / "app.js"
     for n in range(2):
         append(app, f"\nwindow.__edit = {n};\n")
