@@ -27,6 +27,7 @@ from pushserve.site.paths import SitePaths, is_manifest_page, is_page
 from pushserve.site.push import PushPolicy
 from pushserve.site.responder import Responder
 from pushserve.site.router import Router
+from pushserve.site.rule_sets import RuleSetMount, RuleSets
 
 log = logging.getLogger("pushserve")
 
@@ -72,8 +73,10 @@ def build(config: Config) -> App:
     manifest, _warnings = build_push_manifest(config, content.templates, private=content.private, lazy=True)
     policy = PushPolicy(config.push, manifest, content.static, budget=config.limits.push_budget,
                         use_cookie=config.push_cookie, hints_http1=config.hints_http1)
-    responder = Responder(content, policy, access_log_on=config.access_log, think=config.bench_think)
-    mounts: list[Mount] = []
+    rule_sets = rule_sets_for(config, content, manifest)
+    responder = Responder(content, policy, access_log_on=config.access_log, think=config.bench_think,
+                          rule_sets=rule_sets if rule_sets.on else None)
+    mounts: list[Mount] = [RuleSetMount(rule_sets, responder.respond)] if rule_sets.on else []
     if config.mounts:  # the ASGI adapter is imported by the workers that run apps, like dev mode
         from pushserve.asgi.mount import load_mounts
 
@@ -83,6 +86,14 @@ def build(config: Config) -> App:
 
         mounts.append(DevServer(config, content, responder))
     return SiteApp(responder, mounts, manifest)
+
+
+def rule_sets_for(config: Config, content: SiteContent, manifest: PushManifest) -> RuleSets:
+    """The site's Speculation Rules (``--speculation``), kept off mounted apps' paths."""
+    templates = content.templates
+    return RuleSets(config.speculation, manifest, content.static.paths, mounts=[m.prefix for m in config.mounts],
+                    varies_by_query=templates.varies_by_query if templates is not None else lambda page: False,
+                    dev=config.dev)
 
 
 def _plural(n: int, word: str) -> str:

@@ -16,6 +16,10 @@ PushMode = Literal["auto", "hints", "off"]
 # template of the site; False: none (see site/templates.py).
 TemplatesMode = bool | Literal["auto"]
 PUSH_MODES: tuple[PushMode, ...] = ("auto", "hints", "off")
+# Speculation Rules for the next page (site/speculation.py): none; prefetch the pages a page links
+# to (prerender where a link says data-prerender); prerender them all.
+SpeculationMode = Literal["off", "prefetch", "prerender"]
+SPECULATION_MODES: tuple[SpeculationMode, ...] = ("off", "prefetch", "prerender")
 SITE_TOML = "pushserve.toml"
 
 
@@ -173,6 +177,7 @@ class Config:
     workers: int = 1  # 0: one per CPU
     push: PushMode = "auto"
     push_cookie: bool = True
+    speculation: SpeculationMode = "prefetch"
     templates: TemplatesMode = "auto"
     strict_templates: bool | None = None  # undefined variables are errors; None: in dev mode
     access_log: bool = True
@@ -216,6 +221,8 @@ class Config:
             raise _bad("templates", self.templates, 'choose true, false or "auto"')
         if self.push not in PUSH_MODES:
             raise _bad("push", self.push, f"choose one of {', '.join(PUSH_MODES)}")
+        if self.speculation not in SPECULATION_MODES:
+            raise _bad("speculation", self.speculation, f"choose one of {', '.join(SPECULATION_MODES)}")
         if self.log_level not in LOG_LEVELS:
             raise _bad("log_level", self.log_level, f"choose one of {', '.join(LOG_LEVELS)}")
         if self.reload and not self.dev:

@@ -27,6 +27,7 @@ from pushserve.config import (
     LOG_LEVELS,
     PUSH_MODES,
     SITE_TOML,
+    SPECULATION_MODES,
     BadValue,
     Compress,
     Config,
@@ -300,6 +301,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", "workers", Workers(), "worker processes ({default}; 0 or auto = one per CPU)", short="-w"),
     Option("push", "push", Text(choices=PUSH_MODES), "announce resources by push where allowed, else hints "
            "(auto); hints only; off", places=(("", "push"), ("serve", "push"))),
+    Option("speculation", "speculation", Text(choices=SPECULATION_MODES), "Speculation Rules for the next page "
+           "({default}): prefetch fetches a page of the site when the pointer rests on a link to it (prerender "
+           "where the link says data-prerender); prerender renders it; off"),
     Option("push-cookie", "push_cookie", SWITCH, "remember in a cookie what a browser was already sent "
            "({default})"),
     Option("templates", "templates", Templates(), "render pages as Jinja2 templates: auto = pages that "

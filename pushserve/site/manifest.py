@@ -361,6 +361,7 @@ class _PageParser(HTMLParser):
         # ".hero", "#banner": elements marked data-push that are not <img>: their CSS background
         # image (in the page's first stylesheet) is the image to announce.
         self.marked: list[str] = []
+        self.links: list[tuple[str, dict[str, str]]] = []  # <a href>, <area href>: (href, attributes)
         self._in: str | None = None  # "style" or "module" while inside such an element
         self._buffer: list[str] = []
 
@@ -377,6 +378,8 @@ class _PageParser(HTMLParser):
             self.found.append(_found("image", a["src"], a))
         elif tag == "style":
             self._in, self._buffer = "style", []
+        elif tag in ("a", "area") and "href" in a:
+            self.links.append((a["href"], a))
         if tag != "img" and "data-push" in a:
             self.marked += [f".{c}" for c in a.get("class", "").split()]
             if a.get("id"):
@@ -446,6 +449,9 @@ class Inference:
     # Links to no file of the site: (what names it — the page or a stylesheet or module,
     # site-relative —, the URL path).  site/broken_links.py says where each is written.
     missing: list[tuple[str, str]] = field(default_factory=list)
+    # Navigation links to this site (<a href>, <area href>), in page order: (path and query, the
+    # element's attributes); what site/speculation.py infers the next pages from.
+    links: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
 
 class SiteReads:
@@ -602,6 +608,10 @@ def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None,
             inferrer.follow_css(css, base)
         for module in parser.inline_modules:
             inferrer.follow_module(module, base)
+        for href, attrs in parser.links:
+            target = resolve_url_query(href, base)
+            if target is not None:
+                inferrer.result.links.append((target[0] + (f"?{target[1]}" if target[1] else ""), attrs))
         first_css = next((item.ref for item in parser.found if item.kind == "style"), None)
         if parser.marked and first_css is not None:
             inferrer.marked_backgrounds(first_css, base, parser.marked)
@@ -782,6 +792,7 @@ class PushManifest:
         # What each page's entry could not announce: (UNANNOUNCED kind, detail).
         self._notes: dict[str, list[tuple[str, str]]] = {}
         self._missing: dict[str, list[tuple[str, str]]] = {}  # page -> Inference.missing
+        self._links: dict[str, list[tuple[str, dict[str, str]]]] = {}  # page -> Inference.links
         # One object per distinct resource and dependency name, however many pages share it.
         self._interned: dict[PushResource, PushResource] = {}
         self._reads = SiteReads(self.site)
@@ -817,6 +828,7 @@ class PushManifest:
         self._stamps.clear()
         self._notes.clear()
         self._missing.clear()
+        self._links.clear()
         warnings: list[str] = []
         self._reads.forget()
         for page in self.site.walk_pages():
@@ -858,7 +870,7 @@ class PushManifest:
     def _infer(self, rel_path: str) -> list[str]:
         rel_path = rel_path.lstrip("/")
         if not (is_manifest_page(rel_path) and self.site.servable(rel_path) and (self.root / rel_path).is_file()):
-            for table in (self._inferred, self._deps, self._stamps, self._notes, self._missing):
+            for table in (self._inferred, self._deps, self._stamps, self._notes, self._missing, self._links):
                 table.pop(rel_path, None)
             return []
         deps = {rel_path}
@@ -868,6 +880,7 @@ class PushManifest:
             text = f"{rel_path}: not rendered, nothing inferred: {e}"
             self._store(rel_path, [], deps | self._templates_of(rel_path), [("render", text)])
             self._missing.pop(rel_path, None)
+            self._links.pop(rel_path, None)
             return [text]
         result = infer(html, page_url(rel_path), self.site, rel_path, self._reads)
         self._store(rel_path, result.resources, deps | result.depends_on | self._templates_of(rel_path),
@@ -876,6 +889,7 @@ class PushManifest:
             self._missing[rel_path] = result.missing
         else:
             self._missing.pop(rel_path, None)
+        self._links[rel_path] = result.links
         return result.warnings
 
     def _store(self, page: str, resources: list[PushResource], deps: set[str],
@@ -934,6 +948,10 @@ class PushManifest:
 
     def _templates_of(self, rel_path: str) -> set[str]:
         return set(self._template_deps(rel_path)) if self._template_deps is not None else set()
+
+    def links_of(self, page: str) -> list[tuple[str, dict[str, str]]]:
+        """The page's links to this site, as its latest inference read them (Inference.links)."""
+        return self._links.get(page, [])
 
     def resources_for(self, page_rel_path: str) -> list[PushResource]:
         explicit = self._explicit.get(page_rel_path)

@@ -20,6 +20,7 @@ from pushserve.protocol.events import Headers, RequestReceived
 from pushserve.site.content import SiteContent
 from pushserve.site.manifest import PushResource
 from pushserve.site.push import PushPolicy
+from pushserve.site.rule_sets import RuleSets
 from pushserve.site.static import Lookup
 
 access_log = logging.getLogger("pushserve.access")
@@ -44,8 +45,9 @@ def _no_mount(target: bytes) -> Mount | None:
 
 class Responder:
     def __init__(self, content: SiteContent, policy: PushPolicy, *, access_log_on: bool,
-                 think: float = 0.0) -> None:
+                 think: float = 0.0, rule_sets: RuleSets | None = None) -> None:
         self.content = content
+        self.rule_sets = rule_sets  # Speculation Rules: what a page's response says of them
         self.think = think  # --bench-think: seconds a page waits after its 103
         self.policy = policy
         self.access_log_on = access_log_on
@@ -89,6 +91,8 @@ class Responder:
             if self.think:
                 timing = b"think;dur=%.0f, " % (self.think * 1000) + timing
             response.headers.append((b"server-timing", timing))
+            if self.rule_sets is not None and response.status in (200, 304):
+                response.headers += self.rule_sets.page_headers(page)
         if not early:
             resources = self.policy.resources_for(response)
             if resources:
@@ -159,12 +163,21 @@ class Responder:
             announced: str = "", note: str = "") -> None:
         took = (time.perf_counter() - ex.received_at) * 1000
         access_log.info(
-            '%s %s "%s %s" %d %s%s%s %.1fms',
+            '%s %s "%s %s" %d %s%s%s%s %.1fms',
             ex.info.peer, "h2" if req.http_version == "2" else "h1", req.method.decode("latin-1"),
             req.target.decode("latin-1"), status,
             length if isinstance(length, int) else length.decode("latin-1"),
-            f" {announced}" if announced else "", f" ({note})" if note else "", took,
+            f" {announced}" if announced else "", f" ({note})" if note else "", _purpose(req.headers), took,
         )
+
+
+def _purpose(headers: Headers) -> str:
+    """`` [prefetch]`` / `` [prefetch;prerender]`` for a speculative request (``Sec-Purpose``, sent
+    by a browser acting on Speculation Rules), else ""."""
+    for name, value in headers:
+        if name == b"sec-purpose":
+            return f" [{value.decode('latin-1')}]"
+    return ""
 
 
 def _wire_size(headers: Headers) -> bytes:

@@ -126,19 +126,34 @@ class HeaderLookup:
 
 
 class PageRequest:
-    """The ``request`` object templates see."""
+    """The ``request`` object templates see.  It notes whether the query was read (``query`` or
+    ``args``): a page that never reads it is the same page whatever its query, which pushserve
+    tells browsers (``No-Vary-Search``) and relies on when it speculates (site/speculation.py)."""
 
-    __slots__ = ("args", "headers", "path", "query")
+    __slots__ = ("_args", "_query", "headers", "path", "query_read")
 
     def __init__(self, request: RequestLike) -> None:
         self.path = request.path
-        self.query = request.query.decode("utf-8", "replace")
-        # First value wins for repeated keys, so ``request.args.x`` is always a plain string.
-        args: dict[str, str] = {}
-        for key, value in parse_qsl(self.query, keep_blank_values=True):
-            args.setdefault(key, value)
-        self.args = args
+        self._query = request.query.decode("utf-8", "replace")
+        self._args: dict[str, str] | None = None
         self.headers = HeaderLookup(request.headers)
+        self.query_read = False
+
+    @property
+    def query(self) -> str:
+        self.query_read = True
+        return self._query
+
+    @property
+    def args(self) -> dict[str, str]:
+        self.query_read = True
+        if self._args is None:
+            # First value wins for repeated keys, so ``request.args.x`` is always a plain string.
+            args: dict[str, str] = {}
+            for key, value in parse_qsl(self._query, keep_blank_values=True):
+                args.setdefault(key, value)
+            self._args = args
+        return self._args
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +194,7 @@ class Templates:
         self._strict = strict
         self._engine: Engine | None = None
         self._cache: OrderedDict[tuple[str, str, bytes], _Rendered] = OrderedDict()
+        self._reads_query: dict[str, bool] = {}  # page -> whether its last render read the query
 
     @property
     def engine(self) -> Engine:
@@ -215,6 +231,19 @@ class Templates:
         manifest reads."""
         return self.render(rel_path, _StaticRequest(page_url(rel_path), b"", []))
 
+    def varies_by_query(self, rel_path: str) -> bool:
+        """Whether the page reads its URL's query (``request.query``, ``request.args``), as its
+        latest render did (rendered now when it never was; a page that does not render counts
+        as varying)."""
+        known = self._reads_query.get(rel_path)
+        if known is None:
+            try:
+                self.render_static(rel_path)
+            except TemplateError:
+                return True
+            known = self._reads_query.get(rel_path, True)
+        return known
+
     def dependencies(self, rel_path: str) -> set[str]:
         """Site-relative paths of the template files the cached renders of ``rel_path`` used
         (the page itself included); empty when it has not been rendered."""
@@ -248,10 +277,12 @@ class Templates:
         except OSError as e:
             raise TemplateError(rel_path, 0, f"cannot read: {e.strerror or e}") from None
         if not self.is_template(raw):
+            self._reads_query[rel_path] = False
             return raw, {filename: signature}, True
 
         page_request = PageRequest(request)
         text, deps = self.engine.render(rel_path, page_request)
+        self._reads_query[rel_path] = page_request.query_read
         self.private.update(site_relative(self.root, dep) for dep in deps if dep != filename)
         return text.encode("utf-8"), deps, not page_request.headers.consulted
 
