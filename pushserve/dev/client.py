@@ -13,6 +13,10 @@ TLS, no WebSocket) and reacts to:
 - ``error {title, problems, html}`` / ``clear``  show / remove the error overlay (``html`` is
                         drawn as it is: site/error_page.py renders it).
 
+A page the browser prerenders (Speculation Rules) opens its stream only once it is shown
+(``prerenderingchange``): a page nobody may ever see holds no connection, and its reloads are
+not sent to it; ``openedAt`` (``performance.now()`` at the first connect) lets tools check.
+
 EventSource reconnects by itself (``retry:`` from the server sets the pace); when the browser gives
 up (the server answered something else than an event stream), a new one is made a second later.
 """
@@ -23,7 +27,7 @@ CLIENT_JS = r"""
 (() => {
   if (window.__pushserveDev) return;
   // Also tells tools (and tests) whether the event stream is open and which server it reached.
-  const state = window.__pushserveDev = {connected: false, instance: null};
+  const state = window.__pushserveDev = {connected: false, instance: null, openedAt: null};
   const OVERLAY = "pushserve-overlay";
   let instance = null;
 
@@ -86,6 +90,7 @@ CLIENT_JS = r"""
   }
 
   function connect() {
+    if (state.openedAt === null) state.openedAt = performance.now();
     const es = new EventSource("/_pushserve/events");
     es.addEventListener("hello", (e) => {
       const id = JSON.parse(e.data).id;
@@ -107,6 +112,10 @@ CLIENT_JS = r"""
       if (es.readyState === EventSource.CLOSED) setTimeout(connect, 1000);
     };
   }
-  connect();
+  if (document.prerendering) {
+    document.addEventListener("prerenderingchange", connect, {once: true});
+  } else {
+    connect();
+  }
 })();
 """
