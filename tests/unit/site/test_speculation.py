@@ -182,7 +182,7 @@ def test_a_rule_set_url_names_its_page(page: str) -> None:
 def test_a_worker_answers_rule_sets(tmp_path: Path) -> None:
     sets = rule_sets(make_site(tmp_path, DOCS_SITE))
     rules = sets.rules("docs/install.html")
-    [(name, value)] = [h for h in sets.page_headers("docs/install.html") if h[0] == b"speculation-rules"]
+    [value] = [v for k, v in sets.page_headers("docs/install.html") if k == b"speculation-rules"]
     url = value.strip(b'"')
     assert url == rules_url("docs/install.html", rules).encode()
     fresh = sets.answer(b"GET", url, [])
@@ -202,7 +202,8 @@ def test_a_worker_answers_rule_sets(tmp_path: Path) -> None:
         assert sets.answer(b"GET", missing, []).status == 404, missing
     # Another worker, which never served the page, answers the same (it infers the page then).
     other = rule_sets(tmp_path).answer(b"GET", url, [])
-    assert other.body == rules.json() and dict(other.headers)[b"cache-control"] == b"public, max-age=31536000, immutable"
+    assert other.body == rules.json()
+    assert dict(other.headers)[b"cache-control"] == b"public, max-age=31536000, immutable"
     assert dict(rule_sets(tmp_path, dev=True).answer(b"GET", url, []).headers)[b"cache-control"] == b"no-cache"
 
 
