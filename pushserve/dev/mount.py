@@ -35,6 +35,8 @@ from pushserve.site.manifest import PushResource
 from pushserve.site.paths import page_url
 from pushserve.site.push import Plan, PushPolicy
 from pushserve.site.responder import Responder
+from pushserve.site.rule_sets import RuleSets
+from pushserve.site.speculation import PageRules
 
 log = logging.getLogger("pushserve")
 
@@ -178,7 +180,9 @@ class DevServer:
         if manifest is not None:  # every page read (the background build may not be done yet)
             for _ in manifest.build_steps():
                 pass
-        pages = sorted((page_plans(policy, page) for page in (manifest.pages() if manifest is not None else [])),
+        rule_sets = self.responder.rule_sets
+        pages = sorted((page_plans(policy, page, rule_sets)
+                        for page in (manifest.pages() if manifest is not None else [])),
                        key=lambda v: v.url)  # "/" first, then the site's folders in order
         items = [f"<li><code>{e(p.file)}:{p.line}</code> {e(p.message)}</li>" for p in self.updater.problems]
         items += [_broken_link_html(b) for b in (broken_links(manifest) if manifest is not None else [])]
@@ -191,7 +195,8 @@ class DevServer:
             "<h1>pushserve dev mode</h1>"
             f"<p class=facts>push mode <strong id=push-mode>{e(policy.mode)}</strong>: {e(mode)} · push budget "
             f"<strong id=push-budget>{_size(policy.budget)}</strong> a page · site <code>{e(str(self.config.site))}"
-            f"</code>{count}</p><h2>Pages <small>what a first visit gets (no cookie yet, nothing pushed before)"
+            f"</code> · speculation <strong id=speculation>{e(self.config.speculation)}</strong>"
+            f"{count}</p><h2>Pages <small>what a first visit gets (no cookie yet, nothing pushed before)"
             f"</small></h2>{''.join(_page_html(v) for v in pages) or '<p><em>no pages</em></p>'}"
             f"<h2>Problems</h2><ul id=problems>{problems}</ul>"
             f"<p class=facts>live-reload clients: {len(self.hub.streams)} · changes seen: {self.batches} · "
@@ -214,11 +219,12 @@ class PageView:
     url: str
     resources: list[ResourceView]
     pushed_bytes: int
+    rules: PageRules | None = None  # its Speculation Rules (None: --speculation off)
 
 
-def page_plans(policy: PushPolicy, page: str) -> PageView:
+def page_plans(policy: PushPolicy, page: str, rule_sets: RuleSets | None = None) -> PageView:
     """The policy's own plan for a fresh client, once as a browser (push off) and once as a
-    client that takes pushes, turned into a verdict per resource."""
+    client that takes pushes, turned into a verdict per resource; and the page's Speculation Rules."""
     url = "/" + page.removesuffix("index.html")
     request = RequestReceived(1, b"GET", url.encode(), b"localhost", [], "2", True)
     resources: list[PushResource] = []
@@ -236,7 +242,7 @@ def page_plans(policy: PushPolicy, page: str) -> PageView:
             pushed_bytes += size or 0
         views.append(ResourceView(res.path, res.type, size, _verdict(browser, res.path, size, False),
                                   _verdict(pusher, res.path, size, policy.mode == "auto")))
-    return PageView(page, url, views, pushed_bytes)
+    return PageView(page, url, views, pushed_bytes, rule_sets.rules(page) if rule_sets is not None else None)
 
 
 def _verdict(plan: Plan, path: str, size: int | None, may_push: bool) -> str:
@@ -281,7 +287,23 @@ def _page_html(view: PageView) -> str:
             f"pushed to a push client: {_size(view.pushed_bytes)}</small></h3>"
             "<table><colgroup><col class=c-path><col class=c-type><col class=c-size><col class=c-verdict>"
             "<col class=c-verdict></colgroup><tr><th>resource</th><th>type</th><th class=num>size</th>"
-            f"<th>a browser gets (push off)</th><th>a client taking pushes gets</th></tr>{rows}</table></section>")
+            f"<th>a browser gets (push off)</th><th>a client taking pushes gets</th></tr>{rows}</table>"
+            f"{_rules_html(view.rules)}</section>")
+
+
+def _rules_html(rules: PageRules | None) -> str:
+    """The page's next pages: what its Speculation Rules name (fetched, or rendered, when the
+    pointer rests on a link to them), and the links left out with why."""
+    if rules is None:
+        return ""
+    e = html.escape
+    items = [f"<li><span class={t.action}>{t.action}</span> <a href=\"{e(t.url)}\"><code>{e(t.url)}</code></a></li>"
+             for t in rules.targets]
+    items += [f"<li><span class=skip>not speculated</span> <code>{e(url)}</code> <small>{e(why)}</small></li>"
+              for url, why in rules.skipped]
+    body = "".join(items) or "<li><em>no links to other pages of the site</em></li>"
+    return f"<h4>next pages <small>Speculation Rules: acted on when the pointer rests on a link</small></h4>" \
+           f"<ul class=next>{body}</ul>"
 
 
 _OVERVIEW_CSS = (
@@ -293,7 +315,11 @@ _OVERVIEW_CSS = (
     "h3 a{font-family:ui-monospace,monospace;font-size:1.1em}th,td{text-align:left;padding:.25em .8em .25em 0;"
     "border-top:1px solid #eee;vertical-align:top}th{font-weight:600;color:#555;font-size:.9em}"
     ".num{text-align:right;white-space:nowrap}td.push{color:#0a6b2d;font-weight:600}td.hint{color:#0b57a8}"
-    "td.skip{color:#999}code{font-size:.92em}.ok{color:#0a6b2d}#problems li{margin:.3em 0}"
+    "td.skip{color:#999}h4{margin:.8em 0 .2em;font-size:.95em;color:#444}h4 small{font-weight:normal;color:#666}"
+    "ul.next{list-style:none;margin:0;padding:0;columns:2 22em}ul.next li{margin:.1em 0;break-inside:avoid}"
+    "ul.next span{display:inline-block;min-width:7.5em;font-size:.85em}span.prefetch{color:#0b57a8;font-weight:600}"
+    "span.prerender{color:#0a6b2d;font-weight:600}span.skip{color:#999}ul.next small{color:#666}"
+    "code{font-size:.92em}.ok{color:#0a6b2d}#problems li{margin:.3em 0}"
     "#problems small{color:#666}#problems code:first-child,.bad{color:#a8200d;font-weight:600}"
 )
 

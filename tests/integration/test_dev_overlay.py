@@ -96,6 +96,10 @@ def test_overview_page_in_chromium(make_server: Callable[..., ServerProcess], br
         assert first.startswith("Pages")
         cells = [td.text for td in sections[0].find_elements(By.CSS_SELECTOR, "td")]
         assert "/css/site.css" in cells and "push" in cells and "hint: over the push budget" in cells
+        # Each page's next pages: what its Speculation Rules name, and the links left out with why.
+        nexts = [li.text for li in sections[0].find_elements(By.CSS_SELECTOR, "ul.next li")]
+        assert nexts == ["prefetch /features/", "not speculated /search/ a mounted app (a GET may change its state)"]
+        assert driver.find_element(By.ID, "speculation").text == "prefetch"
         driver.set_window_size(1200, driver.execute_script("return document.body.scrollHeight") + 100)
         SHOTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(SHOTS / "pushserve-overview.png"))
