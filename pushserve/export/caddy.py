@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pushserve.export.common import count, fill_in_note, host, served_from, types_in_use
+from pushserve.export.common import RULES_TYPE, count, fill_in_note, host, served_from, types_in_use
 from pushserve.export.common import quoted as _q
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
@@ -55,7 +55,12 @@ def render(export: SiteExport, base_url: str | None, root: str | None = None) ->
             route.append(f"        Content-Type {_q(file.content_type)}")
             route.append(f"        Cache-Control {_q(file.cache_control)}")
             route += [f"        +Link {_q(link)}" for link in file.links]
+            route += [f"        {name} {_q(value)}" for name, value in file.headers]
             route.append("    }")
+        elif file.content_type == RULES_TYPE:  # a Speculation Rules set: .json with a type of its own
+            matchers.append(f"@pushserve_file{i} path {_q(file.url)}")
+            route += [f"    header @pushserve_file{i} {{", f"        Content-Type {_q(file.content_type)}",
+                      f"        Cache-Control {_q(file.cache_control)}", "    }"]
         elif file.cache_control != asset_default:
             matchers.append(f"@pushserve_file{i} path {_q(file.url)}")
             route.append(f"    header @pushserve_file{i} Cache-Control {_q(file.cache_control)}")

@@ -6,8 +6,13 @@ from urllib.parse import urlsplit
 
 from pushserve.export.site import SiteExport
 from pushserve.http.mime import DEFAULT_TYPE, content_type
+from pushserve.site.speculation import CONTENT_TYPE, RULES_PREFIX
 
 FILL_IN = "example.com"  # stands for the user's host name when no --base-url is given
+# Speculation Rules sets are .json files with a type of their own (browsers refuse them as
+# application/json): each snippet gives them it by their location.
+RULES_TYPE = CONTENT_TYPE.decode()
+__all__ = ["RULES_PREFIX", "RULES_TYPE"]
 
 
 def served_from(root: str | None, base_url: str | None) -> tuple[str, str]:

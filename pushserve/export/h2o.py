@@ -11,7 +11,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pushserve.export.common import count, fill_in_note, host, module_pushes, served_from, types_in_use
+from pushserve.export.common import (
+    RULES_PREFIX,
+    RULES_TYPE,
+    count,
+    fill_in_note,
+    host,
+    module_pushes,
+    served_from,
+    types_in_use,
+)
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
 
@@ -27,6 +36,8 @@ def _headers_table(export: SiteExport) -> list[str]:
     """Ruby hash lines: URL path -> the headers pushserve sends with it."""
     rows = []
     for file in export.files:
+        if file.content_type == RULES_TYPE:
+            continue  # served from a path of its own (rules_path)
         fields = [f'"cache-control" => {_rb(file.cache_control)}']
         if file.links:  # one value per line: h2o sends (and pushes from) each as its own header
             # A module script is pushed by a push-only preload: h2o pushes only rel=preload and
@@ -34,6 +45,7 @@ def _headers_table(export: SiteExport) -> list[str]:
             push_only = [f"<{path}>; rel=preload; as=script; crossorigin; x-http2-push-only"
                          for path in module_pushes(file.links)]
             fields.append(f'"link" => {_rb(chr(10).join([*file.links, *push_only]))}')
+        fields += [f"{_rb(name.lower())} => {_rb(value)}" for name, value in file.headers]
         rows += [f"  {_rb(url)} => {{{', '.join(fields)}}}," for url in file.urls]
     return rows
 
@@ -73,8 +85,16 @@ def render(export: SiteExport, base_url: str | None, root: str | None = None) ->
     ]
     if export.not_found is not None:
         lines += ["error-doc:", "  status: 404", f"  url: {export.not_found.url}"]
+    lines.append("paths:")
+    rules = [f for f in export.files if f.content_type == RULES_TYPE]
+    if rules:  # the Speculation Rules sets: their own type, kept for good (their URLs carry a version)
+        prefix = RULES_PREFIX.rstrip("/")
+        lines += [f"  {json.dumps(prefix)}:",
+                  f"    file.dir: {folder}{prefix}",
+                  "    file.mime.settypes:",
+                  f"      {json.dumps(RULES_TYPE)}: .json",
+                  f"    header.set: {json.dumps('cache-control: ' + rules[0].cache_control)}"]
     lines += [
-        "paths:",
         '  "/":',
         "    mruby.handler: |",
         *(f"      {line}" for line in handler),

@@ -1,6 +1,7 @@
 """The ``headers`` format: a ``_headers`` file (Netlify, Cloudflare Pages) with one block per URL
 pushserve serves: pages with their Cache-Control and Link preload lines (Cloudflare turns those
-into 103 Early Hints), assets with their Cache-Control.
+into 103 Early Hints) and their Speculation-Rules and No-Vary-Search lines, assets with their
+Cache-Control.
 
 One exact path per block, never a ``/*`` splat: both hosts join the values of every block that
 matches a path, so a catch-all Cache-Control would be glued onto the pages' own."""
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from pushserve.export.common import count
 from pushserve.export.site import SiteExport
+from pushserve.http.mime import content_type
 
 FILE_NAME = "_headers"
 CLOUDFLARE_RULES = 100  # Cloudflare Pages reads at most this many blocks
@@ -22,7 +24,10 @@ def blocks(export: SiteExport) -> list[tuple[str, list[tuple[str, str]]]]:
     out: list[tuple[str, list[tuple[str, str]]]] = []
     for page in (True, False):
         for file in sorted((f for f in export.files if f.page == page), key=lambda f: f.url):
-            headers = [("Cache-Control", file.cache_control), *(("Link", link) for link in file.links)]
+            headers = [("Cache-Control", file.cache_control), *(("Link", link) for link in file.links),
+                       *file.headers]
+            if file.content_type != content_type(file.rel).decode():  # a rule set: not the type of .json
+                headers.insert(0, ("Content-Type", file.content_type))
             out += [(url, headers) for url in file.urls]
     return out
 

@@ -1,15 +1,16 @@
 """The ``nginx`` format: a snippet to include in a ``server`` block (nginx 1.22 and later).
 
 One exact ``location`` per URL of a page (``/a/`` and ``/a/index.html``: the index lookup is an
-internal redirect, and the final location's headers are the ones sent) with its Cache-Control
-and Link headers; assets get pushserve's Cache-Control, hashed names ``immutable`` too; the 404
-page; the .gz siblings (``gzip_static``); pushserve's content types; push from Link headers."""
+internal redirect, and the final location's headers are the ones sent) with its Cache-Control,
+Link and Speculation-Rules headers; assets get pushserve's Cache-Control, hashed names
+``immutable`` too; the rule sets their own content type; the 404 page; the .gz siblings
+(``gzip_static``); pushserve's content types; push from Link headers."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pushserve.export.common import count, fill_in_note, host, module_pushes, served_from, types_in_use
+from pushserve.export.common import RULES_TYPE, count, fill_in_note, host, module_pushes, served_from, types_in_use
 from pushserve.export.common import quoted as _q
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
@@ -64,9 +65,13 @@ def render(export: SiteExport, base_url: str | None, root: str | None = None) ->
                 lines.append(f"location = {_q(url)} {{")
                 lines.append(f"    add_header Cache-Control {_q(file.cache_control)};")
                 lines += [f"    add_header Link {_q(link)};" for link in file.links]
+                lines += [f"    add_header {name} {_q(value)};" for name, value in file.headers]
                 lines += [f"    http2_push {_q(path)};  # a module script: nginx pushes only rel=preload"
                           for path in module_pushes(file.links)]
                 lines.append("}")
+        elif file.content_type == RULES_TYPE:  # its own type: .json is application/json elsewhere
+            lines.append(f"location = {_q(file.url)} {{ types {{ }} default_type {RULES_TYPE}; "
+                         f"add_header Cache-Control {_q(file.cache_control)}; }}")
         elif not file.page and file.cache_control != asset_default:
             lines.append(f"location = {_q(file.url)} {{ add_header Cache-Control {_q(file.cache_control)}; }}")
     return "\n".join(lines) + "\n"

@@ -1,6 +1,8 @@
 """What pushserve serves for a site, collected once for every export format: each servable
 file's bytes (pages rendered as for a request without query string), content type,
-Cache-Control, and for pages the Link values pushserve sends with ``--push hints``.
+Cache-Control, and for pages the Link values pushserve sends with ``--push hints`` and the
+Speculation-Rules and No-Vary-Search headers; and each page's Speculation Rules set, as a file
+at the URL pushserve serves it at.
 
 Everything comes from the site's own classes (SiteContent, the push manifest and PushPolicy,
 site/paths.py's rule of what is served), so an export says what pushserve does, not a copy of it.
@@ -12,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from pushserve.config import SITE_TOML, Config, ConfigError
 from pushserve.http.codings import match_pattern
@@ -22,6 +24,8 @@ from pushserve.site.content import SiteContent
 from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest
 from pushserve.site.paths import NOT_FOUND_PAGE, is_page, is_private, page_url
 from pushserve.site.push import PushPolicy
+from pushserve.site.rule_sets import CACHE_CONTROL, RuleSets
+from pushserve.site.speculation import CONTENT_TYPE, rules_path
 from pushserve.site.static import RenderRequest
 from pushserve.site.template_files import TemplateError
 
@@ -43,6 +47,7 @@ class File:
     cache_control: str
     page: bool = False
     links: tuple[str, ...] = ()  # Link values on the 200 (pages only)
+    headers: tuple[tuple[str, str], ...] = ()  # other headers of the 200: a page's Speculation-Rules…
 
     @property
     def url(self) -> str:
@@ -95,6 +100,9 @@ def collect(config: Config) -> SiteExport:
     out.warnings += [f"push manifest: {w}" for w in manifest_warnings]
     policy = PushPolicy("off" if config.push == "off" else "hints", manifest, static,
                         budget=config.limits.push_budget, use_cookie=False)
+    templates = content.templates
+    rule_sets = RuleSets(config.speculation, manifest, static.paths, mounts=[m.prefix for m in config.mounts],
+                         varies_by_query=templates.varies_by_query if templates is not None else lambda page: False)
     causes: dict[tuple[str, str], list[str]] = {}  # (what, where a template reads the request) -> pages
     for rel, fs_path in _servable_files(content):
         if not is_page(rel):
@@ -102,11 +110,14 @@ def collect(config: Config) -> SiteExport:
             out.files.append(File(rel, (url,), fs_path.read_bytes(), content_type(rel).decode(),
                                   asset_cache_control(out.asset_cache_control, url)))
             continue
-        page = _page(content, policy, rel, out.warnings, causes)
+        page = _page(content, policy, rule_sets, rel, out.warnings, causes)
         if page is not None:
             out.files.append(page)
             if rel == NOT_FOUND_PAGE:  # what pushserve answers a missing path with
                 out.not_found = page
+            elif not rule_sets.rules(rel).empty:
+                out.files.append(_rule_set(rule_sets, rel))
+    out.files.sort(key=lambda f: f.rel)
     out.warnings += [_WHAT[what].format(where=where, n=f"{len(pages)} page{'s' if len(pages) > 1 else ''}",
                                         pages=", ".join(pages))
                      for (what, where), pages in sorted(causes.items())]
@@ -158,7 +169,14 @@ def _servable_files(content: SiteContent) -> list[tuple[str, Path]]:
                   if not (rel.endswith(_SIBLING_SUFFIXES) and rel.rpartition(".")[0] in found))
 
 
-def _page(content: SiteContent, policy: PushPolicy, rel: str, warnings: list[str],
+def _rule_set(rule_sets: RuleSets, page: str) -> File:
+    """A page's Speculation Rules as the file pushserve serves at its URL."""
+    url = rules_path(page)
+    return File(unquote(url).lstrip("/"), (unquote(url),), rule_sets.rules(page).json(), CONTENT_TYPE.decode(),
+                CACHE_CONTROL.decode())
+
+
+def _page(content: SiteContent, policy: PushPolicy, rule_sets: RuleSets, rel: str, warnings: list[str],
           causes: dict[tuple[str, str], list[str]]) -> File | None:
     static = content.static
     url = page_url(rel)
@@ -179,8 +197,13 @@ def _page(content: SiteContent, policy: PushPolicy, rel: str, warnings: list[str
     request = RequestReceived(stream_id=1, method=b"GET", target=quote(url).encode(), authority=b"",
                               headers=[], http_version="2", end_stream=True)
     plan = policy.plan(request, policy.resources_for_page(rel), push_enabled=False, pushed=set())
+    speculation = rule_sets.page_headers(rel)
     return File(rel, urls, body, content_type(rel).decode(), static.page_cache_control.decode(), page=True,
-                links=tuple(v.decode() for _, v in plan.link_headers))
+                links=tuple(v.decode() for _, v in plan.link_headers),
+                headers=tuple((_HEADER_NAMES[k], v.decode()) for k, v in speculation))
+
+
+_HEADER_NAMES = {b"speculation-rules": "Speculation-Rules", b"no-vary-search": "No-Vary-Search"}
 
 
 def _varies(content: SiteContent, rel: str, body: bytes, other_path: str) -> bool:

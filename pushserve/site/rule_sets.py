@@ -5,8 +5,10 @@ itself, answered under ``/_pushserve/speculation/`` (``RuleSetMount``).
 
 A rule set's URL is the page's (so any worker can answer it, inferring the page if it has not
 yet) with the rules' version as a query: the browser may keep each version for good
-(``immutable``) and still sees a new one as soon as the page's links change.  In dev mode nothing
-is kept (``no-cache``), as for every other response there.
+(``immutable``) and still sees a new one as soon as the page's links change, since the page itself
+is always revalidated.  A worker answers with the rules it has now, whatever version was asked
+for: a page (or another worker) a moment older may have named the version before.  In dev mode
+nothing is kept (``no-cache``), as for every other response there.
 
 Rules are inferred from the links the push manifest read in the page (site/speculation.py), again
 after a second (``revalidate_after``; at once in dev mode) since pages named by the links may have
@@ -36,7 +38,7 @@ from pushserve.site.speculation import (
     rules_url,
 )
 
-_IMMUTABLE = b"public, max-age=31536000, immutable"
+CACHE_CONTROL = b"public, max-age=31536000, immutable"  # a rule set's URL changes with its rules
 
 
 class RuleSets:
@@ -99,7 +101,7 @@ class RuleSets:
     def page_headers(self, page: str) -> Headers:
         """What a page's response says about speculation: where its rules are, and whether it is
         the same page whatever its query."""
-        if not self.on:
+        if not self.on or not is_manifest_page(page):  # the 404 page is no page one navigates to
             return []
         headers: Headers = []
         rules = self.rules(page)
@@ -114,17 +116,15 @@ class RuleSets:
         head = method == b"HEAD"
         if method not in (b"GET", b"HEAD"):
             return plain_response(405, b"405 Method Not Allowed\n", extra=[(b"allow", b"GET, HEAD")], head=head)
-        raw, _, query = target.partition(b"?")
+        raw = target.partition(b"?")[0]
         page = page_of_rules(raw.decode("latin-1"))
         if (not self.on or page is None or not is_manifest_page(page)
                 or self.paths.resolve("/" + quote(page)) is None):
             return plain_response(404, b"404 Not Found\n", head=head)
         rules = self.rules(page)
-        version = rules.version()
-        etag = f'"{version}"'.encode()
-        fresh = not self.dev and query == f"v={version}".encode()
+        etag = f'"{rules.version()}"'.encode()
         out: Headers = [(b"content-type", CONTENT_TYPE), (b"etag", etag),
-                        (b"cache-control", _IMMUTABLE if fresh else b"no-cache")]
+                        (b"cache-control", b"no-cache" if self.dev else CACHE_CONTROL)]
         if any(k == b"if-none-match" and etag in v for k, v in headers):
             return Response(304, out, None, source=page)
         body = rules.json()

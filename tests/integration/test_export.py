@@ -41,7 +41,12 @@ def test_headers_file_says_what_the_manifest_says(certs: Certs, tmp_path: Path) 
     assets = {url: h for url, h in blocks.items() if not any(k == "Link" for k, _ in h)}
     assert "/css/site.css" in assets and "/img/hero.png" in assets
     assert assets["/css/site.css"] == [("Cache-Control", "public, max-age=600")]
-    assert not any(url.startswith(("/_", "/.")) or "/_" in url for url in blocks)  # nothing private
+    # Nothing private (site_example's _app, _layouts, _partials); pushserve's own rule sets are served.
+    rule_sets = {url for url in blocks if url.startswith("/_pushserve/speculation/")}
+    assert rule_sets == {"/_pushserve/speculation/index.html.json", "/_pushserve/speculation/features/index.html.json"}
+    assert not any(url.startswith(("/_", "/.")) or "/_" in url for url in blocks.keys() - rule_sets)
+    speculation = [v for k, v in blocks["/features/"] if k == "Speculation-Rules"]
+    assert len(speculation) == 1 and speculation[0].startswith('"/_pushserve/speculation/features/index.html.json?v=')
     assert "/pushserve.toml" not in blocks
 
 

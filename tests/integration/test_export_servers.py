@@ -90,9 +90,14 @@ def test_peer_serves_what_pushserve_serves(peer: int, hints_server: ServerProces
         assert (other.status, mine.status) == (200, 200), url
         if url in canonical:  # "/a/index.html" has the bytes of "/a/" (the export warns when they differ)
             assert decoded(other) == decoded(mine), url
-        for name in (b"link", b"cache-control", b"content-type"):
+        for name in (b"link", b"cache-control", b"content-type", b"speculation-rules", b"no-vary-search"):
             assert other.all(name) == mine.all(name), (url, name)
-    assert any(ours[u].all(b"link") for u in urls)  # the comparison covers pages with Link headers
+    # The comparison covers pages with Link headers, with Speculation Rules (and their rule sets,
+    # under their own content type) and with No-Vary-Search.
+    assert any(ours[u].all(b"link") for u in urls)
+    assert any(ours[u].all(b"speculation-rules") for u in urls)
+    assert any(ours[u].all(b"no-vary-search") for u in urls)
+    assert any(ours[u].header(b"content-type") == b"application/speculationrules+json" for u in urls)
 
 
 def test_peer_answers_missing_paths_with_the_404_page(peer: int, exported: Path, certs: Certs) -> None:
