@@ -87,7 +87,8 @@ export function initVisit() {
   // buffered: the entries recorded before this module ran come first, later ones (lazy
   // images, fetches) as they finish.
   new PerformanceObserver((list) => {
-    // The live-reload stream of dev mode never finishes loading; it is not part of the page.
+    // pushserve's own requests are not part of the page: the Speculation Rules set, and dev
+    // mode's live-reload stream (which never finishes loading).
     entries.push(...list.getEntries().filter((e) => !new URL(e.name).pathname.startsWith("/_pushserve/")));
     if (!queued) { queued = true; requestAnimationFrame(render); }
   }).observe({ type: "resource", buffered: true });

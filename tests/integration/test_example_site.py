@@ -47,7 +47,7 @@ PANEL = """
 const how = (e) => e.initiatorType === "early-hints" ? "hinted"
   : e.transferSize === 0 && e.decodedBodySize > 0 ? "cached" : "fetched";
 const entries = performance.getEntriesByType("resource")
-  .map((e) => [new URL(e.name).pathname, how(e)]);
+  .map((e) => [new URL(e.name).pathname, how(e)]).filter(([path]) => !path.startsWith("/_pushserve/"));
 const rows = [...document.querySelectorAll("[data-visit-rows] tr")]
   .map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent]);
 return {entries, rows, summary: document.querySelector("[data-visit-summary]").textContent};

@@ -22,6 +22,7 @@ SAMPLES: dict[str, tuple[list[str], str]] = {
     "workers": (["-w", "auto"], '[serve]\nworkers = "auto"'),
     "push": (["--push", "hints"], 'push = "hints"'),
     "push-cookie": (["--no-push-cookie"], "[serve]\npush-cookie = false"),
+    "speculation": (["--speculation", "prerender"], '[serve]\nspeculation = "prerender"'),
     "templates": (["--no-templates"], "templates = false"),
     "strict-templates": (["--strict-templates"], "[serve]\nstrict-templates = true"),
     "mount": (["--mount", "/api=m:app"], '[mounts]\n"/api" = "m:app"'),
