@@ -11,6 +11,13 @@ document`` (``Sec-Fetch-Mode: navigate`` is true for iframes too) or with no ``S
 (tools like nghttp and curl), over HTTP/2; over HTTP/1.1 only when asked for (``--hints-http1``:
 old clients and proxies mishandle 1xx).  The Link headers on the 200 stay either way.
 
+A page fetched ahead of a click (``Sec-Purpose: prefetch``, Speculation Rules) gets its Link
+headers on the 200 and nothing else: Chromium ignores a 103 on a prefetch and fetches nothing the
+prefetched page needs until it is shown (at the click, from those Link headers), so neither a 103
+nor a push would be used, and the cookie must not learn of resources the browser may never fetch
+(a prefetch is often not followed).  A prerender (``prefetch;prerender``) loads the page whole,
+like a visit.
+
 Cache awareness (after h2o's CASPer): a cookie holds short digests of (path, ETag) for what this
 browser was already pushed or hinted, so a returning visitor is not sent it again; a changed file
 has a new ETag, so it is announced again.
@@ -105,6 +112,15 @@ def link_value(res: PushResource) -> bytes:
     return value.encode()
 
 
+def prefetch_only(headers: Headers) -> bool:
+    """A page fetched ahead of a click to keep until it is shown, not rendered: ``Sec-Purpose:
+    prefetch`` (a prerender says ``prefetch;prerender``)."""
+    for name, value in headers:
+        if name == b"sec-purpose":
+            return value.strip() == b"prefetch"
+    return False
+
+
 def _digest(path: str, etag: bytes) -> bytes:
     return hashlib.blake2s(path.encode() + b"\0" + etag, digest_size=_DIGEST_BYTES).digest()
 
@@ -160,12 +176,13 @@ class PushPolicy:
              pushed: set[str]) -> Plan:
         if self.mode == "off" or not resources or req.method not in (b"GET", b"HEAD"):
             return Plan()
-        may_push = self.mode == "auto" and push_enabled and req.method == b"GET"
-        # HEAD fetches no page, so it teaches the cookie nothing.
+        prefetch = prefetch_only(req.headers)
+        may_push = self.mode == "auto" and push_enabled and req.method == b"GET" and not prefetch
+        # HEAD fetches no page, so it teaches the cookie nothing; nor does a prefetch (see above).
         use_cookie = self.use_cookie and req.method == b"GET"
         known = read_cookie_digests(req.headers) if use_cookie else []
         known_set = set(known)
-        plan = Plan(use_cookie=use_cookie, known=known)
+        plan = Plan(use_cookie=use_cookie and not prefetch, known=known)
         spent = 0
         for res in resources:
             if res.type == PRECONNECT:  # not a file: a hint in the 103 and on the 200, never pushed
@@ -197,7 +214,7 @@ class PushPolicy:
             plan.hinted_digests.append(digest)
         # A 103 only where the client cannot take pushes: a pushing connection gets Link headers
         # on the 200 for what did not fit the budget, nothing earlier.
-        plan.early_hints = bool(plan.link_headers) and not may_push and self.early_hints_help(req)
+        plan.early_hints = bool(plan.link_headers) and not may_push and not prefetch and self.early_hints_help(req)
         return plan
 
     def early_hints_help(self, req: RequestReceived) -> bool:

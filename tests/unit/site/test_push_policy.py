@@ -23,8 +23,9 @@ def static(tmp_path: Path) -> StaticSite:
     return StaticSite(tmp_path, revalidate_after=0)
 
 
-def request(method: bytes = b"GET", cookie: bytes | None = None) -> RequestReceived:
+def request(method: bytes = b"GET", cookie: bytes | None = None, purpose: bytes | None = None) -> RequestReceived:
     headers = [(b"cookie", cookie)] if cookie else []
+    headers += [(b"sec-purpose", purpose)] if purpose else []
     return RequestReceived(1, method, b"/", b"localhost", headers, "2", True)
 
 
@@ -88,6 +89,23 @@ def test_a_changed_file_is_announced_again(static: StaticSite, tmp_path: Path) -
 def test_head_gets_hints_but_teaches_no_cookie(static: StaticSite) -> None:
     plan = policy(static).plan(request(b"HEAD"), RESOURCES, push_enabled=True, pushed=set())
     assert plan.pushes == [] and len(plan.link_headers) == 3 and plan.cookie([]) is None
+
+
+def test_a_prefetch_gets_its_links_on_the_200_only(static: StaticSite) -> None:
+    """Sec-Purpose: prefetch (Speculation Rules): no 103, no push, and nothing for the cookie to
+    remember; what the cookie already holds is still skipped.  A prerender is a visit."""
+    sent = policy(static).plan(request(), RESOURCES[:1], push_enabled=False, pushed=set())
+    cookie = sent.cookie([])
+    assert cookie is not None
+    for push_enabled in (False, True):
+        plan = policy(static).plan(request(cookie=cookie.split(b";")[0], purpose=b"prefetch"),
+                                   RESOURCES, push_enabled=push_enabled, pushed=set())
+        assert plan.pushes == [] and not plan.early_hints and plan.cookie([]) is None
+        assert [v for _, v in plan.link_headers] == [link_value(r) for r in RESOURCES[1:3]]
+        assert plan.skipped["cached"] == 1
+    prerender = policy(static, "hints").plan(request(purpose=b"prefetch;prerender"), RESOURCES, push_enabled=False,
+                                             pushed=set())
+    assert prerender.early_hints and prerender.cookie([]) is not None
 
 
 def test_garbage_cookie_counts_as_empty() -> None:
