@@ -54,10 +54,10 @@ class WorkerState:
     date: DateHeader = field(default_factory=DateHeader)
     extra_headers: Headers = field(default_factory=list)  # fields every response carries, after date and server
     connections: set[Connection] = field(default_factory=set)
-    # Connections accepted and still in the TLS handshake: the drain must not exit while one of
-    # them is about to send a request.
+    # Connections accepted and not yet established (server/admission.py: waiting for their
+    # ClientHello or in the TLS handshake): the drain must not exit while one of them is about to
+    # send a request.
     handshaking: int = 0
-    handshake_done: asyncio.Event = field(default_factory=asyncio.Event)
     refused: int = 0  # connections turned away over --max-connections since the last report
     peak_load: int = 0  # most connections (with handshakes) since memory was last trimmed
     trimmed_at: float = 0.0
