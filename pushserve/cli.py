@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -320,6 +321,8 @@ def config_from_args(ns: argparse.Namespace,
     site = ns.site
     if ns.reload and not ns.dev:
         raise BadValue("--reload works with --dev")
+    if ns.reload_dirs and not ns.dev:
+        raise BadValue("--reload-dir works with --dev")
     if ns.dev and str(ns.workers) != "1":
         raise BadValue("--dev runs one worker (its file watcher and live-reload streams live in it); "
                        "drop --workers")
@@ -500,12 +503,7 @@ def cmd_export(argv: Sequence[str]) -> int:
     ns = _export_parser().parse_args(argv)
     try:
         formats, base_url = parse_formats(ns.format), check_base_url(ns.base_url)
-        site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
-        templates = templates_mode(ns, settings)
-        config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts,
-                        push=settings.get("push", "auto"), max_age=ns.max_age,
-                        compress=Compress(**settings.get("compress", {})))
-        export(config, ns.out, formats, base_url, force=ns.force, say=print)
+        export(_export_config(ns), ns.out, formats, base_url, force=ns.force, say=print)
     except ExportError as e:
         if e.usage:
             raise UsageError(f"pushserve export: {e}") from None
@@ -513,6 +511,18 @@ def cmd_export(argv: Sequence[str]) -> int:
     except OSError as e:
         raise ConfigError(f"export: {e.strerror or e}: {e.filename}") from None
     return 0
+
+
+def _export_config(ns: argparse.Namespace) -> Config:
+    """The site as ``pushserve SITE`` would serve it, pushserve.toml's [serve] table included (so
+    the files it names stay private in the export too), with the export's own options: no dev
+    mode, no dictionary store (dictionaries are a live server's business)."""
+    if not ns.site.is_dir():
+        return Config(site=ns.site)  # says what is wrong with the folder
+    serving = parse_serve_args([str(ns.site)])
+    settings = read_site_toml(ns.site)[2]
+    return serving.with_(templates=templates_mode(ns, settings), max_age=ns.max_age, dev=False, reload=False,
+                         compress=replace(serving.compress, dictionaries=False))
 
 
 def cmd_bench(argv: Sequence[str]) -> int:

@@ -174,8 +174,6 @@ class Config:
             raise BadValue(f"templates {self.templates!r}: choose true, false or \"auto\"")
         if self.push not in PUSH_MODES:
             raise BadValue(f"--push {self.push!r}: choose one of {', '.join(PUSH_MODES)}")
-        if self.reload_dirs and not self.dev:
-            raise BadValue("--reload-dir works with --dev")
         for folder in self.reload_dirs:
             if not folder.is_dir():
                 raise ConfigError(f"--reload-dir {str(folder)!r}: no such folder")

@@ -8,11 +8,14 @@ a request for it would be served.  The rules:
 - ``..`` segments and dotfiles (names starting with ``.``) are never served (404), except the
   ``.well-known/`` folder (ACME challenges, ``security.txt``); every other name is served whatever
   its first character, so generator output (``_static/``, ``_next/``, ``_astro/``, ``_app/``) works;
-- the site's own private files are never served either (404): ``pushserve.toml``, the package
-  folders of mounted apps, and template-only files (layouts and partials pages extend, include or
-  import); the owner of a ``SitePaths`` fills ``private`` (see site/manifest_load.py);
+- the site's own private files are never served either (404): ``pushserve.toml``, every file or
+  folder the configuration names (certificate, key, dictionary and reload folders...), the
+  package folders of mounted apps, and template-only files (layouts and partials pages extend,
+  include or import); the owner of a ``SitePaths`` fills ``private`` (site/manifest_load.py's
+  ``site_private``);
 - a file's realpath must lie under the realpath of the root, so a symlink pointing out of the
-  site answers 404, never its contents;
+  site answers 404, never its contents; nor may its realpath be private (a symlink to a private
+  file is as private as the file);
 - a page is an ``.html`` or ``.htm`` file that may be served; ``404.html`` is rendered like a page
   (it answers for missing paths) but is never navigated to, so it has no manifest entry.
 """
@@ -162,9 +165,13 @@ class SitePaths:
         return rel_path not in self.private
 
     def inside(self, fs_path: str) -> bool:
-        """True when ``fs_path`` (after symlinks) lies under the root."""
+        """True when ``fs_path`` (after symlinks) lies under the root and is not private by its
+        real name either (a symlink to the key is as private as the key)."""
         real = os.path.realpath(fs_path)
-        return os.path.commonpath((self.real_root, real)) == self.real_root
+        root = self.real_root
+        if os.path.commonpath((root, real)) != root:
+            return False
+        return not self.private or os.path.relpath(real, root).replace(os.sep, "/") not in self.private
 
     def resolve(self, url_path: str) -> Path | None:
         """The file a GET of ``url_path`` (query and fragment ignored) would serve, or None when
@@ -176,10 +183,10 @@ class SitePaths:
             return None
         if not segs or not self.servable("/".join(segs)):
             return None
-        real = os.path.realpath(os.path.join(self.root, *segs))
-        if os.path.commonpath((self.real_root, real)) != self.real_root or not os.path.isfile(real):
+        fs_path = os.path.join(self.root, *segs)
+        if not self.inside(fs_path) or not os.path.isfile(fs_path):
             return None
-        return Path(real)
+        return Path(os.path.realpath(fs_path))
 
     def exists(self, url_path: str) -> bool:
         return self.resolve(url_path) is not None
