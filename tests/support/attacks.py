@@ -156,9 +156,11 @@ class IdleFlood:
     def watch(self, timeout: float) -> None:
         """Process what happened on the connections for up to ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            for fd, _ in self._poll.poll(min(left, 0.2)):
+        while True:
+            for fd, _ in self._poll.poll(min(max(0.0, deadline - time.monotonic()), 0.2)):
                 self._event(fd)
+            if time.monotonic() >= deadline:
+                return
 
     def run_until(self, stop: threading.Event) -> None:
         while not stop.is_set():
