@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 
 from pushserve.config import Config, ConfigError
@@ -27,7 +26,6 @@ from pushserve.site.manifest_load import (
     build_push_manifest,
     configured_paths,
     site_private,
-    site_relative,
     templates_for,
 )
 from pushserve.site.paths import SitePaths, is_manifest_page
@@ -150,10 +148,10 @@ def run_checks(config: Config) -> tuple[list[str], list[str]]:
 def keys_in_site(config: Config) -> list[str]:
     """A warning for each private key the configuration keeps inside the site folder: it is never
     served nor exported, but one mistake (another server on the folder, a copy of it) publishes it."""
-    root = os.path.realpath(config.site)
+    site = SitePaths(config.site)
     return [f"warning: {c.what} {c.path} lies inside the site folder: it is never served or exported, "
             "but a private key belongs outside the folder you publish"
-            for c in configured_paths(config) if c.secret and site_relative(root, c.path) is not None]
+            for c in configured_paths(config) if c.secret and site.real_name(c.path)]
 
 
 def with_prefix(prefix: str, text: str) -> str:

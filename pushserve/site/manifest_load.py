@@ -11,7 +11,7 @@ from typing import NamedTuple
 from pushserve import tls
 from pushserve.config import SITE_TOML, Config, ConfigError
 from pushserve.site.manifest import ManifestError, PushManifest
-from pushserve.site.paths import PrivateFiles
+from pushserve.site.paths import PrivateFiles, SitePaths
 from pushserve.site.templates import Templates
 
 MANIFEST_FILE = "push_manifest.json"
@@ -42,15 +42,6 @@ def configured_paths(config: Config) -> list[ConfiguredPath]:
     return [c for c in named if c is not None]
 
 
-def site_relative(root: str, path: Path) -> str | None:
-    """``path`` relative to the site's real root ``root`` ("/"-separated), after symlinks; None
-    when it lies outside the site, or is the site itself."""
-    real = os.path.realpath(path)
-    if real == root or os.path.commonpath((root, real)) != root:
-        return None
-    return os.path.relpath(real, root).replace(os.sep, "/")
-
-
 def site_private(config: Config) -> PrivateFiles:
     """The files of this site that are never served nor exported, as far as the configuration
     tells: pushserve.toml, every file or folder the configuration names that lies in the site
@@ -58,11 +49,12 @@ def site_private(config: Config) -> PrivateFiles:
     packages or modules mounted apps are imported from.  Template-only files are added by
     ``Templates`` as it finds them."""
     private = PrivateFiles([SITE_TOML])
-    root = os.path.realpath(config.site)
+    site = SitePaths(config.site)
     for configured in configured_paths(config):
-        rel = site_relative(root, configured.path)
-        if rel is not None:
-            private.add(rel)
+        name = site.real_name(configured.path)
+        if name:  # in the site, and not the site itself
+            private.add(name)
+    root = site.real_root
     for mount in config.mounts:
         top = mount.app.partition(":")[0].split(".")[0]  # "_app.search:app" → the _app package
         for name in (top, top + ".py"):

@@ -164,14 +164,22 @@ class SitePaths:
         """False for the site's own private files (the name rule is ``segments``'s)."""
         return rel_path not in self.private
 
+    def real_name(self, path: str | Path) -> str | None:
+        """``path``'s site-relative name ("/"-separated) after symlinks: "" for the root itself,
+        None when it lies outside the site."""
+        real = os.path.realpath(path)
+        root = self.real_root
+        if real == root:
+            return ""
+        if os.path.commonpath((root, real)) != root:
+            return None
+        return os.path.relpath(real, root).replace(os.sep, "/")
+
     def inside(self, fs_path: str) -> bool:
         """True when ``fs_path`` (after symlinks) lies under the root and is not private by its
         real name either (a symlink to the key is as private as the key)."""
-        real = os.path.realpath(fs_path)
-        root = self.real_root
-        if os.path.commonpath((root, real)) != root:
-            return False
-        return not self.private or os.path.relpath(real, root).replace(os.sep, "/") not in self.private
+        name = self.real_name(fs_path)
+        return name is not None and name not in self.private
 
     def resolve(self, url_path: str) -> Path | None:
         """The file a GET of ``url_path`` (query and fragment ignored) would serve, or None when
