@@ -154,12 +154,14 @@ def run_scenario(name: str, served: servers.Served, ca: Path, ns: argparse.Names
         page = b"GET /page.html HTTP/1.1\r\nHost: localhost\r\n\r\n"
         big = b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
         with _polite_running(polite):
-            pipeliner = attacks.Pipeliner(host, port, ctx(), [(page, ns.pipelined_pages), (big, ns.pipelined_big)],
-                                          stall=ns.hold)
-            pipeliner.stalled.wait(ns.hold * 4)
+            pipeliners = [attacks.Pipeliner(host, port, ctx(), [(page, ns.pipelined_pages), (big, ns.pipelined_big)],
+                                            stall=ns.hold) for _ in range(ns.pipeliners)]
+            for pipeliner in pipeliners:
+                pipeliner.stalled.wait(ns.hold * 4)
             time.sleep(1.0)
-            detail = {"sent": pipeliner.sent_requests, "of": pipeliner.total}
-            pipeliner.stop()
+            detail = {"sent": sum(p.sent_requests for p in pipeliners), "of": sum(p.total for p in pipeliners)}
+            for pipeliner in pipeliners:
+                pipeliner.stop()
     elif name == "slow-readers":
         with _polite_running(polite):
             readers = attacks.slow_readers(host, port, ctx(), count=ns.readers, path="/big.bin",
@@ -229,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--hold", type=float, default=8.0, help="seconds an unread attack is held (8)")
     p.add_argument("--pipelined-pages", type=int, default=200_000)
     p.add_argument("--pipelined-big", type=int, default=20_000)
+    p.add_argument("--pipeliners", type=int, default=1, help="h1-pipeline: connections doing it (1)")
     p.add_argument("--readers", type=int, default=100)
     p.add_argument("--rate", type=int, default=512, help="bytes a second each slow reader reads (512)")
     p.add_argument("--slow-duration", type=float, default=15.0)

@@ -108,10 +108,12 @@ def _serve_parser(prog: str = "pushserve", description: str | None = None) -> ar
     p.add_argument("--backlog", type=int, default=_DEFAULTS.backlog, metavar="N",
                    help="connections the kernel queues for each worker before it accepts them (1024)")
     p.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections, metavar="N",
-                   help="open connections per worker; past it new ones get 503 (HTTP/1.1) or GOAWAY (HTTP/2) "
-                   "and are closed (4096)")
+                   help="connections per worker, those not yet through their handshake included; at the limit "
+                   "a newcomer takes the place of the oldest that sent no ClientHello, or else gets 503 "
+                   "(HTTP/1.1) or GOAWAY (HTTP/2) and is closed (4096)")
     p.add_argument("--max-handshakes", type=int, default=_DEFAULTS.max_handshakes, metavar="N",
-                   help="connections in the TLS handshake at once per worker; the rest wait in the backlog (128)")
+                   help="connections in the TLS handshake at once per worker; the rest queue, and a handshake "
+                   "older than 1 s gives its place to them (128)")
     p.add_argument("--compress", metavar="CODINGS", default=None,
                    help="compress text responses on the fly with these codings, preferred first on ties "
                    "(zstd,br,gzip)")

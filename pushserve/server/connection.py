@@ -47,6 +47,7 @@ log = logging.getLogger("pushserve")
 _SMALL_BURST = 16 * 1024
 _BURST = 256 * 1024
 _EARN_BURST = 1024 * 1024
+_READ_HIGH_WATER = 32 * 1024
 _TCP_INFO_BYTES_ACKED = 120  # offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info (≥ 4.1)
 
 # HTTP/1.1 requests outstanding (received, not yet answered) at which we stop reading from a
@@ -111,6 +112,12 @@ class Connection(asyncio.Protocol):
         # Stop producing as soon as the TLS layer holds bytes it cannot pass on (the transport
         # below it is full), not at uvloop's 512 KiB: a peer that stops reading pins little.
         self.transport.set_write_buffer_limits(high=1, low=0)
+        # And stop reading the socket once 32 KiB wait undecrypted while we do not read (a
+        # pipeline or an upload ahead of us), not at 256 KiB: more than a TLS record, so a record
+        # split across reads never stops it.
+        read_limits = getattr(transport, "set_read_buffer_limits", None)  # TLS transports have it
+        if read_limits is not None:
+            read_limits(high=_READ_HIGH_WATER)
         self.info = info = _connection_info(transport)
         alpn = info.alpn
         worker = self.worker
