@@ -160,9 +160,14 @@ class SitePaths:
         self.real_root = os.path.realpath(root)
         self.private = private if private is not None else PrivateFiles()
 
-    def servable(self, rel_path: str) -> bool:
-        """False for the site's own private files (the name rule is ``segments``'s)."""
-        return rel_path not in self.private
+    def servable(self, rel_path: str, fs_path: str | None = None) -> bool:
+        """False for the site's own private files (the name rule is ``segments``'s), by their
+        site-relative path and, given the file's ``fs_path``, by its real name too (a symlink to
+        the key is as private as the key)."""
+        if rel_path in self.private:
+            return False
+        name = self.real_name(fs_path) if fs_path is not None else None
+        return name is None or name not in self.private
 
     def real_name(self, path: str | Path) -> str | None:
         """``path``'s site-relative name ("/"-separated) after symlinks: "" for the root itself,
@@ -176,10 +181,8 @@ class SitePaths:
         return os.path.relpath(real, root).replace(os.sep, "/")
 
     def inside(self, fs_path: str) -> bool:
-        """True when ``fs_path`` (after symlinks) lies under the root and is not private by its
-        real name either (a symlink to the key is as private as the key)."""
-        name = self.real_name(fs_path)
-        return name is not None and name not in self.private
+        """True when ``fs_path`` (after symlinks) lies under the root."""
+        return self.real_name(fs_path) is not None
 
     def resolve(self, url_path: str) -> Path | None:
         """The file a GET of ``url_path`` (query and fragment ignored) would serve, or None when
@@ -189,9 +192,9 @@ class SitePaths:
             segs = segments(decode_path(path.encode("utf-8")))
         except (BadPath, UnicodeEncodeError):
             return None
-        if not segs or not self.servable("/".join(segs)):
-            return None
         fs_path = os.path.join(self.root, *segs)
+        if not segs or not self.servable("/".join(segs), fs_path):
+            return None
         if not self.inside(fs_path) or not os.path.isfile(fs_path):
             return None
         return Path(os.path.realpath(fs_path))

@@ -357,9 +357,9 @@ class StaticSite:
             segs = segments(url_path)
         except BadPath as e:
             return _Route(e.url_path, status=e.status, note=e.note, expires=expires)
-        if not self.paths.servable("/".join(segs)):
-            return _Route(url_path, status=404, note="private", expires=expires)
         fs_path = os.path.join(self.root, *segs)
+        if not self.paths.servable("/".join(segs), fs_path):
+            return _Route(url_path, status=404, note="private", expires=expires)
         if not self.paths.inside(fs_path):
             return _Route(url_path, status=404, note="outside root", expires=expires)
         try:
@@ -369,7 +369,7 @@ class StaticSite:
         if stat.S_ISDIR(st.st_mode):
             segs.append("index.html")
             fs_path = os.path.join(fs_path, "index.html")
-            if not self.paths.servable("/".join(segs)):
+            if not self.paths.servable("/".join(segs), fs_path):
                 return _Route(url_path, status=404, note="private", expires=expires)
             if not self.paths.inside(fs_path):  # index.html itself may be a symlink
                 return _Route(url_path, status=404, note="outside root", expires=expires)
