@@ -47,8 +47,11 @@ log = logging.getLogger("pushserve")
 _SMALL_BURST = 16 * 1024
 _BURST = 256 * 1024
 _EARN_BURST = 1024 * 1024
-_READ_HIGH_WATER = 32 * 1024
 _TCP_INFO_BYTES_ACKED = 120  # offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info (≥ 4.1)
+
+# Encrypted input the TLS layer may hold while we are not reading before it stops reading the
+# socket (uvloop's default is 256 KiB); more than one TLS record.
+_READ_HIGH_WATER = 32 * 1024
 
 # HTTP/1.1 requests outstanding (received, not yet answered) at which we stop reading from a
 # pipelining client; reading resumes below half of it.
