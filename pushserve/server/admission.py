@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 import socket
@@ -67,6 +68,7 @@ class Admission:
         self.queued: deque[_Waiting] = deque()  # ClientHello complete, waiting for a TLS place
         self.handshakes: dict[asyncio.Task[None], float] = {}  # TLS start time, oldest first
         self.evicted_silent = 0  # since the last report
+        self.evicted_for_fds = 0
         self.evicted_handshakes = 0
         self._evict_timer: asyncio.TimerHandle | None = None
         self._peek = bytearray(5 + _MAX_RECORD)  # one buffer for every look at a first record
@@ -87,8 +89,14 @@ class Admission:
                     client, _ = sock.accept()
                 except (BlockingIOError, InterruptedError):  # the queue is empty (or another worker's)
                     break
-                except OSError as e:  # out of file descriptors, say: the queue waits, we try again
-                    log.warning("accept: %s", e.strerror or e)
+                except OSError as e:
+                    if e.errno in (errno.EMFILE, errno.ENFILE) and self.waiting:
+                        # Out of file descriptors is every place taken too: the oldest silent
+                        # connection gives its descriptor to the one waiting in the queue.
+                        self._close_waiting(next(iter(self.waiting)))
+                        self.evicted_for_fds += 1
+                        continue
+                    log.warning("accept: %s", e.strerror or e)  # the queue waits, we try again
                     await asyncio.sleep(0.1)
                     break
                 self._make_room()
@@ -236,6 +244,10 @@ class Admission:
             log.warning("closed %d connection%s that sent no ClientHello, for newer ones (--max-connections %d)",
                         self.evicted_silent, "s" if self.evicted_silent != 1 else "", limits.max_connections)
             self.evicted_silent = 0
+        if self.evicted_for_fds:
+            log.warning("closed %d connection%s that sent no ClientHello, for newer ones: out of file descriptors "
+                        "(raise the limit: ulimit -n)", self.evicted_for_fds, "s" if self.evicted_for_fds != 1 else "")
+            self.evicted_for_fds = 0
         if self.evicted_handshakes:
             log.warning("dropped %d TLS handshake%s older than %g s, for connections waiting for a place "
                         "(--max-handshakes %d)", self.evicted_handshakes, "s" if self.evicted_handshakes != 1 else "",

@@ -167,6 +167,23 @@ def test_silent_connections_give_way_at_the_connection_limit(serve: Callable[...
         flood.close()
 
 
+def test_silent_connections_give_way_when_descriptors_run_out(serve: Callable[..., ServerProcess]) -> None:
+    """Out of file descriptors is every place taken too: the oldest silent connection gives its
+    descriptor to the newcomer instead of leaving it in the kernel's queue."""
+    srv = serve()
+    pid = worker_pid(srv)
+    p = polite(srv)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_files(pid) + 60, open_files(pid) + 60))
+    flood = IdleFlood(srv.host, srv.port, silent=200)
+    try:
+        assert flood.start() == flood.total
+        served(p)
+        srv.wait_for(r"closed \d+ connections? that sent no ClientHello, for newer ones: out of file descriptors")
+    finally:
+        flood.close()
+    served(p)
+
+
 # -- readers that never read ------------------------------------------------------------------------
 
 
