@@ -12,12 +12,12 @@ handshake cannot keep real clients waiting nor hold much memory.
    ``Connection`` once it is done.
 
 When every place is taken — established connections plus all of the above reaching
-``--max-connections`` — a new connection takes the place of the oldest one still waiting for its
-ClientHello (it has made no progress); while others queue for a TLS place, a handshake older than
-``HANDSHAKE_EVICT_AGE`` gives its place to the next.  So under a flood the time an idle connection
-is allowed shortens by itself, to what the newcomers leave it, and a silent connection never
-delays a client that sends its ClientHello.  ``--header-timeout`` bounds the whole way from accept
-to an established connection.
+``--max-connections``, or the worker out of file descriptors — a new connection takes the place
+of the oldest one still waiting for its ClientHello (it has made no progress); while others queue
+for a TLS place, a handshake older than ``HANDSHAKE_EVICT_AGE`` gives its place to the next.
+So under a flood the time an idle connection is allowed shortens by itself, to what the newcomers
+leave it, and a silent connection never delays a client that sends its ClientHello.
+``--header-timeout`` bounds the whole way from accept to an established connection.
 """
 
 from __future__ import annotations

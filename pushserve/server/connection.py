@@ -102,6 +102,7 @@ class Connection(asyncio.Protocol):
         self.flush_scheduled = False
         self.burst = _SMALL_BURST  # bytes asked of the core per write (see _BURST)
         self.written = 0  # bytes written while the burst is small
+        self.next_check = _EARN_BURST  # when to ask the kernel whether the peer has read that much
         self.reading_paused: set[str] = set()
         self.served_any = False
         self.started = self.last_activity = self.last_write = worker.loop.time()
@@ -276,7 +277,9 @@ class Connection(asyncio.Protocol):
                     transport.write(data)
                     self.last_write = self.worker.loop.time()
                     if burst != _BURST:
-                        self._earn_burst(len(data))
+                        self.written += len(data)
+                        if self.written >= self.next_check:
+                            self._earn_burst()
                 events = core.next_events()
                 if events:
                     self.handle_events(events)
@@ -294,13 +297,10 @@ class Connection(asyncio.Protocol):
         finally:
             self.flushing = False
 
-    def _earn_burst(self, n: int) -> None:
+    def _earn_burst(self) -> None:
         """Large writes once the peer has acknowledged _EARN_BURST bytes (asked of the kernel
         each time that much more was written, so rarely)."""
-        before = self.written
-        self.written = after = before + n
-        if after // _EARN_BURST == before // _EARN_BURST:
-            return
+        self.next_check = self.written + _EARN_BURST
         acked = _EARN_BURST  # no TCP_INFO (not Linux, not TCP): large writes, as before
         assert self.transport is not None
         sock = self.transport.get_extra_info("socket")
