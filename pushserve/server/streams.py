@@ -180,8 +180,7 @@ class CoreStream:
         if self.state != _OPEN:
             raise self._misuse("a final response")
         if defaults:
-            worker = self.conn.worker
-            headers = [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers, *headers]
+            headers = self.default_headers() + headers
         self.core.send_response(self.request.stream_id, status, headers, body, end_stream=end)
         self.state = _DONE if end else _STREAMING
 
@@ -206,7 +205,7 @@ class CoreStream:
         pushed = CoreStream(self.conn, RequestReceived(promised_id, b"GET", target, req.authority, list(headers),
                                                        req.http_version, True), promised=True)
         try:  # answered by whoever answers the path: the site, or the mounted app that owns it
-            self.conn.worker.app.handle(pushed)  # type: ignore[call-arg, arg-type]  # App.handle(stream): next commit
+            self.conn.worker.app.handle(pushed)
         except Exception as e:
             pushed.fail(e)
         return pushed
@@ -253,15 +252,12 @@ class CoreStream:
             if handlers.get(self.request.stream_id) is self:
                 del handlers[self.request.stream_id]
 
-    # -- what the connection calls -------------------------------------------------------------------
-
-    def leave_unread_body(self) -> None:
-        """The app has had a request whose body follows.  If no handler reads it and the response
-        is already complete, a multiplexed protocol tells the client to stop sending (after the
-        response, RFC 9113 §8.1); HTTP/1.1 closes after the response (its core does that).
-        Meanwhile the connection acknowledges and drops what arrives."""
+    def decline_body(self) -> None:
         if self.handler is None and self.state == _DONE and self.caps.unread_body == "reset":
+            # The RST_STREAM leaves after the response's last DATA (the core holds it back).
             self.core.reset_stream(self.request.stream_id, _NO_ERROR)
+
+    # -- what the connection calls -------------------------------------------------------------------
 
     def fail(self, exc: BaseException) -> None:
         """A handler raised ``exc``: one log line with the traceback, then a 500 if nothing was
