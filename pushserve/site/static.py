@@ -271,52 +271,49 @@ class StaticSite:
         """The response to a looked-up request; a template that fails to render is answered with
         ``render_error``'s page when one was given."""
         try:
-            return self._answer(method, lookup)
+            if method != b"GET" and method != b"HEAD":
+                if method == b"OPTIONS":
+                    return Response(204, [(b"allow", ALLOW)])
+                return Response(405, [(b"allow", ALLOW), (b"content-length", b"0")], b"",
+                                note="method not allowed")
+            route, query, headers, found = lookup.route, lookup.query, lookup.headers, lookup.found
+            entry = route.entry
+            if entry is None:
+                if route.status == 301:
+                    # One leading slash: "//docs/" would send the browser to the host "docs".
+                    location = b"/" + lookup.raw.lstrip(b"/") + b"/" + (b"?" + query if lookup.has_query else b"")
+                    return Response(301, [(b"location", location), (b"content-length", b"0")],
+                                    None if method == b"HEAD" else b"", note=route.note)
+                if route.status == 400:
+                    return _plain(method, 400, b"400 Bad Request\n", route.note)
+                return self._not_found(method, route.url_path, query, headers, route.note)
+            if entry.rendered:
+                return self._serve_rendered(method, entry, route.url_path, query, headers, found)
+            rep: Representation = entry
+            try:
+                if found is None:  # the hot path
+                    return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
+                                    source=entry.rel_path)
+                ae = found.get(b"accept-encoding")
+                if ae is not None:
+                    if entry.variants:
+                        rep = self._negotiate(entry, ae)
+                    # Range gets identity bytes, so a 206 is a slice of the file itself.
+                    if rep is entry and entry.compress and (method != b"GET" or b"range" not in found):
+                        assert self.compressor is not None
+                        coded = self.compressor.choose(
+                            ae, entry.etag, found.get(b"available-dictionary") if entry.dictionary else None)
+                        if coded is not None:
+                            return self._serve_coded(method, entry, coded, found)
+                return self._serve_conditional(method, entry, rep, found)
+            except _Vanished:
+                # A large file removed inside the revalidation interval: forget it, answer 404.
+                self.invalidate(entry.fs_path)
+                return self._not_found(method, route.url_path, query, headers, "vanished")
         except TemplateError as e:
             if self.render_error is None:
                 raise
             return self.render_error(e)
-
-    def _answer(self, method: bytes, lookup: Lookup) -> Response:
-        if method != b"GET" and method != b"HEAD":
-            if method == b"OPTIONS":
-                return Response(204, [(b"allow", ALLOW)])
-            return Response(405, [(b"allow", ALLOW), (b"content-length", b"0")], b"",
-                            note="method not allowed")
-        route, query, headers, found = lookup.route, lookup.query, lookup.headers, lookup.found
-        entry = route.entry
-        if entry is None:
-            if route.status == 301:
-                # One leading slash: "//docs/" would send the browser to the host "docs".
-                location = b"/" + lookup.raw.lstrip(b"/") + b"/" + (b"?" + query if lookup.has_query else b"")
-                return Response(301, [(b"location", location), (b"content-length", b"0")],
-                                None if method == b"HEAD" else b"", note=route.note)
-            if route.status == 400:
-                return _plain(method, 400, b"400 Bad Request\n", route.note)
-            return self._not_found(method, route.url_path, query, headers, route.note)
-        if entry.rendered:
-            return self._serve_rendered(method, entry, route.url_path, query, headers, found)
-        rep: Representation = entry
-        try:
-            if found is None:  # the hot path
-                return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
-                                source=entry.rel_path)
-            ae = found.get(b"accept-encoding")
-            if ae is not None:
-                if entry.variants:
-                    rep = self._negotiate(entry, ae)
-                # Range gets identity bytes, so a 206 is a slice of the file itself.
-                if rep is entry and entry.compress and (method != b"GET" or b"range" not in found):
-                    assert self.compressor is not None
-                    coded = self.compressor.choose(
-                        ae, entry.etag, found.get(b"available-dictionary") if entry.dictionary else None)
-                    if coded is not None:
-                        return self._serve_coded(method, entry, coded, found)
-            return self._serve_conditional(method, entry, rep, found)
-        except _Vanished:
-            # A large file removed inside the revalidation interval: forget it, answer 404.
-            self.invalidate(entry.fs_path)
-            return self._not_found(method, route.url_path, query, headers, "vanished")
 
     def entry(self, url_path: str) -> FileEntry | None:
         """The fresh cache entry a URL path ("/css/site.css", "/docs/") serves, or None."""
