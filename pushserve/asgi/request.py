@@ -73,7 +73,7 @@ class ClientDisconnected(OSError):
 
 
 def reply_plain(responder: Responder, stream: Stream, status: int, text: bytes, note: str) -> None:
-    responder.respond(stream, plain_response(status, text, note=note))
+    responder.reply(stream, plain_response(status, text, note=note))
     stream.flush()
 
 
@@ -396,7 +396,7 @@ class AppRequest:
         if not self.stream.can_push:
             return
         self.app_announced = True
-        self.pushed += len(self.mount.responder.push(self.stream, [(path, 5)]))
+        self.pushed += len(self.mount.responder.push_paths(self.stream, [(path, 5)]))
         self.stream.flush()
 
     def _early_hint(self, links: Any) -> None:

@@ -109,7 +109,7 @@ class DevServer:
         self._reply(stream, _plain(404, b"404 Not Found\n"))
 
     def _reply(self, stream: Stream, response: Response) -> None:
-        self.responder.respond(stream, response)
+        self.responder.reply(stream, response)
         stream.flush()
 
     # -- changes ----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 final response, and the access-log line.  What to announce is decided by site/push.py; this
 module carries the decision out.
 
-``announce`` and ``push`` are shared by pages of the site and by mounted apps (which call them
+``announce`` and ``push_paths`` are shared by pages of the site and by mounted apps (which call them
 when their response starts, and through the ASGI push/early-hint extensions).  A pushed request
 goes to the worker's app like any other (``Stream.push``), so the site or the mounted app that
 owns the path answers it."""
@@ -102,11 +102,11 @@ class Responder:
             resources = self.policy.resources_for(response)
             if resources:
                 announced = self.announce(stream, resources)
-        self.respond(stream, response, announced)
+        self.reply(stream, response, announced)
         if self.think:
             stream.flush()
 
-    def respond(self, stream: Stream, response: Response, announced: Announced | None = None) -> None:
+    def reply(self, stream: Stream, response: Response, announced: Announced | None = None) -> None:
         """Send a complete response, with the headers of what was announced for it."""
         headers = response.headers
         if announced is not None:
@@ -121,7 +121,7 @@ class Responder:
         plan = self.policy.plan(stream, resources)
         if plan.early_hints:
             stream.inform(103, list(plan.link_headers))
-        promised = self.push(stream, [(p.path, p.urgency) for p in plan.pushes])
+        promised = self.push_paths(stream, [(p.path, p.urgency) for p in plan.pushes])
         pushed = [p for p in plan.pushes if p.path in promised]
         for planned in plan.pushes:
             if planned.path not in promised:
@@ -132,7 +132,7 @@ class Responder:
             headers.append((b"set-cookie", cookie))
         return Announced(headers, plan.summary(len(pushed)), plan.early_hints)
 
-    def push(self, stream: Stream, paths: list[tuple[str, int]]) -> set[str]:
+    def push_paths(self, stream: Stream, paths: list[tuple[str, int]]) -> set[str]:
         """Promise each path (a file of the site, or a route of a mounted app) at most once per
         connection, until the client takes no more; returns the paths promised.  Each promised
         request is answered by whoever answers its path (``Stream.push``)."""

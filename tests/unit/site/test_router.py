@@ -27,7 +27,7 @@ class Named:
 
     def handle(self, stream: Stream) -> None:
         if self.responder is not None and self.push:
-            self.responder.push(stream, [(path, 5) for path in self.push])
+            self.responder.push_paths(stream, [(path, 5) for path in self.push])
         body = self.prefix + b" " + stream.request.target
         stream.respond(200, [(b"content-length", b"%d" % len(body))], body)
         stream.flush()
