@@ -119,6 +119,10 @@ class MemoryTransport:
     def get_write_buffer_size(self) -> int:
         return len(self.output)
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """The connection's limits for a TLS transport's own buffer; here every byte written is
+        already "in the socket" (``output``), whose size alone pauses the writer."""
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
