@@ -1,10 +1,10 @@
 """asyncio glue between a TLS transport and a sans-IO protocol core.
 
 One Connection per TCP connection.  It picks the core by ALPN, feeds it bytes, hands every
-request to the worker's app (``app.handle(self, request)``: this class is the ``Exchange`` the
-app sees, pushserve/exchange.py), routes body/reset/drain events to the stream handler the app
-attached, and writes what the core has to send — one transport.write per batch, only while the transport is
-not paused, so a slow reader holds back the producers instead of filling memory.
+request to the worker's app as a Stream (``app.handle(stream)``, server/streams.py), routes
+body/reset/drain events to the stream a handler was attached to, and writes what the core has
+to send — one transport.write per batch, only while the transport is not paused, so a slow
+reader holds back the producers instead of filling memory.
 
 Timers are not per connection: the worker sweeps all connections once a second (see sweep()),
 which costs nothing per request.
@@ -36,6 +36,7 @@ from pushserve.protocol.events import (
 )
 from pushserve.protocol.h1 import H1Core
 from pushserve.protocol.h2 import H2Core
+from pushserve.server.streams import CoreStream
 
 log = logging.getLogger("pushserve")
 
@@ -180,18 +181,7 @@ class Connection(asyncio.Protocol):
             handler.on_reset()
         self.handlers.clear()
 
-    # -- Exchange (what the app may do with this connection) -------------------------------------
-
-    def attach(self, stream_id: int, handler: StreamHandler) -> None:
-        self.handlers[stream_id] = handler
-
-    def detach(self, stream_id: int, handler: StreamHandler) -> None:
-        if self.handlers.get(stream_id) is handler:
-            del self.handlers[stream_id]
-
-    def default_headers(self) -> Headers:
-        worker = self.worker
-        return [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers]
+    # -- what a stream may ask of its connection (server/streams.py's StreamHost) -----------------
 
     def pause_reading(self, reason: str) -> None:
         """Stop reading from the peer until every reason given has been withdrawn (a pipelining
@@ -218,7 +208,11 @@ class Connection(asyncio.Protocol):
         for ev in events:
             if isinstance(ev, RequestReceived):
                 self.served_any = True
-                self.worker.app.handle(self, ev)
+                stream = CoreStream(self, ev)
+                try:
+                    self.worker.app.handle(stream)
+                except Exception as e:
+                    stream.fail(e)
             elif isinstance(ev, BodyReceived):
                 handler = self.handlers.get(ev.stream_id)
                 if handler is not None:
