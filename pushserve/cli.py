@@ -119,6 +119,9 @@ def _serve_parser(prog: str = "pushserve", description: str | None = None) -> ar
     p.add_argument("--dictionary-dir", type=Path, metavar="DIR",
                    help="where previous versions of JS/CSS are kept as compression dictionaries, shared by "
                    "the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)")
+    p.add_argument("--http3", dest="http3", action="store_true", default=True,
+                   help="HTTP/3 (QUIC) on the same port over UDP, announced with Alt-Svc (the default)")
+    p.add_argument("--no-http3", dest="http3", action="store_false", help="no HTTP/3: TCP only")
     p.add_argument("--hints-http1", action="store_true",
                    help="send 103 Early Hints over HTTP/1.1 too (off: old clients and proxies mishandle 1xx)")
     p.add_argument("--bench-think", type=_duration, default=0.0, metavar="DURATION",
@@ -344,7 +347,7 @@ def config_from_args(ns: argparse.Namespace,
         access_log=ns.access_log, max_age=ns.max_age, dev=ns.dev, reload=ns.reload,
         reload_dirs=tuple(ns.reload_dirs), mounts=mounts, app_dir=ns.app_dir,
         site_vars=site_vars, limits=limits, worker_timeout=ns.worker_timeout,
-        expose_worker=ns.expose_worker, hints_http1=ns.hints_http1, bench_think=ns.bench_think,
+        expose_worker=ns.expose_worker, hints_http1=ns.hints_http1, bench_think=ns.bench_think, http3=ns.http3,
         compress=Compress(**compress_args),
     )
 

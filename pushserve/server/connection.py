@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 from pushserve.config import Config
 from pushserve.exchange import App, ConnectionInfo, StreamHandler
@@ -44,6 +44,24 @@ _BATCH = 256 * 1024
 _PIPELINE_PAUSE = 16
 
 
+class Open(Protocol):
+    """What the worker's sweep and drain use of a connection, TCP (``Connection``) or QUIC
+    (server/quic_session.py's ``QuicSession``)."""
+
+    core: ServerCore
+    handlers: dict[int, StreamHandler]
+    served_any: bool
+    started: float
+
+    def sweep(self, now: float) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def close_idle(self) -> None: ...
+
+    def abort(self, why: str) -> None: ...
+
+
 @dataclass(eq=False)
 class WorkerState:
     """What every connection of a worker shares."""
@@ -53,7 +71,9 @@ class WorkerState:
     loop: asyncio.AbstractEventLoop
     date: DateHeader = field(default_factory=DateHeader)
     extra_headers: Headers = field(default_factory=list)  # fields every response carries, after date and server
-    connections: set[Connection] = field(default_factory=set)
+    # Fields of HTTP/1.1 and HTTP/2 responses only: Alt-Svc, when HTTP/3 is served on the port.
+    tcp_headers: Headers = field(default_factory=list)
+    connections: set[Open] = field(default_factory=set)  # TCP and QUIC
     # Connections accepted and still in the TLS handshake: the drain must not exit while one of
     # them is about to send a request.
     handshaking: int = 0
@@ -165,7 +185,7 @@ class Connection(asyncio.Protocol):
 
     def default_headers(self) -> Headers:
         worker = self.worker
-        return [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers]
+        return [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers, *worker.tcp_headers]
 
     def pause_reading(self, reason: str) -> None:
         """Stop reading from the peer until every reason given has been withdrawn (a pipelining

@@ -39,6 +39,31 @@ def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True, backlog
     return sock
 
 
+def bind_udp(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
+    """Bind a UDP socket (for HTTP/3, in the port's SO_REUSEPORT group), or explain in one line why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host!r}: {e.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(f"UDP port {port} on {host} is in use") from None
+        if e.errno == errno.EACCES:
+            raise ConfigError(f"no permission to bind UDP {host}:{port}") from None
+        raise ConfigError(f"cannot bind UDP {host}:{port}: {e.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
 def reuse_port_available() -> bool:
     if os.environ.get(NO_REUSEPORT_ENV) == "1" or not hasattr(socket, "SO_REUSEPORT"):
         return False
