@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aioquic.h3 import events as h3e
-from aioquic.h3.connection import H3Connection
+from aioquic.h3.connection import H3Connection, H3Stream
 from aioquic.quic import events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -27,16 +27,28 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class ClientH3(H3Connection):
-    """aioquic's HTTP/3 client with push on (its default: MAX_PUSH_ID 8) or off (none sent)."""
+    """aioquic's HTTP/3 client with push on (its default: MAX_PUSH_ID 8) or off (none sent).
+    It also knows that the answer to HEAD has no body whatever its content-length says, which
+    aioquic's own client does not (it closes the connection)."""
 
     def __init__(self, quic: QuicConnection, *, push: bool) -> None:
         self._push = push
+        self._head: set[int] = set()
         super().__init__(quic)
 
     def _init_connection(self) -> None:
         if not self._push:
             self._max_push_id = None
         super()._init_connection()
+
+    def send_headers(self, stream_id: int, headers: Headers, end_stream: bool = False) -> None:
+        if (b":method", b"HEAD") in headers:
+            self._head.add(stream_id)
+        super().send_headers(stream_id, headers, end_stream)
+
+    def _check_content_length(self, stream: H3Stream) -> None:
+        if stream.stream_id not in self._head:
+            super()._check_content_length(stream)
 
 
 @dataclass
@@ -52,10 +64,13 @@ class Recorder:
         self.replies: dict[int, H3Reply] = {}
         self.pushes: dict[int, H3Reply] = {}  # by push id
         self.terminated: qe.ConnectionTerminated | None = None
+        self.stopped: dict[int, int] = {}  # STOP_SENDING received: stream -> error code
 
     def quic_event(self, event: qe.QuicEvent, h3: H3Connection) -> None:
         if isinstance(event, qe.ConnectionTerminated):
             self.terminated = event
+        elif isinstance(event, qe.StopSendingReceived):
+            self.stopped[event.stream_id] = event.error_code
         elif isinstance(event, qe.StreamReset) and event.stream_id in self.replies:
             reply = self.replies[event.stream_id]
             reply.done, reply.reset = True, event.error_code
