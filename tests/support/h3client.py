@@ -130,6 +130,7 @@ class H3Client(Recorder):
         self.h3 = ClientH3(self.quic, push=push)
         self.acknowledging = True
         self.received = 0  # datagrams from the server
+        self.datagrams: list[bytes] | None = None  # every datagram received, once set to a list
         self.timeout = timeout
         if connect:
             self.quic.connect(self.addr, time.monotonic())
@@ -164,6 +165,8 @@ class H3Client(Recorder):
                 except BlockingIOError:
                     break
                 self.received += 1
+                if self.datagrams is not None:
+                    self.datagrams.append(data)
                 if self.acknowledging:
                     self.quic.receive_datagram(data, addr, now)
         timer = self.quic.get_timer()
@@ -197,6 +200,12 @@ class H3Client(Recorder):
         sid = self.request(path, headers=headers, **kw)  # type: ignore[arg-type]
         self.wait(lambda: self.replies[sid].done or self.terminated is not None)
         return self.replies[sid]
+
+    def reset_token(self) -> bytes:
+        """The Stateless Reset token of the connection ID this client sends to now."""
+        token = self.quic._peer_cid.stateless_reset_token
+        assert token is not None
+        return token
 
     def close(self) -> None:
         if self.terminated is None and self.acknowledging:
