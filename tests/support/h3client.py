@@ -130,6 +130,7 @@ class H3Client(Recorder):
         self.h3 = ClientH3(self.quic, push=push)
         self.acknowledging = True
         self.received = 0  # datagrams from the server
+        self.received_bytes = 0
         self.datagrams: list[bytes] | None = None  # every datagram received, once set to a list
         self.timeout = timeout
         if connect:
@@ -165,6 +166,7 @@ class H3Client(Recorder):
                 except BlockingIOError:
                     break
                 self.received += 1
+                self.received_bytes += len(data)
                 if self.datagrams is not None:
                     self.datagrams.append(data)
                 if self.acknowledging:
