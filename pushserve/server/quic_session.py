@@ -15,6 +15,7 @@ import asyncio
 import errno
 import logging
 import socket
+import sys
 import time
 from dataclasses import replace
 from typing import Protocol
@@ -37,6 +38,28 @@ log = logging.getLogger("pushserve")
 
 # Error codes that end a connection normally (H3_NO_ERROR, QUIC NO_ERROR): no log line.
 _QUIET = frozenset({0x0, 0x100})
+
+_UDP_SEGMENT = 103  # Linux; Python 3.11's socket module lacks the name
+_GSO_MAX = 64  # segments the kernel takes in one send
+_gso = hasattr(socket, "SOL_UDP")
+
+
+def _send_run(sock: socket.socket, run: list[bytes], size: int) -> None:
+    """Datagrams of ``size`` bytes (the last may be shorter) in one send where the kernel
+    segments them, else one by one."""
+    global _gso
+    if len(run) == 1 or not _gso:
+        for data in run:
+            sock.send(data)
+        return
+    try:
+        sock.sendmsg([b"".join(run)], [(socket.SOL_UDP, _UDP_SEGMENT, size.to_bytes(2, sys.byteorder))])
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EIO):
+            raise
+        _gso = False  # a kernel or device without UDP GSO: one by one from now on
+        for data in run:
+            sock.send(data)
 
 
 class Endpoint(Protocol):
@@ -189,8 +212,8 @@ class QuicSession:
             while not self.closed:
                 self.flush_again = False
                 datagrams = core.datagrams_to_send(self.loop.time())
-                for data, addr in datagrams:
-                    self._send(data, addr)
+                if datagrams:
+                    self._send(datagrams)
                 events = core.next_events()
                 if events:
                     self.handle_events(events)
@@ -210,15 +233,31 @@ class QuicSession:
         else:
             self.listener.schedule(self, core.timer())
 
-    def _send(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _send(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None:
+        """Send on the connection's own socket, runs of equal-sized datagrams in one system call
+        each (UDP generic segmentation offload: the kernel cuts them apart)."""
         sock = self.sock
-        if sock is None or addr != self.peer:
-            self.listener.send(data, addr)
-            return
+        peer = self.peer
+        run: list[bytes] = []
+        size = 0
         try:
-            sock.send(data)
+            for data, addr in datagrams:
+                if sock is None or addr != peer:
+                    self.listener.send(data, addr)
+                    continue
+                if run and (len(data) > size or len(run) == _GSO_MAX):
+                    _send_run(sock, run, size)
+                    run = []
+                if not run:
+                    size = len(data)
+                run.append(data)
+                if len(data) < size:  # a shorter one ends a run
+                    _send_run(sock, run, size)
+                    run = []
+            if run and sock is not None:
+                _send_run(sock, run, size)
         except (BlockingIOError, InterruptedError):
-            pass  # the socket buffer is full: a lost datagram, which QUIC's loss recovery resends
+            pass  # the socket buffer is full: lost datagrams, which QUIC's loss recovery resends
         except OSError as e:
             if e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
                 self.loop.call_soon(self.abort, f"the client's address is unreachable ({e.strerror})")

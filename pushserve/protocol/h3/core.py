@@ -61,10 +61,13 @@ from pushserve.protocol.h3.http3 import ControlReader, ServerH3
 from pushserve.protocol.h3.packets import ConnectionIds
 from pushserve.protocol.h3.quic import ServerQuic
 
-# Bytes a stream may have unsent in aioquic before more of its body is handed over, and the
-# size of one DATA frame.  Large enough that aioquic never waits for us within one
-# datagrams_to_send; small enough that a more urgent response is not queued behind much.
+# A stream with less than _REFILL bytes unsent in aioquic is given more body, in DATA frames of
+# up to _FRAME bytes, until it has _LOW unsent: large enough that aioquic never waits for us
+# within one datagrams_to_send, and that bodies go in few large frames (each hand-over costs a
+# frame head and a trip through aioquic's send path); small enough that a more urgent response
+# is not queued behind much.
 _LOW = 64 * 1024
+_REFILL = _LOW // 2
 _FRAME = 32 * 1024
 # A body this small goes out with its HEADERS at once, without waiting for _feed.
 _DIRECT = 16 * 1024
@@ -174,7 +177,8 @@ class H3Core:
             fed = self._feed() if self._queued_any else False
             got = quic.datagrams_to_send(now)
             out += got
-            if not (fed and got) or len(out) >= _MAX_DATAGRAMS:
+            # Again only while the congestion window has room for what the next feed gives.
+            if not (fed and got and self._queued_any and quic.window_open()) or len(out) >= _MAX_DATAGRAMS:
                 break
         if self._ended:
             self._reap()
@@ -588,7 +592,11 @@ class H3Core:
                 continue
             waiting = False
             for st in list(bucket):
-                room = _LOW - self._unsent(st.sid)
+                unsent = self._unsent(st.sid)
+                if unsent >= _REFILL and st.parts:
+                    waiting = True
+                    continue
+                room = _LOW - unsent
                 turns = 0
                 while room > 0 and st.parts and turns < 64:
                     turns += 1

@@ -13,8 +13,13 @@ pyproject.toml exists for them, and tests/unit/protocol/test_h3_core.py covers e
 * **Concurrent streams.**  aioquic lets a peer open 128 request streams and 128 unidirectional
   ones; here the request streams are the configured limit and the unidirectional ones 8 (HTTP/3
   needs 3: control, QPACK encoder and decoder).
-* **Connection IDs** are made by ``packets.ConnectionIds`` (naming the worker slot, with a reset
-  token any worker of the slot can compute) instead of random bytes with random tokens.
+* **Connection IDs** get their Stateless Reset token from ``packets.ConnectionIds`` (an HMAC
+  any worker can compute) instead of random bytes.
+* **Pacing in lumps.**  aioquic's pacer lets at most 16 datagrams leave at once, then waits for a
+  timer: on a fast path (loopback, a LAN) that is a loop wake-up, and a ``datagrams_to_send``
+  call, every few datagrams.  Here a burst may also hold a millisecond of data at the pacing
+  rate (never more than a quarter of the congestion window), as Linux's TCP sizes its TSO
+  bursts; on a slow path the pacing is aioquic's own.
 """
 
 from __future__ import annotations
@@ -28,12 +33,21 @@ from aioquic.quic.connection import (
 )
 from aioquic.quic.packet import QuicFrameType
 from aioquic.quic.packet_builder import QuicPacketBuilder
-from aioquic.quic.recovery import QuicPacketSpace
+from aioquic.quic.recovery import QuicPacketPacer, QuicPacketSpace
 from aioquic.quic.stream import QuicStream
 
 from pushserve.protocol.h3.packets import ConnectionIds
 
 UNI_STREAMS = 8
+_LUMP = 0.001  # seconds of data a pacing burst may hold
+
+
+class LumpyPacer(QuicPacketPacer):
+    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        super().update_rate(congestion_window, smoothed_rtt)
+        if self.packet_time is not None:
+            rate = self._max_datagram_size / self.packet_time  # bytes per second
+            self.bucket_max = max(self.bucket_max, min(_LUMP, congestion_window / 4 / rate))
 
 
 class ServerQuic(QuicConnection):
@@ -49,6 +63,7 @@ class ServerQuic(QuicConnection):
         self.host_cid = self._local_initial_source_connection_id = first.cid
         for limit, value in ((self._local_max_streams_bidi, max_streams), (self._local_max_streams_uni, UNI_STREAMS)):
             limit.value = limit.sent = value
+        self._loss._pacer = LumpyPacer(max_datagram_size=self._max_datagram_size)
         self._window = configuration.max_stream_data
         self._connection_window = configuration.max_data
         # Request body handed to the layer above and not yet acknowledged, per stream and in all.
@@ -71,6 +86,11 @@ class ServerQuic(QuicConnection):
     def forget_body(self, stream_id: int) -> None:
         """The stream is gone: what it held unread no longer holds the connection's window."""
         self.unread_total -= self.unread.pop(stream_id, 0)
+
+    def window_open(self) -> bool:
+        """Whether the congestion window takes another full datagram now."""
+        loss = self._loss
+        return bool(loss.congestion_window - loss.bytes_in_flight >= self._max_datagram_size)
 
     # -- aioquic's hooks ------------------------------------------------------------------------------
 
