@@ -149,7 +149,7 @@ def markdown(summary: dict[str, object]) -> str:
         cpu = r["cpu_us_per_request"]
         lines.append(f"| {label} | {r['pushserve']:,.1f} | {r['hypercorn']:,.1f} | **{r['ratio']:.2f}x** | "
                      f"{cpu['pushserve']:,.0f} µs / {cpu['hypercorn']:,.0f} µs "
-                     f"({cpu['hypercorn'] / cpu['pushserve']:.2f}×) |")
+                     f"({cpu['hypercorn'] / cpu['pushserve']:.2f}x) |")
     mem = summary["memory"]
     assert isinstance(mem, dict)
     lines += ["", "| pushserve worker | RSS MiB idle | RSS MiB after | PSS MiB after | USS MiB after |",
