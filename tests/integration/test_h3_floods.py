@@ -17,7 +17,7 @@ from aioquic.h3.connection import ErrorCode
 from aioquic.quic.packet import QuicErrorCode
 
 from pushserve.protocol.h3.packets import parse
-from tests.support.h3attacks import is_retry, lone_initial, probe_until_reset, qpack_bomb
+from tests.support.h3attacks import huge_headers_frame, is_retry, lone_initial, probe_until_reset, qpack_bomb
 from tests.support.h3client import H3Client
 from tests.support.serverproc import ServerProcess
 
@@ -173,4 +173,30 @@ def test_an_unvalidated_client_gets_at_most_three_times_what_it_sent(
     flight = sum(len(d) for d in seen[:-1])
     print(f"server flight {flight} bytes for {len(initial)} + {probes} bytes received")
     assert flight <= 3 * (len(initial) + probes), (flight, len(initial), probes)
+    polite(srv)
+
+
+def test_a_request_head_that_never_ends_is_cut_at_the_header_timeout(
+        make_server: Callable[..., ServerProcess], site: Path) -> None:
+    """Slowloris over HTTP/3: a HEADERS frame begun and never finished.  The connection is
+    closed at --header-timeout; a polite client meanwhile is served."""
+    srv = make_server("--no-access-log", "--header-timeout", "1", site=site)
+    with h3(srv) as slow:
+        huge_headers_frame(slow.quic, 200)  # announces 200 bytes, sends 100
+        slow.transmit()
+        polite(srv)
+        slow.wait(lambda: slow.terminated is not None, timeout=20)
+        assert slow.terminated is not None and slow.terminated.reason_phrase == "request head timeout"
+
+
+def test_connections_over_the_limit_are_refused_and_tcp_counts_too(
+        make_server: Callable[..., ServerProcess], site: Path) -> None:
+    """--max-connections counts a worker's TCP and QUIC connections together; a QUIC connection
+    over the limit gets CONNECTION_REFUSED in its first Initial (a browser then uses TCP)."""
+    srv = make_server("--no-access-log", "--max-connections", "2", site=site)
+    with h3(srv) as first, h3(srv) as second:
+        assert first.get("/style.css").status == 200 and second.get("/style.css").status == 200
+        with pytest.raises(ConnectionError, match="0x2"):
+            h3(srv)
+    srv.wait_for(r"turned away 1 connection")
     polite(srv)
