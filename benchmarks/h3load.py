@@ -1,8 +1,9 @@
 """An HTTP/3 load client on aioquic, for the harness: Debian's h2load is built without QUIC.
 
 Many streams on few connections, as h2load ``-c C -m M`` does: ``connections`` QUIC connections,
-each keeping ``streams`` requests in flight, until ``requests`` answers came back (or
-``max_seconds`` passed).  One process, one thread, a select loop over the connections' sockets;
+each keeping ``streams`` requests in flight, until ``requests`` answers came back, or for
+``duration`` seconds (then the requests in flight are waited for; ``max_seconds`` bounds it all).
+One process, one thread, a select loop over the connections' sockets;
 every answer is checked (status 200 and the body's length), and the figures count only the time
 from the first request to the last answer, not the handshakes.
 
@@ -97,7 +98,7 @@ class _Connection:
 
 
 def run(url: str, *, connections: int = 2, streams: int = 32, requests: int = 10_000, max_seconds: float = 60.0,
-        expect_bytes: int | None = None, window: int = 1 << 24) -> H3LoadRun:
+        duration: float | None = None, expect_bytes: int | None = None, window: int = 1 << 24) -> H3LoadRun:
     parts = urlsplit(url)
     host = socket.gethostbyname(parts.hostname or "127.0.0.1")
     port = parts.port or 443
@@ -142,7 +143,7 @@ def run(url: str, *, connections: int = 2, streams: int = 32, requests: int = 10
                     result.errors.append(f"connection closed: {event.reason_phrase or hex(event.error_code)}")
                 for h in c.h3.handle_event(event):
                     _answer(c, h)
-            if ready == len(conns):
+            if ready == len(conns) and (duration is None or now - started < duration):
                 while len(c.open) < streams and issued < requests and not c.done:
                     c.request(authority, path)
                     issued += 1
@@ -171,7 +172,11 @@ def run(url: str, *, connections: int = 2, streams: int = 32, requests: int = 10
                 if len(result.errors) < 3:
                     result.errors.append(f"status {status}, {size} bytes")
 
-    while result.requests < requests and time.monotonic() < deadline and not all(c.done for c in conns):
+    while time.monotonic() < deadline and not all(c.done for c in conns):
+        if result.requests >= requests or (duration is not None and started
+                                           and time.monotonic() - started >= duration
+                                           and not any(c.open for c in conns)):
+            break
         pump(0.05)
     result.seconds = time.monotonic() - started if started else 0.0
     result.client_cpu = (_cpu() - cpu_start) / result.seconds if result.seconds else 0.0
@@ -179,7 +184,7 @@ def run(url: str, *, connections: int = 2, streams: int = 32, requests: int = 10
         c.quic.close()
         c.transmit(time.monotonic())
         c.sock.close()
-    if result.requests < requests and not result.errors:
+    if duration is None and result.requests < requests and not result.errors:
         result.errors.append(f"only {result.requests} of {requests} answers within {max_seconds:g} s")
     return result
 
@@ -195,19 +200,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-c", "--connections", type=int, default=2)
     p.add_argument("-m", "--streams", type=int, default=32, help="requests in flight per connection")
     p.add_argument("-n", "--requests", type=int, default=10_000)
+    p.add_argument("-d", "--duration", type=float, default=None,
+                   help="issue requests for this many seconds instead of -n (which then only caps)")
     p.add_argument("--max-seconds", type=float, default=60.0)
     p.add_argument("--expect-bytes", type=int, default=None, help="the body length every answer must have")
     p.add_argument("--json", action="store_true")
     ns = p.parse_args(argv)
-    result = run(ns.url, connections=ns.connections, streams=ns.streams, requests=ns.requests,
-                 max_seconds=ns.max_seconds, expect_bytes=ns.expect_bytes)
+    requests = ns.requests if ns.duration is None else 1 << 40
+    result = run(ns.url, connections=ns.connections, streams=ns.streams, requests=requests,
+                 max_seconds=ns.max_seconds, duration=ns.duration, expect_bytes=ns.expect_bytes)
     if ns.json:
         print(json.dumps({**asdict(result), "req_per_s": result.req_per_s, "mib_per_s": result.mib_per_s}))
     else:
-        print(f"{result.succeeded} of {ns.requests} in {result.seconds:.2f} s: {result.req_per_s:,.0f} req/s, "
+        print(f"{result.succeeded} of {result.requests} in {result.seconds:.2f} s: {result.req_per_s:,.0f} req/s, "
               f"{result.mib_per_s:,.1f} MiB/s of bodies; client CPU {result.client_cpu:.0%}"
-              + (f"; problem: {result.problem(ns.requests)}" if result.problem(ns.requests) else ""))
-    return 0 if result.problem(ns.requests) is None else 1
+              + (f"; problem: {problem}" if (problem := result.problem(min(requests, result.requests))) else ""))
+    return 0 if result.problem(min(requests, result.requests)) is None else 1
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ pinned to the client CPU, every answer checked:
 - small file: the 100-byte file, ``-c 2 -m 32`` (two connections, 32 streams in flight on each);
 - 1 MiB: the 1 MiB file, ``-c 2 -m 1``, MiB/s of bodies.
 
-Each repetition runs both loads on both servers, the order rotated.  Besides the wall-clock
+Each run lasts ``--duration`` seconds (the requests in flight then finish); each repetition runs
+both loads on both servers, the order rotated.  Besides the wall-clock
 figure, each run reads the server's CPU time (/proc, its whole process tree) and reports CPU per
 request: on a machine that others share, that figure moves less than the rate.
 
@@ -20,7 +21,7 @@ Memory: a third server, pushserve ``--no-http3``, takes the same two loads over 
 on (after the h3 loads) is reported beside the HTTP/2-only worker's (after the h2 loads), and
 both before any load.
 
-    python -m benchmarks.h3throughput [--repeat 3] [--small 20000] [--large 40] [--json]
+    python -m benchmarks.h3throughput [--repeat 3] [--duration 5] [--json]
 """
 
 from __future__ import annotations
@@ -59,21 +60,20 @@ def cpu_seconds(pid: int) -> float:
     return total / _TICK
 
 
-def h3load(url: str, requests: int, connections: int, streams: int, body: int) -> dict[str, float]:
+def h3load(url: str, duration: float, connections: int, streams: int, body: int) -> dict[str, float]:
+    """One run of ``duration`` seconds; every answer must be a 200 of ``body`` bytes."""
     cmd = [sys.executable, "-m", "benchmarks.h3load", url, "-c", str(connections), "-m", str(streams),
-           "-n", str(requests), "--expect-bytes", str(body), "--max-seconds", "120", "--json"]
-    out = run_client(pinned(cmd, CLIENT_CPU), 180)
+           "-d", str(duration), "--expect-bytes", str(body), "--max-seconds", str(duration * 4 + 30), "--json"]
+    out = run_client(pinned(cmd, CLIENT_CPU), duration * 4 + 60)
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    if result["errors"] or result["succeeded"] < requests:
-        raise BenchError(f"h3load: {(result['errors'] or ['short'])[0]}")
+    if result["errors"] or result["failed"] or not result["succeeded"]:
+        raise BenchError(f"h3load: {(result['errors'] or ['no answer'])[0]}")
     return result
 
 
-def run(repeat: int = 3, small: int = 20_000, large: int = 40,
-        log: Callable[[str], None] = print) -> dict[str, object]:
+def run(repeat: int = 3, duration: float = 5.0, log: Callable[[str], None] = print) -> dict[str, object]:
     if not can_pin():
         log("note: taskset or a second CPU missing; server and client are not pinned")
-    counts = {"small": small, "1mib": large}
     load_before = os.getloadavg()[0]
     results: dict[str, dict[str, list[dict[str, float]]]] = {"pushserve": {}, "hypercorn": {}}
     mem: dict[str, object] = {}
@@ -87,37 +87,38 @@ def run(repeat: int = 3, small: int = 20_000, large: int = 40,
         }
         idle = {name: memory.measure(live[name].pid) for name in ("pushserve", "pushserve-h2")}
         bodies = {"small": 100, "1mib": LARGE_BYTES}
-        for name in ("pushserve", "hypercorn"):  # warm-up: a tenth of a run each
+        for name in ("pushserve", "hypercorn"):  # warm-up: a short run of each
             for key, file, c, m, _ in LOADS:
-                h3load(f"{live[name].base}/{file}", max(c * m, counts[key] // 10), c, m, bodies[key])
+                h3load(f"{live[name].base}/{file}", 1.0, c, m, bodies[key])
         for rep in range(repeat):
             order = ["pushserve", "hypercorn"][rep % 2:] + ["pushserve", "hypercorn"][:rep % 2]
             for key, file, c, m, unit in LOADS:
                 line = []
                 for name in order:
                     before = cpu_seconds(live[name].pid)
-                    r = h3load(f"{live[name].base}/{file}", counts[key], c, m, bodies[key])
-                    spent = cpu_seconds(live[name].pid) - before
+                    r = h3load(f"{live[name].base}/{file}", duration, c, m, bodies[key])
+                    per_request = (cpu_seconds(live[name].pid) - before) / r["succeeded"] * 1e6
                     figure = r["mib_per_s"] if unit == "MiB/s" else r["req_per_s"]
                     results[name].setdefault(key, []).append(
-                        {"rate": figure, "server_cpu_us_per_request": spent / counts[key] * 1e6,
-                         "client_cpu": r["client_cpu"]})
-                    line.append(f"{name} {figure:,.1f} {unit} ({spent / counts[key] * 1e6:,.0f} µs CPU/request)")
+                        {"rate": figure, "server_cpu_us_per_request": per_request, "client_cpu": r["client_cpu"]})
+                    line.append(f"{name} {figure:,.1f} {unit} ({per_request:,.0f} µs CPU/request, "
+                                f"client CPU {r['client_cpu']:.0%})")
                 log(f"run {rep + 1}/{repeat} {key}: " + ", ".join(line))
-        for key, file, c, m, _ in LOADS:  # the HTTP/2-only worker takes the same loads
-            loadtools.h2load(f"{live['pushserve-h2'].base}/{file}", counts[key], c, m, body_bytes=bodies[key],
-                             timeout=300)
+        for key, file, c, m, _ in LOADS:  # the HTTP/2-only worker takes as many requests over h2
+            count = max(c * m, sum(int(r["rate"] * (duration if key == "small" else duration / bodies[key] * (1 << 20)))
+                                   for r in results["pushserve"][key]))
+            loadtools.h2load(f"{live['pushserve-h2'].base}/{file}", count, c, m, body_bytes=bodies[key], timeout=300)
         for name in ("pushserve", "pushserve-h2"):
             mem[name] = {"idle": [asdict(p) for p in idle[name]],
                          "after": [asdict(p) for p in memory.measure(live[name].pid)]}
     summary: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "repeat": repeat,
-        "requests": counts, "load_average_1min": [load_before, os.getloadavg()[0]],
+        "duration_s": duration, "load_average_1min": [load_before, os.getloadavg()[0]],
         "versions": {"hypercorn": servers.version("hypercorn"), "aioquic": _version("aioquic")},
         "results": {}, "memory": mem,
     }
     table: dict[str, object] = {}
-    for key in counts:
+    for key in ("small", "1mib"):
         ours = statistics.median(r["rate"] for r in results["pushserve"][key])
         theirs = statistics.median(r["rate"] for r in results["hypercorn"][key])
         table[key] = {
@@ -165,12 +166,11 @@ def markdown(summary: dict[str, object]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.h3throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--small", type=int, default=20_000, help="requests per small-file run (20000)")
-    p.add_argument("--large", type=int, default=40, help="requests per 1 MiB run (40)")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per run (5)")
     p.add_argument("--json", action="store_true")
     ns = p.parse_args(argv)
     try:
-        summary = run(ns.repeat, ns.small, ns.large, log=lambda s: print(s, file=sys.stderr, flush=True))
+        summary = run(ns.repeat, ns.duration, log=lambda s: print(s, file=sys.stderr, flush=True))
     except BenchError as e:
         print(f"h3throughput: {e}", file=sys.stderr)
         return 1
