@@ -255,7 +255,10 @@ class QuicListener:
     # -- timers -------------------------------------------------------------------------------------
 
     def schedule(self, session: QuicSession, when: float | None) -> None:
-        """Remember when ``session`` next needs ``on_timer`` (None: not until it hears something)."""
+        """Remember when ``session`` next needs ``on_timer`` (None: not until it hears something).
+        An entry whose time the session no longer has is skipped when it comes up."""
+        if when == session.timer_at:
+            return  # already in the heap (most calls: a connection's timer moves far less often)
         session.timer_at = when
         if when is None:
             return
