@@ -42,13 +42,15 @@ class Capabilities:
     unread_body: UnreadBody  # a body no handler reads: reset after the response, or close
 
 
-# protocol by capability, by the request's HTTP version (RequestReceived.http_version).
-# HTTP/3 (RFC 9114) will be one more row: "3": Capabilities("h3", push=True, inform=True,
-# inform_opt_in=False, multiplexed=True, unread_body="reset").
+# protocol by capability, by the request's HTTP version (RequestReceived.http_version).  HTTP/3
+# (RFC 9114) has push (a client enables it with MAX_PUSH_ID; no browser does), 1xx, and multiplexed
+# streams whose unread request body is stopped with STOP_SENDING H3_NO_ERROR after the response
+# (§4.1: protocol/h3/core.py maps the "reset" of a complete response to that).
 CAPABILITIES: dict[str, Capabilities] = {
     "1.0": Capabilities("h1", push=False, inform=False, inform_opt_in=True, multiplexed=False, unread_body="close"),
     "1.1": Capabilities("h1", push=False, inform=True, inform_opt_in=True, multiplexed=False, unread_body="close"),
     "2": Capabilities("h2", push=True, inform=True, inform_opt_in=False, multiplexed=True, unread_body="reset"),
+    "3": Capabilities("h3", push=True, inform=True, inform_opt_in=False, multiplexed=True, unread_body="reset"),
 }
 
 
