@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import shutil
 import signal
 import socket
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from aioquic.h3.connection import ErrorCode
 
 from tests.support.h2client import H2Client
 from tests.support.h3client import H3Client
-from tests.support.serverproc import Certs, ServerProcess, start
+from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, start
 
 STREAMING_APP = '''
 import asyncio
@@ -197,3 +198,30 @@ def test_a_crashed_workers_h3_connection_is_reset_statelessly(serve) -> None:  #
     with h3(srv) as fresh:
         reply = fresh.get("/style.css")
     assert reply.status == 200 and int(reply.header(b"x-pushserve-worker") or 0) != victim
+
+
+def test_dev_mode_live_reload_over_h3(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The live-reload event stream (server-sent events that never end by themselves) over
+    HTTP/3: the hello, then a change event when a stylesheet changes."""
+    site = tmp_path / "dev-site"
+    shutil.copytree(SITE_EXAMPLE, site)
+    srv = make_server("--dev", site=site)
+    with h3(srv, timeout=30) as client:
+        sid = client.request("/_pushserve/events")
+        reply = client.replies[sid]
+
+        def events() -> list[tuple[str, str]]:
+            found = []
+            for block in bytes(reply.body).split(b"\n\n"):
+                fields = dict(line.split(": ", 1) for line in block.decode().split("\n") if ": " in line
+                              and not line.startswith(":"))
+                if "event" in fields:
+                    found.append((fields["event"], fields.get("data", "")))
+            return found
+
+        client.wait(lambda: any(e == "hello" for e, _ in events()))
+        assert reply.status == 200 and (reply.header(b"content-type") or b"").startswith(b"text/event-stream")
+        css = site / "css" / "site.css"
+        css.write_text(css.read_text() + "\n/* changed */\n")
+        client.wait(lambda: any(e == "change" and "/css/site.css" in d for e, d in events()))
+        assert not reply.done
