@@ -51,6 +51,7 @@ from pushserve.protocol.events import (
     ConnectionTerminated,
     Event,
     Headers,
+    LocalProtocolError,
     RequestReceived,
     StreamDrained,
     StreamReset,
@@ -81,6 +82,7 @@ _MAX_DATAGRAMS = 256
 _RESET_WINDOW = 200
 _RESET_LIMIT = 100
 _EARLY_PRIORITIES = 64  # PRIORITY_UPDATEs kept for streams not opened yet
+_GONE_KEPT = 1024
 
 # The layer above speaks HTTP/2 error codes (events.ServerCore.reset_stream); their HTTP/3 twins.
 _H3_ERRORS = {0x0: ErrorCode.H3_NO_ERROR, 0x2: ErrorCode.H3_INTERNAL_ERROR, 0x7: ErrorCode.H3_REQUEST_REJECTED,
@@ -151,6 +153,9 @@ class H3Core:
         self._resets: deque[int] = deque()  # ``_opened`` at each client reset of an unanswered request
         self._fresh: set[int] = set()  # requests surfaced by the datagram being processed
         self._announced = False  # ConnectionTerminated said
+        # Streams aioquic has finished with, the latest _GONE_KEPT: answered to the end (True)
+        # or reset (False), so a late call on one is told apart from one on a stream never opened.
+        self._gone: dict[int, bool] = {}
         self._last_request = -4
         self._goaway: int | None = None
         self._goaway_final = False
@@ -396,19 +401,37 @@ class H3Core:
     def resume(self) -> list[Event]:
         return []
 
+    def _sendable(self, stream_id: int, what: str) -> _Stream | None:
+        """The stream ``what`` may go on; None when it was reset (by either side) or the
+        connection is gone, so the late call is dropped; LocalProtocolError for a stream that was
+        never opened or whose response has ended: a bug of the caller (as the other cores)."""
+        if self._announced:
+            return None
+        st = self._streams.get(stream_id)
+        if st is None:
+            ended = self._gone.get(stream_id)
+            if ended is False:
+                return None
+            raise LocalProtocolError(f"{what} on stream {stream_id}, "
+                                     + ("whose response has ended" if ended else "which is not open"))
+        return None if st.refused else st
+
     def send_response(self, stream_id: int, status: int, headers: Headers, body: Body | None = None,
                       *, end_stream: bool = True) -> None:
-        st = self._streams.get(stream_id)
+        st = self._sendable(stream_id, "a response")
         h3 = self._h3
-        if st is None or st.refused or st.headers_sent or h3 is None or self._terminated:
+        if st is None or h3 is None:
             if body is not None and not isinstance(body, bytes):
                 close_body(body)
             return
-        if st.method == b"HEAD":
+        if st.headers_sent:
+            raise LocalProtocolError(f"a second response on stream {stream_id}")
+        if not 200 <= status <= 999:
+            raise LocalProtocolError(f"a final response with status {status}")
+        if st.method == b"HEAD":  # the head as the caller frames it, never a body
             if body is not None and not isinstance(body, bytes):
                 close_body(body)
             body = None
-            end_stream = True
         fields: Headers = [(b":status", b"%d" % status)]
         fields += [(k, v) for k, v in headers if k not in CONNECTION_SPECIFIC]
         st.headers_sent = True
@@ -430,9 +453,15 @@ class H3Core:
         self._want_feed(st)
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        st = self._streams.get(stream_id)
-        if st is None or st.refused or st.response_done or st.end_pending or self._terminated:
+        st = self._sendable(stream_id, "body")
+        if st is None:
             return
+        if not st.headers_sent:
+            raise LocalProtocolError(f"body before the response head on stream {stream_id}")
+        if st.response_done or st.end_pending:
+            raise LocalProtocolError(f"body after the end of the response on stream {stream_id}")
+        if st.method == b"HEAD":
+            data = b""
         if data:
             self._enqueue(st, data)
             st.drain_wanted = True
@@ -442,9 +471,13 @@ class H3Core:
             self._want_feed(st)
 
     def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
-        st = self._streams.get(stream_id)
-        if st is None or st.refused or st.headers_sent or self._h3 is None or not 100 <= status < 200:
+        if not 100 <= status < 200 or status == 101:  # HTTP/3 has no 101 (RFC 9114 §4.5)
+            raise LocalProtocolError(f"an informational response with status {status}")
+        st = self._sendable(stream_id, f"a {status} response")
+        if st is None or self._h3 is None:
             return
+        if st.headers_sent:
+            raise LocalProtocolError(f"a {status} response after the final one on stream {stream_id}")
         fields: Headers = [(b":status", b"%d" % status)]
         fields += [(k, v) for k, v in headers if k not in CONNECTION_SPECIFIC]
         self._h3.send_headers(stream_id, fields)
@@ -457,10 +490,14 @@ class H3Core:
                 and self._goaway is None and not self._terminated)
 
     def push_promise(self, stream_id: int, request_headers: Headers, *, urgency: int = 3) -> int | None:
-        parent = self._streams.get(stream_id)
+        parent = self._sendable(stream_id, "a push")
         h3 = self._h3
-        if h3 is None or parent is None or parent.pushed or parent.refused or parent.response_done \
-                or not self.push_enabled:
+        if parent is None or h3 is None:
+            return None
+        if parent.pushed or parent.response_done:
+            raise LocalProtocolError(f"a push on stream {stream_id}, "
+                                     + ("itself pushed" if parent.pushed else "whose response has ended"))
+        if not self.push_enabled:
             return None
         method = next((bytes(v) for k, v in request_headers if k == b":method"), b"GET")
         try:
@@ -654,8 +691,7 @@ class H3Core:
             st.response_done = True
             self._unfinished -= 1
             self._ended.add(st.sid)
-            if st.drain_wanted:
-                self._drain_watch.add(st.sid)
+            self._drain_watch.discard(st.sid)  # an ended response has nothing more to be drained for
 
     def _check_drained(self) -> None:
         for sid in list(self._drain_watch):
@@ -672,8 +708,12 @@ class H3Core:
         live = self._quic._streams
         for sid in [sid for sid in self._ended if sid not in live]:
             self._ended.discard(sid)
-            self._streams.pop(sid, None)
+            st = self._streams.pop(sid, None)
             self._quic.forget_body(sid)
+            if st is not None:
+                self._gone[sid] = not st.refused
+                if len(self._gone) > _GONE_KEPT:
+                    del self._gone[next(iter(self._gone))]
         self._maybe_close()
 
     # -- refusing -------------------------------------------------------------------------------------

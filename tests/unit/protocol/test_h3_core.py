@@ -406,3 +406,35 @@ def test_awaiting_head_while_a_header_section_is_incomplete(config) -> None:  # 
     pair.quic.send_stream_data(sid, encode_uint_var(FrameType.HEADERS) + encode_uint_var(50) + b"\x00\x00")
     pair.pump()
     assert pair.core.awaiting_head and not pair.requests()
+
+
+def test_misuse_raises_and_late_calls_on_a_reset_stream_are_dropped(config) -> None:  # type: ignore[no-untyped-def]
+    from pushserve.protocol.events import LocalProtocolError
+
+    pair = make_pair(config)
+    core = pair.core
+    sid = pair.request("/a")
+    with pytest.raises(LocalProtocolError):
+        core.send_data(sid, b"x")  # before the head
+    with pytest.raises(LocalProtocolError):
+        core.send_informational(sid, 200, [])
+    core.send_response(sid, 200, [], None, end_stream=False)
+    with pytest.raises(LocalProtocolError):
+        core.send_response(sid, 200, [], b"again")
+    with pytest.raises(LocalProtocolError):
+        core.send_informational(sid, 103, [])  # after the final head
+    core.send_data(sid, b"done", end_stream=True)
+    with pytest.raises(LocalProtocolError):
+        core.send_data(sid, b"more")
+    pair.pump()
+    assert bytes(pair.replies[sid].body) == b"done"
+    with pytest.raises(LocalProtocolError):
+        core.send_response(sid, 200, [], b"x")  # ended and forgotten: still told apart
+    with pytest.raises(LocalProtocolError):
+        core.send_response(4000, 200, [], b"x")  # never opened
+    cancelled = pair.request("/b")
+    pair.cancel(cancelled)
+    core.send_response(cancelled, 200, [], b"late")  # the reset crossed the answer: dropped
+    core.send_data(cancelled, b"late")
+    pair.pump()
+    assert not pair.replies[cancelled].headers and pair.replies[cancelled].reset == ErrorCode.H3_REQUEST_CANCELLED
