@@ -1,9 +1,11 @@
-"""What a request handler may do with the connection its request arrived on — and nothing more.
+"""What a request handler is given: a ``Stream`` — one request, the verbs to answer it, and
+what the protocol underneath allows — and nothing more.
 
-The asyncio glue (``server/connection.py``) implements ``Exchange``; handlers (the site's
-responder, mounted ASGI apps, dev mode) receive one with each request and never see the
-transport, the worker or the event loop behind it.  So they import this module, never
-``server/``, and can be driven in tests by an in-memory exchange around a real protocol core.
+``server/streams.py`` implements ``Stream`` over the sans-IO cores; handlers (the site's
+responder, mounted ASGI apps, dev mode) receive one with each request and never see the core,
+the transport, the worker or the event loop behind it.  So they import this module, never
+``server/``, and are driven in tests through in-memory connections around the real cores
+(tests/support/memory.py), the same test body for every protocol.
 
 A worker runs one ``App`` (``handle`` each request; ``startup``/``drain``/``shutdown`` around its
 life); a router holds ``Mount``s, apps that answer the paths under a prefix.
@@ -14,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from pushserve.protocol.events import Body, Headers, RequestReceived, ServerCore
+from pushserve.protocol.events import Body, Headers, RequestReceived
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +32,8 @@ class ConnectionInfo:
 
 
 class StreamHandler(Protocol):
-    """What owns a request stream after its head arrived (a mounted app's request, a live-reload
-    event stream, or the discard handler for bodies nobody reads)."""
+    """What reads a request stream's events after its head arrived (a mounted app's request, a
+    live-reload event stream): attached with ``Stream.attach``."""
 
     def on_body(self, data: bytes, end_stream: bool) -> None: ...
 
@@ -40,10 +42,10 @@ class StreamHandler(Protocol):
     def on_drained(self) -> None: ...
 
 
-# What becomes of a request body no handler reads (nobody attached once the app has had the
-# request): "reset" — once the response is complete the client is told to stop sending (HTTP/2:
-# RST_STREAM NO_ERROR, RFC 9113 §8.1); "close" — the connection closes after the response
-# (HTTP/1.1 cannot skip a body it did not read).  Either way the body is read and dropped meanwhile.
+# What becomes of a request body a handler answered without reading (``Stream.decline_body``):
+# "reset" — once the response is complete the client is told to stop sending (HTTP/2: RST_STREAM
+# NO_ERROR, RFC 9113 §8.1); "close" — the connection closes after the response (HTTP/1.1 cannot
+# skip a body it did not read).  Either way what arrives is read and dropped meanwhile.
 UnreadBody = Literal["reset", "close"]
 
 
@@ -98,7 +100,7 @@ class Stream(Protocol):
 
     @property
     def unread_body(self) -> UnreadBody:
-        """What becomes of a request body no handler reads (see ``UnreadBody``)."""
+        """What becomes of a request body a handler declined (see ``UnreadBody``)."""
 
     @property
     def protocol(self) -> str:
@@ -141,6 +143,12 @@ class Stream(Protocol):
     def send(self, data: bytes, end: bool = False) -> None:
         """More of a response started with ``respond(..., end=False)``; ``end`` finishes it."""
 
+    def decline_body(self) -> None:
+        """The handler answered without reading the request body and never will: once the
+        response is complete, the client is told to stop sending where the protocol can
+        (``unread_body``).  What arrives meanwhile, with no handler attached, is acknowledged and
+        dropped."""
+
     def ack(self, length: int) -> None:
         """``length`` bytes of request body were consumed: the peer may send that much more
         (flow-control credit where the protocol has it)."""
@@ -171,67 +179,11 @@ class Stream(Protocol):
         """Stop routing them to ``handler`` (no-op if another took over)."""
 
 
-class Exchange(Protocol):
-    """One connection, as a handler sees it."""
-
-    core: ServerCore  # the sans-IO protocol core: send_response, push_promise, send_data…
-    info: ConnectionInfo
-    pushed: set[str]  # paths pushed on this connection (a path is pushed at most once)
-    received_at: float  # perf_counter() when the latest bytes arrived (request timing in logs)
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection is gone: nothing sent now reaches the peer."""
-
-    def attach(self, stream_id: int, handler: StreamHandler) -> None:
-        """Route the stream's body, reset and drain events to ``handler``."""
-
-    def detach(self, stream_id: int, handler: StreamHandler) -> None:
-        """Stop routing the stream's events to ``handler`` (no-op if another took over)."""
-
-    def flush(self) -> None:
-        """Write what the core has queued, now."""
-
-    def flush_soon(self) -> None:
-        """Write once the tasks that are ready now have run (HTTP/2: one write for several
-        responses finished in the same loop turn); HTTP/1.1 flushes at once."""
-
-    def pause_reading(self, reason: str) -> None:
-        """Stop reading from the peer until every reason given is withdrawn."""
-
-    def resume_reading(self, reason: str) -> None: ...
-
-    def default_headers(self) -> Headers:
-        """Fields every response carries (date, server, and the worker id when asked for)."""
-
-
-class DiscardBody:
-    """A request body nobody reads (sent to a static file, say): read and dropped, keeping
-    HTTP/2 windows open; the handler detaches itself once the body has ended."""
-
-    __slots__ = ("exchange", "stream_id")
-
-    def __init__(self, exchange: Exchange, stream_id: int) -> None:
-        self.exchange = exchange
-        self.stream_id = stream_id
-
-    def on_body(self, data: bytes, end_stream: bool) -> None:
-        self.exchange.core.acknowledge_received(self.stream_id, len(data))
-        if end_stream:
-            self.exchange.detach(self.stream_id, self)
-
-    def on_reset(self) -> None:
-        pass
-
-    def on_drained(self) -> None:
-        pass
-
-
 class App(Protocol):
     """What a worker runs: every request of every connection goes to ``handle``."""
 
-    def handle(self, exchange: Exchange, request: RequestReceived) -> None:
-        """Answer the request (at once, or by attaching a handler and starting a task)."""
+    def handle(self, stream: Stream) -> None:
+        """Answer ``stream.request`` (at once, or by attaching a handler and starting a task)."""
 
     async def startup(self) -> None:
         """Once per worker, before it accepts connections; raise to refuse to start."""

@@ -1,8 +1,9 @@
 """One HTTP/3 connection of a worker: the asyncio-side twin of server/connection.py's
-``Connection`` for QUIC.  It feeds the connection's datagrams to its ``H3Core``, hands requests
-to the worker's app (this class is the ``Exchange`` the app sees), routes body, reset and drain
-events to the handlers, and sends what the core has to send — on the connection's own connected
-socket (server/quic.py), or the slot socket when the client has moved.
+``Connection`` for QUIC.  It feeds the connection's datagrams to its ``H3Core``, hands each
+request to the worker's app as a Stream and routes the streams' events (``EventRouting``, the
+same code as for TCP; this class is the streams' ``StreamHost``), and sends what the core has
+to send — on the connection's own connected socket (server/quic.py), or the slot socket when
+the client has moved.
 
 It has the surface the worker's sweep and drain use on every connection (``served_any``,
 ``started``, ``sweep``, ``shutdown``, ``close_idle``, ``abort``, ``core``), so a worker keeps its
@@ -21,18 +22,10 @@ from dataclasses import replace
 from typing import Protocol
 
 from pushserve.exchange import ConnectionInfo, StreamHandler
-from pushserve.protocol.events import (
-    BodyReceived,
-    ConnectionTerminated,
-    Event,
-    Headers,
-    RequestReceived,
-    ServerCore,
-    StreamDrained,
-    StreamReset,
-)
+from pushserve.protocol.events import ConnectionTerminated, ServerCore
 from pushserve.protocol.h3 import H3Core
 from pushserve.server.connection import WorkerState
+from pushserve.server.streams import EventRouting
 
 log = logging.getLogger("pushserve")
 
@@ -77,7 +70,9 @@ class Endpoint(Protocol):
     def forget(self, session: QuicSession) -> None: ...
 
 
-class QuicSession:
+class QuicSession(EventRouting):
+    worker: WorkerState
+
     def __init__(self, listener: Endpoint, core: H3Core, peer: tuple[str, int], local: tuple[str, int],
                  sock: socket.socket | None) -> None:
         self.listener = listener
@@ -134,47 +129,14 @@ class QuicSession:
 
     # -- events ---------------------------------------------------------------------------------------
 
-    def handle_events(self, events: list[Event]) -> None:
-        for ev in events:
-            if isinstance(ev, RequestReceived):
-                self.served_any = True
-                self.worker.app.handle(self, ev)
-            elif isinstance(ev, BodyReceived):
-                handler = self.handlers.get(ev.stream_id)
-                if handler is not None:
-                    handler.on_body(ev.data, ev.end_stream)
-                else:
-                    self.h3.acknowledge_received(ev.stream_id, len(ev.data))
-            elif isinstance(ev, StreamDrained):
-                handler = self.handlers.get(ev.stream_id)
-                if handler is not None:
-                    handler.on_drained()
-            elif isinstance(ev, StreamReset):
-                handler = self.handlers.pop(ev.stream_id, None)
-                if handler is not None:
-                    handler.on_reset()
-            elif isinstance(ev, ConnectionTerminated):
-                self._ended(ev)
-
-    def _ended(self, ev: ConnectionTerminated) -> None:
+    def connection_ended(self, ev: ConnectionTerminated) -> None:
         for handler in list(self.handlers.values()):
             handler.on_reset()
         self.handlers.clear()
         if ev.error_code not in _QUIET and ev.reason != "Idle timeout":
             log.warning("%s h3: %s", self.info.peer, ev.reason or f"closed with error 0x{ev.error_code:x}")
 
-    # -- Exchange -------------------------------------------------------------------------------------
-
-    def attach(self, stream_id: int, handler: StreamHandler) -> None:
-        self.handlers[stream_id] = handler
-
-    def detach(self, stream_id: int, handler: StreamHandler) -> None:
-        if self.handlers.get(stream_id) is handler:
-            del self.handlers[stream_id]
-
-    def default_headers(self) -> Headers:
-        worker = self.worker
-        return [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers]
+    # -- what a stream may ask of its connection (server/streams.py's StreamHost) --------------------
 
     def pause_reading(self, reason: str) -> None:
         """Nothing to do: a QUIC connection's request body is credited only as it is consumed

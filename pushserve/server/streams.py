@@ -14,7 +14,8 @@ else a reset, and one log line with the traceback (``fail``).
 
 The stream is also the ``StreamHandler`` the connection routes the stream's events to once a
 handler is attached: it notes a reset, then passes each event on, so the handler's own errors
-are caught in the same place.
+are caught in the same place.  ``EventRouting`` is that routing, the same for every connection
+(server/connection.py's TCP ``Connection``, server/quic_session.py's ``QuicSession``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ from typing import Protocol
 
 from pushserve.exchange import App, ConnectionInfo, StreamHandler, UnreadBody
 from pushserve.http.dates import DateHeader
-from pushserve.protocol.events import Body, Headers, LocalProtocolError, RequestReceived, ServerCore
+from pushserve.protocol.events import (
+    Body,
+    BodyReceived,
+    ConnectionTerminated,
+    Event,
+    Headers,
+    LocalProtocolError,
+    RequestReceived,
+    ServerCore,
+    StreamDrained,
+    StreamReset,
+)
 
 log = logging.getLogger("pushserve")
 
@@ -182,8 +194,7 @@ class CoreStream:
         if self.state != _OPEN:
             raise self._misuse("a final response")
         if defaults:
-            worker = self.conn.worker
-            headers = [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers, *headers]
+            headers = self.default_headers() + headers
         self.core.send_response(self.request.stream_id, status, headers, body, end_stream=end)
         self.state = _DONE if end else _STREAMING
 
@@ -208,7 +219,7 @@ class CoreStream:
         pushed = CoreStream(self.conn, RequestReceived(promised_id, b"GET", target, req.authority, list(headers),
                                                        req.http_version, True), promised=True)
         try:  # answered by whoever answers the path: the site, or the mounted app that owns it
-            self.conn.worker.app.handle(pushed)  # type: ignore[call-arg, arg-type]  # App.handle(stream): next commit
+            self.conn.worker.app.handle(pushed)
         except Exception as e:
             pushed.fail(e)
         return pushed
@@ -255,15 +266,12 @@ class CoreStream:
             if handlers.get(self.request.stream_id) is self:
                 del handlers[self.request.stream_id]
 
-    # -- what the connection calls -------------------------------------------------------------------
-
-    def leave_unread_body(self) -> None:
-        """The app has had a request whose body follows.  If no handler reads it and the response
-        is already complete, a multiplexed protocol tells the client to stop sending (after the
-        response, RFC 9113 §8.1); HTTP/1.1 closes after the response (its core does that).
-        Meanwhile the connection acknowledges and drops what arrives."""
+    def decline_body(self) -> None:
         if self.handler is None and self.state == _DONE and self.caps.unread_body == "reset":
+            # The RST_STREAM leaves after the response's last DATA (the core holds it back).
             self.core.reset_stream(self.request.stream_id, _NO_ERROR)
+
+    # -- what the connection calls -------------------------------------------------------------------
 
     def fail(self, exc: BaseException) -> None:
         """A handler raised ``exc``: one log line with the traceback, then a 500 if nothing was
@@ -316,3 +324,45 @@ class CoreStream:
                 handler.on_drained()
             except Exception as e:
                 self.fail(e)
+
+
+class EventRouting:
+    """What a connection does with its core's events, whatever the protocol: each request goes to
+    the worker's app as a ``CoreStream``; a stream's body, drain and reset go to the handler
+    attached to it (body nobody reads is acknowledged and dropped); the end of the connection to
+    ``connection_ended``."""
+
+    core: ServerCore
+    handlers: dict[int, StreamHandler]
+    served_any: bool
+    worker: Worker
+
+    def handle_events(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, RequestReceived):
+                self.served_any = True
+                stream = CoreStream(self, ev)  # type: ignore[arg-type]  # a subclass is a StreamHost
+                try:
+                    self.worker.app.handle(stream)
+                except Exception as e:
+                    stream.fail(e)
+            elif isinstance(ev, BodyReceived):
+                handler = self.handlers.get(ev.stream_id)
+                if handler is not None:
+                    handler.on_body(ev.data, ev.end_stream)
+                else:
+                    self.core.acknowledge_received(ev.stream_id, len(ev.data))
+            elif isinstance(ev, StreamDrained):
+                handler = self.handlers.get(ev.stream_id)
+                if handler is not None:
+                    handler.on_drained()
+            elif isinstance(ev, StreamReset):
+                handler = self.handlers.pop(ev.stream_id, None)
+                if handler is not None:
+                    handler.on_reset()
+            elif isinstance(ev, ConnectionTerminated):
+                self.connection_ended(ev)
+
+    def connection_ended(self, ev: ConnectionTerminated) -> None:
+        """The core says the connection is ending (the peer's GOAWAY, a protocol error, a
+        timeout): one log line where it is worth one."""
