@@ -33,7 +33,7 @@ def test_chromium_loads_the_example_site_over_h3_with_early_hints_and_a_mount(
         nav, entries = page["nav"], {e["name"]: e for e in page["resources"]}
         assert nav["nextHopProtocol"] == "h3"
         assert entries and {e["nextHopProtocol"] for e in page["resources"]} == {"h3"}, page["resources"]
-        assert 0 < nav["firstInterimResponseStart"] < nav["responseStart"]  # the 103, then the page
+        assert 0 < nav["firstInterimResponseStart"] < nav["finalResponseHeadersStart"]  # the 103, then the page
         from_hints = {name for name, e in entries.items() if e["initiatorType"] == "early-hints"}
         assert hinted_by_manifest("index.html") <= from_hints, entries
 

@@ -59,7 +59,8 @@ def loaded(driver: webdriver.Chrome, url: str, resources: int = 0, timeout: floa
         found: dict[str, Any] = driver.execute_script(
             "const n = performance.getEntriesByType('navigation')[0];"
             "return {nav: n && {nextHopProtocol: n.nextHopProtocol, loadEventEnd: n.loadEventEnd,"
-            " firstInterimResponseStart: n.firstInterimResponseStart, responseStart: n.responseStart},"
+            " firstInterimResponseStart: n.firstInterimResponseStart,"
+            " finalResponseHeadersStart: n.finalResponseHeadersStart},"
             " resources: performance.getEntriesByType('resource').filter(e => e.responseEnd > 0).map(e =>"
             " ({name: new URL(e.name).pathname, initiatorType: e.initiatorType,"
             " nextHopProtocol: e.nextHopProtocol, transferSize: e.transferSize}))}")
