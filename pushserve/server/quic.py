@@ -242,6 +242,9 @@ class QuicListener:
 
     # -- writing ------------------------------------------------------------------------------------
 
+    def now(self) -> float:
+        return self.loop.time()
+
     def send(self, data: bytes, addr: tuple[str, int]) -> None:
         with contextlib.suppress(BlockingIOError, InterruptedError, OSError):  # a lost datagram: QUIC copes
             self.sock.sendto(data, addr)

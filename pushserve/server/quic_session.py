@@ -63,6 +63,9 @@ class Endpoint(Protocol):
     local: tuple[str, int]
     routes: dict[bytes, QuicSession]
 
+    def now(self) -> float:
+        """The endpoint's clock (the event loop's; a test's own in memory)."""
+
     def send(self, data: bytes, addr: tuple[str, int]) -> None: ...
 
     def schedule(self, session: QuicSession, when: float | None) -> None: ...
@@ -94,7 +97,7 @@ class QuicSession(EventRouting):
         self.flush_again = False
         self.flush_scheduled = False
         self.timer_at: float | None = None
-        self.started = self.last_activity = self.progress_at = self.loop.time()
+        self.started = self.last_activity = self.progress_at = listener.now()
         self.progress = -1
         self.received_at = time.perf_counter()
 
@@ -173,7 +176,7 @@ class QuicSession(EventRouting):
         try:
             while not self.closed:
                 self.flush_again = False
-                datagrams = core.datagrams_to_send(self.loop.time())
+                datagrams = core.datagrams_to_send(self.listener.now())
                 if datagrams:
                     self._send(datagrams)
                 events = core.next_events()

@@ -31,14 +31,14 @@ class ClientH3(H3Connection):
     It also knows that the answer to HEAD has no body whatever its content-length says, which
     aioquic's own client does not (it closes the connection)."""
 
-    def __init__(self, quic: QuicConnection, *, push: bool) -> None:
+    def __init__(self, quic: QuicConnection, *, push: bool, max_pushes: int = 9) -> None:
         self._push = push
+        self._max_pushes = max_pushes
         self._head: set[int] = set()
         super().__init__(quic)
 
     def _init_connection(self) -> None:
-        if not self._push:
-            self._max_push_id = None
+        self._max_push_id = self._max_pushes - 1 if self._push else None
         super()._init_connection()
 
     def send_headers(self, stream_id: int, headers: Headers, end_stream: bool = False) -> None:
