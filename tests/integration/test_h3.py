@@ -225,3 +225,27 @@ def test_dev_mode_live_reload_over_h3(make_server, tmp_path: Path) -> None:  # t
         css.write_text(css.read_text() + "\n/* changed */\n")
         client.wait(lambda: any(e == "change" and "/css/site.css" in d for e, d in events()))
         assert not reply.done
+
+
+def test_hints_on_a_navigation_and_push_to_a_client_that_takes_it(server: ServerProcess) -> None:
+    """The announcing rules of HTTP/2 over HTTP/3: a navigation of a client that takes no push
+    gets a 103 with the page's preloads (and the same Link fields on the 200); aioquic's client,
+    which sends MAX_PUSH_ID, is pushed them instead."""
+    navigation = [(b"sec-fetch-dest", b"document"), (b"accept", b"text/html")]
+    with h3(server) as client:
+        page = client.get("/", headers=navigation)
+        assert page.status == 200 and len(page.informational) == 1
+        hints = [v for k, v in page.informational[0] if k == b"link"]
+        assert b"</css/site.css>; rel=preload; as=style" in hints and set(hints) <= set(page.all(b"link"))
+        asset = client.get("/css/site.css", headers=[(b"sec-fetch-dest", b"style")])
+        assert asset.informational == []  # not a navigation
+    with h3(server, push=True) as pushing:
+        sid = pushing.request("/", headers=navigation)
+        pushing.wait(lambda: pushing.replies[sid].done and bool(pushing.pushes)
+                     and all(p.done for p in pushing.pushes.values()))
+        page = pushing.replies[sid]
+        assert page.status == 200 and page.informational == []
+        pushed = {p.path: p for p in pushing.pushes.values()}
+        assert b"/css/site.css" in pushed
+        css = pushed[b"/css/site.css"]
+        assert css.status == 200 and bytes(css.body) == (SITE_EXAMPLE / "css" / "site.css").read_bytes()
