@@ -19,15 +19,15 @@ from aioquic.quic.packet import QuicErrorCode
 from pushserve.protocol.h3.packets import parse
 from tests.support.h3attacks import huge_headers_frame, is_retry, lone_initial, probe_until_reset, qpack_bomb
 from tests.support.h3client import H3Client
-from tests.support.serverproc import ServerProcess
+from tests.support.serverproc import Certs, ServerProcess, start
 
 CSS = b"p { color: green }\n" * 10
 BIG = 2 << 20
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = tmp_path_factory.mktemp("h3floods") / "site"
     site.mkdir()
     (site / "index.html").write_text("<!doctype html><title>t</title><p>hello</p>\n")
     (site / "style.css").write_bytes(CSS)
@@ -35,9 +35,13 @@ def site(tmp_path: Path) -> Path:
     return site
 
 
-@pytest.fixture
-def srv(make_server: Callable[..., ServerProcess], site: Path) -> Iterator[ServerProcess]:
-    yield make_server("--no-access-log", site=site)
+@pytest.fixture(scope="module")
+def srv(certs: Certs, site: Path) -> Iterator[ServerProcess]:
+    """One server for the attacks that need no option of their own: each leaves it serving (the
+    polite client checks), so the next one starts from a server that has just been attacked."""
+    server = start(certs, "--no-access-log", site=site)
+    yield server
+    server.stop()
 
 
 def h3(srv: ServerProcess, **kw: object) -> H3Client:
