@@ -13,21 +13,8 @@ from aioquic.h3.connection import FrameType, H3Connection, encode_frame
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
+from pushserve.protocol.h2.fields import _int as hpack_int  # QPACK's integers are HPACK's
 from pushserve.protocol.h3.packets import parse
-
-
-def qpack_int(value: int, bits: int, first: int = 0) -> bytes:
-    """An RFC 7541 §5.1 integer with an N-bit prefix, under the flag bits ``first``."""
-    mask = (1 << bits) - 1
-    if value < mask:
-        return bytes([first | value])
-    out = bytearray([first | mask])
-    value -= mask
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def qpack_bomb(quic: QuicConnection, h3: H3Connection, references: int) -> int:
@@ -35,10 +22,10 @@ def qpack_bomb(quic: QuicConnection, h3: H3Connection, references: int) -> int:
     Dynamic Table Capacity, Insert with Literal Name), then a request whose header section
     references it ``references`` times, one byte each.  Returns the request's stream ID."""
     name, value = b"x-bomb", b"v" * 4000
-    encoder = qpack_int(4096, 5, 0x20) + qpack_int(len(name), 5, 0x40) + name + qpack_int(len(value), 7) + value
+    encoder = hpack_int(4096, 5, 0x20) + hpack_int(len(name), 5, 0x40) + name + hpack_int(len(value), 7) + value
     assert h3._local_encoder_stream_id is not None
     quic.send_stream_data(h3._local_encoder_stream_id, encoder)
-    block = qpack_int(2, 8) + b"\x00"  # Required Insert Count 1 (encoded 2), Base 1
+    block = hpack_int(2, 8) + b"\x00"  # Required Insert Count 1 (encoded 2), Base 1
     block += bytes([0xC0 | 17, 0xC0 | 23, 0xC0 | 1, 0x50, 1]) + b"x"  # GET https / :authority x
     block += b"\x80" * references  # indexed field line, dynamic table, relative index 0
     sid = quic.get_next_available_stream_id()

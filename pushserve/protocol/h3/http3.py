@@ -28,6 +28,9 @@ from aioquic.h3.connection import (
 from aioquic.h3.events import Headers
 from aioquic.quic.connection import QuicConnection
 
+# QPACK's integers are HPACK's (RFC 9204 §4.1.1 refers to RFC 7541 §5.1): one decoder of them.
+from pushserve.protocol.h2.hpack_decoder import HPACKError, _integer
+
 MAX_FIELD_LINES = 128
 QPACK_TABLE_CAPACITY = 4096  # aioquic's (and nginx's) default; RFC 9204 §3.2.3
 QPACK_BLOCKED_STREAMS = 16
@@ -84,57 +87,38 @@ class ServerH3(H3Connection):
         return headers
 
 
-def _prefix_int(data: bytes, pos: int, bits: int) -> tuple[int, int]:
-    """An RFC 7541 §5.1 integer with an N-bit prefix at ``pos``: (value, position after it)."""
-    mask = (1 << bits) - 1
-    value = data[pos] & mask
-    pos += 1
-    if value < mask:
-        return value, pos
-    shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value += (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-        if shift > 62:
-            raise IndexError
-
-
 def count_field_lines(block: bytes) -> int:
     """How many field lines an encoded field section holds (RFC 9204 §4.5), read without
     decoding anything; a block that does not parse counts as 0 and is left to QPACK to refuse."""
     try:
-        _, pos = _prefix_int(block, 0, 8)  # Required Insert Count
-        _, pos = _prefix_int(block, pos, 7)  # sign and Delta Base
+        _, pos = _integer(block, 0, 8)  # Required Insert Count
+        _, pos = _integer(block, pos, 7)  # sign and Delta Base
         lines = 0
         end = len(block)
         while pos < end:
             first = block[pos]
             if first & 0x80:  # indexed field line
-                _, pos = _prefix_int(block, pos, 6)
+                _, pos = _integer(block, pos, 6)
             elif first & 0x40:  # literal with name reference, then the value
-                _, pos = _prefix_int(block, pos, 4)
-                length, pos = _prefix_int(block, pos, 7)
+                _, pos = _integer(block, pos, 4)
+                length, pos = _integer(block, pos, 7)
                 pos += length
             elif first & 0x20:  # literal with literal name, then the value
-                length, pos = _prefix_int(block, pos, 3)
+                length, pos = _integer(block, pos, 3)
                 pos += length
-                length, pos = _prefix_int(block, pos, 7)
+                length, pos = _integer(block, pos, 7)
                 pos += length
             elif first & 0x10:  # indexed field line with post-base index
-                _, pos = _prefix_int(block, pos, 4)
+                _, pos = _integer(block, pos, 4)
             else:  # literal with post-base name reference, then the value
-                _, pos = _prefix_int(block, pos, 3)
-                length, pos = _prefix_int(block, pos, 7)
+                _, pos = _integer(block, pos, 3)
+                length, pos = _integer(block, pos, 7)
                 pos += length
             lines += 1
             if lines > MAX_FIELD_LINES:
                 break
         return lines
-    except IndexError:
+    except (IndexError, HPACKError):
         return 0
 
 

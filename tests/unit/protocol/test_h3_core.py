@@ -19,6 +19,7 @@ from pushserve.protocol.events import (
 )
 from pushserve.protocol.h3 import H3Core
 from pushserve.protocol.h3.http3 import MAX_FIELD_LINES, ControlReader, count_field_lines
+from tests.support.h3attacks import qpack_bomb
 from tests.support.h3client import H3Reply
 from tests.support.h3memory import H3Pair, server_configuration
 from tests.support.serverproc import Certs
@@ -323,32 +324,8 @@ def test_a_huge_headers_frame_is_refused_before_it_is_buffered(config) -> None: 
 
 
 def _bomb(pair: H3Pair, references: int) -> None:
-    """A QPACK bomb: one 4000-byte dynamic-table entry, then a request referencing it
-    ``references`` times (each reference one byte)."""
-    name, value = b"x-bomb", b"v" * 4000
-    # Set Dynamic Table Capacity 4096; Insert with Literal Name (RFC 9204 §4.3).
-    encoder = _int(4096, 5, 0x20) + _int(len(name), 5, 0x40) + name + _int(len(value), 7) + value
-    pair.quic.send_stream_data(pair.client._local_encoder_stream_id, encoder)
-    block = _int(2, 8) + b"\x00"  # Required Insert Count 1 (encoded 2), Base 1
-    block += bytes([0xC0 | 17, 0xC0 | 23, 0xC0 | 1, 0x50, 1]) + b"x"  # GET https / :authority x
-    block += b"\x80" * references  # indexed field line, dynamic table, relative index 0
-    sid = pair.quic.get_next_available_stream_id()
-    pair.quic.send_stream_data(sid, encode_frame(FrameType.HEADERS, block), end_stream=True)
+    qpack_bomb(pair.quic, pair.client, references)
     pair.pump()
-
-
-def _int(value: int, bits: int, first: int = 0) -> bytes:
-    """An RFC 7541 §5.1 integer with an N-bit prefix, under the flag bits ``first``."""
-    mask = (1 << bits) - 1
-    if value < mask:
-        return bytes([first | value])
-    out = bytearray([first | mask])
-    value -= mask
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def test_qpack_bomb_of_many_references_is_refused_unread(config) -> None:  # type: ignore[no-untyped-def]
