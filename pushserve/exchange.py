@@ -61,7 +61,10 @@ class Stream(Protocol):
     """
 
     request: RequestReceived  # method, target, authority, headers; end_stream: no body follows
-    received_at: float  # perf_counter() when the request's last bytes arrived (request timing in logs)
+
+    @property
+    def received_at(self) -> float:
+        """perf_counter() when the connection's latest bytes arrived (request timing in logs)."""
 
     @property
     def info(self) -> ConnectionInfo:

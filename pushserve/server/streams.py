@@ -124,17 +124,16 @@ class CoreStream:
     """A ``Stream`` (exchange.py) over a ``ServerCore``; also the ``StreamHandler`` the
     connection routes the stream's events to while a handler is attached."""
 
-    __slots__ = ("caps", "conn", "core", "handler", "promised", "received_at", "request", "state")
+    # Four fields: one is made per request, and each costs.
+    __slots__ = ("conn", "handler", "request", "state")
 
-    def __init__(self, conn: StreamHost, request: RequestReceived, promised: bool = False) -> None:
+    promised = False  # PromisedStream says True
+
+    def __init__(self, conn: StreamHost, request: RequestReceived) -> None:
         self.conn = conn
-        self.core = conn.core
         self.request = request
-        self.caps = CAPABILITIES[request.http_version]
-        self.received_at = conn.received_at
         self.state = _OPEN
         self.handler: StreamHandler | None = None
-        self.promised = promised
 
     def __repr__(self) -> str:
         req = self.request
@@ -144,12 +143,24 @@ class CoreStream:
     # -- facts and capabilities ---------------------------------------------------------------------
 
     @property
+    def core(self) -> ServerCore:
+        return self.conn.core
+
+    @property
+    def caps(self) -> Capabilities:
+        return CAPABILITIES[self.request.http_version]
+
+    @property
     def info(self) -> ConnectionInfo:
         return self.conn.info
 
     @property
     def pushed(self) -> set[str]:
         return self.conn.pushed
+
+    @property
+    def received_at(self) -> float:
+        return self.conn.received_at
 
     @property
     def can_push(self) -> bool:
@@ -195,7 +206,7 @@ class CoreStream:
             raise self._misuse("a final response")
         if defaults:
             headers = self.default_headers() + headers
-        self.core.send_response(self.request.stream_id, status, headers, body, end_stream=end)
+        self.conn.core.send_response(self.request.stream_id, status, headers, body, end_stream=end)
         self.state = _DONE if end else _STREAMING
 
     def inform(self, status: int, headers: Headers) -> None:
@@ -216,8 +227,8 @@ class CoreStream:
                             (b":path", target), *headers], urgency=urgency)
         if promised_id is None:
             return None
-        pushed = CoreStream(self.conn, RequestReceived(promised_id, b"GET", target, req.authority, list(headers),
-                                                       req.http_version, True), promised=True)
+        pushed = PromisedStream(self.conn, RequestReceived(promised_id, b"GET", target, req.authority,
+                                                           list(headers), req.http_version, True))
         try:  # answered by whoever answers the path: the site, or the mounted app that owns it
             self.conn.worker.app.handle(pushed)
         except Exception as e:
@@ -324,6 +335,14 @@ class CoreStream:
                 handler.on_drained()
             except Exception as e:
                 self.fail(e)
+
+
+class PromisedStream(CoreStream):
+    """A pushed stream: nobody asked for it, so it may neither push nor inform."""
+
+    __slots__ = ()
+
+    promised = True
 
 
 class EventRouting:
