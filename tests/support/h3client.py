@@ -119,7 +119,7 @@ class H3Client(Recorder):
 
     def __init__(self, host: str, port: int, *, ca_file: Path | None = None, push: bool = False,
                  server_name: str = "localhost", window: int = 1 << 20, connect: bool = True,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 30.0) -> None:
         super().__init__()
         self.addr = (socket.gethostbyname(host), port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
