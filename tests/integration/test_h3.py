@@ -156,6 +156,20 @@ def test_a_busy_udp_port_is_one_warning_and_tcp_is_served(certs: Certs, site: Pa
 
 # -- workers and restarts -----------------------------------------------------------------------------
 
+def test_h3_connections_spread_over_the_workers_and_each_stays_on_its_own(serve) -> None:  # type: ignore[no-untyped-def]
+    """Each worker reads its slot's UDP socket, the kernel hashes new clients over them; every
+    request of a connection is answered by the worker that took it (the connection's own
+    socket).  16 connections all on one of two workers would happen once in 30,000 runs."""
+    srv = serve("--workers", "2", "--no-access-log")
+    seen = set()
+    for _ in range(16):
+        with h3(srv) as client:
+            first = client.get("/style.css").header(b"x-pushserve-worker")
+            assert {client.get(path).header(b"x-pushserve-worker") for path in ("/", "/style.css")} == {first}
+            seen.add(first)
+    assert len(seen) == 2
+
+
 def test_a_rolling_restart_finishes_the_open_h3_streams_then_closes(serve) -> None:  # type: ignore[no-untyped-def]
     """The old worker keeps its connections' own sockets while it drains, so their packets keep
     reaching it after its successor reads the slot socket: the streaming response in flight (a
