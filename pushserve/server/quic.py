@@ -206,7 +206,11 @@ class QuicListener:
             self.retried += 1
             self.send(self.tokens.retry(incoming, addr, now), addr)
             return
-        if len(state.connections) >= limits.max_connections or handshaking >= limits.max_handshakes:
+        # Connections in their closing period (a CONNECTION_CLOSE sent or received: a few probe
+        # timeouts at most) hold no more than a timer: a client that closes and comes back at
+        # once is not turned away for its own old connection.
+        closing = sum(1 for s in self.sessions if s.h3.closing)
+        if len(state.connections) - closing >= limits.max_connections or handshaking >= limits.max_handshakes:
             state.refused += 1
             self.send(refuse(incoming), addr)
             return
