@@ -335,10 +335,11 @@ OPTIONS: tuple[Option, ...] = (
            "413 above it ({default})"),
     Option("backlog", "limits.backlog", WHOLE, "connections the kernel queues for each worker before it "
            "accepts them ({default})"),
-    Option("max-connections", "limits.max_connections", WHOLE, "open connections per worker; past it new "
-           "ones get 503 (HTTP/1.1) or GOAWAY (HTTP/2) and are closed ({default})"),
+    Option("max-connections", "limits.max_connections", WHOLE, "connections per worker, those not yet "
+           "through their handshake included; at the limit a newcomer takes the place of the oldest that "
+           "sent no ClientHello, or else gets 503 (HTTP/1.1) or GOAWAY (HTTP/2) and is closed ({default})"),
     Option("max-handshakes", "limits.max_handshakes", WHOLE, "connections in the TLS handshake at once per "
-           "worker; the rest wait in the backlog ({default})"),
+           "worker; the rest queue, and a handshake older than 1 s gives its place to them ({default})"),
     Option("compress", "compress.codings", Codings(), "compress text responses on the fly with these "
            "codings, preferred first on ties ({default})",
            places=(("serve", "compress"), ("compress", "codings")),

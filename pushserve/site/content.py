@@ -12,6 +12,7 @@ from pushserve.http.response import Response
 from pushserve.site.compress import Compressor
 from pushserve.site.error_page import template_error_page
 from pushserve.site.manifest_load import site_private, templates_for
+from pushserve.site.paths import PrivateFiles
 from pushserve.site.static import RenderRequest, StaticSite
 from pushserve.site.template_files import TemplateError
 
@@ -22,11 +23,13 @@ PageFilter = Callable[[bytes], bytes]
 
 
 class SiteContent:
-    def __init__(self, config: Config, *, page_filter: PageFilter | None = None) -> None:
+    def __init__(self, config: Config, *, page_filter: PageFilter | None = None,
+                 private: PrivateFiles | None = None) -> None:
+        """``private``: the site's private files when not ``site_private(config)``."""
         self.config = config
         self.page_filter = page_filter
         revalidate = 0.0 if config.dev else 1.0
-        self.private = site_private(config)
+        self.private = private if private is not None else site_private(config)
         self.templates = templates_for(config, revalidate_after=revalidate, private=self.private)
         self.scan = self.templates.scan() if self.templates is not None else None
         # Pages go through render_page when some are templates (or may become so: dev mode, or

@@ -35,7 +35,7 @@ from pushserve.http.dates import http_date
 from pushserve.http.mime import content_type
 from pushserve.http.ranges import UNSATISFIABLE, parse_range, unsatisfied_range
 from pushserve.http.response import Response, plain_response
-from pushserve.protocol.events import Headers, close_body
+from pushserve.protocol.events import Headers, SizedBody, close_body
 from pushserve.site.compress import WHOLE_LIMIT, Coded, Compressor
 from pushserve.site.paths import PAGE_SUFFIXES, BadPath, PrivateFiles, SitePaths, decode_path, is_page, segments
 from pushserve.site.template_files import TemplateError
@@ -142,14 +142,15 @@ class Lookup:
         return found is not None and (b"if-none-match" in found or b"if-modified-since" in found)
 
 
-class FileChunks:
-    """A file body read lazily in CHUNK_SIZE pieces, for files too big to keep in memory.
+class FileChunks(SizedBody):
+    """A file body read as it is sent, for files too big to keep in memory.
 
     The file is opened here (so a vanished file is noticed while the response can still be a
     404) and closed once ``length`` bytes are read, on EOF, or on ``close()`` (a reset stream).
     """
 
     __slots__ = ("_file", "_remaining")
+    CHUNK = CHUNK_SIZE
 
     def __init__(self, path: str, start: int = 0, length: int | None = None) -> None:
         self._file: io.FileIO | None = None  # set first: __del__ runs even when open() fails
@@ -163,19 +164,16 @@ class FileChunks:
             raise
         self._file = f
 
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
+    def read(self, n: int) -> bytes:
         f = self._file
         if f is None:
-            raise StopIteration
-        data = f.read(min(CHUNK_SIZE, self._remaining)) if self._remaining > 0 else b""
+            return b""
+        data = f.read(min(n, self._remaining)) if self._remaining > 0 else b""
         if not data:
             # Also reached when the file shrank under us: the body ends short and the protocol
             # layer sees fewer bytes than content-length promised, which it reports as an error.
             self.close()
-            raise StopIteration
+            return b""
         self._remaining -= len(data)
         if self._remaining <= 0:
             self.close()
@@ -376,9 +374,9 @@ class StaticSite:
             segs = segments(url_path)
         except BadPath as e:
             return _Route(e.url_path, status=e.status, note=e.note, expires=expires)
-        if not self.paths.servable("/".join(segs)):
-            return _Route(url_path, status=404, note="private", expires=expires)
         fs_path = os.path.join(self.root, *segs)
+        if not self.paths.servable("/".join(segs), fs_path):
+            return _Route(url_path, status=404, note="private", expires=expires)
         if not self.paths.inside(fs_path):
             return _Route(url_path, status=404, note="outside root", expires=expires)
         try:
@@ -388,7 +386,7 @@ class StaticSite:
         if stat.S_ISDIR(st.st_mode):
             segs.append("index.html")
             fs_path = os.path.join(fs_path, "index.html")
-            if not self.paths.servable("/".join(segs)):
+            if not self.paths.servable("/".join(segs), fs_path):
                 return _Route(url_path, status=404, note="private", expires=expires)
             if not self.paths.inside(fs_path):  # index.html itself may be a symlink
                 return _Route(url_path, status=404, note="outside root", expires=expires)
