@@ -14,7 +14,8 @@ else a reset, and one log line with the traceback (``fail``).
 
 The stream is also the ``StreamHandler`` the connection routes the stream's events to once a
 handler is attached: it notes a reset, then passes each event on, so the handler's own errors
-are caught in the same place.
+are caught in the same place.  ``EventRouting`` is that routing, the same for every connection
+(server/connection.py's TCP ``Connection``, server/quic_session.py's ``QuicSession``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ from typing import Protocol
 
 from pushserve.exchange import App, ConnectionInfo, StreamHandler, UnreadBody
 from pushserve.http.dates import DateHeader
-from pushserve.protocol.events import Body, Headers, LocalProtocolError, RequestReceived, ServerCore
+from pushserve.protocol.events import (
+    Body,
+    BodyReceived,
+    ConnectionTerminated,
+    Event,
+    Headers,
+    LocalProtocolError,
+    RequestReceived,
+    ServerCore,
+    StreamDrained,
+    StreamReset,
+)
 
 log = logging.getLogger("pushserve")
 
@@ -42,13 +54,15 @@ class Capabilities:
     unread_body: UnreadBody  # a body no handler reads: reset after the response, or close
 
 
-# protocol by capability, by the request's HTTP version (RequestReceived.http_version).
-# HTTP/3 (RFC 9114) will be one more row: "3": Capabilities("h3", push=True, inform=True,
-# inform_opt_in=False, multiplexed=True, unread_body="reset").
+# protocol by capability, by the request's HTTP version (RequestReceived.http_version).  HTTP/3
+# (RFC 9114) has push (a client enables it with MAX_PUSH_ID; no browser does), 1xx, and multiplexed
+# streams whose unread request body is stopped with STOP_SENDING H3_NO_ERROR after the response
+# (§4.1: protocol/h3/core.py maps the "reset" of a complete response to that).
 CAPABILITIES: dict[str, Capabilities] = {
     "1.0": Capabilities("h1", push=False, inform=False, inform_opt_in=True, multiplexed=False, unread_body="close"),
     "1.1": Capabilities("h1", push=False, inform=True, inform_opt_in=True, multiplexed=False, unread_body="close"),
     "2": Capabilities("h2", push=True, inform=True, inform_opt_in=False, multiplexed=True, unread_body="reset"),
+    "3": Capabilities("h3", push=True, inform=True, inform_opt_in=False, multiplexed=True, unread_body="reset"),
 }
 
 
@@ -329,3 +343,45 @@ class PromisedStream(CoreStream):
     __slots__ = ()
 
     promised = True
+
+
+class EventRouting:
+    """What a connection does with its core's events, whatever the protocol: each request goes to
+    the worker's app as a ``CoreStream``; a stream's body, drain and reset go to the handler
+    attached to it (body nobody reads is acknowledged and dropped); the end of the connection to
+    ``connection_ended``."""
+
+    core: ServerCore
+    handlers: dict[int, StreamHandler]
+    served_any: bool
+    worker: Worker
+
+    def handle_events(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, RequestReceived):
+                self.served_any = True
+                stream = CoreStream(self, ev)  # type: ignore[arg-type]  # a subclass is a StreamHost
+                try:
+                    self.worker.app.handle(stream)
+                except Exception as e:
+                    stream.fail(e)
+            elif isinstance(ev, BodyReceived):
+                handler = self.handlers.get(ev.stream_id)
+                if handler is not None:
+                    handler.on_body(ev.data, ev.end_stream)
+                else:
+                    self.core.acknowledge_received(ev.stream_id, len(ev.data))
+            elif isinstance(ev, StreamDrained):
+                handler = self.handlers.get(ev.stream_id)
+                if handler is not None:
+                    handler.on_drained()
+            elif isinstance(ev, StreamReset):
+                handler = self.handlers.pop(ev.stream_id, None)
+                if handler is not None:
+                    handler.on_reset()
+            elif isinstance(ev, ConnectionTerminated):
+                self.connection_ended(ev)
+
+    def connection_ended(self, ev: ConnectionTerminated) -> None:
+        """The core says the connection is ending (the peer's GOAWAY, a protocol error, a
+        timeout): one log line where it is worth one."""

@@ -210,8 +210,7 @@ class StaticSite:
     def __init__(self, root: Path, *, render_page: Callable[[str, RenderRequest], bytes] | None = None,
                  small_file_limit: int = 256 * 1024, revalidate_after: float = 1.0,
                  cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache",
-                 compressor: Compressor | None = None,
-                 private: PrivateFiles | None = None,
+                 compressor: Compressor | None = None, private: PrivateFiles | None = None,
                  render_error: Callable[[TemplateError], Response] | None = None) -> None:
         if not os.path.isdir(root):
             raise ValueError(f"site folder {root} is not a directory")

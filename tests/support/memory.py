@@ -10,10 +10,13 @@ sees is what it sees behind a socket.
   sessions turn once per exchange (``flush_soon`` and the bounded input slices run on it).
 - ``H2Session``: the ``h2`` library as the client (push on or off, reading or not).
 - ``H1Session``: HTTP/1.1 request bytes out, responses parsed back as they arrive.
+- ``H3Session``: aioquic's HTTP/3 client, datagrams moved in memory to the server's own
+  ``QuicSession`` (server/quic_session.py) on a ``MemoryEndpoint``, whose clock runs only as the
+  pump lets it (to each QUIC timer as it falls due).
 
-Both sessions offer the same calls — ``request``, ``send_body``, ``get``, ``reset``, ``replies``,
-``pushes_of``, ``window``, ``pump`` — so one test body runs on each protocol: parametrize over ``PROTOCOLS``
-and build the client with ``session(protocol, app)``.  HTTP/3 will be one more entry.
+The sessions offer the same calls — ``request``, ``send_body``, ``get``, ``reset``, ``replies``,
+``pushes_of``, ``window``, ``pump`` — so one test body runs on each protocol: parametrize over
+``PROTOCOLS`` and build the client with ``session(protocol, app)``.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from tests.support.h2client import Reply
 AUTHORITY = b"example.test"
 PEER = ("127.0.0.1", 50000)
 LOCAL = ("127.0.0.1", 8443)
-PROTOCOLS = ("h1", "h2")  # HTTP/3 will be one more
+PROTOCOLS = ("h1", "h2", "h3")
 # The connection reads only its limits from the config; any existing folder does as the site.
 CONFIG = Config(site=Path(__file__).parent)
 # reply.reset for an HTTP/1.1 response the server broke off by closing the connection (HTTP/2
@@ -90,6 +93,10 @@ class MemoryTransport:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._extra.get(name, default)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """What the connection asks of a real transport (pause writing past ``high``); the
+        memory transport keeps its own mark, a socket buffer's worth."""
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         assert not self.closed, "write after close"
@@ -228,7 +235,7 @@ class Session(Protocol):
 
 def capabilities(protocol: str) -> Capabilities:
     """The server's own row for what a session of ``protocol`` speaks, to tell a test what to expect."""
-    return CAPABILITIES[{"h1": "1.1", "h2": "2"}[protocol]]
+    return CAPABILITIES[{"h1": "1.1", "h2": "2", "h3": "3"}[protocol]]
 
 
 PUSHING = tuple(p for p in PROTOCOLS if capabilities(p).push)  # protocols with server push
@@ -237,10 +244,10 @@ ONE_AT_A_TIME = tuple(p for p in PROTOCOLS if not capabilities(p).multiplexed)
 
 
 def session(protocol: str, app: App, **options: Any) -> Session:
-    """A client of ``protocol`` ("h1", "h2") connected to ``app``; ``options`` are the
+    """A client of ``protocol`` ("h1", "h2", "h3") connected to ``app``; ``options`` are the
     session's (``enable_push``, ``reading``, ``max_pushes``: where a protocol has no such
     thing, a browser's choice is taken: no push)."""
-    factory: Callable[..., Session] = {"h1": H1Session, "h2": H2Session}[protocol]
+    factory: Callable[..., Session] = {"h1": H1Session, "h2": H2Session, "h3": H3Session}[protocol]
     return factory(app, **options)
 
 
@@ -529,3 +536,239 @@ def write_site(root: Path) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     return root
+
+
+# -- HTTP/3 ---------------------------------------------------------------------------------------------
+
+_CERT: list[Path] = []
+_SOCKET_BUFFER = 212992  # Linux's default UDP receive buffer
+
+
+def _certificate() -> tuple[Path, Path]:
+    """One throwaway certificate for every HTTP/3 session of the run (QUIC has no cleartext)."""
+    if not _CERT:
+        import tempfile
+
+        from pushserve.bench.certs import make_cert
+
+        pair = make_cert(Path(tempfile.mkdtemp(prefix="pushserve-memory-h3-")))
+        _CERT.extend([pair.cert, pair.key])
+    return _CERT[0], _CERT[1]
+
+
+class MemoryEndpoint:
+    """What a ``QuicSession`` uses of the worker's UDP endpoint (server/quic.py), in memory:
+    datagrams it sends pile up for the client, the timer it asks for is remembered, and the
+    clock is the test's."""
+
+    def __init__(self, worker: WorkerState) -> None:
+        self.state = worker
+        self.loop = worker.loop
+        self.local = LOCAL
+        self.routes: dict[bytes, Any] = {}
+        self.clock = 1000.0
+        self.sent: list[bytes] = []  # datagrams for the client, not yet taken
+        self.forgotten = False
+
+    def now(self) -> float:
+        return self.clock
+
+    def send(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert addr == PEER
+        self.sent.append(data)
+
+    def schedule(self, session: Any, when: float | None) -> None:
+        session.timer_at = when
+
+    def forget(self, session: Any) -> None:
+        self.forgotten = True
+        self.state.connections.discard(session)
+
+
+class H3Server:
+    """The server side of one HTTP/3 connection: the server's own ``QuicSession`` and
+    ``H3Core`` on a ``MemoryEndpoint``; what tests look at, as on ``MemoryServer``."""
+
+    def __init__(self, app: App, config: Config) -> None:
+        from aioquic.quic.configuration import QuicConfiguration
+        from aioquic.tls import CipherSuite
+
+        try:
+            loop = asyncio.get_running_loop()
+            self.own_loop: asyncio.AbstractEventLoop | None = None
+        except RuntimeError:
+            loop = self.own_loop = asyncio.new_event_loop()
+            weakref.finalize(self, loop.close)
+        self.worker = WorkerState(config, app, loop)
+        self.endpoint = MemoryEndpoint(self.worker)
+        cert, key = _certificate()
+        self.quic_config = QuicConfiguration(is_client=False, alpn_protocols=["h3"], max_stream_data=1 << 20,
+                                             max_data=1 << 20, idle_timeout=config.limits.idle_timeout,
+                                             max_datagram_size=1350,
+                                             # the cipher the other sessions' TLS facts name
+                                             cipher_suites=[CipherSuite.AES_128_GCM_SHA256])
+        self.quic_config.load_cert_chain(cert, key)
+        self.conn: Any = None  # the QuicSession, once the client's first Initial arrived
+
+    def receive(self, data: bytes) -> None:
+        from pushserve.protocol.h3 import ConnectionIds, H3Core
+        from pushserve.protocol.h3.packets import parse
+        from pushserve.server.quic_session import QuicSession
+
+        if self.conn is None:
+            incoming = parse(data)
+            assert incoming is not None
+            limits = self.worker.config.limits
+            core = H3Core(self.quic_config, original_destination_connection_id=incoming.dcid,
+                          cids=ConnectionIds(b"m" * 32), max_concurrent_streams=limits.max_concurrent_streams)
+            self.conn = QuicSession(self.endpoint, core, PEER, LOCAL, None)
+            self.worker.connections.add(self.conn)
+        self.conn.receive(data, PEER, self.endpoint.clock)
+
+    def turn(self) -> None:
+        loop = self.own_loop
+        if loop is not None and not loop.is_closed():
+            loop.run_until_complete(asyncio.sleep(0))
+
+    def lose(self) -> None:
+        """The connection is gone at once (a crash, not a close): every handler hears on_reset."""
+        if self.conn is not None:
+            self.conn.finish()
+
+    @property
+    def handlers(self) -> dict[int, StreamHandler]:
+        return self.conn.handlers if self.conn is not None else {}
+
+    @property
+    def pushed(self) -> set[str]:
+        return self.conn.pushed if self.conn is not None else set()
+
+    @property
+    def reading_paused(self) -> set[str]:
+        return set()  # QUIC holds a client back by flow control alone
+
+    @property
+    def output(self) -> bytes:
+        """What was sent and not yet taken by the client (in its socket buffer, as it were)."""
+        return b"".join(self.endpoint.sent)
+
+
+class H3Session:
+    """aioquic's HTTP/3 client connected to ``app`` through an ``H3Server``.  ``reading=False``
+    is a client that stops reading its socket: the datagrams wait for it (up to a socket
+    buffer's worth, the rest lost), nothing is acknowledged and no window opens, so the server's
+    data stays in flight; reading again, it takes what waited.  ``enable_push`` (as aioquic's client by default, and as
+    ``H2Session``; no browser does) sends MAX_PUSH_ID for ``max_pushes`` pushes, 100 unless said."""
+
+    protocol = "h3"
+
+    def __init__(self, app: App, *, enable_push: bool = True, reading: bool = True,
+                 max_pushes: int | None = None, config: Config = CONFIG) -> None:
+        import ssl
+
+        from aioquic.quic.configuration import QuicConfiguration
+        from aioquic.quic.connection import QuicConnection
+
+        from tests.support.h3client import ClientH3, Recorder
+
+        self.server = H3Server(app, config)
+        client_config = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost",
+                                          verify_mode=ssl.CERT_NONE)
+        self.quic = QuicConnection(configuration=client_config)
+        self.client = ClientH3(self.quic, push=enable_push, max_pushes=max_pushes or 100)
+        self.recorder = Recorder()
+        self.replies: dict[int, Reply] = self.recorder.replies  # type: ignore[assignment]
+        self.reading = reading
+        self.quic.connect(LOCAL, self.server.endpoint.clock)
+        self._handshaking = True
+        self.pump()
+        self._handshaking = False
+
+    @property
+    def clock(self) -> float:
+        return self.server.endpoint.clock
+
+    def request(self, path: str, method: str = "GET", headers: Headers | None = None, *,
+                body: bytes | None = None, end: bool = True) -> int:
+        from tests.support.h3client import H3Reply
+
+        sid: int = self.quic.get_next_available_stream_id()
+        head = [(b":method", method.encode()), (b":scheme", b"https"), (b":authority", AUTHORITY),
+                (b":path", path.encode()), *(headers or [])]
+        self.client.send_headers(sid, head, end_stream=end and body is None)
+        self.replies[sid] = H3Reply(sid)
+        if body is not None:
+            self.client.send_data(sid, body, end_stream=end)
+        self.pump()
+        return sid
+
+    def send_body(self, sid: int, data: bytes, *, end: bool = False) -> None:
+        self.client.send_data(sid, data, end_stream=end)
+        self.pump()
+
+    def reset(self, sid: int) -> None:
+        """Abandon the request as a client does: STOP_SENDING and RESET_STREAM."""
+        self.quic.stop_stream(sid, 0x10C)
+        self.quic.reset_stream(sid, 0x10C)
+        self.pump()
+
+    def get(self, path: str, headers: Headers | None = None) -> Reply:
+        return self.replies[self.request(path, headers=headers)]
+
+    def window(self, sid: int) -> int | None:
+        stream = self.quic._streams.get(sid)
+        if stream is None:
+            return None
+        return int(stream.max_stream_data_remote - stream.sender._buffer_stop)
+
+    def pushes_of(self, sid: int) -> dict[bytes, Reply]:
+        return {r.path: r for r in self.recorder.pushes.values() if r.promised_by == sid and r.stream_id >= 0}
+
+    def pump(self, settle: float = 0.5) -> None:
+        """Move datagrams both ways until neither side has more to say, the clock running on to
+        each QUIC timer that falls due within ``settle`` seconds of quiet (pacing, delayed
+        acknowledgements, loss probes); a timer further off (an idle timeout) waits."""
+        endpoint = self.server.endpoint
+        for _ in range(20_000):
+            self.server.turn()
+            moved = False
+            for data, _addr in self.quic.datagrams_to_send(endpoint.clock):
+                moved = True
+                self.server.receive(data)
+            conn = self.server.conn
+            if conn is not None:
+                conn.transmit()
+            if self.reading:
+                sent, endpoint.sent = endpoint.sent, []
+                for data in sent:
+                    moved = True
+                    self.quic.receive_datagram(data, LOCAL, endpoint.clock)
+            else:  # they wait in the socket buffer, which holds so much and drops the rest
+                held = 0
+                for i, data in enumerate(endpoint.sent):
+                    held += len(data)
+                    if held > _SOCKET_BUFFER:
+                        del endpoint.sent[i:]
+                        break
+            while (event := self.quic.next_event()) is not None:
+                self.recorder.quic_event(event, self.client)
+            for pushed in self.recorder.pushes.values():  # under its stream, once that has begun
+                if pushed.stream_id >= 0:
+                    self.replies.setdefault(pushed.stream_id, pushed)
+            for sid, code in self.recorder.stopped.items():
+                reply = self.replies.get(sid)
+                if code == 0x100 and reply is not None and reply.done and reply.reset is None:
+                    reply.reset = 0  # told to stop sending after a whole response: HTTP/2's RST_STREAM NO_ERROR
+            if moved:
+                continue
+            timers = [t for t in (self.quic.get_timer(), conn.timer_at if conn is not None else None)
+                      if t is not None and t <= endpoint.clock + settle]
+            if not timers:
+                return
+            endpoint.clock = max(endpoint.clock, min(timers))
+            if (t := self.quic.get_timer()) is not None and t <= endpoint.clock:
+                self.quic.handle_timer(endpoint.clock)
+            if conn is not None and conn.timer_at is not None and conn.timer_at <= endpoint.clock:
+                conn.timer_at = None
+                conn.on_timer(endpoint.clock)
+        raise AssertionError("the HTTP/3 pair kept talking")

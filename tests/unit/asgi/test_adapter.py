@@ -84,7 +84,7 @@ async def answer(send: Send, body: bytes = b"ok", status: int = 200) -> None:
 # -- scope -------------------------------------------------------------------------------------------
 
 
-HTTP_VERSION = {"h1": "1.1", "h2": "2"}
+HTTP_VERSION = {"h1": "1.1", "h2": "2", "h3": "3"}
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -403,8 +403,9 @@ def test_app_raising_after_part_of_the_body_breaks_the_response_off(tmp_path: Pa
     async def test() -> None:
         reply = await fetch(session(protocol, mounted(tmp_path, app)), "/app/x")
         # What had left before the reset, if anything (HTTP/2 writes at the end of the loop
-        # turn, by when the reset has dropped it); never passing for the whole body.
-        assert reply.status == 200 and b"partial".startswith(reply.body)
+        # turn, by when the reset has dropped it; a QUIC reset drops even the head QUIC had not
+        # sent yet); never passing for the whole body.
+        assert (not reply.headers or reply.status == 200) and b"partial".startswith(reply.body)
         assert reply.reset is not None
 
     run(test)

@@ -50,6 +50,7 @@ def failures(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 SEEN = {
     "h1": (False, True, True, False, "close", "h1", "1.1"),
     "h2": (True, True, False, True, "reset", "h2", "2"),
+    "h3": (True, True, False, True, "reset", "h3", "3"),
 }
 
 
