@@ -94,10 +94,6 @@ class MemoryTransport:
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._extra.get(name, default)
 
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        """What the connection asks of a real transport (pause writing past ``high``); the
-        memory transport keeps its own mark, a socket buffer's worth."""
-
     def write(self, data: bytes | bytearray | memoryview) -> None:
         assert not self.closed, "write after close"
         self.output += data
