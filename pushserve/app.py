@@ -82,7 +82,7 @@ def build(config: Config) -> App:
     rule_sets = rule_sets_for(config, content, manifest)
     responder = Responder(content, policy, access_log_on=config.access_log, think=config.bench_think,
                           rule_sets=rule_sets if rule_sets.on else None)
-    mounts: list[Mount] = [RuleSetMount(rule_sets, responder.respond)] if rule_sets.on else []
+    mounts: list[Mount] = [RuleSetMount(rule_sets, responder.reply)] if rule_sets.on else []
     if config.mounts:  # the ASGI adapter is imported by the workers that run apps, like dev mode
         from pushserve.asgi.mount import load_mounts
 

@@ -350,6 +350,8 @@ OPTIONS: tuple[Option, ...] = (
            off=("--no-compress", "", "send every body as it is on disk or as the app made it")),
     Option("dictionary-dir", "compress.dictionary_dir", DIR, "where previous versions of JS/CSS are kept "
            "as compression dictionaries, shared by the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)"),
+    Option("http3", "http3", SWITCH, "HTTP/3 (QUIC) on the same port number over UDP, announced by Alt-Svc "
+           "({default}; --no-http3: TCP only)"),
     Option("hints-http1", "hints_http1", SWITCH, "send 103 Early Hints over HTTP/1.1 too ({default}: old "
            "clients and proxies mishandle 1xx)"),
     Option("bench-think", "bench_think", Duration(), "bench only: each page waits this long (200ms, 0.2s) "

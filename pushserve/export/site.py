@@ -23,7 +23,7 @@ from pushserve.protocol.events import RequestReceived
 from pushserve.site.content import SiteContent
 from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest, site_private
 from pushserve.site.paths import NOT_FOUND_PAGE, is_page, is_private, page_url
-from pushserve.site.push import PushPolicy
+from pushserve.site.push import PushPolicy, Visit
 from pushserve.site.rule_sets import CACHE_CONTROL, RuleSets
 from pushserve.site.speculation import CONTENT_TYPE, rules_path
 from pushserve.site.static import RenderRequest
@@ -199,7 +199,7 @@ def _page(content: SiteContent, policy: PushPolicy, rule_sets: RuleSets, rel: st
         causes.setdefault(("path", _reads_request(content, rel, "path")), []).append(rel)
     request = RequestReceived(stream_id=1, method=b"GET", target=quote(url).encode(), authority=b"",
                               headers=[], http_version="2", end_stream=True)
-    plan = policy.plan(request, policy.resources_for_page(rel), push_enabled=False, pushed=set())
+    plan = policy.plan(Visit(request), policy.resources_for_page(rel))
     speculation = rule_sets.page_headers(rel)
     return File(rel, urls, body, content_type(rel).decode(), static.page_cache_control.decode(), page=True,
                 links=tuple(v.decode() for _, v in plan.link_headers),

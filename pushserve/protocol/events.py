@@ -54,6 +54,12 @@ CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connectio
                                  b"upgrade"})
 
 
+class LocalProtocolError(Exception):
+    """The layer above asked for something the protocol forbids at this point (a second final
+    response, body after the end, anything on a reset stream): a bug in the caller, raised as
+    h11 raises it, so it shows up as an error with a traceback rather than a missing response."""
+
+
 def close_body(body: object) -> None:
     """Release a body iterator that will not be read to its end (an open file, say); its
     cleanup failing must not break the connection."""

@@ -1,10 +1,10 @@
 """asyncio glue between a TLS transport and a sans-IO protocol core.
 
 One Connection per TCP connection.  It picks the core by ALPN, feeds it bytes, hands every
-request to the worker's app (``app.handle(self, request)``: this class is the ``Exchange`` the
-app sees, pushserve/exchange.py), routes body/reset/drain events to the stream handler the app
-attached, and writes what the core has to send — one transport.write per batch, only while the transport is
-not paused, so a slow reader holds back the producers instead of filling memory.
+request to the worker's app as a Stream (``app.handle(stream)``, server/streams.py), routes
+body/reset/drain events to the stream a handler was attached to, and writes what the core has
+to send — one transport.write per batch, only while the transport is not paused, so a slow
+reader holds back the producers instead of filling memory.
 
 Timers are not per connection: the worker sweeps all connections once a second (see sweep()),
 which costs nothing per request.
@@ -19,23 +19,19 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 from pushserve.config import Config
 from pushserve.exchange import App, ConnectionInfo, StreamHandler
 from pushserve.http.dates import DateHeader
 from pushserve.protocol.events import (
-    BodyReceived,
     ConnectionTerminated,
-    Event,
     Headers,
-    RequestReceived,
     ServerCore,
-    StreamDrained,
-    StreamReset,
 )
 from pushserve.protocol.h1 import H1Core
 from pushserve.protocol.h2 import H2Core
+from pushserve.server.streams import EventRouting
 
 log = logging.getLogger("pushserve")
 
@@ -58,6 +54,24 @@ _READ_HIGH_WATER = 32 * 1024
 _PIPELINE_PAUSE = 16
 
 
+class Open(Protocol):
+    """What the worker's sweep and drain use of a connection, TCP (``Connection``) or QUIC
+    (server/quic_session.py's ``QuicSession``)."""
+
+    core: ServerCore
+    handlers: dict[int, StreamHandler]
+    served_any: bool
+    started: float
+
+    def sweep(self, now: float) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def close_idle(self) -> None: ...
+
+    def abort(self, why: str) -> None: ...
+
+
 @dataclass(eq=False)
 class WorkerState:
     """What every connection of a worker shares."""
@@ -67,7 +81,7 @@ class WorkerState:
     loop: asyncio.AbstractEventLoop
     date: DateHeader = field(default_factory=DateHeader)
     extra_headers: Headers = field(default_factory=list)  # fields every response carries, after date and server
-    connections: set[Connection] = field(default_factory=set)
+    connections: set[Open] = field(default_factory=set)  # TCP and QUIC
     # Connections accepted and not yet established (server/admission.py: waiting for their
     # ClientHello or in the TLS handshake): the drain must not exit while one of them is about to
     # send a request.
@@ -87,7 +101,9 @@ class WorkerState:
             self.refused = 0
 
 
-class Connection(asyncio.Protocol):
+class Connection(EventRouting, asyncio.Protocol):
+    worker: WorkerState
+
     def __init__(self, worker: WorkerState) -> None:
         self.worker = worker
         self.core: ServerCore = H1Core()  # replaced in connection_made once ALPN is known
@@ -180,18 +196,7 @@ class Connection(asyncio.Protocol):
             handler.on_reset()
         self.handlers.clear()
 
-    # -- Exchange (what the app may do with this connection) -------------------------------------
-
-    def attach(self, stream_id: int, handler: StreamHandler) -> None:
-        self.handlers[stream_id] = handler
-
-    def detach(self, stream_id: int, handler: StreamHandler) -> None:
-        if self.handlers.get(stream_id) is handler:
-            del self.handlers[stream_id]
-
-    def default_headers(self) -> Headers:
-        worker = self.worker
-        return [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers]
+    # -- what a stream may ask of its connection (server/streams.py's StreamHost) -----------------
 
     def pause_reading(self, reason: str) -> None:
         """Stop reading from the peer until every reason given has been withdrawn (a pipelining
@@ -214,27 +219,9 @@ class Connection(asyncio.Protocol):
 
     # -- events -----------------------------------------------------------------------------
 
-    def handle_events(self, events: list[Event]) -> None:
-        for ev in events:
-            if isinstance(ev, RequestReceived):
-                self.served_any = True
-                self.worker.app.handle(self, ev)
-            elif isinstance(ev, BodyReceived):
-                handler = self.handlers.get(ev.stream_id)
-                if handler is not None:
-                    handler.on_body(ev.data, ev.end_stream)
-                else:
-                    self.core.acknowledge_received(ev.stream_id, len(ev.data))
-            elif isinstance(ev, StreamDrained):
-                handler = self.handlers.get(ev.stream_id)
-                if handler is not None:
-                    handler.on_drained()
-            elif isinstance(ev, StreamReset):
-                handler = self.handlers.pop(ev.stream_id, None)
-                if handler is not None:
-                    handler.on_reset()
-            elif isinstance(ev, ConnectionTerminated) and ev.error_code and ev.reason:
-                log.warning("%s %s: %s", self.info.peer, self.protocol_name, ev.reason)
+    def connection_ended(self, ev: ConnectionTerminated) -> None:
+        if ev.error_code and ev.reason:
+            log.warning("%s %s: %s", self.info.peer, self.protocol_name, ev.reason)
 
     # -- output -----------------------------------------------------------------------------
 

@@ -17,14 +17,18 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import uvloop
 
 from pushserve.config import Config
 from pushserve.exchange import App
 from pushserve.server.admission import Admission
-from pushserve.server.connection import Connection, WorkerState
+from pushserve.server.connection import Open, WorkerState
 from pushserve.server.memory import give_back_memory
+
+if TYPE_CHECKING:  # imported only by a worker that serves HTTP/3: aioquic weighs several MB
+    from pushserve.server.quic import QuicListener, QuicSetup
 
 log = logging.getLogger("pushserve")
 
@@ -33,12 +37,20 @@ AppFactory = Callable[[Config], App]
 
 
 async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
-                build: AppFactory, *, ready: Callable[[], None] | None = None) -> None:
+                build: AppFactory, *, ready: Callable[[], None] | None = None, quic: QuicSetup | None = None) -> None:
     loop = asyncio.get_running_loop()
     app = build(config)
     state = WorkerState(config, app, loop)
     if config.expose_worker:
         state.extra_headers.append((b"x-pushserve-worker", str(os.getpid()).encode()))
+    listener: QuicListener | None = None
+    if quic is not None:
+        from pushserve.server.quic import QuicListener
+
+        listener = QuicListener(state, quic)
+        # Every response says where HTTP/3 is: a browser moves there from TCP, and over HTTP/3
+        # the same field keeps the alternative fresh in its cache.
+        state.extra_headers.append((b"alt-svc", b'h3=":%d"; ma=86400' % quic.sock.getsockname()[1]))
     await app.startup()
     give_back_memory()  # what the imports and the app's start freed (about 1.3 MB of a worker's 32)
     stop = asyncio.Event()
@@ -47,7 +59,9 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     sock.listen(config.limits.backlog)  # before "ready": a connection from then on must be queued
     admission = Admission(state, sock, ssl_ctx)
     accepting = loop.create_task(admission.accept())
-    sweeper = loop.create_task(_sweep(state, admission))
+    if listener is not None:
+        listener.start()
+    sweeper = loop.create_task(_sweep(state, admission, listener))
     if ready is not None:
         ready()
     try:
@@ -55,11 +69,11 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     finally:
         sweeper.cancel()
         app.drain()  # responses that never end by themselves (live reload) end now, or the drain waits
-        await _drain(state, admission, accepting, sock)
+        await _drain(state, admission, accepting, sock, listener)
         await app.shutdown()
 
 
-async def _sweep(state: WorkerState, admission: Admission) -> None:
+async def _sweep(state: WorkerState, admission: Admission, listener: QuicListener | None) -> None:
     while True:
         await asyncio.sleep(1.0)
         now = state.loop.time()
@@ -67,6 +81,8 @@ async def _sweep(state: WorkerState, admission: Admission) -> None:
         for conn in list(state.connections):
             conn.sweep(now)
         state.report_refused()
+        if listener is not None:
+            listener.report()
         trim_memory(state, now)
 
 
@@ -104,12 +120,14 @@ IDLE_GRACE = 2.0
 
 
 async def _drain(state: WorkerState, admission: Admission, accepting: asyncio.Task[None],
-                 sock: socket.socket) -> None:
+                 sock: socket.socket, listener: QuicListener | None) -> None:
     accepting.cancel()
     # Our copy of the listening socket goes; the master's keeps it open (and its queue waiting)
     # for the slot's next worker, unless the slot itself is going away.
     sock.close()
-    told: dict[Connection, float] = {}
+    if listener is not None:  # the same for the UDP socket; our QUIC connections keep their own
+        listener.stop_accepting()
+    told: dict[Open, float] = {}
     limits = state.config.limits
     deadline = state.loop.time() + limits.graceful_timeout
     while True:
@@ -123,8 +141,9 @@ async def _drain(state: WorkerState, admission: Admission, accepting: asyncio.Ta
                     conn.shutdown()
             elif now - since >= IDLE_GRACE:
                 # HTTP/2: the final GOAWAY, for clients that never answered the drain's PING;
+                # HTTP/3: the final GOAWAY (the first one named no stream);
                 # HTTP/1.1: close a connection whose client sent nothing more.
-                if conn.core.http_version == "2":
+                if conn.core.http_version in ("2", "3"):
                     conn.shutdown()
                 elif conn.core.open_streams == 0 and not conn.handlers:
                     conn.close_idle()
@@ -134,10 +153,12 @@ async def _drain(state: WorkerState, admission: Admission, accepting: asyncio.Ta
     admission.close()
     for conn in list(state.connections):
         conn.abort("graceful timeout")
+    if listener is not None:
+        listener.close()
     log.info("worker %d stopped", os.getpid())
 
 
 def run(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, build: AppFactory,
-        ready: Callable[[], None] | None = None) -> None:
+        ready: Callable[[], None] | None = None, quic: QuicSetup | None = None) -> None:
     """Run one worker until it is told to stop (blocking)."""
-    uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready))
+    uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready, quic=quic))

@@ -9,12 +9,11 @@ from collections.abc import Callable
 
 from pushserve.config import Config
 from pushserve.http.response import Response
-from pushserve.protocol.events import RequestReceived
 from pushserve.site.compress import Compressor
 from pushserve.site.error_page import template_error_page
 from pushserve.site.manifest_load import site_private, templates_for
 from pushserve.site.paths import PrivateFiles
-from pushserve.site.static import Lookup, RenderRequest, StaticSite
+from pushserve.site.static import RenderRequest, StaticSite
 from pushserve.site.template_files import TemplateError
 
 log = logging.getLogger("pushserve")
@@ -53,6 +52,7 @@ class SiteContent:
             page_cache_control=b"no-cache",
             compressor=self.compressor,
             private=self.private,
+            render_error=self.render_error,
         )
 
     def render_page(self, rel_path: str, request: RenderRequest) -> bytes:
@@ -65,15 +65,9 @@ class SiteContent:
             body = self.templates.render(rel_path, request)
         return self.page_filter(body) if self.page_filter is not None else body
 
-    def serve(self, req: RequestReceived) -> Response:
-        return self.answer(req, self.static.lookup(req.target, req.headers))
-
-    def answer(self, req: RequestReceived, lookup: Lookup) -> Response:
-        try:
-            return self.static.answer(req.method, lookup)
-        except TemplateError as e:
-            log.error("template error: %s", e)
-            return template_error_response(e, self.config, self.page_filter)
+    def render_error(self, e: TemplateError) -> Response:
+        log.error("template error: %s", e)
+        return template_error_response(e, self.config, self.page_filter)
 
 
 def template_error_response(e: TemplateError, config: Config, page_filter: PageFilter | None = None) -> Response:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 from pushserve.config import SpeculationMode
-from pushserve.exchange import DiscardBody, Exchange
+from pushserve.exchange import Stream
 from pushserve.http.response import Response, plain_response
-from pushserve.protocol.events import Headers, RequestReceived
+from pushserve.protocol.events import Headers
 from pushserve.site.manifest import PushManifest
 from pushserve.site.paths import SitePaths, is_manifest_page, rel_path
 from pushserve.site.speculation import (
@@ -138,15 +138,16 @@ class RuleSetMount:
 
     prefix = RULES_PREFIX.rstrip("/").encode()
 
-    def __init__(self, rule_sets: RuleSets, respond: Callable[[Exchange, RequestReceived, Response], None]) -> None:
+    def __init__(self, rule_sets: RuleSets, reply: Callable[[Stream, Response], None]) -> None:
         self.rule_sets = rule_sets
-        self._respond = respond
+        self._reply = reply
 
-    def handle(self, ex: Exchange, req: RequestReceived) -> None:
-        if not req.end_stream:  # a body nobody reads: keep the HTTP/2 window open
-            ex.attach(req.stream_id, DiscardBody(ex, req.stream_id))
-        self._respond(ex, req, self.rule_sets.answer(req.method, req.target, req.headers))
-        ex.flush()
+    def handle(self, stream: Stream) -> None:
+        req = stream.request
+        self._reply(stream, self.rule_sets.answer(req.method, req.target, req.headers))
+        if not req.end_stream:
+            stream.decline_body()  # a rule set is only ever read
+        stream.flush()
 
     async def startup(self) -> None:
         pass
