@@ -24,6 +24,8 @@ CONFIDENCE = 0.95
 SEED = 20_240_609
 # More runs than this is no advice anyone follows: said as "more than ...".
 MAX_ADVISED_RUNS = 2000
+# Below this many runs a bootstrap has too few distinct resamples to mean anything.
+MIN_RUNS = 5
 
 
 def percentile(xs: Sequence[float], q: float) -> float:
@@ -108,7 +110,7 @@ class Verdict:
     median: Interval
     p75: Interval
     words: str
-    kind: str  # "faster", "slower" or "noise"
+    kind: str  # "faster", "slower", "noise" or "too few runs"
 
 
 def _ms(x: float) -> str:
@@ -121,6 +123,10 @@ def describe(metric: str, a: str, b: str, median: Interval, p75_: Interval, rtt_
     and the runs it would take to resolve the difference seen (and one RTT, if out of reach)."""
     runs = min(median.n_a, median.n_b)
     span = f"{_ms(median.diff)} ms [{_ms(median.lo)}, {_ms(median.hi)}]"
+    if runs < MIN_RUNS:
+        words = (f"{b}: {metric} {_ms(median.diff)} ms against {a}: {runs} runs are too few for a verdict "
+                 f"(at least {MIN_RUNS})")
+        return Verdict(metric, a, b, median, p75_, words, "too few runs")
     if median.excludes_zero:
         kind = "faster" if median.diff < 0 else "slower"
         rtts = f", {median.diff / rtt_ms:+.1f} RTT" if rtt_ms else ""
