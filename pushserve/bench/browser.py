@@ -78,7 +78,7 @@ def find_binaries() -> tuple[str, str]:
     driver = shutil.which("chromedriver")
     if chromium is None or driver is None:
         missing = "chromium" if chromium is None else "chromedriver"
-        raise BenchError(f"--browser needs {missing} (Debian: apt-get install chromium chromium-driver)")
+        raise BenchError(f"--engine chromium needs {missing} (Debian: apt-get install chromium chromium-driver)")
     return chromium, driver
 
 

@@ -215,9 +215,13 @@ def _apply_network(entries: list[Entry], fetches: list[Fetch], early: set[str]) 
 
 
 def hint_disagreements(load: PageLoad) -> list[str]:
-    """Paths where the network (fetched on the 103) and Resource Timing (``initiatorType
-    early-hints``) disagree about a resource having come through Early Hints."""
-    network = set(load.early_fetched)
+    """Paths where the HAR's ``_earlyHint`` entries (or, without a HAR, the network's fetches on
+    the 103) and Resource Timing's ``initiatorType "early-hints"`` disagree about a resource
+    having come through Early Hints."""
+    if load._har is not None:
+        network = {path_of(e["request"]["url"]) for e in load._har if e["_earlyHint"]}
+    else:
+        network = set(load.early_fetched)
     timing = {e.path for e in load.entries if e.via == "hint"}
     return sorted(network ^ timing)
 

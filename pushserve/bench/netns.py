@@ -158,8 +158,14 @@ class PacketNetwork:
     def describe(self) -> str:
         how = ("the kernel's netem on a veth pair" if self.kind == "netem" else
                "a userspace relay between two TUN devices" + (" (real-time priority)" if self.realtime else ""))
+        carried = ""
+        if "up" in self.counters and "down" in self.counters:
+            up, down = self.counters["up"], self.counters["down"]
+            lost, full = up["lost"] + down["lost"], up["overflowed"] + down["overflowed"]
+            carried = (f"; it carried {up['passed']:,} packets to the server and {down['passed']:,} back, "
+                       f"dropped {lost:,} (loss) and {full:,} (queue full)")
         return (f"packet shaper: {how}, server in network namespace {self.name} at {self.server}; "
-                f"{self.shape.describe()}, each direction")
+                f"{self.shape.describe()}, each direction{carried}")
 
     def __enter__(self) -> PacketNetwork:
         why = unavailable()

@@ -435,6 +435,18 @@ def check_outputs(html: Path | None, har: Path | None) -> None:
             raise BenchError(f"--har {har}: {existing} is not a writable folder")
 
 
+def check_engines(engines: tuple[str, ...]) -> None:
+    """A browser that is not installed is said before anything starts."""
+    if "chromium" in engines:
+        from pushserve.bench.browser import find_binaries
+
+        find_binaries()
+    if "firefox" in engines:
+        from pushserve.bench.firefox import find_binary
+
+        find_binary()
+
+
 def main(site: Path, settings: Settings, modes: list[str], *, engines: tuple[str, ...] = ("loader",),
          control: bool = True, as_json: bool = False, html: Path | None = None, har: Path | None = None,
          extra: Callable[[Path, CertPair], tuple[dict[str, Starter], list[Variant]]] | None = None,
@@ -446,6 +458,7 @@ def main(site: Path, settings: Settings, modes: list[str], *, engines: tuple[str
     if not settings.page.startswith("/") or (settings.warm_page is not None and not settings.warm_page.startswith("/")):
         raise BenchError("--page and --warm-page are paths starting with /")
     check_outputs(html, har)
+    check_engines(engines)
 
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
@@ -467,7 +480,8 @@ def main(site: Path, settings: Settings, modes: list[str], *, engines: tuple[str
             raise BenchError("nothing to load: no engine can load the modes asked for")
         log(f"network: {network.describe()}")
         all_series = run(starters, variants, settings, cert, log, network)
-        described = network.describe()
+    # After the network is down: the relay's counters are in (what it carried and dropped).
+    described = network.describe()
     rows = summarise(all_series, settings.rtt)
     found = verdicts(all_series, settings.rtt)
     checks = instrument_checks(all_series, settings.rtt)

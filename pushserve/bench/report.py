@@ -219,6 +219,8 @@ def paint_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cells = dict(r)
         wasted = r.get("wasted_paths")
         cells["wasted"] = ("not observed" if wasted is None else ", ".join(wasted) or "none")
+        if r.get("said_unused_paths"):
+            cells["wasted"] += f" (said unused, but the page uses: {', '.join(r['said_unused_paths'])})"
         cells["disagree"] = ", ".join(r.get("hint_disagreements") or []) or "none"
         for key, pre in _PERCENTILE_OF.items():
             if r.get(key) is not None and f"{pre}_p75_ms" in r:
@@ -345,7 +347,8 @@ DEFINITIONS = {
     "early_fetched": "resources the network fetched before the page's final headers arrived: on the 103.",
     "hint_fetch_ms": "from the 103's arrival to the first fetch the browser made on it.",
     "wasted": "hinted resources the browser said it preloaded and did not use (Chromium: 3 s after the load event; "
-              "Firefox: 10 s after the preload started, its own timer), with the runs it said so in (k/n).",
+              "Firefox: 10 s after the preload started, its own timer), with the runs it said so in (k/n); a claim "
+              "the page contradicts (it uses the resource) is named apart in brackets.",
     "disagree": "resources the network fetched on the 103 that Resource Timing does not call initiatorType "
                 "'early-hints', or the other way round (k/n runs).",
     "requests": "requests sent (pushes and cache hits are not requests).",
