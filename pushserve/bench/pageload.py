@@ -54,7 +54,7 @@ from pushserve.bench.procs import (
     pythonpath,
     running,
 )
-from pushserve.bench.series import Series, Settings, Variant, median_ms, percentiles_ms
+from pushserve.bench.series import BROWSERS, Series, Settings, Variant, median_ms, percentiles_ms
 from pushserve.bench.stats import compare
 
 MODES = ("h1", "h2-off", "h2-hints", "h2-push")
@@ -67,9 +67,6 @@ VISITS = ("cold", "warm", "warm-nocookie")
 # The metrics each kind of row is judged on (summary key, words), the first one first.
 LOADER_METRICS = (("page_load", "load"),)
 BROWSER_METRICS = (("lcp", "LCP"), ("fcp", "FCP"), ("response_start", "TTFB"), ("page_load", "load"))
-
-__all__ = ["Starter"]
-
 
 def pushserve_variants(modes: list[str], engines: list[str], control: bool = True) -> list[Variant]:
     """The rows: the loader's for every mode, each browser's for the modes a browser can load,
@@ -342,15 +339,15 @@ def verdicts(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
             cold.setdefault(s.variant.target, {})[s.variant.mode] = s.loads
     out = []
     for target, by_mode in cold.items():
-        metrics = BROWSER_METRICS if target in ("chromium", "chromium-control", "firefox") else LOADER_METRICS
+        metrics = BROWSER_METRICS if target in BROWSERS else LOADER_METRICS
         modes = [m for m in MODES if m in by_mode]
         for a, b in itertools.combinations(modes, 2):
             for attr, name in metrics:
                 xs, ys = _paired_ms(by_mode[a], by_mode[b], attr)
                 if not xs:
                     continue
-                label = (lambda m: m) if target == "pushserve" else (lambda m, t=target: f"{t} {m}")
-                out.append(_verdict_dict(target, compare(name, label(a), xs, label(b), ys, rtt * 1000)))
+                row_a, row_b = Variant(target, a, "").label(), Variant(target, b, "").label()
+                out.append(_verdict_dict(target, compare(name, row_a, xs, row_b, ys, rtt * 1000)))
     return out
 
 

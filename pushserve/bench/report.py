@@ -44,8 +44,8 @@ def waterfall_svg(load: PageLoad, scale_end: float, row: str) -> str:
     px = PLOT_W / scale_end if scale_end > 0 else 0.0
     parts = [f'<svg class="waterfall" data-row="{html.escape(row)}" xmlns="http://www.w3.org/2000/svg" '
              f'width="{LABEL_W + PLOT_W + 60}" height="{height}" font-family="monospace" font-size="11">']
-    # Grid every 50 ms (or 10 ms for short loads), labelled.
-    step = 0.05 if scale_end > 0.2 else 0.01
+    # A labelled grid line every round step, at most about 16 of them.
+    step = next((x for x in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0) if scale_end / x <= 16), 10.0)
     t = 0.0
     while t <= scale_end + 1e-9:
         x = LABEL_W + t * px
