@@ -29,8 +29,9 @@ from pushserve.bench.procs import BenchError
 COLLECT_FN = """
 () => new Promise(resolve => {
   const collect = () => {
+    // A busy browser records the load event before it fills in the protocol: wait for both.
     const n = performance.getEntriesByType('navigation')[0];
-    if (!n || n.loadEventEnd === 0) { setTimeout(collect, 5); return; }
+    if (!n || n.loadEventEnd === 0 || !n.nextHopProtocol) { setTimeout(collect, 5); return; }
     const path = u => { const x = new URL(u); return x.pathname + x.search; };
     let lcp = 0;
     const seen = list => { for (const e of list) lcp = e.startTime; };

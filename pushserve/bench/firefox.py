@@ -45,7 +45,7 @@ from pushserve.bench.procs import BenchError, running
 LOAD_TIMEOUT_S = 60.0
 # Firefox's unused-preload timer (PreloaderBase::UsageTimer), and a margin for a busy main thread.
 HINT_WINDOW_S = 10.0
-HINT_MARGIN_S = 0.5
+HINT_MARGIN_S = 2.0
 SETTLE_S, SETTLE_MAX_S = 0.3, 2.0  # after the load event: until the network is quiet this long
 VIEWPORT = {"width": 1200, "height": 900}  # Chromium's --window-size
 NETWORK_EVENTS = ["network.beforeRequestSent", "network.responseStarted", "network.responseCompleted",
@@ -104,10 +104,10 @@ class Firefox:
 
     name = "firefox"
 
-    def __init__(self, ca_pem: Path, hint_window: bool = True) -> None:
+    def __init__(self, ca_pem: Path, watch_hints: bool = True) -> None:
         self.binary = find_binary()
         self.ca_pem = ca_pem
-        self.hint_window = hint_window
+        self.watch_hints = watch_hints
         self.version = ""
         self.chrome: str | None = None  # the browser window's context, when system access is on
         self._stack = ExitStack()
@@ -224,7 +224,7 @@ class Firefox:
         load._har = bidi_entries(requests, origin_ms, load.response_start)
         loaded_ms = origin_ms + float(timings["nav"]["loadEventEnd"])
         load.hints_used = len(load.early_fetched)
-        if watch_hints and self.hint_window and self.chrome is not None:
+        if watch_hints and self.watch_hints and self.chrome is not None:
             self._lingering.append(_Lingering(load, context, user_context, origin_ms,
                                               loaded_ms / 1000 + HINT_WINDOW_S + HINT_MARGIN_S))
         else:

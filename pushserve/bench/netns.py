@@ -58,23 +58,6 @@ def unavailable() -> str | None:
     return None
 
 
-def netem_available() -> bool:
-    """Whether the kernel offers the netem qdisc: tried on a dummy device in a scratch namespace."""
-    if unavailable() is not None or shutil.which("tc") is None:
-        return False
-    scratch = f"{PREFIX}{os.getpid()}x{_next()}"
-    if _ip("netns", "add", scratch, check=False).returncode != 0:
-        return False
-    try:
-        if _ip("-n", scratch, "link", "add", "probe0", "type", "dummy", check=False).returncode != 0:
-            return False
-        done = subprocess.run(["ip", "netns", "exec", scratch, "tc", "qdisc", "add", "dev", "probe0", "root",
-                               "netem", "delay", "1ms"], capture_output=True, text=True, timeout=30)
-        return done.returncode == 0
-    finally:
-        _ip("netns", "del", scratch, check=False)
-
-
 def _next() -> int:
     global _counter
     with _counter_lock:

@@ -176,6 +176,23 @@ def open_engines(stack: ExitStack, targets: set[str], cert: CertPair) -> dict[st
     return engines
 
 
+def _browser_load(engine: Any, v: Variant, url: str, served: Exposed, record: bool,
+                  log: Callable[[str], None]) -> PageLoad:
+    """One browser load, tried once more if the browser fails it (a crashed renderer, a session
+    that would not start on a busy machine): one failure does not cost the whole run.  The
+    warm-up round does not wait for the browser's verdict on its preloads."""
+    def once() -> PageLoad:
+        if v.target == "chromium" and served.proxy is not None:
+            return engine.load(url, v.mode, served.proxy.proxy.connected_between, record)  # type: ignore[no-any-return]
+        return engine.load(url, v.mode, watch_hints=record)  # type: ignore[no-any-return]
+
+    try:
+        return once()
+    except BenchError as e:
+        log(f"{v.label()}: {e}; loading it again")
+    return once()
+
+
 def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settings, cert: CertPair,
          log: Callable[[str], None], network: Network) -> list[Series]:
     # Cold rows first, then the returning visits, in variant order.
@@ -191,12 +208,7 @@ def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settin
             served = exposed[v.server]
             url = served.url + settings.page
             if v.browser:
-                engine = engines[v.target]
-                # The warm-up round does not wait for the browser's verdict on its preloads.
-                if v.target == "chromium" and served.proxy is not None:
-                    loads = {"cold": engine.load(url, v.mode, served.proxy.proxy.connected_between, record)}
-                else:
-                    loads = {"cold": engine.load(url, v.mode, watch_hints=record)}
+                loads = {"cold": _browser_load(engines[v.target], v, url, served, record, log)}
             else:
                 cache = BrowserCache()
                 connected_at = served.proxy.proxy.connected_at if served.proxy is not None else None

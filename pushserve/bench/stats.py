@@ -113,6 +113,10 @@ class Verdict:
     kind: str  # "faster", "slower", "noise" or "too few runs"
 
 
+def _runs(n: int) -> str:
+    return f"{n} run is" if n == 1 else f"{n} runs are"
+
+
 def _ms(x: float) -> str:
     return f"{x:+.0f}" if abs(x) >= 10 else f"{x:+.1f}"
 
@@ -124,7 +128,7 @@ def describe(metric: str, a: str, b: str, median: Interval, p75_: Interval, rtt_
     runs = min(median.n_a, median.n_b)
     span = f"{_ms(median.diff)} ms [{_ms(median.lo)}, {_ms(median.hi)}]"
     if runs < MIN_RUNS:
-        words = (f"{b}: {metric} {_ms(median.diff)} ms against {a}: {runs} runs are too few for a verdict "
+        words = (f"{b}: {metric} {_ms(median.diff)} ms against {a}: {_runs(runs)} too few for a verdict "
                  f"(at least {MIN_RUNS})")
         return Verdict(metric, a, b, median, p75_, words, "too few runs")
     if median.excludes_zero:
