@@ -101,6 +101,7 @@ def _bar(e: Entry, y: int, px: float) -> str:
 _STYLE = ("body{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}"
           "table{border-collapse:collapse;margin:1em 0}"
           "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}th{cursor:help}"
+          "td small{white-space:nowrap}"
           "td:first-child,th:first-child{text-align:left}h2{margin-top:1.6em}.note{color:#555;max-width:62em}"
           ".headline li{margin:.2em 0}.good{color:#1b5e20}.bad{color:#b71c1c}.dim{color:#777}"
           "dl.defs{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;max-width:70em;color:#444;"
@@ -224,7 +225,7 @@ def paint_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cells["disagree"] = ", ".join(r.get("hint_disagreements") or []) or "none"
         for key, pre in _PERCENTILE_OF.items():
             if r.get(key) is not None and f"{pre}_p75_ms" in r:
-                cells[key] = f"{r[key]:.1f} (p75 {r[f'{pre}_p75_ms']:.0f}, p90 {r[f'{pre}_p90_ms']:.0f})"
+                cells[key] = f"{r[key]:.1f}\np75 {r[f'{pre}_p75_ms']:.0f} · p90 {r[f'{pre}_p90_ms']:.0f}"
             elif r.get(key) is not None:
                 cells[key] = f"{r[key]:.1f}"
         out.append(cells)
@@ -374,10 +375,15 @@ def table_html(rows: list[dict[str, Any]], cols: list[Column], defs: dict[str, s
         tip = f' title="{html.escape(defs[key])}"' if defs and key in defs else ""
         return f"<th{tip}>{html.escape(label)}</th>"
 
+    def td(text: str) -> str:
+        # A second line (percentiles under a median) is set small beneath the first.
+        first, _, second = text.partition("\n")
+        more = f'<br><small class="dim">{html.escape(second)}</small>' if second else ""
+        return f"<td>{html.escape(first)}{more}</td>"
+
     head = "".join(th(key, label) for key, label, _ in cols)
     body = []
     for r in rows:
-        cells = "".join(f"<td>{html.escape(fmt.format(r[k]) if r.get(k) is not None else '-')}</td>"
-                        for k, _, fmt in cols)
+        cells = "".join(td(fmt.format(r[k]) if r.get(k) is not None else "-") for k, _, fmt in cols)
         body.append(f"<tr>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
