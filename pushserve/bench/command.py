@@ -58,9 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "bps, kbps, mbps (bytes per second), e.g. 20mbit, 500kbit, 2mbps; or 'none' (20mbit)")
     p.add_argument("--loss", default="0", help="packets lost per direction, in percent: 1%%, 0.5 (0; packet shaper)")
     p.add_argument("--jitter", default="0ms", help="± on each one-way delay, uniform: 5ms (0ms; packet shaper)")
-    p.add_argument("--shaper", default="auto", choices=SHAPERS,
+    p.add_argument("--shaper", default="auto",
                    help="packet: the server in a network namespace, every packet shaped (needs root); proxy: a "
-                        "latency proxy on loopback (TCP only); auto: packet where possible (auto)")
+                        "latency proxy on loopback (TCP only); auto: packet where possible; packet,proxy: both, "
+                        "the same rows through each, interleaved, compared (auto)")
     p.add_argument("--runs", default=str(DEFAULT_RUNS),
                    help=f"loads per row, interleaved across rows ({DEFAULT_RUNS}: resolves one RTT on site_example)")
     p.add_argument("--warmup", default="1", metavar="N",
@@ -127,7 +128,10 @@ def settings_from(ns: argparse.Namespace) -> tuple[Settings, list[str]]:
         raise Usage(f"--warmup {ns.warmup}: a whole number")
     if not ns.page.startswith("/") or (ns.warm_page is not None and not ns.warm_page.startswith("/")):
         raise Usage("--page and --warm-page are paths starting with /")
-    if (loss or jitter) and ns.shaper == "proxy":
+    shapers = _list(ns.shaper, SHAPERS, "shaper")
+    if "auto" in shapers and len(shapers) > 1:
+        raise Usage("--shaper auto stands alone; to compare, name them: --shaper packet,proxy")
+    if (loss or jitter) and "proxy" in shapers:
         raise Usage("--loss and --jitter need the packet shaper (--shaper packet or auto)")
     if think:
         from pushserve.bench.pageload import server_supports
@@ -135,7 +139,7 @@ def settings_from(ns: argparse.Namespace) -> tuple[Settings, list[str]]:
         if not server_supports("--bench-think"):
             raise Unsupported("--think: this pushserve does not support --bench-think (no server think time)")
     return Settings(page=ns.page, rtt=rtt, bits_per_s=rate, runs=int(ns.runs), warm=ns.warm,
-                    warm_page=ns.warm_page, think=think, loss=loss, jitter=jitter, shaper=ns.shaper,
+                    warm_page=ns.warm_page, think=think, loss=loss, jitter=jitter, shaper=",".join(shapers),
                     warmup=int(ns.warmup)), modes
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import itertools
 import json
@@ -142,18 +143,19 @@ def visits_for(variant: Variant, settings: Settings) -> list[str]:
 
 
 def run(starters: dict[str, Starter], variants: list[Variant], settings: Settings, cert: CertPair,
-        log: Callable[[str], None], network: Network | None = None) -> list[Series]:
-    """Start each server the variants need (at the network's place, exposed through it), then
-    ``runs`` rounds of loads.  Without ``network``: the latency proxy (the harness's callers)."""
+        log: Callable[[str], None], networks: dict[str, Network] | None = None) -> list[Series]:
+    """Start each server the variants need (at its network's place, exposed through it), then
+    ``runs`` rounds of loads.  ``networks``: by a variant's ``net`` ("" for a run with one);
+    without them, the latency proxy (the harness's callers)."""
     cpus = os.sched_getaffinity(0)
     if can_pin():
         # Loader and proxy on the client CPU; servers are pinned to the other one.
         os.sched_setaffinity(0, {CLIENT_CPU})
     try:
-        if network is None:
+        if networks is None:
             with ProxyNetwork(settings.shape) as proxy:
-                return _run(starters, variants, settings, cert, log, proxy)
-        return _run(starters, variants, settings, cert, log, network)
+                return _run(starters, variants, settings, cert, log, {"": proxy})
+        return _run(starters, variants, settings, cert, log, networks)
     finally:
         os.sched_setaffinity(0, cpus)  # whatever runs next in this process (--compare) may pin again
 
@@ -194,18 +196,19 @@ def _browser_load(engine: Any, v: Variant, url: str, served: Exposed, record: bo
 
 
 def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settings, cert: CertPair,
-         log: Callable[[str], None], network: Network) -> list[Series]:
+         log: Callable[[str], None], networks: dict[str, Network]) -> list[Series]:
     # Cold rows first, then the returning visits, in variant order.
     series = {(v, visit): Series(v, visit, []) for visit in VISITS for v in variants
               if visit in visits_for(v, settings)}
     with ExitStack() as stack:
-        exposed: dict[str, Exposed] = {}
-        for key in sorted({v.server for v in variants}):
-            exposed[key] = network.expose(stack.enter_context(starters[key](network.place)))
+        exposed: dict[tuple[str, str], Exposed] = {}
+        for key, net in sorted({(v.server, v.net) for v in variants}):
+            network = networks[net]
+            exposed[(key, net)] = network.expose(stack.enter_context(starters[key](network.place)))
         engines = open_engines(stack, {v.target for v in variants if v.browser}, cert)
 
         def one_round(v: Variant, record: bool) -> None:
-            served = exposed[v.server]
+            served = exposed[(v.server, v.net)]
             url = served.url + settings.page
             if v.browser:
                 loads = {"cold": _browser_load(engines[v.target], v, url, served, record, log)}
@@ -256,9 +259,9 @@ def hint_fetch_delay(load: PageLoad) -> float | None:
 
 
 def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
-    medians = {(s.variant.target, s.variant.mode, s.visit): statistics.median(r.page_load for r in s.loads)
+    medians = {(s.variant.group, s.variant.mode, s.visit): statistics.median(r.page_load for r in s.loads)
                for s in all_series if s.loads}
-    lcp_medians = {(s.variant.target, s.variant.mode, s.visit): median_ms([r.lcp for r in s.loads])
+    lcp_medians = {(s.variant.group, s.variant.mode, s.visit): median_ms([r.lcp for r in s.loads])
                    for s in all_series if s.loads}
     rows = []
     for s in all_series:
@@ -269,8 +272,8 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
         med = statistics.median(times)
         # warm-nocookie is measured against the warm baselines (nothing announced: no cookie needed).
         base_visit = "warm" if s.visit == "warm-nocookie" else s.visit
-        base_h1 = medians.get((v.target, "h1", base_visit))
-        base_off = medians.get((v.target, "h2-off", base_visit))
+        base_h1 = medians.get((v.group, "h1", base_visit))
+        base_off = medians.get((v.group, "h2-off", base_visit))
 
         def med_int(attr: str, loads: list[PageLoad] = s.loads) -> int:
             return round(statistics.median(float(getattr(r, attr)) for r in loads))
@@ -282,7 +285,7 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
         spread: dict[str, float] = {}  # p75/p90 per metric, when there are enough runs
         for key, xs in (("load", load), ("ttfb", ttfb), ("fcp", fcp), ("lcp", lcp), ("speed_index", si)):
             spread.update(percentiles_ms(xs, key))
-        lcp_base = lcp_medians.get((v.target, "h2-off", base_visit))
+        lcp_base = lcp_medians.get((v.group, "h2-off", base_visit))
         lcp_med = median_ms(lcp)
         # Wasted hints: what the browser said (None when it was not observed for every run).
         wasted_known = all(r.wasted is not None for r in s.loads) if v.browser else True
@@ -297,7 +300,7 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
             }
 
         rows.append({
-            "row": s.label, "target": v.target, "mode": v.mode, "visit": s.visit,
+            "row": s.label, "target": v.target, "net": v.net, "mode": v.mode, "visit": s.visit,
             "protocol": s.loads[-1].protocol,
             "page_load_ms": med * 1000,
             "spread_ms": (max(times) - min(times)) * 1000,
@@ -342,36 +345,63 @@ def _verdict_dict(target: str, v: Any) -> dict[str, Any]:
             "p75_diff_ms": v.p75.diff, "p75_lo_ms": v.p75.lo, "p75_hi_ms": v.p75.hi}
 
 
+def _metrics(target: str) -> tuple[tuple[str, str], ...]:
+    return BROWSER_METRICS if target in BROWSERS else LOADER_METRICS
+
+
 def verdicts(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
-    """For each engine (and server) and each pair of its modes (cold loads): the difference of
-    medians and of p75 per metric with bootstrap 95% intervals, and the words for it."""
-    cold: dict[str, dict[str, list[PageLoad]]] = {}
+    """For each engine (and server) through each network, and each pair of its modes (cold
+    loads): the difference of medians and of p75 per metric with bootstrap 95% intervals, and
+    the words for it."""
+    cold: dict[tuple[str, str], dict[str, list[PageLoad]]] = {}
     for s in all_series:
         if s.visit == "cold" and s.loads:
-            cold.setdefault(s.variant.target, {})[s.variant.mode] = s.loads
+            cold.setdefault(s.variant.group, {})[s.variant.mode] = s.loads
     out = []
-    for target, by_mode in cold.items():
-        metrics = BROWSER_METRICS if target in BROWSERS else LOADER_METRICS
+    for (target, net), by_mode in cold.items():
         modes = [m for m in MODES if m in by_mode]
         for a, b in itertools.combinations(modes, 2):
-            for attr, name in metrics:
+            for attr, name in _metrics(target):
                 xs, ys = _paired_ms(by_mode[a], by_mode[b], attr)
                 if not xs:
                     continue
-                row_a, row_b = Variant(target, a, "").label(), Variant(target, b, "").label()
-                out.append(_verdict_dict(target, compare(name, row_a, xs, row_b, ys, rtt * 1000)))
+                row_a, row_b = Variant(target, a, "", net).label(), Variant(target, b, "", net).label()
+                out.append({**_verdict_dict(target, compare(name, row_a, xs, row_b, ys, rtt * 1000)),
+                            "modes": [a, b], "net": net})
+    return out
+
+
+def network_checks(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
+    """When one run loaded the same rows through two networks: per engine, mode and metric, the
+    second network against the first (rounds paired, so machine drift cancels)."""
+    by: dict[tuple[str, str], dict[str, list[PageLoad]]] = {}
+    for s in all_series:
+        if s.visit == "cold" and s.loads and s.variant.net:
+            by.setdefault((s.variant.target, s.variant.mode), {})[s.variant.net] = s.loads
+    out = []
+    for (target, mode), by_net in by.items():
+        for a, b in itertools.combinations(list(by_net), 2):
+            for attr, name in _metrics(target):
+                xs, ys = _paired_ms(by_net[a], by_net[b], attr)
+                if not xs:
+                    continue
+                row_a, row_b = Variant(target, mode, "", a).label(), Variant(target, mode, "", b).label()
+                found = compare(name, row_a, xs, row_b, ys, rtt * 1000)
+                out.append({**_verdict_dict(target, found), "mode": mode, "nets": [a, b],
+                            "a_ms": statistics.median(xs), "b_ms": statistics.median(ys)})
     return out
 
 
 def instrument_checks(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
     """Chromium instrumented (DevTools Network events, screencast) against its control run
-    (neither), per mode and metric: the difference and whether its interval holds zero — and
-    when Chromium started fetching on the 103, with and without the Network domain."""
-    by = {(s.variant.target, s.variant.mode): s.loads for s in all_series if s.visit == "cold" and s.loads}
+    (neither), per network, mode and metric: the difference and whether its interval holds
+    zero — and when Chromium started fetching on the 103, with and without the Network domain."""
+    by = {(s.variant.target, s.variant.net, s.variant.mode): s.loads
+          for s in all_series if s.visit == "cold" and s.loads}
     out = []
-    for mode in MODES:
-        inst, ctl = by.get(("chromium", mode)), by.get(("chromium-control", mode))
-        if not inst or not ctl:
+    for (target, net, mode), ctl in by.items():
+        inst = by.get(("chromium", net, mode))
+        if target != "chromium-control" or not inst:
             continue
         for attr, name in (*BROWSER_METRICS, ("hint_fetch", "first fetch on the 103")):
             if attr == "hint_fetch":
@@ -382,8 +412,10 @@ def instrument_checks(all_series: list[Series], rtt: float) -> list[dict[str, An
                 xs, ys = _paired_ms(ctl, inst, attr)
             if not xs:
                 continue
-            v = compare(name, f"chromium-control {mode}", xs, f"chromium {mode}", ys, rtt * 1000)
-            out.append({**_verdict_dict("chromium", v), "mode": mode, "agrees": not v.median.excludes_zero,
+            v = compare(name, Variant("chromium-control", mode, "", net).label(), xs,
+                        Variant("chromium", mode, "", net).label(), ys, rtt * 1000)
+            out.append({**_verdict_dict("chromium", v), "mode": mode + (f" @{net}" if net else ""),
+                        "agrees": not v.median.excludes_zero,
                         "control_ms": statistics.median(xs), "instrumented_ms": statistics.median(ys)})
     return out
 
@@ -472,10 +504,13 @@ def main(site: Path, settings: Settings, modes: list[str], *, engines: tuple[str
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="pushserve-bench-") as tmp, \
-            open_network(settings, log) as network:
+    shapers = settings.shaper.split(",")
+    with tempfile.TemporaryDirectory(prefix="pushserve-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
-        cert = make_cert(work, () if network.place == LOOPBACK else (network.place.host,))
+        # One network, or several compared in one run (rows named "@packet", "@proxy").
+        networks = {("" if len(shapers) == 1 else name): stack.enter_context(open_network(name, settings, log))
+                    for name in shapers}
+        cert = make_cert(work, tuple(n.place.host for n in networks.values() if n.place != LOOPBACK))
         starters = pushserve_starters(site.resolve(), cert, work, tuple(server_args(settings)))
         variants = pushserve_variants(modes, list(engines), control)
         skipped = [m for m in modes if m not in BROWSER_MODES]
@@ -487,13 +522,16 @@ def main(site: Path, settings: Settings, modes: list[str], *, engines: tuple[str
             variants += more_variants
         if not variants:
             raise BenchError("nothing to load: no engine can load the modes asked for")
-        log(f"network: {network.describe()}")
-        all_series = run(starters, variants, settings, cert, log, network)
-    # After the network is down: the relay's counters are in (what it carried and dropped).
-    described = network.describe()
+        variants = [dataclasses.replace(v, net=name) for name in networks for v in variants]
+        for name, network in networks.items():
+            log(f"network{f' @{name}' if name else ''}: {network.describe()}")
+        all_series = run(starters, variants, settings, cert, log, networks)
+    # After the networks are down: the relay's counters are in (what it carried and dropped).
+    described = {name: network.describe() for name, network in networks.items()}
     rows = summarise(all_series, settings.rtt)
     found = verdicts(all_series, settings.rtt)
     checks = instrument_checks(all_series, settings.rtt)
+    between = network_checks(all_series, settings.rtt)
     extra_html = sections() if sections is not None else []
     if har is not None:
         from pushserve.bench.har import write_hars
@@ -508,25 +546,27 @@ def main(site: Path, settings: Settings, modes: list[str], *, engines: tuple[str
 
         try:
             write_report(html, all_series, rows, settings=settings, sections=extra_html, verdicts=found,
-                         checks=checks, network=described)
+                         checks=checks, networks=described, between=between)
         except OSError as e:
             raise BenchError(f"--html {html}: {e.strerror or e}") from e
         log(f"report: {html}")
-    extra_json = {"network": described, "verdicts": found, "instrument_checks": checks}
+    network_line = "; ".join(f"@{k}: {v}" if k else v for k, v in described.items())
+    extra_json = {"network": network_line, "networks": described, "verdicts": found, "instrument_checks": checks,
+                  "network_checks": between}
     print(to_json(all_series, rows, settings, extra_json) if as_json else
-          format_table(rows, settings, found, described))
+          format_table(rows, settings, found + between, network_line))
     return 0
 
 
 @contextmanager
-def open_network(settings: Settings, log: Callable[[str], None]) -> Iterator[Network]:
-    """The network ``--shaper`` asks for; ``auto`` falls back to the proxy (saying why) when the
+def open_network(shaper: str, settings: Settings, log: Callable[[str], None]) -> Iterator[Network]:
+    """The network ``shaper`` names; ``auto`` falls back to the proxy (saying why) when the
     packet shaper cannot start here."""
-    chosen = choose(settings.shaper, settings.shape)
+    chosen = choose(shaper, settings.shape)
     try:
         entered = chosen.__enter__()
     except BenchError as e:
-        if settings.shaper != "auto":
+        if shaper != "auto":
             raise
         log(f"note: packet shaper unavailable ({e}); using the latency proxy")
         chosen = ProxyNetwork(settings.shape)

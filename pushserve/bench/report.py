@@ -136,9 +136,9 @@ def headline_html(rows: list[dict[str, Any]], verdicts: Sequence[dict[str, Any]]
         items.append(f"<li><b>{html.escape(r['row'])}</b>: {main} {value:.1f} ms (median of {r['runs']}) "
                      "<span class=dim>(the baseline: HTTP/2, nothing announced)</span></li>")
     for v in verdicts:
-        if not v["a"].endswith("h2-off") or v["metric"] not in ("LCP", "load") or v["target"] == "chromium-control":
+        if v["modes"][0] != "h2-off" or v["metric"] not in ("LCP", "load") or v["target"] == "chromium-control":
             continue
-        if v["metric"] == "load" and any(r["target"] == v["target"] and r.get("lcp_ms") is not None for r in cold):
+        if v["metric"] == "load" and v["target"] in BROWSERS:
             continue  # browsers are judged on LCP here; their load verdict is in the table below
         items.append(f'<li class="verdict {v["kind"]}"><span class="{_KIND_CLASS[v["kind"]]}">'
                      f"{html.escape(v['words'])}</span></li>")
@@ -212,6 +212,14 @@ _PERCENTILE_OF = {"response_start_ms": "ttfb", "fcp_ms": "fcp", "lcp_ms": "lcp",
                   "page_load_ms": "load"}
 
 
+def _compact(counted: list[str], keep: int = 3) -> str:
+    """``path (k/n)`` items, the rarest beyond the first ``keep`` summed up (one odd run that
+    disagreed about everything should not take the column's width)."""
+    if len(counted) <= keep + 1:
+        return ", ".join(counted)
+    return ", ".join(counted[:keep]) + f" and {len(counted) - keep} more, in fewer runs"
+
+
 def paint_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The paint table's rows: each metric's median, followed by its p75 / p90 where the run
     count gave them (one cell per metric keeps the table narrow)."""
@@ -222,7 +230,7 @@ def paint_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cells["wasted"] = ("not observed" if wasted is None else ", ".join(wasted) or "none")
         if r.get("said_unused_paths"):
             cells["wasted"] += f" (said unused, but the page uses: {', '.join(r['said_unused_paths'])})"
-        cells["disagree"] = ", ".join(r.get("hint_disagreements") or []) or "none"
+        cells["disagree"] = _compact(r.get("hint_disagreements") or []) or "none"
         for key, pre in _PERCENTILE_OF.items():
             if r.get(key) is not None and f"{pre}_p75_ms" in r:
                 cells[key] = f"{r[key]:.1f}\np75 {r[f'{pre}_p75_ms']:.0f} · p90 {r[f'{pre}_p90_ms']:.0f}"
@@ -234,10 +242,11 @@ def paint_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_report(path: Path, all_series: Sequence[Series], rows: list[dict[str, Any]], *, settings: Settings,
                  sections: Sequence[tuple[str, str]] = (), verdicts: Sequence[dict[str, Any]] = (),
-                 checks: Sequence[dict[str, Any]] = (), network: str = "") -> None:
+                 checks: Sequence[dict[str, Any]] = (), networks: dict[str, str] | None = None,
+                 between: Sequence[dict[str, Any]] = ()) -> None:
     """``sections``: extra (title, HTML) parts appended after the waterfalls, e.g. throughput;
-    ``verdicts`` and ``checks``: pageload.verdicts and pageload.instrument_checks; ``network``: what
-    shaped the loads."""
+    ``verdicts``, ``checks`` and ``between``: pageload.verdicts, .instrument_checks and
+    .network_checks; ``networks``: what shaped the loads (by the rows' ``@name``, "" for one)."""
     medians = [(s.label, median_run(s.loads), s.loads) for s in all_series if s.loads]
     # One time scale for every waterfall so they can be compared by eye.
     scale_end = max((max((e.done or 0.0) for e in load.entries) for _, load, _ in medians), default=0.0)
@@ -248,8 +257,9 @@ def write_report(path: Path, all_series: Sequence[Series], rows: list[dict[str, 
            f"<title>pushserve page load {html.escape(settings.page)}</title>", f"<style>{_STYLE}</style>",
            f"<h1>Page load of {html.escape(settings.page)}</h1>",
            f"<p>{html.escape(settings.describe())}.</p>"]
-    if network:
-        out.append(f'<p class="network">Network: {html.escape(network)}.</p>')
+    for name, described in (networks or {}).items():
+        label = f"Network @{name}" if name else "Network"
+        out.append(f'<p class="network">{html.escape(label)}: {html.escape(described)}.</p>')
     out += ["<h2>Headline</h2>", headline_html(rows, verdicts, settings),
             '<p class="note">A difference is one whose 95% bootstrap interval (difference of medians, runs '
             "paired by round) excludes zero; anything else is reported as no measurable difference, with the runs "
@@ -277,6 +287,11 @@ def write_report(path: Path, all_series: Sequence[Series], rows: list[dict[str, 
                 "instrumented rows only.</p>"]
     if verdicts:
         out += ["<h2>Every pair of modes</h2>", verdicts_html(verdicts)]
+    if between:
+        out += ["<h2>The networks side by side</h2>",
+                '<p class="note">The same rows loaded through each network in the same rounds (interleaved, so '
+                "the machine's drift is shared): B - A per engine, mode and metric, with its 95% interval.</p>",
+                verdicts_html(between)]
     checked = checks_html(checks, rows)
     if checked:
         out += ["<h2>The instrument checked against itself</h2>", checked]

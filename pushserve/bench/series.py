@@ -26,7 +26,7 @@ class Settings:
     think: float | None = None  # server think time asked of pushserve (--think), seconds
     loss: float = 0.0  # per packet, per direction (packet shaper only)
     jitter: float = 0.0  # seconds, ± on each one-way delay (packet shaper only)
-    shaper: str = "proxy"  # auto, packet or proxy (network.SHAPERS)
+    shaper: str = "proxy"  # auto, packet or proxy (network.SHAPERS), or packet,proxy to compare them
     warmup: int = 1  # rounds loaded first and not counted
 
     @property
@@ -46,18 +46,26 @@ class Settings:
 @dataclass(frozen=True)
 class Variant:
     """One row family of the table: who serves (``target``), how the client loads (``mode``),
-    and which started server it talks to (``server``, a key of the starters)."""
+    which started server it talks to (``server``, a key of the starters) and, when one run
+    compares networks (``--shaper packet,proxy``), through which (``net``)."""
 
     target: str
     mode: str
     server: str
+    net: str = ""
 
     @property
     def browser(self) -> bool:
         return self.target in BROWSERS
 
+    @property
+    def group(self) -> tuple[str, str]:
+        """Rows compared with each other: the same engine (or server) through the same network."""
+        return self.target, self.net
+
     def label(self, visit: str = "cold") -> str:
         name = self.mode if self.target == "pushserve" else f"{self.target} {self.mode}"
+        name += f" @{self.net}" if self.net else ""
         return name if visit == "cold" else f"{name} {visit}"
 
 

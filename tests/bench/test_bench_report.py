@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from pushserve.bench import netns
 from tests.support.browser import chromium
 from tests.support.serverproc import REPO, SITE_EXAMPLE, Certs
 
@@ -331,6 +332,18 @@ def test_think_needs_a_pushserve_that_offers_it(tmp_path: Path) -> None:
     assert row["response_start_ms"] >= 150 > row["interim_ms"], row
 
 
+@pytest.mark.skipif(netns.unavailable() is not None, reason=f"packet shaper: {netns.unavailable()}")
+def test_one_run_compares_the_two_networks() -> None:
+    done = _bench(str(SITE_EXAMPLE), "--shaper", "packet,proxy", "--modes", "h2-off", "--runs", "1", "--warmup", "0",
+                  "--no-warm", "--rtt", "10ms", "--json", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(done.stdout)
+    assert [r["row"] for r in data["summary"]] == ["h2-off @packet", "h2-off @proxy"]
+    assert data["networks"]["packet"].startswith("packet shaper") and data["networks"]["proxy"].startswith("latency")
+    (check,) = data["network_checks"]
+    assert (check["a"], check["b"], check["metric"]) == ("h2-off @packet", "h2-off @proxy", "load")
+
+
 @pytest.mark.parametrize(("args", "message", "code"), [
     (["no-such-folder"], "no-such-folder is not a folder", 1),
     ([str(SITE_EXAMPLE), "--rtt", "soon"], "not a duration", 2),
@@ -340,6 +353,8 @@ def test_think_needs_a_pushserve_that_offers_it(tmp_path: Path) -> None:
     ([str(SITE_EXAMPLE), "--runs", "0"], "--runs 0: a whole number of at least 1", 2),
     ([str(SITE_EXAMPLE), "--loss", "lots"], "not a loss rate", 2),
     ([str(SITE_EXAMPLE), "--loss", "1%", "--shaper", "proxy"], "need the packet shaper", 2),
+    ([str(SITE_EXAMPLE), "--shaper", "auto,proxy"], "--shaper auto stands alone", 2),
+    ([str(SITE_EXAMPLE), "--shaper", "tc"], "unknown shaper(s) tc", 2),
     ([str(SITE_EXAMPLE), "--bogus"], "unrecognized arguments: --bogus", 2),
     ([str(SITE_EXAMPLE), "--har", str(REPO / "pyproject.toml")], "pyproject.toml: not a folder", 1),
     ([str(SITE_EXAMPLE), "--html", "/nonexistent/dir/r.html"], "no folder /nonexistent/dir", 1),
