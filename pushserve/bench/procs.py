@@ -16,8 +16,12 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import pushserve
 
 SERVER_CPU = 0
 CLIENT_CPU = 1
@@ -25,6 +29,30 @@ CLIENT_CPU = 1
 
 class BenchError(Exception):
     """A failure the bench reports in one line (a server that did not start, a tool missing)."""
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a server the bench starts runs: the address it binds and how its command is wrapped
+    (``ip netns exec NAME`` for the packet shaper's namespace; nothing on loopback)."""
+
+    host: str = "127.0.0.1"
+    wrapper: tuple[str, ...] = ()
+
+    def wrap(self, cmd: Sequence[str]) -> list[str]:
+        return [*self.wrapper, *cmd]
+
+
+LOOPBACK = Place()
+# A starter starts one server at a place and yields its base URL (https://HOST:PORT).
+Starter = Callable[[Place], AbstractContextManager[str]]
+
+
+def pythonpath() -> str:
+    """PYTHONPATH for a child that must run the pushserve this process imports (the checkout or
+    site-packages), whatever the child's working folder."""
+    root = str(Path(pushserve.__file__).resolve().parent.parent)
+    return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
 
 
 def free_port() -> int:
@@ -91,7 +119,7 @@ class Child:
             if m:
                 return m
 
-    def wait_for_port(self, port: int, timeout: float = 30.0) -> None:
+    def wait_for_port(self, port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
         """Readiness for servers that print nothing useful: a TCP connect that succeeds.  Each
         failed attempt waits on the connect itself (bounded), not on a fixed sleep."""
         deadline = time.monotonic() + timeout
@@ -99,7 +127,7 @@ class Child:
             if self.proc.poll() is not None:
                 raise BenchError(f"{self.name} exited ({self.proc.returncode}): {self.last_output()}")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                with socket.create_connection((host, port), timeout=0.5):
                     return
             except OSError:
                 # Nothing listens yet: wait for the child to change state rather than spin.
