@@ -41,7 +41,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pushserve.bench import netlog
-from pushserve.bench.engine import COLLECT_FN, IN_USE_FN, judge_unused, page_load_from_timings
+from pushserve.bench.engine import (
+    CENTRE_OF,
+    COLLECT_FN,
+    IN_USE_FN,
+    POINTER_STEPS,
+    POINTER_TRAVEL_S,
+    PRESS_S,
+    judge_unused,
+    page_load_from_timings,
+)
 from pushserve.bench.har import devtools_entries, with_network_times
 from pushserve.bench.loader import PageLoad
 from pushserve.bench.procs import BenchError, free_port, running
@@ -162,12 +171,16 @@ class Chromium:
 
     @contextmanager
     def tab(self) -> Iterator[ChromiumTab]:
-        """A fresh Chromium (new profile) for a journey: navigate, click, hover, read timings."""
+        """A fresh Chromium (new profile) for a journey: navigate, click, hover, read timings.
+        Once the block is left, the tab's ``netlog`` holds the session's NetLog."""
         driver = self.driver
         assert driver is not None, "use Chromium as a context manager"
-        with tempfile.TemporaryDirectory(prefix="pushserve-bench-chromium-") as profile, \
-                driver.session(self.binary, self._args(profile), instrumented=False) as sid:
-            yield ChromiumTab(driver, sid)
+        with tempfile.TemporaryDirectory(prefix="pushserve-bench-chromium-") as profile:
+            with driver.session(self.binary, self._args(profile), instrumented=False) as sid:
+                tab = ChromiumTab(driver, sid)
+                yield tab
+            # The session is over: Chromium has closed its NetLog.
+            tab.netlog = netlog.read(Path(profile) / "netlog.json")
 
     def _args(self, profile: str) -> list[str]:
         return [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--ignore-certificate-errors-spki-list={self.spki}",
@@ -261,10 +274,13 @@ class Chromium:
 
 
 class ChromiumTab:
-    """A page of a Chromium session, over WebDriver classic."""
+    """A page of a Chromium session, over WebDriver classic (and DevTools input events for a
+    person's pointer)."""
 
     def __init__(self, driver: WebDriver, sid: str) -> None:
         self.driver, self.sid = driver, sid
+        self.netlog: dict[str, Any] | None = None
+        self._pointer = (0.0, 0.0)  # where the mouse is, in the viewport
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         return self.driver.call("POST", f"/session/{self.sid}{path}", body)
@@ -286,6 +302,26 @@ class ChromiumTab:
         element = self._element(selector)
         self._post("/actions", {"actions": [{"type": "pointer", "id": "mouse", "actions": [
             {"type": "pointerMove", "x": 0, "y": 0, "origin": element}]}]})
+
+    def follow(self, selector: str, hover: float) -> None:
+        """DevTools mouse events as a person makes them: the pointer travels to the middle of the
+        element (scrolled into view) in POINTER_STEPS moves over POINTER_TRAVEL_S, rests
+        ``hover`` seconds, presses for PRESS_S and lets go."""
+        x, y = self.evaluate(CENTRE_OF.replace("SELECTOR", json.dumps(selector)))
+
+        def mouse(kind: str, at: tuple[float, float], **more: Any) -> None:
+            self._post("/goog/cdp/execute", {"cmd": "Input.dispatchMouseEvent",
+                                              "params": {"type": kind, "x": at[0], "y": at[1], **more}})
+
+        (x0, y0), pause = self._pointer, threading.Event()
+        for i in range(1, POINTER_STEPS + 1):
+            mouse("mouseMoved", (x0 + (x - x0) * i / POINTER_STEPS, y0 + (y - y0) * i / POINTER_STEPS))
+            pause.wait(POINTER_TRAVEL_S / POINTER_STEPS)
+        pause.wait(hover)
+        mouse("mousePressed", (x, y), button="left", clickCount=1)
+        pause.wait(PRESS_S)
+        mouse("mouseReleased", (x, y), button="left", clickCount=1)
+        self._pointer = (x, y)
 
     def evaluate(self, expression: str) -> Any:
         return self._post("/execute/sync", {"script": f"return ({expression});", "args": []})

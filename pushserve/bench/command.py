@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 MODES = ("h1", "h2-off", "h2-hints", "h2-push")
 ENGINES = ("loader", "chromium", "firefox")
 SHAPERS = ("auto", "packet", "proxy")
+JOURNEY_MODES = ("off", "prefetch", "prerender")  # journey.MODES
+JOURNEY_ENGINES = ("chromium", "firefox")
 # Enough to resolve one RTT (50 ms) between h2-off and h2-hints on site_example in both
 # browsers: see benchmarks/README.md, "How many runs".
 DEFAULT_RUNS = 20
@@ -77,6 +79,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write every load as HAR 1.2 (ROW-runN.har, ROW-median.har) into DIR")
     p.add_argument("--think", metavar="DURATION",
                    help="server think time before each page (passed to pushserve as --bench-think)")
+    j = p.add_argument_group("journeys", "a visit of several pages, clicking from one to the next as a person does, "
+                             "with pushserve's Speculation Rules off, prefetching and prerendering (hints on)")
+    j.add_argument("--journey", metavar="PATHS", help="the pages in order, comma-separated: /,/features/ (each next "
+                   "page must be linked from the one before); replaces --page and --modes; engines: chromium "
+                   "(default), firefox")
+    j.add_argument("--dwell", default="1s", metavar="DURATION", help="how long the reader stays on each page (1s)")
+    j.add_argument("--hover", default="500ms", metavar="DURATION",
+                   help="how long the pointer rests on the link before the press (500ms; Chromium's moderate "
+                        "eagerness acts after about 200 ms)")
+    j.add_argument("--speculation", default=",".join(JOURNEY_MODES), metavar="LIST",
+                   help=f"pushserve's --speculation in each row: comma-separated subset of {','.join(JOURNEY_MODES)} "
+                        f"({','.join(JOURNEY_MODES)})")
 
 
 def parser(prog: str = "pushserve bench") -> argparse.ArgumentParser:
@@ -143,10 +157,35 @@ def settings_from(ns: argparse.Namespace) -> tuple[Settings, list[str]]:
                     warmup=int(ns.warmup)), modes
 
 
+def journey_from(ns: argparse.Namespace) -> tuple[Any, list[str], list[str]]:
+    """(JourneySettings, modes, engines) for ``--journey``; Usage for what makes no sense."""
+    from pushserve.bench.journey import JourneySettings, parse_paths
+    from pushserve.bench.proxy import parse_duration
+
+    if ns.page != "/" or ns.modes != ",".join(MODES) or ns.warm_page is not None:
+        raise Usage("--journey names its own pages and modes: --page, --modes and --warm-page do not go with it "
+                    "(--speculation picks the rows)")
+    try:
+        paths = parse_paths(ns.journey)
+        dwell, hover = parse_duration(ns.dwell), parse_duration(ns.hover)
+    except ValueError as e:
+        raise Usage(str(e)) from e
+    engines = _list(ns.engine, JOURNEY_ENGINES, "journey engine") if ns.engine is not None else ["chromium"]
+    modes = _list(ns.speculation, JOURNEY_MODES, "speculation mode")
+    settings, _ = settings_from(ns)
+    return JourneySettings(paths, dwell, hover, settings), modes, engines
+
+
 def run(ns: argparse.Namespace, **extra: Any) -> int:
     """Run the page-load bench for parsed arguments; ``extra`` goes to pageload.main (the repo
     harness passes its peer servers and report sections)."""
     from pushserve.bench import pageload
+
+    if ns.journey is not None:
+        from pushserve.bench import journey
+
+        settings_j, modes_j, engines_j = journey_from(ns)
+        return journey.main(ns.site, settings_j, modes_j, engines_j, as_json=ns.json, html=ns.html, har=ns.har)
 
     engines = engines_from(ns)
     settings, modes = settings_from(ns)

@@ -97,6 +97,15 @@ IN_USE_FN = """
 
 PROTOCOLS = ("h2", "http/1.1", "h3")
 
+# A person's pointer (Tab.follow): it travels to a link in about a quarter of a second (Chromium:
+# in POINTER_STEPS moves), and a press lasts about 80 ms.
+POINTER_STEPS = 10
+POINTER_TRAVEL_S = 0.25
+PRESS_S = 0.08
+# The middle of the element SELECTOR names, scrolled into view as a reader would (viewport coordinates).
+CENTRE_OF = ("(() => { const e = document.querySelector(SELECTOR); e.scrollIntoView({block: 'center'});"
+             " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+
 
 @dataclass
 class Fetch:
@@ -109,6 +118,7 @@ class Fetch:
     nbytes: int  # transferred: response headers and encoded body
     status: int = 0
     from_cache: bool = False  # served without the network (preload cache, HTTP cache)
+    purpose: str = ""  # its Sec-Purpose ("prefetch", "prefetch;prerender"): a speculative request
 
     @property
     def network(self) -> bool:
@@ -123,6 +133,10 @@ class Tab(Protocol):
     def click(self, selector: str) -> None: ...
 
     def hover(self, selector: str) -> None: ...
+
+    def follow(self, selector: str, hover: float) -> None:
+        """Follow a link as a person does: the pointer travels to it, rests on it ``hover``
+        seconds, presses and lets go."""
 
     def evaluate(self, expression: str) -> Any: ...
 

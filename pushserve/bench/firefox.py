@@ -37,7 +37,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pushserve.bench.bidi import BiDiError, BiDiThread, Event
-from pushserve.bench.engine import COLLECT_FN, IN_USE_FN, judge_unused, page_load_from_timings
+from pushserve.bench.engine import (
+    CENTRE_OF,
+    COLLECT_FN,
+    IN_USE_FN,
+    POINTER_TRAVEL_S,
+    PRESS_S,
+    judge_unused,
+    page_load_from_timings,
+)
 from pushserve.bench.har import bidi_entries, bidi_fetches, bidi_requests
 from pushserve.bench.loader import PageLoad
 from pushserve.bench.procs import BenchError, running
@@ -176,10 +184,11 @@ class Firefox:
 
     @contextmanager
     def tab(self) -> Iterator[FirefoxTab]:
-        """A tab in a fresh user context, for a journey."""
+        """A tab in a fresh user context, for a journey; ``requests()`` gives its network
+        requests (BiDi events) so far."""
         context, user_context = self._open()
         try:
-            yield FirefoxTab(self, context)
+            yield FirefoxTab(self, context, len(self._conn.events))
         finally:
             self._close(context, user_context)
 
@@ -273,8 +282,13 @@ class Firefox:
 class FirefoxTab:
     """A page of a Firefox user context, over BiDi."""
 
-    def __init__(self, browser: Firefox, context: str) -> None:
-        self.browser, self.context = browser, context
+    def __init__(self, browser: Firefox, context: str, mark: int = 0) -> None:
+        self.browser, self.context, self._mark = browser, context, mark
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The tab's network requests since it opened (``har.bidi_requests``)."""
+        events = self.browser._conn.events[self._mark:]
+        return bidi_requests((e.method, e.params) for e in events if e.params.get("context") == self.context)
 
     def navigate(self, url: str) -> None:
         self.browser._command("browsingContext.navigate", context=self.context, url=url, wait="complete")
@@ -296,6 +310,18 @@ class FirefoxTab:
 
     def click(self, selector: str) -> None:
         self._pointer(selector, press=True)
+
+    def follow(self, selector: str, hover: float) -> None:
+        """BiDi input actions as a person makes them (as ChromiumTab.follow): the pointer travels
+        to the element (scrolled into view) in POINTER_TRAVEL_S, rests ``hover`` seconds, presses
+        for PRESS_S and lets go."""
+        self.evaluate(CENTRE_OF.replace("SELECTOR", json.dumps(selector)))
+        node = {"type": "element", "element": self._node(selector)}
+        actions = [{"type": "pointerMove", "x": 0, "y": 0, "origin": node, "duration": round(POINTER_TRAVEL_S * 1000)},
+                   {"type": "pause", "duration": round(hover * 1000)}, {"type": "pointerDown", "button": 0},
+                   {"type": "pause", "duration": round(PRESS_S * 1000)}, {"type": "pointerUp", "button": 0}]
+        self.browser._command("input.performActions", context=self.context,
+                              actions=[{"type": "pointer", "id": "mouse", "actions": actions}])
 
     def hover(self, selector: str) -> None:
         self._pointer(selector, press=False)

@@ -20,6 +20,8 @@ from typing import Any
 from pushserve.bench.engine import Fetch, path_of
 
 _STATUS = re.compile(r"^HTTP/\S+ (\d{3})")
+# Where a request's headers are logged (HTTP/2, HTTP/1.1): read for its Sec-Purpose.
+_REQUEST_HEADERS = ("HTTP_TRANSACTION_HTTP2_SEND_REQUEST_HEADERS", "HTTP_TRANSACTION_SEND_REQUEST_HEADERS")
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -55,6 +57,9 @@ def fetches(doc: dict[str, Any], origin: str, time_origin_ms: float) -> list[Fet
             r["end"] = t
         elif kind == "HTTP_TRANSACTION_SEND_REQUEST":
             r["network"] = True
+        elif kind in _REQUEST_HEADERS:
+            r["purpose"] = next((str(h).split(":", 1)[1].strip() for h in params.get("headers", [])
+                                 if str(h).lower().startswith("sec-purpose:")), "")
         elif kind == "HTTP_TRANSACTION_READ_RESPONSE_HEADERS":
             lines = [str(h) for h in params.get("headers", [])]
             r["headers_at"], r["header_bytes"] = t, sum(len(h) + 2 for h in lines) + 2
@@ -76,6 +81,6 @@ def fetches(doc: dict[str, Any], origin: str, time_origin_ms: float) -> list[Fet
         network = bool(r.get("network"))
         out.append(Fetch(path_of(url), r["start"], r.get("headers_at"), r.get("end"),
                          (r.get("header_bytes", 0) + body) if network else 0, int(r.get("status", 0)),
-                         from_cache=not network))
+                         from_cache=not network, purpose=r.get("purpose", "")))
     out.sort(key=lambda f: f.start)
     return out
