@@ -173,6 +173,8 @@ def journey_from(ns: argparse.Namespace) -> tuple[Any, list[str], list[str]]:
     engines = _list(ns.engine, JOURNEY_ENGINES, "journey engine") if ns.engine is not None else ["chromium"]
     modes = _list(ns.speculation, JOURNEY_MODES, "speculation mode")
     settings, _ = settings_from(ns)
+    if "," in settings.shaper:
+        raise Usage("--journey goes through one network: --shaper auto, packet or proxy")
     return JourneySettings(paths, dwell, hover, settings), modes, engines
 
 
@@ -182,10 +184,10 @@ def run(ns: argparse.Namespace, **extra: Any) -> int:
     from pushserve.bench import pageload
 
     if ns.journey is not None:
-        from pushserve.bench import journey
+        from pushserve.bench import journey_run
 
         settings_j, modes_j, engines_j = journey_from(ns)
-        return journey.main(ns.site, settings_j, modes_j, engines_j, as_json=ns.json, html=ns.html, har=ns.har)
+        return journey_run.main(ns.site, settings_j, modes_j, engines_j, as_json=ns.json, html=ns.html, har=ns.har)
 
     engines = engines_from(ns)
     settings, modes = settings_from(ns)

@@ -22,17 +22,11 @@ its NetLog, prefetches and prerenders included, with their ``Sec-Purpose``; Fire
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
-import os
 import statistics
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,8 +36,7 @@ import pushserve
 from pushserve.bench import netlog
 from pushserve.bench.engine import Fetch, Tab
 from pushserve.bench.har import bidi_entries, iso
-from pushserve.bench.network import Exposed, Network
-from pushserve.bench.procs import BenchError, Starter
+from pushserve.bench.procs import BenchError
 from pushserve.bench.series import Settings
 from pushserve.bench.stats import compare
 
@@ -227,7 +220,7 @@ def journey_har(steps: list[Step], entries: list[dict[str, Any]], title: str) ->
                     "pages": pages, "entries": entries}}
 
 
-def _har(engine: str, tab: Tab, steps: list[Step], base: str, title: str) -> dict[str, Any] | None:
+def tab_har(engine: str, tab: Tab, steps: list[Step], base: str, title: str) -> dict[str, Any] | None:
     first = steps[0]
     time_origin = first.started  # step 1 is not a prerender: its start is its time origin
     doc = getattr(tab, "netlog", None)  # Chromium's, once its session is over
@@ -257,41 +250,6 @@ class JourneySettings:
                 f"{self.hover * 1000:g} ms on the link before the click; RTT {n.rtt * 1000:g} ms, {bw}, {n.runs} runs; "
                 "103 Early Hints on in every row; medians, from each step's start (the click; a prerendered "
                 "page's activation)")
-
-
-def rows_for(engines: list[str], modes: list[str]) -> list[Row]:
-    return [Row(e, m) for e in engines for m in modes]
-
-
-def run(starters: dict[str, Starter], rows: list[Row], settings: JourneySettings, engines: dict[str, Any],
-        network: Network, log: Callable[[str], None]) -> dict[Row, list[Journey]]:
-    """Start a server per mode, then warm-up rounds and ``runs`` rounds, each row once a round in
-    a rotated order; returns the journeys of each row."""
-    done: dict[Row, list[Journey]] = {r: [] for r in rows}
-    with ExitStack() as stack:
-        exposed: dict[str, Exposed] = {}
-        for key in sorted({r.server for r in rows}):
-            exposed[key] = network.expose(stack.enter_context(starters[key](network.place)))
-
-        def one(row: Row, record: bool, n: int) -> None:
-            base = exposed[row.server].url
-            with engines[row.engine].tab() as tab:
-                steps = walk(tab, base, settings.paths, settings.dwell, settings.hover)
-            if record:
-                har = _har(row.engine, tab, steps, base, f"{row.label} run {n}")
-                done[row].append(Journey(steps, har))
-                last = steps[-1]
-                lcp = f"{last.lcp * 1000:7.1f} ms" if last.lcp is not None else "      -"
-                log(f"run {n}/{settings.network.runs} {row.label:<22} step {len(steps)} LCP {lcp} ({last.delivery})")
-
-        for _ in range(settings.network.warmup):
-            for row in rows:
-                one(row, False, 0)
-        for i in range(settings.network.runs):
-            k = i % len(rows)
-            for row in rows[k:] + rows[:k]:
-                one(row, True, i + 1)
-    return done
 
 
 def _median_ms(xs: list[float | None]) -> float | None:
@@ -388,77 +346,3 @@ def write_hars(folder: Path, done: dict[Row, list[Journey]]) -> list[Path]:
             path.write_text(json.dumps(j._har, indent=1), encoding="utf-8")
             written.append(path)
     return written
-
-
-@contextmanager
-def opened_engines(names: list[str], cert: Any) -> Iterator[dict[str, Any]]:
-    """Chromium (no DevTools Network domain: journeys read the NetLog) and Firefox, as asked."""
-    with ExitStack() as stack:
-        engines: dict[str, Any] = {}
-        if "chromium" in names:
-            from pushserve.bench.browser import Chromium
-
-            engines["chromium"] = stack.enter_context(Chromium(cert.cert, instrumented=False))
-        if "firefox" in names:
-            from pushserve.bench.firefox import Firefox
-
-            if cert.ca is None:
-                raise BenchError("firefox: the bench certificate has no CA file to trust")
-            engines["firefox"] = stack.enter_context(Firefox(cert.ca))
-        yield engines
-
-
-def main(site: Path, settings: JourneySettings, modes: list[str], engines: list[str], *, as_json: bool = False,
-         html: Path | None = None, har: Path | None = None) -> int:
-    """Run the journeys, then print the table (or JSON), write the HARs and the HTML report."""
-    from pushserve.bench.certs import make_cert
-    from pushserve.bench.pageload import check_engines, check_outputs, open_network, server_args, start_pushserve
-    from pushserve.bench.procs import CLIENT_CPU, LOOPBACK, can_pin
-
-    if not site.is_dir():
-        raise BenchError(f"{site} is not a folder")
-    check_outputs(html, har)
-    check_engines(tuple(engines))
-
-    def log(s: str) -> None:
-        print(s, file=sys.stderr, flush=True)
-
-    rows = rows_for(engines, modes)
-    cpus = os.sched_getaffinity(0)
-    with tempfile.TemporaryDirectory(prefix="pushserve-bench-") as tmp, \
-            open_network(settings.network, log) as network:
-        work = Path(tmp)
-        cert = make_cert(work, () if network.place == LOOPBACK else (network.place.host,))
-        base_args = tuple(server_args(settings.network))
-        starters: dict[str, Starter] = {
-            Row("", mode).server: functools.partial(start_pushserve, site.resolve(), cert, work, "hints",
-                                                    (*base_args, "--speculation", mode))
-            for mode in modes}
-        log(f"network: {network.describe()}")
-        if can_pin():
-            os.sched_setaffinity(0, {CLIENT_CPU})  # browsers and relay here, servers on the other CPU
-        try:
-            with opened_engines(engines, cert) as opened:
-                done = run(starters, rows, settings, opened, network, log)
-        finally:
-            os.sched_setaffinity(0, cpus)
-    described = network.describe()
-    summary = summarise(done)
-    found = verdicts(done, settings.network.rtt)
-    if har is not None:
-        try:
-            written = write_hars(har, done)
-        except OSError as e:
-            raise BenchError(f"--har {har}: {e.strerror or e}") from e
-        log(f"HAR: {len(written)} files in {har}")
-    if html is not None:
-        from pushserve.bench.journey_report import write_report
-
-        try:
-            write_report(html, done, summary, settings, found, described)
-        except OSError as e:
-            raise BenchError(f"--html {html}: {e.strerror or e}") from e
-        log(f"report: {html}")
-    print(to_json(done, summary, settings, {"network": described, "verdicts": found}) if as_json else
-          format_table(summary, settings, found, described))
-    return 0
