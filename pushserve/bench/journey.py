@@ -334,15 +334,27 @@ def to_json(done: dict[Row, list[Journey]], rows: list[dict[str, Any]], settings
                        "runs": settings.network.runs, "summary": rows, "journeys": journeys, **extra}, indent=2)
 
 
+def median_journey(journeys: list[Journey]) -> Journey | None:
+    """The journey whose last step's LCP is the median (the lower middle one of an even count)."""
+    timed = sorted((j for j in journeys if j.steps and j.steps[-1].lcp is not None),
+                   key=lambda j: j.steps[-1].lcp or 0.0)
+    return timed[(len(timed) - 1) // 2] if timed else None
+
+
 def write_hars(folder: Path, done: dict[Row, list[Journey]]) -> list[Path]:
-    """``ROW-runN.har`` for every journey (``chromium-prefetch-run3.har``)."""
+    """``ROW-runN.har`` for every journey (``chromium-prefetch-run3.har``) and ``ROW-median.har``
+    for the journey of each row whose last step's LCP is the median."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for row, journeys in done.items():
-        for n, j in enumerate(journeys, 1):
+        named = [(f"run{n}", j) for n, j in enumerate(journeys, 1)]
+        median = median_journey(journeys)
+        if median is not None:
+            named.append(("median", median))
+        for name, j in named:
             if j._har is None:
                 continue
-            path = folder / f"{row.engine}-{row.mode}-run{n}.har"
+            path = folder / f"{row.engine}-{row.mode}-{name}.har"
             path.write_text(json.dumps(j._har, indent=1), encoding="utf-8")
             written.append(path)
     return written
