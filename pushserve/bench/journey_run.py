@@ -45,8 +45,15 @@ def run(starters: dict[str, Starter], rows: list[Row], settings: JourneySettings
 
         def one(row: Row, record: bool, n: int) -> None:
             base = exposed[row.server].url
-            with engines[row.engine].tab() as tab:
-                steps = walk(tab, base, settings.paths, settings.dwell, settings.hover)
+            for attempt in (1, 2):  # a journey the browser fails (a busy machine) is walked once more
+                try:
+                    with engines[row.engine].tab() as tab:
+                        steps = walk(tab, base, settings.paths, settings.dwell, settings.hover)
+                    break
+                except BenchError as e:
+                    if attempt == 2:
+                        raise
+                    log(f"{row.label}: {e}; walking it again")
             if record:
                 har = tab_har(row.engine, tab, steps, base, f"{row.label} run {n}")
                 done[row].append(Journey(steps, har))
@@ -86,7 +93,14 @@ def main(site: Path, settings: JourneySettings, modes: list[str], engines: list[
          html: Path | None = None, har: Path | None = None) -> int:
     """Run the journeys, then print the table (or JSON), write the HARs and the HTML report."""
     from pushserve.bench.certs import make_cert
-    from pushserve.bench.pageload import check_engines, check_outputs, open_network, server_args, start_pushserve
+    from pushserve.bench.pageload import (
+        check_engines,
+        check_outputs,
+        open_network,
+        server_args,
+        start_pushserve,
+        write_output,
+    )
     from pushserve.bench.procs import CLIENT_CPU, LOOPBACK, can_pin
 
     if not site.is_dir():
@@ -120,18 +134,12 @@ def main(site: Path, settings: JourneySettings, modes: list[str], engines: list[
     summary = summarise(done)
     found = verdicts(done, settings.network.rtt)
     if har is not None:
-        try:
-            written = write_hars(har, done)
-        except OSError as e:
-            raise BenchError(f"--har {har}: {e.strerror or e}") from e
+        written = write_output("--har", har, lambda: write_hars(har, done))
         log(f"HAR: {len(written)} files in {har}")
     if html is not None:
         from pushserve.bench.journey_report import write_report
 
-        try:
-            write_report(html, done, summary, settings, found, described)
-        except OSError as e:
-            raise BenchError(f"--html {html}: {e.strerror or e}") from e
+        write_output("--html", html, lambda: write_report(html, done, summary, settings, found, described))
         log(f"report: {html}")
     print(to_json(done, summary, settings, {"network": described, "verdicts": found}) if as_json else
           format_table(summary, settings, found, described))

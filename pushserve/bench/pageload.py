@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pushserve.bench.certs import CertPair, make_cert
 from pushserve.bench.engine import hint_disagreements
@@ -458,6 +458,17 @@ def to_json(all_series: list[Series], rows: list[dict[str, Any]], settings: Sett
                        "loads": loads, **(extra or {})}, indent=2)
 
 
+T = TypeVar("T")
+
+
+def write_output(option: str, path: Path, write: Callable[[], T]) -> T:
+    """Write an output (``--har``, ``--html``); a failure ends the run in one line naming it."""
+    try:
+        return write()
+    except OSError as e:
+        raise BenchError(f"{option} {path}: {e.strerror or e}") from e
+
+
 def check_outputs(html: Path | None, har: Path | None) -> None:
     """Refuse, before the first load, output paths that could not be written at the end."""
     if html is not None:
@@ -536,19 +547,14 @@ def main(site: Path, settings: Settings, modes: list[str], *, engines: tuple[str
     if har is not None:
         from pushserve.bench.har import write_hars
 
-        try:
-            written = write_hars(har, all_series)
-        except OSError as e:
-            raise BenchError(f"--har {har}: {e.strerror or e}") from e
+        written = write_output("--har", har, lambda: write_hars(har, all_series))
         log(f"HAR: {len(written)} files in {har}")
     if html is not None:
         from pushserve.bench.report import write_report
 
-        try:
-            write_report(html, all_series, rows, settings=settings, sections=extra_html, verdicts=found,
-                         checks=checks, networks=described, between=between)
-        except OSError as e:
-            raise BenchError(f"--html {html}: {e.strerror or e}") from e
+        write_output("--html", html, lambda: write_report(
+            html, all_series, rows, settings=settings, sections=extra_html, verdicts=found, checks=checks,
+            networks=described, between=between))
         log(f"report: {html}")
     network_line = "; ".join(f"@{k}: {v}" if k else v for k, v in described.items())
     extra_json = {"network": network_line, "networks": described, "verdicts": found, "instrument_checks": checks,
