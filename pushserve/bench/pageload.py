@@ -418,7 +418,8 @@ def instrument_checks(all_series: list[Series], rtt: float) -> list[dict[str, An
             v = compare(name, Variant("chromium-control", mode, "", net).label(), xs,
                         Variant("chromium", mode, "", net).label(), ys, rtt * 1000)
             out.append({**_verdict_dict("chromium", v), "mode": mode + (f" @{net}" if net else ""),
-                        "agrees": not v.median.excludes_zero,
+                        # None: too few runs to tell (a degenerate interval excludes zero too).
+                        "agrees": None if v.kind == "too few runs" else not v.median.excludes_zero,
                         "control_ms": statistics.median(xs), "instrumented_ms": statistics.median(ys)})
     return out
 
