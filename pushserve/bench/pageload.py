@@ -51,6 +51,7 @@ from pushserve.bench.procs import (
     Place,
     Starter,
     can_pin,
+    enter_together,
     pinned,
     pythonpath,
     running,
@@ -160,21 +161,21 @@ def run(starters: dict[str, Starter], variants: list[Variant], settings: Setting
         os.sched_setaffinity(0, cpus)  # whatever runs next in this process (--compare) may pin again
 
 
-def open_engines(stack: ExitStack, targets: set[str], cert: CertPair) -> dict[str, Any]:
-    """The browsers the rows need, each started once for the whole run."""
+def engine_managers(targets: set[str], cert: CertPair) -> dict[str, Any]:
+    """The browsers the rows need (not started yet), each to be started once for the whole run."""
     engines: dict[str, Any] = {}
     if "chromium" in targets or "chromium-control" in targets:
         from pushserve.bench.browser import Chromium
 
         for name, instrumented in (("chromium", True), ("chromium-control", False)):
             if name in targets:
-                engines[name] = stack.enter_context(Chromium(cert.cert, instrumented=instrumented))
+                engines[name] = Chromium(cert.cert, instrumented=instrumented)
     if "firefox" in targets:
         from pushserve.bench.firefox import Firefox
 
         if cert.ca is None:
             raise BenchError("firefox: the bench certificate has no CA file to trust")
-        engines["firefox"] = stack.enter_context(Firefox(cert.ca))
+        engines["firefox"] = Firefox(cert.ca)
     return engines
 
 
@@ -201,11 +202,13 @@ def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settin
     series = {(v, visit): Series(v, visit, []) for visit in VISITS for v in variants
               if visit in visits_for(v, settings)}
     with ExitStack() as stack:
-        exposed: dict[tuple[str, str], Exposed] = {}
-        for key, net in sorted({(v.server, v.net) for v in variants}):
-            network = networks[net]
-            exposed[(key, net)] = network.expose(stack.enter_context(starters[key](network.place)))
-        engines = open_engines(stack, {v.target for v in variants if v.browser}, cert)
+        # Servers and browsers start together; each server is then exposed through its network.
+        places = sorted({(v.server, v.net) for v in variants})
+        engines = engine_managers({v.target for v in variants if v.browser}, cert)
+        started = enter_together(stack, [*(starters[key](networks[net].place) for key, net in places),
+                                         *engines.values()])
+        exposed = {(key, net): networks[net].expose(url)
+                   for (key, net), url in zip(places, started[:len(places)], strict=True)}
 
         def one_round(v: Variant, record: bool) -> None:
             served = exposed[(v.server, v.net)]
@@ -415,7 +418,8 @@ def instrument_checks(all_series: list[Series], rtt: float) -> list[dict[str, An
             v = compare(name, Variant("chromium-control", mode, "", net).label(), xs,
                         Variant("chromium", mode, "", net).label(), ys, rtt * 1000)
             out.append({**_verdict_dict("chromium", v), "mode": mode + (f" @{net}" if net else ""),
-                        "agrees": not v.median.excludes_zero,
+                        # None: too few runs to tell (a degenerate interval excludes zero too).
+                        "agrees": None if v.kind == "too few runs" else not v.median.excludes_zero,
                         "control_ms": statistics.median(xs), "instrumented_ms": statistics.median(ys)})
     return out
 
