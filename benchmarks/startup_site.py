@@ -186,7 +186,7 @@ def measure(site: Path, pythonpath: Path, extra: list[str], certs: Path) -> dict
 
 def manifest_memory(site: Path) -> tuple[float, float]:
     """MiB the push manifest of the whole site holds once built, and the seconds it took."""
-    from pushserve.site.manifest import PushManifest
+    from pushserve.site.manifest_store import PushManifest
     from pushserve.site.paths import PrivateFiles
 
     t0 = time.perf_counter()  # timed without tracemalloc, which slows allocation down a lot

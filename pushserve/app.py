@@ -20,8 +20,8 @@ import re
 from pushserve.config import Config, ConfigError
 from pushserve.exchange import App, Mount
 from pushserve.site.content import SiteContent
-from pushserve.site.manifest import PushManifest
 from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest, site_private, templates_for
+from pushserve.site.manifest_store import PushManifest
 from pushserve.site.paths import SitePaths, is_manifest_page
 from pushserve.site.push import PushPolicy
 from pushserve.site.responder import Responder

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 
 from pushserve.config import SITE_TOML, Config, ConfigError
-from pushserve.site.manifest import ManifestError, PushManifest
+from pushserve.site.manifest import ManifestError
+from pushserve.site.manifest_store import PushManifest
 from pushserve.site.paths import PrivateFiles
 from pushserve.site.templates import Templates
 

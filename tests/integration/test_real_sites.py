@@ -30,9 +30,9 @@ INTEGRITY = {  # sha384 of the fixture files (tests/fixtures/sites/README.md)
 }
 # (fixture, page URL, page file, the Link values announced for it, in push order)
 HAND_MADE = [
-    ("nextjs", "/", "index.html", [
-        "</_next/static/media/inter-s.p.woff2>; rel=preload; as=font; crossorigin",
+    ("nextjs", "/", "index.html", [  # the stylesheet first, though the page preloads the font before it
         "</_next/static/css/8d1e0c.css>; rel=preload; as=style",
+        "</_next/static/media/inter-s.p.woff2>; rel=preload; as=font; crossorigin",
         f'</_next/static/chunks/webpack-5f1d.js>; rel=preload; as=script; integrity="{INTEGRITY["webpack"]}"',
         f'</_next/static/chunks/main-app-9a2b.js>; rel=preload; as=script; crossorigin; '
         f'integrity="{INTEGRITY["main"]}"',
