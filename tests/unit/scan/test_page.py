@@ -38,7 +38,7 @@ def test_encoding_helpers() -> None:
 
 
 def scan(html: str, url: str = PAGE) -> tuple[list[Found], PageScanner]:
-    scanner = PageScanner(url)
+    scanner = PageScanner(url, links=True)
     scanner.feed(html)
     return scanner.found_all(), scanner
 
