@@ -119,6 +119,9 @@ def _serve_parser(prog: str = "pushserve", description: str | None = None) -> ar
     p.add_argument("--dictionary-dir", type=Path, metavar="DIR",
                    help="where previous versions of JS/CSS are kept as compression dictionaries, shared by "
                    "the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="serve what symlinks in the site lead to outside it, as nginx and Caddy do (off: they "
+                   "answer 404, and the start and 'pushserve check' name them)")
     p.add_argument("--hints-http1", action="store_true",
                    help="send 103 Early Hints over HTTP/1.1 too (off: old clients and proxies mishandle 1xx)")
     p.add_argument("--bench-think", type=_duration, default=0.0, metavar="DURATION",
@@ -345,7 +348,7 @@ def config_from_args(ns: argparse.Namespace,
         reload_dirs=tuple(ns.reload_dirs), mounts=mounts, app_dir=ns.app_dir,
         site_vars=site_vars, limits=limits, worker_timeout=ns.worker_timeout,
         expose_worker=ns.expose_worker, hints_http1=ns.hints_http1, bench_think=ns.bench_think,
-        compress=Compress(**compress_args),
+        compress=Compress(**compress_args), follow_symlinks=ns.follow_symlinks,
     )
 
 
@@ -421,7 +424,7 @@ def cmd_check(argv: Sequence[str]) -> int:
                            "without serving it; exit 0 when it would start, 1 with every problem found. "
                            "Takes the same options as 'pushserve SITE'.")
     config = parse_serve_args(argv, parser)
-    lines, problems = run_checks(config.with_(dev=False))  # a broken template would stop a real start
+    lines, problems = run_checks(config.with_(dev=False), whole_site=True)
     if not problems:  # unlike a start (lazy), a check reads every page for the manifest
         from pushserve.site.manifest_load import build_push_manifest
 

@@ -57,10 +57,28 @@ def clean(ref: str) -> str:
     return ref.strip(_C0_AND_SPACE).translate(_STRIPPED)
 
 
+_RESOLVED: dict[tuple[str, str], str | None] = {}
+_RESOLVED_MAX = 8192
+
+
 def resolve(ref: str, base: str) -> str | None:
     """The absolute URL ``ref`` (found in the document or file at ``base``, an absolute URL) names,
     encoded as a browser would request it and without its fragment; None for what is not an
     http(s) URL (``data:``, ``blob:``, ``javascript:``, fragments, empty or broken references)."""
+    # Thousands of pages of one folder name the same files the same way: remembered by the
+    # folder a relative reference is taken from.
+    key = (ref, base if ref.lstrip(_C0_AND_SPACE)[:1] in ("?", "#", "") else base[:base.rfind("/") + 1])
+    found = _RESOLVED.get(key, "")  # "" is no URL: not known yet
+    if found != "":
+        return found
+    url = _resolve(ref, base)
+    if len(_RESOLVED) >= _RESOLVED_MAX:
+        _RESOLVED.clear()
+    _RESOLVED[key] = url
+    return url
+
+
+def _resolve(ref: str, base: str) -> str | None:
     ref = clean(ref)
     if not ref or ref.startswith("#"):
         return None

@@ -38,9 +38,10 @@ The manifest a worker serves from, inferred lazily and kept up to date, is ``man
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,7 @@ _CORS_TYPES = frozenset({"font", "fetch"})
 # What a page loads from another origin that is worth opening its connection for.
 _PRECONNECT_TYPES = frozenset({"style", "font", "script", "fetch"})
 _MAX_WEIGHT = 256
+_PIECE = 64 * 1024  # bytes of HTML read per step of a background inference
 
 
 class ManifestError(Exception):
@@ -212,19 +214,38 @@ def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None,
           reads: SiteReads | None = None) -> Inference:
     """What the page at ``page_url`` (a URL path such as ``/features/``) needs announced, with
     the files the result depends on.  Never raises."""
+    steps = infer_steps(html, page_url, site, page, reads)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: Inference = done.value
+            return result
+
+
+def infer_steps(html: bytes, page_url: str, site: SitePaths, page: str | None = None,
+                reads: SiteReads | None = None) -> Generator[None, None, Inference]:
+    """``infer`` in small steps (a piece of the page's HTML, or one of its fetches each), for a
+    worker that infers in the background between requests: a page of megabytes never holds the
+    event loop for long."""
     page = page or page_url.lstrip("/") or "index.html"
     inferrer = _Inferrer(site, page, site_url(page_url), reads)
     scanner = PageScanner(inferrer.page_url)
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
     try:
-        scanner.feed(html.decode("utf-8", "replace"))
+        for start in range(0, len(html), _PIECE):
+            scanner.feed(decoder.decode(html[start:start + _PIECE]))
+            yield
+        scanner.feed(decoder.decode(b"", final=True))
         scanner.close()
-    except Exception as e:  # html.parser is lenient; this only guards against the unforeseen
+    except Exception as e:  # the tokenizer never raises; this only guards against the unforeseen
         inferrer.warn("html", f"{page}: HTML not fully read ({e})")
     found = scanner.take()
     inferrer.import_map = scanner.import_map
     inferrer.result.import_map = scanner.import_map is not None
     for item in found:
         inferrer.consider(item)
+        yield
     if scanner.marked:
         inferrer.marked_backgrounds(found, scanner.marked)
     resources = inferrer.result.resources

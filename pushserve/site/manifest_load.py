@@ -57,10 +57,10 @@ def build_push_manifest(config: Config, templates: Templates | None = None, *,
     try:
         return PushManifest.build(
             config.site,
-            templates.render_static if templates is not None else None,
+            templates.static_html if templates is not None else None,
             explicit if explicit.is_file() else None,
             template_deps=templates.dependencies if templates is not None else None,
-            private=private, lazy=lazy,
+            private=private, lazy=lazy, follow_symlinks=config.follow_symlinks,
         )
     except ManifestError as e:
         raise ConfigError(str(e)) from None

@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from pushserve.site.manifest import (
     UNANNOUNCED,
     Manifest,
     PushResource,
-    infer,
+    infer_steps,
     load_manifest_file,
     merge,
     to_json,
@@ -37,8 +37,9 @@ class PushManifest:
         explicit: Mapping[str, list[PushResource]] | None = None,
         template_deps: Callable[[str], Iterable[str]] | None = None,
         private: PrivateFiles | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
-        self.site = SitePaths(root, private)
+        self.site = SitePaths(root, private, follow_symlinks=follow_symlinks)
         self.root = Path(self.site.root)
         self._render = render
         self._explicit = {page: list(res) for page, res in (explicit or {}).items()}
@@ -53,6 +54,7 @@ class PushManifest:
         # One object per distinct resource and dependency name, however many pages share it.
         self._interned: dict[PushResource, PushResource] = {}
         self._reads = SiteReads(self.site)
+        self._import_maps: set[str] = set()  # pages with an import map (see manifest.py)
         self.revalidate_after = 1.0
 
     @classmethod
@@ -65,13 +67,15 @@ class PushManifest:
         template_deps: Callable[[str], Iterable[str]] | None = None,
         private: PrivateFiles | None = None,
         lazy: bool = False,
+        follow_symlinks: bool = False,
     ) -> tuple[PushManifest, list[str]]:
         """Infer every page (``lazy``: none yet, each when first asked for); ``explicit`` (a
         push_manifest.json path, or its parsed form) wins for the pages it lists.  Raises
         ManifestError for a broken explicit file."""
         if isinstance(explicit, (str, Path)):
             explicit = load_manifest_file(explicit)
-        manifest = cls(root, render, explicit=explicit, template_deps=template_deps, private=private)
+        manifest = cls(root, render, explicit=explicit, template_deps=template_deps, private=private,
+                       follow_symlinks=follow_symlinks)
         warnings = [] if lazy else manifest.rebuild()
         for page, resources in manifest._explicit.items():
             warnings.extend(f"push manifest: {page}: {res.path} is not a file of the site"
@@ -90,21 +94,25 @@ class PushManifest:
             warnings.extend(self._infer(page))
         return list(dict.fromkeys(warnings))
 
-    def build_steps(self) -> Iterator[str]:
-        """Infer the pages not inferred yet, one per step (yields the page), so a worker can
-        build its manifest in the background between requests."""
-        for page in self.site.walk_pages():
+    def build_steps(self) -> Iterator[str | None]:
+        """Infer the pages not inferred yet, in small steps — a folder read, a piece of a page, one
+        of its fetches — so a worker can build its manifest in the background between requests.
+        Yields a page once its entry is done, None between."""
+        for page in self.site.iter_pages():
             if page not in self._stamps and page not in self._explicit:
-                self._infer(page)
+                yield from self._infer_steps(page)
                 yield page
+            else:
+                yield None
 
     def unannounced(self) -> Counter[str]:
         """How many links of each UNANNOUNCED kind the pages inferred so far could not announce."""
         return Counter(kind for notes in self._notes.values() for kind, _ in notes)
 
-    def notes(self) -> list[str]:
-        """The details behind ``unannounced``, each once, page by page."""
-        return list(dict.fromkeys(text for page in sorted(self._notes) for _, text in self._notes[page]))
+    def notes(self, kind: str = "") -> list[str]:
+        """The details behind ``unannounced`` (of one kind, or all), each once, page by page."""
+        return list(dict.fromkeys(text for page in sorted(self._notes) for k, text in self._notes[page]
+                                  if not kind or k == kind))
 
     def summary(self) -> list[str]:
         """A few lines for the log: counts, and one line per kind of link not announced."""
@@ -114,6 +122,11 @@ class PushManifest:
                  f"{resources} resource{'s' if resources != 1 else ''} announced"]
         lines += [f"push manifest: not announced: {n} {UNANNOUNCED[kind]}"
                   for kind, n in sorted(self.unannounced().items())]
+        if self._import_maps:
+            n = len(self._import_maps)
+            lines.append(f"push manifest: {n} page{'s' if n != 1 else ''} with an import map: module scripts "
+                         "hinted as rel=preload, not modulepreload (an early module load can race the import "
+                         "map and blank the page)")
         return lines
 
     def rebuild_page(self, rel_path: str) -> list[str]:
@@ -123,10 +136,20 @@ class PushManifest:
         return self._infer(rel_path)
 
     def _infer(self, rel_path: str) -> list[str]:
+        steps = self._infer_steps(rel_path)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                warnings: list[str] = done.value
+                return warnings
+
+    def _infer_steps(self, rel_path: str) -> Generator[None, None, list[str]]:
         rel_path = rel_path.lstrip("/")
         if not (is_manifest_page(rel_path) and self.site.servable(rel_path) and (self.root / rel_path).is_file()):
             for table in (self._inferred, self._deps, self._stamps, self._notes):
                 table.pop(rel_path, None)
+            self._import_maps.discard(rel_path)
             return []
         deps = {rel_path}
         try:
@@ -135,9 +158,14 @@ class PushManifest:
             text = f"{rel_path}: not rendered, nothing inferred: {e}"
             self._store(rel_path, [], deps | self._templates_of(rel_path), [("render", text)])
             return [text]
-        result = infer(html, page_url(rel_path), self.site, rel_path, self._reads)
+        yield
+        result = yield from infer_steps(html, page_url(rel_path), self.site, rel_path, self._reads)
         self._store(rel_path, result.resources, deps | result.depends_on | self._templates_of(rel_path),
                     list(zip(result.kinds, result.warnings, strict=True)))
+        if result.import_map:
+            self._import_maps.add(rel_path)
+        else:
+            self._import_maps.discard(rel_path)
         return result.warnings
 
     def _store(self, page: str, resources: list[PushResource], deps: set[str],

@@ -58,6 +58,9 @@ class Responder:
         the client starts on them while we render); only a conditional request waits to see a
         200 first, so a 304 is not preceded by pushes."""
         lookup = self.content.static.lookup(req.target, req.headers)
+        if lookup.pending:  # a page with template syntax, seconds after the start: see site/templates.py
+            self.content.when_ready(lambda: self._serve_later(ex, req))
+            return False
         announced = None
         early = req.method == b"GET" and not lookup.conditional
         page = lookup.page
@@ -75,6 +78,11 @@ class Responder:
             return False
         self._produce(ex, req, lookup, announced, early)
         return True
+
+    def _serve_later(self, ex: Exchange, req: RequestReceived) -> None:
+        if not ex.closed:
+            self.serve(ex, req)
+            ex.flush()
 
     def _produce(self, ex: Exchange, req: RequestReceived, lookup: Lookup, announced: Announced | None,
                  early: bool) -> None:
