@@ -165,6 +165,8 @@ def _manifest_parser() -> argparse.ArgumentParser:
                 "Save it as SITE/push_manifest.json to edit it; that file then wins over what is inferred.")
     p.add_argument("site", type=Path, help="the site folder")
     _add_templates_options(p)
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="announce what symlinks lead to outside the site, as a server started with it serves")
     return p
 
 
@@ -487,7 +489,8 @@ def cmd_manifest(argv: Sequence[str]) -> int:
     site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
     templates = templates_mode(ns, settings)
     # The mounts count: their apps' folders are private, so never pages of the manifest.
-    config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts)
+    config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts,
+                    follow_symlinks=ns.follow_symlinks or _follows_symlinks(settings))
     manifest, warnings = build_push_manifest(config)
     for w in warnings:  # every link that could not be announced, then the summary
         print(f"warning: {w}", file=sys.stderr)
@@ -495,6 +498,12 @@ def cmd_manifest(argv: Sequence[str]) -> int:
         print(line, file=sys.stderr)
     sys.stdout.write(to_json(manifest.as_dict()))
     return 0
+
+
+def _follows_symlinks(settings: dict[str, Any]) -> bool:
+    """``follow-symlinks = true`` in pushserve.toml's [serve] (what a server started there does)."""
+    serve = settings.get("serve", {})
+    return isinstance(serve, dict) and serve.get("follow-symlinks") is True
 
 
 def cmd_export(argv: Sequence[str]) -> int:
@@ -507,7 +516,7 @@ def cmd_export(argv: Sequence[str]) -> int:
         templates = templates_mode(ns, settings)
         config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts,
                         push=settings.get("push", "auto"), max_age=ns.max_age,
-                        compress=Compress(**settings.get("compress", {})))
+                        compress=Compress(**settings.get("compress", {})), follow_symlinks=_follows_symlinks(settings))
         export(config, ns.out, formats, base_url, force=ns.force, say=print)
     except ExportError as e:
         if e.usage:
