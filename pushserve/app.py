@@ -20,14 +20,14 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from pushserve.config import Config, ConfigError
 from pushserve.exchange import App, Mount
 from pushserve.site.content import SiteContent
 from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest, site_private, templates_for
 from pushserve.site.manifest_store import PushManifest
-from pushserve.site.paths import PAGE_SUFFIXES, SitePaths, is_manifest_page, iter_tree
+from pushserve.site.paths import PAGE_SUFFIXES, SitePaths, is_manifest_page, is_page, iter_tree
 from pushserve.site.push import PushPolicy
 from pushserve.site.responder import Responder
 from pushserve.site.router import Router
@@ -66,6 +66,9 @@ class SiteApp(Router):
             log.info("%s", line)
         for note in self.manifest.notes("render"):  # template errors: worth more than debug
             log.warning("push manifest: %s", note)
+        if self.manifest.missing_links():
+            log.info("push manifest: `pushserve check SITE` names each broken link, file and line "
+                     "(so does /_pushserve/ in dev mode)")
         if log.isEnabledFor(logging.DEBUG):
             for note in self.manifest.notes():
                 log.debug("push manifest: %s", note)
@@ -129,10 +132,10 @@ def run_checks(config: Config, *, whole_site: bool = False) -> tuple[list[str], 
     problems: list[str] = []
     private = site_private(config)
     templates = templates_for(config, private=private)
-    rendered = ""
+    template_pages: list[str] = []
     if whole_site and templates is not None:
         scan = templates.scan()
-        rendered = f" ({len(scan.pages)} rendered as templates)"
+        template_pages = scan.pages
         errors = templates.check_all(scan)
         if errors and not config.dev:
             count = f"{len(errors)} template error{'s' if len(errors) > 1 else ''}"
@@ -152,12 +155,11 @@ def run_checks(config: Config, *, whole_site: bool = False) -> tuple[list[str], 
             lines += ["warning: " + with_prefix("push manifest", w) for w in warnings]
             if survey.complete:
                 lines += missing_manifest_pages(config, {p for p in survey.pages if is_manifest_page(p)})
-    files = f"{survey.files:,} files" if survey.complete else f"the first {survey.files:,} files (of more)"
     if whole_site:  # the templates were read: the layouts and partials are known, not pages
-        pages = _plural(sum(1 for p in survey.pages if is_manifest_page(p) and p not in private), "page") + rendered
+        lines.append(site_line(survey.files, survey.pages, private, template_pages))
     else:  # which HTML files are templates is found in the background
-        pages = f"{len(survey.pages):,} .html"
-    lines.append(f"site: {files}, {pages}, {_plural(len(private), 'private path')}")
+        files = f"{survey.files:,} files" if survey.complete else f"the first {survey.files:,} files (of more)"
+        lines.append(f"site: {files}, {len(survey.pages):,} .html, {_plural(len(private), 'private path')}")
     lines += _symlink_lines(config, survey, problems if whole_site else None)
     try:
         from pushserve.asgi.load import import_apps
@@ -215,6 +217,19 @@ def _symlink_lines(config: Config, walk: _Walk, problems: list[str] | None) -> l
     more = f" and {len(walk.outside) - SHOWN_LINKS} more (pushserve check lists all)" \
         if len(walk.outside) > SHOWN_LINKS else ""
     return [f"warning: {head}: {shown}{more}"]
+
+
+def site_line(files: int, html: Collection[str], private: Collection[str], template_pages: list[str]) -> str:
+    """``site: 29 files, 2 pages (both rendered as templates) and a 404 page, 6 private paths``."""
+    pages = [f for f in sorted(html) if is_manifest_page(f) and f not in private]
+    rendered = len(set(template_pages) & set(pages))
+    how = "" if not rendered else " (rendered as a template)" if len(pages) == 1 else \
+        " (both rendered as templates)" if rendered == len(pages) == 2 else \
+        " (all rendered as templates)" if rendered == len(pages) else f" ({rendered} rendered as templates)"
+    not_found = sum(1 for f in html if is_page(f) and not is_manifest_page(f) and f not in private)
+    extra = "" if not not_found else " and a 404 page" if not_found == 1 else f" and {not_found} 404 pages"
+    return (f"site: {_plural(files, 'file')}, {_plural(len(pages), 'page')}{how}{extra}, "
+            f"{_plural(len(private), 'private path')}")
 
 
 def with_prefix(prefix: str, text: str) -> str:

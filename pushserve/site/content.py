@@ -15,6 +15,7 @@ from pushserve.site.error_page import template_error_page
 from pushserve.site.manifest_load import site_private, templates_for
 from pushserve.site.static import Lookup, RenderRequest, StaticSite
 from pushserve.site.template_files import TemplateError
+from pushserve.site.templates import TemplateScan
 
 log = logging.getLogger("pushserve")
 
@@ -44,16 +45,22 @@ class SiteContent:
             render_page=self.render_page if self.templates is not None or page_filter is not None else None,
             renders=renders,
             revalidate_after=revalidate,
-            # Dev mode: always revalidate, so an edit shows on the next load.
+            # Dev mode: every response is revalidated (ETag -> 304), so an edit shows on the next
+            # load, also in a file the browser found by itself (an @import, a module import, a
+            # font).  This costs dev mode the dictionary deltas: Chromium keeps a dictionary only
+            # while its response is fresh.
             cache_control=b"no-cache" if config.dev else f"public, max-age={config.max_age}".encode(),
             page_cache_control=b"no-cache",
             compressor=self.compressor,
-            # Dev mode: assets that are compression dictionaries stay fresh a little, or the
-            # browser would drop them at once (RFC 9842 dictionaries live as long as the response).
-            dictionary_cache_control=b"max-age=%d" % config.compress.dictionary_max_age if config.dev else None,
             private=self.private,
             follow_symlinks=config.follow_symlinks,
         )
+
+    @property
+    def scan(self) -> TemplateScan | None:
+        """The templates' survey: the template pages and template-only files (done now if it was
+        not yet: for commands that read the whole site)."""
+        return self.templates.scan() if self.templates is not None else None
 
     def survey_steps(self) -> Iterator[None]:
         """The templates' survey, a file per step (nothing when there are no templates)."""

@@ -111,6 +111,9 @@ class Inference:
     # that were missing (their appearance should trigger a rebuild too).
     depends_on: set[str] = field(default_factory=set)
     import_map: bool = False  # the page has one: its modules are announced as preload, not modulepreload
+    # Links to no file of the site: (what names it — the page or a stylesheet or module,
+    # site-relative —, the URL path).  site/broken_links.py says where each is written.
+    missing: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Inferrer:
@@ -165,6 +168,7 @@ class _Inferrer:
             if path not in self._warned:
                 self._warned.add(path)
                 self.warn("missing", f"{self.referrer(found)}: {_shown(path)} is not a file of the site; not pushed")
+                self.result.missing.append((self.referrer(found), path))
             self.result.depends_on.add(rel_path(path))
             return
         if path not in self._announced:

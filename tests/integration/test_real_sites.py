@@ -238,7 +238,7 @@ def test_chromium_reuses_every_hint_once(certs: Certs, serve: list[ServerProcess
     (Through the latency proxy, as in test_browser_hints.py: over bare loopback Chromium sometimes
     ignores hints that arrive with the page.)"""
     from pushserve.bench.proxy import ProxyThread
-    from tests.support.browser import chromium, navigation_timing, resource_timings
+    from tests.support.browser import chromium, navigation_timing, resource_timings, wait_loaded
 
     root = generated[name] if name in generated else Path(shutil.copytree(FIXTURES / name, tmp_path / name))
     server = start_on(certs, serve, root)
@@ -247,6 +247,7 @@ def test_chromium_reuses_every_hint_once(certs: Certs, serve: list[ServerProcess
     with ProxyThread((server.host, server.port), 0.020) as proxy, \
             chromium(certs.cert_dir / "localhost.pem") as driver:
         driver.get(f"https://localhost:{proxy.proxy.port}{url}")
+        wait_loaded(driver, hinted)
         nav, entries = navigation_timing(driver), resource_timings(driver)
     assert nav["firstInterimResponseStart"] > 0
     for path in hinted:
