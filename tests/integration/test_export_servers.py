@@ -141,7 +141,7 @@ def odd(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     for name, text in ODD.items():
         (root / "site" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "site" / name).write_text(text)
-    result = run_cli(certs, "export", str(root / "site"), str(root / "out"))
+    result = run_cli(certs, "export", str(root / "site"), str(root / "out"), "--root", str(root / "out" / "public"))
     assert result.returncode == 0, result.stderr
     ours = start(certs, "--push", "hints", "--no-access-log", site=root / "site")
     try:
