@@ -39,7 +39,6 @@ from benchmarks.startup_site import REPO, Server
 from pushserve.bench.certs import CertPair, make_cert
 from pushserve.bench.procs import CLIENT_CPU, can_pin
 
-_READY = re.compile(r" at https://([^:/]+):(\d+)/ ")
 _SUMMARY = re.compile(r"push manifest: [\d,]+ pages?, .*?(?:in the background: ([\d.]+) s)?\)?$")
 _CSS = (
     "@font-face{font-family:'Fira Sans';font-display:swap;src:url(FiraSans-Regular-0fe48ade.woff2) format('woff2')}\n"
@@ -115,8 +114,11 @@ def _quantiles(times: list[float]) -> dict[str, float]:
     if not times:
         return {"n": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
     ordered = sorted(times)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {"n": len(ordered), "p50": pick(0.5), "p99": pick(0.99), "max": ordered[-1] * 1000}
+
+    def ms(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"n": len(ordered), "p50": ms(0.5), "p99": ms(0.99), "max": ordered[-1] * 1000}
 
 
 def _ttfb(client: httpx.Client, url: str) -> float:
@@ -133,11 +135,7 @@ def measure_pushserve(site: Path, urls: list[str], pythonpath: Path, certs: Path
                       extra: list[str]) -> dict[str, object]:
     server = Server(site, pythonpath, extra, certs)
     try:
-        m = server.wait_for(_READY, 300)
-        if m is None:
-            raise SystemExit("pushserve did not start:\n" + "\n".join(line for _, line in server.lines[-20:]))
-        ctx = ssl.create_default_context(cafile=str(certs / "ca" / "rootCA.pem"))
-        client = httpx.Client(http2=True, verify=ctx, timeout=60, base_url=f"https://{m.group(1)}:{m.group(2)}")
+        client = server.client(certs, 300)
         first = _ttfb(client, urls[len(urls) // 2])  # a page nobody asked for: inferred on the spot
         first_200 = time.monotonic() - server.started
         during_times: list[float] = []
@@ -222,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     if nginx is not None:
         print(f"| nginx | {nginx:.2f} | | | | |")
     for name, r in rows:
-        print(f"\n{name}: first page's TTFB {r['first_ttfb']:.1f} ms; start log:", *r["log"], sep="\n  ")
+        log = r["log"]
+        assert isinstance(log, list)
+        print(f"\n{name}: first page's TTFB {r['first_ttfb']:.1f} ms; start log:", *log, sep="\n  ")
     return 0
 
 

@@ -58,8 +58,12 @@ class SiteApp(Router):
 
     async def _build_manifest(self) -> None:
         started = time.monotonic()
-        await in_slices(self.responder.content.survey_steps())
-        await in_slices(self.manifest.build_steps())
+        try:
+            await in_slices(self.responder.content.survey_steps())
+            await in_slices(self.manifest.build_steps())
+        except Exception:  # pages are still inferred when asked for; say what broke
+            log.exception("push manifest: the background build stopped")
+            return
         lines = self.manifest.summary()
         lines[0] += f" (in the background: {time.monotonic() - started:.1f} s)"
         for line in lines:

@@ -324,23 +324,25 @@ class Templates:
         pages: list[str] = []
         template_only: set[str] = set()
         files = 0
-        for rel_path in self.iter_template_files():
-            files += 1
-            try:
-                with open(os.path.join(self.root, rel_path), "rb") as f:
-                    raw = f.read()
-            except OSError:
-                continue
-            if self.is_template(raw):
-                pages.append(rel_path)
-                self._pull_in(template_references(raw), template_only)
-            yield
-        # A template-only file or one of a mounted app's templates is not a page of the site.
-        self._survey = TemplateScan([p for p in pages if p not in template_only and p not in self.private],
-                                    template_only, files)
-        waiting, self._waiting = self._waiting, []
-        for callback in waiting:
-            callback()
+        try:
+            for rel_path in self.iter_template_files():
+                files += 1
+                try:
+                    with open(os.path.join(self.root, rel_path), "rb") as f:
+                        raw = f.read()
+                except OSError:
+                    continue
+                if self.is_template(raw):
+                    pages.append(rel_path)
+                    self._pull_in(template_references(raw), template_only)
+                yield
+        finally:  # done, cancelled or failed: the requests waiting for it must not wait forever
+            # A template-only file or one of a mounted app's templates is not a page of the site.
+            self._survey = TemplateScan([p for p in pages if p not in template_only and p not in self.private],
+                                        template_only, files)
+            waiting, self._waiting = self._waiting, []
+            for callback in waiting:
+                callback()
 
     def _pull_in(self, names: list[str], template_only: set[str]) -> None:
         """The files named, their layouts and partials (transitively): template-only."""
