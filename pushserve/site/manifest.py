@@ -44,6 +44,7 @@ import re
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pushserve.scan import Found, ImportMap, PageScanner, follows
 from pushserve.scan import found as via
@@ -63,6 +64,7 @@ _CORS_TYPES = frozenset({"font", "fetch"})
 # What a page loads from another origin that is worth opening its connection for.
 _PRECONNECT_TYPES = frozenset({"style", "font", "script", "fetch"})
 _MAX_WEIGHT = 256
+_T = TypeVar("_T")
 _PIECE = 64 * 1024  # bytes of HTML read per step of a background inference
 
 
@@ -218,12 +220,16 @@ def infer(html: bytes, page_url: str, site: SitePaths, page: str | None = None,
           reads: SiteReads | None = None) -> Inference:
     """What the page at ``page_url`` (a URL path such as ``/features/``) needs announced, with
     the files the result depends on.  Never raises."""
-    steps = infer_steps(html, page_url, site, page, reads)
+    return finish(infer_steps(html, page_url, site, page, reads))
+
+
+def finish(steps: Generator[None, None, _T]) -> _T:
+    """What a generator of steps returns, all steps run at once."""
     while True:
         try:
             next(steps)
         except StopIteration as done:
-            result: Inference = done.value
+            result: _T = done.value
             return result
 
 

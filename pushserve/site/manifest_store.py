@@ -15,6 +15,7 @@ from pushserve.site.manifest import (
     UNANNOUNCED,
     Manifest,
     PushResource,
+    finish,
     infer_steps,
     load_manifest_file,
     merge,
@@ -138,13 +139,7 @@ class PushManifest:
         return self._infer(rel_path)
 
     def _infer(self, rel_path: str) -> list[str]:
-        steps = self._infer_steps(rel_path)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                warnings: list[str] = done.value
-                return warnings
+        return finish(self._infer_steps(rel_path))
 
     def _infer_steps(self, rel_path: str) -> Generator[None, None, list[str]]:
         rel_path = rel_path.lstrip("/")
