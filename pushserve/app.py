@@ -25,7 +25,13 @@ from collections.abc import Collection, Iterator
 from pushserve.config import Config, ConfigError
 from pushserve.exchange import App, Mount
 from pushserve.site.content import SiteContent
-from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest, site_private, templates_for
+from pushserve.site.manifest_load import (
+    MANIFEST_FILE,
+    build_push_manifest,
+    configured_paths,
+    site_private,
+    templates_for,
+)
 from pushserve.site.manifest_store import PushManifest
 from pushserve.site.paths import PAGE_SUFFIXES, SitePaths, is_manifest_page, is_page, iter_tree
 from pushserve.site.push import PushPolicy
@@ -148,6 +154,7 @@ def run_checks(config: Config, *, whole_site: bool = False) -> tuple[list[str], 
             lines += [f"template error: {e}" for e in errors]
     if not (config.site / "index.html").is_file():
         lines.append(f"warning: {config.site} has no index.html: / answers 404")
+    lines += keys_in_site(config)
     survey = _walk(config, SitePaths(config.site, private), None if whole_site else START_WALK)
     explicit = config.site / MANIFEST_FILE
     if explicit.is_file():  # parsed now, so a broken one stops the start
@@ -192,7 +199,7 @@ def _walk(config: Config, paths: SitePaths, limit: int | None) -> _Walk:
         try:
             if entry.is_symlink():
                 target = os.path.realpath(entry.path)
-                if os.path.exists(target) and not paths.inside_root(target):
+                if os.path.exists(target) and paths.real_name(target) is None:
                     walk.outside.append((rel, target))
             if not entry.is_file():
                 continue
@@ -221,6 +228,15 @@ def _symlink_lines(config: Config, walk: _Walk, problems: list[str] | None) -> l
     more = f" and {len(walk.outside) - SHOWN_LINKS} more (pushserve check lists all)" \
         if len(walk.outside) > SHOWN_LINKS else ""
     return [f"warning: {head}: {shown}{more}"]
+
+
+def keys_in_site(config: Config) -> list[str]:
+    """A warning for each private key the configuration keeps inside the site folder: it is never
+    served nor exported, but one mistake (another server on the folder, a copy of it) publishes it."""
+    site = SitePaths(config.site)
+    return [f"warning: {c.what} {c.path} lies inside the site folder: it is never served or exported, "
+            "but a private key belongs outside the folder you publish"
+            for c in configured_paths(config) if c.secret and site.real_name(c.path)]
 
 
 def site_line(files: int, html: Collection[str], private: Collection[str], template_pages: list[str]) -> str:

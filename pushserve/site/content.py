@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 
 from pushserve.config import Config
 from pushserve.http.response import Response
-from pushserve.protocol.events import RequestReceived
 from pushserve.site.compress import Compressor
 from pushserve.site.error_page import template_error_page
 from pushserve.site.manifest_load import site_private, templates_for
-from pushserve.site.static import Lookup, RenderRequest, StaticSite
+from pushserve.site.paths import PrivateFiles
+from pushserve.site.static import RenderRequest, StaticSite
 from pushserve.site.template_files import TemplateError
 from pushserve.site.templates import TemplateScan
 
@@ -27,11 +27,13 @@ class SiteContent:
     """``lazy``: leave the templates' survey (which reads every HTML file) to the caller's
     background (``survey_steps``); else it is done here, before anything is served."""
 
-    def __init__(self, config: Config, *, page_filter: PageFilter | None = None, lazy: bool = False) -> None:
+    def __init__(self, config: Config, *, page_filter: PageFilter | None = None,
+                 private: PrivateFiles | None = None, lazy: bool = False) -> None:
+        """``private``: the site's private files when not ``site_private(config)``."""
         self.config = config
         self.page_filter = page_filter
         revalidate = 0.0 if config.dev else 1.0
-        self.private = site_private(config)
+        self.private = private if private is not None else site_private(config)
         self.templates = templates_for(config, revalidate_after=revalidate, private=self.private)
         if self.templates is not None and not lazy:
             self.templates.scan()
@@ -54,6 +56,7 @@ class SiteContent:
             compressor=self.compressor,
             private=self.private,
             follow_symlinks=config.follow_symlinks,
+            render_error=self.render_error,
         )
 
     @property
@@ -84,15 +87,9 @@ class SiteContent:
             body = self.templates.render(rel_path, request)
         return self.page_filter(body) if self.page_filter is not None else body
 
-    def serve(self, req: RequestReceived) -> Response:
-        return self.answer(req, self.static.lookup(req.target, req.headers))
-
-    def answer(self, req: RequestReceived, lookup: Lookup) -> Response:
-        try:
-            return self.static.answer(req.method, lookup)
-        except TemplateError as e:
-            log.error("template error: %s", e)
-            return template_error_response(e, self.config, self.page_filter)
+    def render_error(self, e: TemplateError) -> Response:
+        log.error("template error: %s", e)
+        return template_error_response(e, self.config, self.page_filter)
 
 
 def template_error_response(e: TemplateError, config: Config, page_filter: PageFilter | None = None) -> Response:

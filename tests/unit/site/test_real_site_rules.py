@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pushserve.app import build
 from pushserve.config import Config
 from pushserve.site.manifest import infer_page
 from pushserve.site.manifest_store import PushManifest
 from pushserve.site.paths import SitePaths
-from tests.support.memory import H2Session
+from tests.support.memory import PROTOCOLS, PUSHING, H2Session, capabilities, session
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -127,15 +129,45 @@ def test_hints_only_what_a_browser_fetches_stylesheets_first(tmp_path: Path) -> 
     assert warnings == []
 
 
-def test_link_targets_are_encoded_as_browsers_request_them(tmp_path: Path) -> None:
-    write(tmp_path, {"css/estilo mañana.css": "@import 'más [1].css';", "css/más [1].css": "",
-                     "index.html": '<link rel=stylesheet href="css/estilo mañana.css">'})
-    s = H2Session(build(Config(site=tmp_path, access_log=False)))
+ODD = {"css/estilo mañana.css": "@import 'más [1].css';", "css/más [1].css": "",
+       "index.html": '<link rel=stylesheet href="css/estilo mañana.css">'}
+ODD_LINKS = [b"</css/estilo%20ma%C3%B1ana.css>; rel=preload; as=style",
+             b"</css/m%C3%A1s%20[1].css>; rel=preload; as=style"]
+
+
+@pytest.mark.parametrize("protocol", PUSHING)
+def test_pushed_paths_are_encoded_as_browsers_request_them(tmp_path: Path, protocol: str) -> None:
+    s = session(protocol, build(Config(site=write(tmp_path, ODD), access_log=False)))
     page = s.get("/")
-    assert sorted(s.pushes_of(page.stream_id)) == [b"/css/estilo%20ma%C3%B1ana.css", b"/css/m%C3%A1s%20[1].css"]
-    assert all(p.status == 200 for p in s.pushes_of(page.stream_id).values())
-    hinted = H2Session(build(Config(site=tmp_path, access_log=False)), enable_push=False).get("/")
-    assert hinted.informational and [v for k, v in hinted.informational[0] if k == b"link"] == [
-        b"</css/estilo%20ma%C3%B1ana.css>; rel=preload; as=style",
-        b"</css/m%C3%A1s%20[1].css>; rel=preload; as=style"]
-    assert hinted.all(b"link") == [v for k, v in hinted.informational[0] if k == b"link"]
+    pushes = s.pushes_of(page.stream_id)
+    assert sorted(pushes) == [b"/css/estilo%20ma%C3%B1ana.css", b"/css/m%C3%A1s%20[1].css"]
+    assert [p.status for p in pushes.values()] == [200, 200]
+    assert bytes(pushes[b"/css/estilo%20ma%C3%B1ana.css"].body) == b"@import 'm\xc3\xa1s [1].css';"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_link_targets_are_encoded_in_the_103_and_the_200(tmp_path: Path, protocol: str) -> None:
+    """The same bytes whatever the protocol: the 103 (where the protocol takes one) and the 200."""
+    s = session(protocol, build(Config(site=write(tmp_path, ODD), access_log=False, hints_http1=True)),
+                enable_push=False)
+    page = s.get("/")
+    assert page.all(b"link") == ODD_LINKS
+    assert all(v.isascii() and b" " not in v.split(b">")[0] for v in page.all(b"link"))
+    if capabilities(protocol).inform:
+        assert [v for k, v in page.informational[0] if k == b"link"] == ODD_LINKS
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_an_import_map_page_is_hinted_without_modulepreload_on_every_protocol(tmp_path: Path,
+                                                                               protocol: str) -> None:
+    write(tmp_path, {"vendor/three.module.js": "export const THREE = 1;",
+                     "js/main.js": 'import * as THREE from "three";',
+                     "index.html": '<script type="importmap">{"imports": {"three": "/vendor/three.module.js"}}'
+                                   '</script><script type="module" src="/js/main.js"></script>'})
+    s = session(protocol, build(Config(site=tmp_path, access_log=False, hints_http1=True)), enable_push=False)
+    page = s.get("/")
+    links = [b"</js/main.js>; rel=preload; as=script; crossorigin",
+             b"</vendor/three.module.js>; rel=preload; as=script; crossorigin"]
+    assert page.all(b"link") == links
+    if capabilities(protocol).inform:
+        assert [v for k, v in page.informational[0] if k == b"link"] == links
