@@ -13,7 +13,7 @@ from pushserve.config import Config
 from pushserve.site.manifest import infer_page
 from pushserve.site.manifest_store import PushManifest
 from pushserve.site.paths import SitePaths
-from tests.support.memory import PROTOCOLS, PUSHING, H2Session, capabilities, session
+from tests.support.memory import PROTOCOLS, PUSHING, capabilities, session
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -36,9 +36,10 @@ TEMPLATE_SITE = {
 }
 
 
-def test_pages_that_may_hold_template_logic_wait_for_the_survey(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_pages_that_may_hold_template_logic_wait_for_the_survey(tmp_path: Path, protocol: str) -> None:
     app = build(Config(site=write(tmp_path, TEMPLATE_SITE), access_log=False, push="off"))
-    s = H2Session(app)
+    s = session(protocol, app)
     plain = s.get("/plain.html")
     assert plain.done and plain.status == 200  # no statement: served at once, byte for byte
     assert bytes(plain.body) == (tmp_path / "plain.html").read_bytes()
