@@ -207,6 +207,8 @@ class Connection(asyncio.Protocol):
                 handler = self.handlers.pop(ev.stream_id, None)
                 if handler is not None:
                     handler.on_reset()
+                if ev.reason:
+                    log.warning("%s %s: %s", self.info.peer, self.protocol_name, ev.reason)
             elif isinstance(ev, ConnectionTerminated) and ev.error_code and ev.reason:
                 log.warning("%s %s: %s", self.info.peer, self.protocol_name, ev.reason)
 

@@ -143,14 +143,21 @@ class Lookup:
         return found is not None and (b"if-none-match" in found or b"if-modified-since" in found)
 
 
+class FileChanged(OSError):
+    """A file ended before the bytes its response promised: it was truncated (or rewritten in
+    place) while being sent.  The protocol layer cuts the response off (closes the HTTP/1.1
+    connection, resets the HTTP/2 stream) rather than let the client take short bytes for whole."""
+
+
 class FileChunks:
     """A file body read lazily in CHUNK_SIZE pieces, for files too big to keep in memory.
 
     The file is opened here (so a vanished file is noticed while the response can still be a
-    404) and closed once ``length`` bytes are read, on EOF, or on ``close()`` (a reset stream).
+    404) and closed once ``length`` bytes are read, on ``close()`` (a reset stream), or when it
+    ends too early (FileChanged).
     """
 
-    __slots__ = ("_file", "_remaining")
+    __slots__ = ("_end", "_file", "_path", "_remaining")
 
     def __init__(self, path: str, start: int = 0, length: int | None = None) -> None:
         self._file: io.FileIO | None = None  # set first: __del__ runs even when open() fails
@@ -163,6 +170,8 @@ class FileChunks:
             f.close()
             raise
         self._file = f
+        self._path = path
+        self._end = start + self._remaining
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -171,12 +180,15 @@ class FileChunks:
         f = self._file
         if f is None:
             raise StopIteration
-        data = f.read(min(CHUNK_SIZE, self._remaining)) if self._remaining > 0 else b""
-        if not data:
-            # Also reached when the file shrank under us: the body ends short and the protocol
-            # layer sees fewer bytes than content-length promised, which it reports as an error.
+        if self._remaining <= 0:
             self.close()
             raise StopIteration
+        data = f.read(min(CHUNK_SIZE, self._remaining))
+        if not data:  # the file shrank under us
+            self.close()
+            raise FileChanged(f"{self._path} ended at byte {self._end - self._remaining} of "
+                              f"{self._end}: it changed while being sent (deploy by renaming files "
+                              f"into place)")
         self._remaining -= len(data)
         if self._remaining <= 0:
             self.close()

@@ -13,7 +13,7 @@ from pushserve.http.dates import http_date
 from pushserve.http.response import Response
 from pushserve.protocol.events import Headers
 from pushserve.site.paths import PrivateFiles
-from pushserve.site.static import CHUNK_SIZE, FileChunks, RenderRequest, StaticSite
+from pushserve.site.static import CHUNK_SIZE, FileChanged, FileChunks, RenderRequest, StaticSite
 
 CSS = b"body { color: red }\n" * 10
 
@@ -489,6 +489,19 @@ def test_file_chunks_close_early(site: Path) -> None:
     assert next(chunks) == b"x" * CHUNK_SIZE
     chunks.close()
     assert list(chunks) == []
+
+
+def test_file_chunks_of_a_file_cut_short_fail(site: Path) -> None:
+    path = site / "big.bin"
+    path.write_bytes(b"x" * (3 * CHUNK_SIZE))
+    chunks = FileChunks(str(path), 10)
+    assert next(chunks) == b"x" * CHUNK_SIZE
+    os.truncate(path, CHUNK_SIZE + 100)
+    assert next(chunks) == b"x" * 90  # what is left of it after offset 10 + CHUNK_SIZE
+    with pytest.raises(FileChanged, match=rf"big\.bin ended at byte {CHUNK_SIZE + 100} of {3 * CHUNK_SIZE}: "
+                                          r"it changed while being sent \(deploy by renaming files into place\)"):
+        next(chunks)
+    assert list(chunks) == []  # and closed
 
 
 def test_large_file_vanished_before_open_is_404(site: Path) -> None:
