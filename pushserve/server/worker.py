@@ -22,10 +22,11 @@ from collections.abc import Callable
 
 import uvloop
 
-from pushserve.config import Config
+from pushserve.config import Config, ConfigError
 from pushserve.exchange import App
 from pushserve.server.connection import Connection, WorkerState
 from pushserve.server.memory import give_back_memory
+from pushserve.server.unavailable import Unavailable
 
 log = logging.getLogger("pushserve")
 
@@ -34,13 +35,15 @@ AppFactory = Callable[[Config], App]
 
 
 async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
-                build: AppFactory, *, ready: Callable[[], None] | None = None) -> None:
+                build: AppFactory, *, ready: Callable[[], None] | None = None,
+                stand_by: Callable[[str], None] | None = None) -> None:
+    """``stand_by``: when given, a worker that cannot build or start its app serves 503
+    (server/unavailable.py) and calls it with the reason, instead of failing."""
     loop = asyncio.get_running_loop()
-    app = build(config)
+    app = await _start_app(config, build, stand_by)
     state = WorkerState(config, app, loop)
     if config.expose_worker:
         state.extra_headers.append((b"x-pushserve-worker", str(os.getpid()).encode()))
-    await app.startup()
     give_back_memory()  # what the imports and the app's start freed (about 1.3 MB of a worker's 32)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -57,6 +60,18 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
         app.drain()  # responses that never end by themselves (live reload) end now, or the drain waits
         await _drain(state, accepting, sock)
         await app.shutdown()
+
+
+async def _start_app(config: Config, build: AppFactory, stand_by: Callable[[str], None] | None) -> App:
+    try:
+        app = build(config)
+        await app.startup()
+    except Exception as e:
+        if stand_by is None:
+            raise
+        stand_by(str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}")
+        return Unavailable()
+    return app
 
 
 # A handshake this old gives its place to a new connection when all places are taken: a client
@@ -256,6 +271,6 @@ async def _drain(state: WorkerState, accepting: asyncio.Task[None], sock: socket
 
 
 def run(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, build: AppFactory,
-        ready: Callable[[], None] | None = None) -> None:
+        ready: Callable[[], None] | None = None, stand_by: Callable[[str], None] | None = None) -> None:
     """Run one worker until it is told to stop (blocking)."""
-    uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready))
+    uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready, stand_by=stand_by))

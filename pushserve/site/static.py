@@ -20,6 +20,7 @@ realpath guard), the same rules the push manifest uses.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -207,6 +208,14 @@ class _Vanished(Exception):
     pass
 
 
+class _NoDescriptor(Exception):
+    """A file could not be opened for want of a file descriptor: 503, not 404."""
+
+
+def _open_failed(e: OSError) -> Exception:
+    return _NoDescriptor() if e.errno in (errno.EMFILE, errno.ENFILE) else _Vanished()
+
+
 def _fingerprint(st: os.stat_result | None) -> tuple[int, int, int, int] | None:
     return None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
@@ -284,6 +293,8 @@ class StaticSite:
                                 None if method == b"HEAD" else b"", note=route.note)
             if route.status == 400:
                 return _plain(method, 400, b"400 Bad Request\n", route.note)
+            if route.status == 503:
+                return _unavailable(method, route.note)
             return self._not_found(method, route.url_path, query, headers, route.note)
         if entry.rendered:
             return self._serve_rendered(method, entry, route.url_path, query, headers, found)
@@ -308,6 +319,8 @@ class StaticSite:
             # A large file removed inside the revalidation interval: forget it, answer 404.
             self.invalidate(entry.fs_path)
             return self._not_found(method, route.url_path, query, headers, "vanished")
+        except _NoDescriptor:
+            return _unavailable(method, "out of file descriptors")
 
     def entry(self, url_path: str) -> FileEntry | None:
         """The fresh cache entry a URL path ("/css/site.css", "/docs/") serves, or None."""
@@ -382,7 +395,7 @@ class StaticSite:
         try:
             st = os.stat(fs_path)
         except (OSError, ValueError):
-            return _Route(url_path, status=404, expires=expires)
+            return self._missing(url_path, expires)
         if stat.S_ISDIR(st.st_mode):
             if not url_path.endswith("/"):
                 return _Route(url_path, status=301, note="directory", expires=expires)
@@ -394,10 +407,20 @@ class StaticSite:
                 return _Route(url_path, status=404, note="outside root", expires=expires)
         elif url_path.endswith("/"):  # nginx: a file does not answer with a trailing slash
             return _Route(url_path, status=404, expires=expires)
-        entry = self._load(fs_path, "/".join(segs), now)
+        try:
+            entry = self._load(fs_path, "/".join(segs), now)
+        except _NoDescriptor:
+            return _Route(url_path, status=503, note="out of file descriptors", expires=now)
         if entry is None:
-            return _Route(url_path, status=404, expires=expires)
+            return self._missing(url_path, expires)
         return _Route(url_path, entry=entry)
+
+    def _missing(self, url_path: str, expires: float) -> _Route:
+        """No such file: 404, unless the whole site folder is gone (deleted, or a deploy is
+        swapping it), which is the server's trouble and a passing one: 503."""
+        if not os.path.isdir(self.root):
+            return _Route(url_path, status=503, note="site folder missing", expires=expires)
+        return _Route(url_path, status=404, expires=expires)
 
     def _load(self, fs_path: str, rel_path: str, now: float) -> FileEntry | None:
         """The entry for a file: the cached one while it matches the disk, else a new one."""
@@ -410,7 +433,9 @@ class StaticSite:
             return cached
         try:
             entry = self._build(fs_path, rel_path, fingerprint, now)
-        except OSError:  # vanished or unreadable between stat and open
+        except OSError as e:  # vanished or unreadable between stat and open
+            if e.errno in (errno.EMFILE, errno.ENFILE):
+                raise _NoDescriptor from None
             return None
         self._entries[rel_path] = entry
         return entry
@@ -498,8 +523,8 @@ class StaticSite:
             return rep.body if length is None else rep.body[start:start + length]
         try:
             return FileChunks(rep.fs_path, start, rep.size - start if length is None else length)
-        except OSError:
-            raise _Vanished from None
+        except OSError as e:
+            raise _open_failed(e) from None
 
     @staticmethod
     def _preconditions(method: bytes, etag: bytes, mtime: float, found: dict[bytes, bytes],
@@ -551,13 +576,13 @@ class StaticSite:
         if entry.body is None and entry.size > WHOLE_LIMIT:
             try:  # length unknown: chunked on HTTP/1.1
                 body = self.compressor.stream(coded.coding, FileChunks(entry.fs_path))
-            except OSError:
-                raise _Vanished from None
+            except OSError as e:
+                raise _open_failed(e) from None
         else:
             try:
                 body = self.compressor.body(coded, entry.fs_path, self._loader(entry))
-            except OSError:
-                raise _Vanished from None
+            except OSError as e:
+                raise _open_failed(e) from None
             headers.append((b"content-length", b"%d" % len(body)))
         headers += validators
         headers += (h for h in entry.headers if h[0] == b"use-as-dictionary")
@@ -667,3 +692,8 @@ def _etag(st: os.stat_result, encoding: bytes = b"") -> bytes:
 
 def _plain(method: bytes, status: int, text: bytes, note: str) -> Response:
     return plain_response(status, text, note=note, head=method == b"HEAD")
+
+
+def _unavailable(method: bytes, note: str) -> Response:
+    return plain_response(503, b"503 Service Unavailable: retry shortly\n", note=note, head=method == b"HEAD",
+                          extra=[(b"retry-after", b"1")])

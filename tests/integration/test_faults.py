@@ -1,0 +1,431 @@
+"""Faults that are nobody's attack, against a real ``pushserve`` process, each with a polite
+client that says what it saw: the site folder gone while a worker dies, a file cut short under
+a download, a stopped worker, a second SIGHUP during a reload, too few file descriptors, and
+the heartbeat (issue 22)."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tests.integration.test_workers import Start, finish, line_count, pids_of, serial
+from tests.support.h2client import H2Client
+from tests.support.h2raw import E, F, RawH2, T, u32
+from tests.support.serverproc import Certs, ServerProcess, run_cli, start
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "index.html").write_text("<!doctype html><title>f</title><link rel=stylesheet href=/style.css><p>faults\n")
+    (root / "style.css").write_text("body { color: #333 }\n" * 50)
+    return root
+
+
+@pytest.fixture
+def serve(certs: Certs, site: Path) -> Iterator[Start]:
+    started: list[ServerProcess] = []
+
+    def factory(*args: str, site_dir: Path = site) -> ServerProcess:
+        s = start(certs, "--expose-worker", "--no-access-log", *args, site=site_dir)
+        started.append(s)
+        return s
+
+    yield factory
+    for s in started:
+        finish(s)
+
+
+# -- the polite client ---------------------------------------------------------------------------
+
+def fetch(srv: ServerProcess, i: int, path: str = "/style.css", timeout: float = 10) -> tuple[int, int]:
+    """(status, worker pid) of a GET on a new connection: HTTP/2 for odd ``i``, else HTTP/1.1."""
+    if i % 2:
+        c = H2Client(srv.host, srv.port, srv.certs.client_context(), timeout=timeout)
+        try:
+            reply = c.get(path)
+        finally:
+            c.close()
+        return reply.status, int(reply.header(b"x-pushserve-worker") or 0)
+    ctx = srv.certs.client_context(["http/1.1"])
+    with socket.create_connection((srv.host, srv.port), timeout=timeout) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    if not data:
+        raise ConnectionError("closed without a response")
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    m = re.search(r"(?im)^x-pushserve-worker: (\d+)\r?$", head)
+    return int(head.split(" ", 2)[1]), int(m.group(1)) if m else 0
+
+
+def line_index(srv: ServerProcess, pattern: str, start: int) -> int:
+    """Wait for a line matching ``pattern`` at or after line ``start``; its index."""
+    srv.wait_for(pattern, start=start)
+    with srv._cond:
+        lines = list(srv.lines)
+    return next(i for i in range(start, len(lines)) if re.search(pattern, lines[i]))
+
+@dataclass
+class Seen:
+    """What a polite client saw: statuses by worker, failures, and its slowest request."""
+
+    statuses: collections.Counter[int] = field(default_factory=collections.Counter)
+    workers: collections.Counter[int] = field(default_factory=collections.Counter)
+    failures: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, other: Seen) -> None:
+        self.statuses += other.statuses
+        self.failures += other.failures
+        self.times += other.times
+
+    def __str__(self) -> str:
+        slow = sum(1 for t in self.times if t > 1.0)
+        return (f"{sum(self.statuses.values())} requests: statuses {dict(self.statuses)}, "
+                f"failures {len(self.failures)} {self.failures[:3]}; {slow} took over 1 s, the "
+                f"slowest {max(self.times, default=0):.2f} s")
+
+
+class PoliteClient:
+    """One request after another, each on a new connection (HTTP/2 and HTTP/1.1 taking turns),
+    each given ``timeout`` seconds, until stopped (or 3000 requests, or two minutes)."""
+
+    def __init__(self, srv: ServerProcess, path: str = "/style.css", timeout: float = 10) -> None:
+        self.srv, self.path, self.timeout = srv, path, timeout
+        self.seen = Seen()
+        self.stop = threading.Event()
+        self.between = threading.Lock()  # held during each request: paused() waits for the gap
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No request of this client in flight meanwhile (for a kill that loses what is in flight)."""
+        with self.between:
+            yield
+
+    def __enter__(self) -> PoliteClient:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+    def count(self) -> int:
+        with self.seen.lock:
+            return sum(self.seen.statuses.values()) + len(self.seen.failures)
+
+    def wait_for(self, n: int) -> None:
+        """Until ``n`` more requests have ended (bounded: the client's own limits end it)."""
+        wait_for_all([self], n)
+
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 120
+        for i in range(3000):
+            if self.stop.is_set() or time.monotonic() > deadline:
+                return
+            started = time.monotonic()
+            try:
+                with self.between:
+                    status, pid = fetch(self.srv, i, self.path, self.timeout)
+            except Exception as e:
+                with self.seen.lock:
+                    self.seen.failures.append(f"{type(e).__name__}: {e}")
+                continue
+            took = time.monotonic() - started
+            with self.seen.lock:
+                self.seen.statuses[status] += 1
+                self.seen.workers[pid] += 1
+                self.seen.times.append(took)
+
+
+def wait_for_all(clients: list[PoliteClient], n: int) -> None:
+    """Until the clients together have ended ``n`` more requests (bounded by their own limits)."""
+    goal = sum(c.count() for c in clients) + n
+    while sum(c.count() for c in clients) < goal and any(c.thread.is_alive() for c in clients):
+        time.sleep(0.01)
+
+
+def report(what: str, seen: Seen) -> None:
+    print(f"\n[polite client] {what}: {seen}")
+
+
+# -- 1. the site folder missing while a worker dies -----------------------------------------------
+
+def test_site_folder_gone_and_a_worker_killed_then_restored(serve: Start, site: Path) -> None:
+    srv = serve("--workers", "2")
+    victim, survivor = sorted(pids_of(srv, 40))
+    away = site.with_name("site.away")
+    with PoliteClient(srv) as client:
+        client.wait_for(5)
+        mark = line_count(srv)
+        site.rename(away)  # a deploy that swaps folders, caught between two renames
+        srv.wait_for(rf"site folder {site} is missing \(deleted, or being replaced\): requests get 503", start=mark)
+        with client.paused():  # what a killed worker has in flight is lost, whatever the site
+            os.kill(victim, signal.SIGKILL)
+            srv.wait_for(rf"worker {victim} \(slot \d+\) was killed by signal SIGKILL", start=mark)
+        m = srv.wait_for(rf"worker (\d+) \(slot \d+\) cannot serve: site folder {site} is missing; it "
+                         r"answers 503 until the site folder is back", start=mark)
+        standby = int(m.group(1))
+        srv.wait_for(rf"worker {standby} \(slot \d+\) ready", start=mark)
+        # Both workers answer 503 (no 404 a cache could keep, no hang): the survivor for every
+        # file it cannot find, the standby for everything.
+        assert fetch(srv, 0)[0] == 503 and fetch(srv, 1)[0] == 503
+        assert srv.proc.poll() is None
+        mark = line_count(srv)
+        away.rename(site)
+        srv.wait_for(rf"site folder {site} is back", start=mark)
+        new = int(srv.wait_for(rf"worker {standby} \(slot \d+\) started without the site folder: "
+                               r"worker (\d+) replaces it", start=mark).group(1))
+        srv.wait_for(rf"worker {new} \(slot \d+\) ready; it takes over from worker {standby}", start=mark)
+        client.wait_for(5)
+    assert pids_of(srv, 60) == {survivor, new}
+    report("site folder removed, a worker killed, the folder restored", client.seen)
+    assert not client.seen.failures
+    assert set(client.seen.statuses) <= {200, 503}
+    assert client.seen.statuses[503] > 0
+    assert srv.stop() == 0
+
+
+# -- 4. a SIGHUP during a reload -----------------------------------------------------------------------
+
+GATED_APP = '''
+import asyncio, pathlib
+
+GATE = pathlib.Path(__file__).parent / "open"
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "lifespan":
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            while not GATE.exists():  # a worker starts only once the test opens the gate
+                await asyncio.sleep(0.02)
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+'''
+
+
+def test_a_second_sighup_during_a_reload_is_queued(serve: Start, certs: Certs, tmp_path: Path) -> None:
+    """HUP, a new certificate on disk, HUP again while the first reload is under way: the
+    second is not dropped; the server ends up serving the new certificate."""
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    cert, key = tls / "cert.pem", tls / "key.pem"
+    shutil.copy(certs.cert_dir / "localhost.pem", cert)
+    shutil.copy(certs.cert_dir / "localhost-key.pem", key)
+    other = tmp_path / "other"
+    made = run_cli(certs, "cert", "--cert-dir", str(other))
+    assert made.returncode == 0, made.stderr
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "gated.py").write_text(GATED_APP)
+    gate = apps / "open"
+    gate.touch()
+    srv = serve("--workers", "2", "--cert", str(cert), "--key", str(key), "--app-dir", str(apps),
+                "--mount", "/gated=gated:app")
+    first = serial(srv)
+    with PoliteClient(srv) as client:
+        gate.unlink()  # the next workers wait in their startup: the reload stays under way
+        mark = line_count(srv)
+        srv.proc.send_signal(signal.SIGHUP)
+        srv.wait_for(r"SIGHUP: starting 2 new workers", start=mark)
+        shutil.copy(other / "localhost.pem", cert)
+        shutil.copy(other / "localhost-key.pem", key)
+        srv.proc.send_signal(signal.SIGHUP)
+        srv.wait_for(r"SIGHUP: a reload is under way; another follows it", start=mark)
+        assert serial(srv) == first
+        gate.touch()
+        done = line_index(srv, r"reloaded: workers", mark)
+        again = line_index(srv, r"SIGHUP: starting 2 new workers", done)
+        line_index(srv, r"reloaded: workers", again)
+        client.wait_for(5)
+    report("two SIGHUPs with a certificate change between", client.seen)
+    assert not client.seen.failures and set(client.seen.statuses) == {200}
+    assert {serial(srv) for _ in range(20)} == {x509.load_pem_x509_certificate(cert.read_bytes()).serial_number}
+
+
+# -- 2. a file cut short during a download ----------------------------------------------------------
+
+BIG = 64 * 1024 * 1024
+PATTERN = bytes(range(251)) * (BIG // 251 + 1)  # a byte's value tells its offset: a splice shows
+
+
+def _big_file(site: Path) -> Path:
+    path = site / "big.bin"
+    path.write_bytes(PATTERN[:BIG])
+    return path
+
+
+def test_file_truncated_under_an_http1_download_with_a_pipelined_request(serve: Start, site: Path) -> None:
+    """``truncate`` during a 64 MB download with a second request pipelined behind it: the
+    connection closes at once, the body is a true prefix of the file (the next response is never
+    spliced into it), the short read is logged once, and other clients are served."""
+    big = _big_file(site)
+    srv = serve("--workers", "1")
+    ctx = srv.certs.client_context(["http/1.1"])
+    with PoliteClient(srv) as client, socket.create_connection((srv.host, srv.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                  b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < 256 * 1024:
+            data += s.recv(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200") and b"content-length: %d" % BIG in head
+        mark = line_count(srv)
+        os.truncate(big, 1024 * 1024)  # the file shrinks under the download
+        started = time.monotonic()
+        while chunk := s.recv(65536):  # the server must close; a hang ends in TimeoutError
+            body += chunk
+        closed_after = time.monotonic() - started
+        client.wait_for(5)
+    assert len(body) < BIG
+    assert body == PATTERN[:len(body)], "the body is not the file's prefix"
+    m = srv.wait_for(r"h1: response cut short: .*big\.bin ended at byte (\d+) of 67108864: it changed "
+                     r"while being sent \(deploy by renaming files into place\)", start=mark)
+    print(f"\n[download] HTTP/1.1: {len(body):,} of {BIG:,} body bytes, closed {closed_after:.2f} s after "
+          f"the truncate; the file ended at byte {int(m.group(1)):,}")
+    assert sum(1 for line in srv.lines[mark:] if "cut short" in line) == 1
+    report("beside the HTTP/1.1 download", client.seen)
+    assert not client.seen.failures and set(client.seen.statuses) == {200}
+
+
+def test_file_truncated_under_an_http2_download(serve: Start, site: Path) -> None:
+    """The same on HTTP/2: the stream is reset with INTERNAL_ERROR at once (the server's
+    trouble, not the client's: not PROTOCOL_ERROR), and the connection goes on serving."""
+    big = _big_file(site)
+    srv = serve("--workers", "1")
+    c = RawH2(srv.host, srv.port, srv.certs.client_context())
+    try:
+        sid = c.new_stream()
+        c.send_headers(sid, c.request_headers("/big.bin"))
+        got = 0
+        truncated_at: float | None = None
+        mark = line_count(srv)
+        while True:
+            f = c.read_frame(timeout=10)
+            if f.type == T.DATA and f.stream_id == sid:
+                assert f.payload == PATTERN[got:got + len(f.payload)]
+                got += len(f.payload)
+                assert not f.flags & F.END_STREAM, "a short body must not end as if whole"
+                if truncated_at is None and got >= 256 * 1024:
+                    os.truncate(big, 1024 * 1024)
+                    truncated_at = time.monotonic()
+                c.send_frame(T.WINDOW_UPDATE, 0, 0, u32(len(f.payload)))
+                c.send_frame(T.WINDOW_UPDATE, 0, sid, u32(len(f.payload)))
+            elif f.type == T.RST_STREAM and f.stream_id == sid:
+                assert f.error_code == E.INTERNAL_ERROR, f.describe()
+                break
+        assert truncated_at is not None
+        reset_after = time.monotonic() - truncated_at
+        assert got < BIG
+        # The connection is still good: the next request on it is answered.
+        sid2 = c.new_stream()
+        c.send_headers(sid2, c.request_headers("/style.css"))
+        while True:
+            f = c.read_frame(timeout=10)
+            if f.type == T.DATA and f.stream_id == sid2 and f.flags & F.END_STREAM:
+                break
+        assert dict(c.heads[sid2])[b":status"] == b"200"
+    finally:
+        c.sock.close()
+    srv.wait_for(r"h2: response cut short: .*big\.bin ended at byte \d+ of 67108864", start=mark)
+    print(f"\n[download] HTTP/2: {got:,} of {BIG:,} body bytes, RST_STREAM INTERNAL_ERROR "
+          f"{reset_after:.2f} s after the truncate")
+
+
+# -- 3. a stopped worker --------------------------------------------------------------------------------
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_a_stopped_worker_gets_no_new_connections(serve: Start) -> None:
+    """SIGSTOP one of two workers under polite clients opening a new connection per request:
+    within a beat of the heartbeat new connections go to the other worker only; the few queued
+    on the stopped one's slot before that are served by a stand-in on the slot; one the stopped
+    worker had already accepted waits for it to run again (as under nginx); nothing fails.  (The
+    worker timeout is long: nothing here waits for it.)"""
+    srv = serve("--workers", "2", "--worker-timeout", "60")
+    stopped, other = sorted(pids_of(srv, 40))
+    clients = [PoliteClient(srv, timeout=60) for _ in range(3)]
+    with contextlib.ExitStack() as stack:
+        for c in clients:
+            stack.enter_context(c)
+        clients[0].wait_for(5)
+        mark = line_count(srv)
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            srv.wait_for(rf"worker {stopped} \(slot \d+\): event loop blocked for [\d.]+ s; new connections "
+                         r"go to the other workers", start=mark)
+            # From now on every new connection reaches the other worker, at once.
+            for i in range(40):
+                assert fetch(srv, i, timeout=10) == (200, other)
+            assert _stopped(stopped)
+            # What was queued on the stopped worker's slot before that is taken by a stand-in.
+            standin = int(srv.wait_for(rf"worker {stopped} \(slot \d+\): blocked for [\d.]+ s; worker (\d+) "
+                                       r"starts on its slot", start=mark).group(1))
+            srv.wait_for(rf"worker {standin} \(slot \d+\) ready; it takes over from worker {stopped}", start=mark)
+            wait_for_all(clients, 30)
+            assert _stopped(stopped)
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+        srv.wait_for(rf"worker {stopped} stopped", start=mark)  # it drains once it runs again
+    assert pids_of(srv, 60) == {other, standin}
+    seen = Seen()
+    for c in clients:
+        seen.add(c.seen)
+    report("three clients, one of two workers SIGSTOPped", seen)
+    assert not seen.failures and set(seen.statuses) == {200}
+
+
+# -- 6. the heartbeat --------------------------------------------------------------------------------------
+
+def test_a_master_that_was_away_kills_no_healthy_worker(serve: Start) -> None:
+    """The master stopped for three times --worker-timeout while its workers serve on: when it
+    runs again it judges the workers from then on (server/heartbeat.py), so none is called
+    blocked or stuck, and the polite client never noticed."""
+    srv = serve("--workers", "2", "--worker-timeout", "1")
+    workers = pids_of(srv, 40)
+    mark = line_count(srv)
+    with PoliteClient(srv) as client:
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            away = time.monotonic() + 3.0  # the scenario's length, not a wait for readiness
+            while time.monotonic() < away:
+                client.wait_for(1)
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        # The master has run its checks since: a worker it adds now is ready.
+        srv.proc.send_signal(signal.SIGTTIN)
+        added = int(srv.wait_for(r"SIGTTIN: worker (\d+) \(slot 2\) added", start=mark).group(1))
+        srv.wait_for(rf"worker {added} \(slot 2\) ready", start=mark)
+        client.wait_for(5)
+    assert not any(re.search(r"blocked|stuck|killed", line) for line in srv.lines[mark:]), srv.lines[mark:]
+    assert pids_of(srv, 40) == workers | {added}
+    report("the master stopped for 3 s with --worker-timeout 1", client.seen)
+    assert not client.seen.failures and set(client.seen.statuses) == {200}
