@@ -25,6 +25,7 @@ import uvloop
 from pushserve.config import Config, ConfigError
 from pushserve.exchange import App
 from pushserve.server.connection import Connection, WorkerState
+from pushserve.server.descriptors import OUT_OF_FILES, RESERVE_TIMEOUT
 from pushserve.server.memory import give_back_memory
 from pushserve.server.unavailable import Unavailable
 
@@ -106,18 +107,27 @@ async def _accept_loop(state: WorkerState, sock: socket.socket, ssl_ctx: ssl.SSL
         # drop a connection the kernel had already handed over.  Readiness alone loses nothing.
         await _readable(loop, sock)
         for _ in range(ACCEPT_BATCH):
+            turn_away = False
             try:
                 client, _ = sock.accept()
             except (BlockingIOError, InterruptedError):  # the queue is empty (or another worker's)
                 break
-            except OSError as e:  # out of file descriptors, say: the queue waits, we try again
-                log.warning("accept: %s", e.strerror or e)
-                await asyncio.sleep(0.1)
-                break
+            except OSError as e:
+                if e.errno not in OUT_OF_FILES:
+                    log.warning("accept: %s", e.strerror or e)
+                    await asyncio.sleep(0.1)
+                    break
+                # Out of file descriptors: close an idle connection, or answer one newcomer 503
+                # on the reserve descriptor, or let the queue wait (server/descriptors.py).
+                spare = state.room.make_room(sock, state.connections)
+                if spare is None:
+                    await state.room.wait(1.0)
+                    break
+                client, turn_away = spare, True
             client.setblocking(False)
             state.handshaking += 1
             state.note_load()
-            task = loop.create_task(_handshake(state, client, ssl_ctx))
+            task = loop.create_task(_handshake(state, client, ssl_ctx, turn_away))
             handshakes[task] = loop.time()
             task.add_done_callback(lambda done: handshakes.pop(done, None))
             if state.handshaking >= limits.max_handshakes:
@@ -139,14 +149,22 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeou
         loop.remove_reader(fd)
 
 
-async def _handshake(state: WorkerState, client: socket.socket, ssl_ctx: ssl.SSLContext) -> None:
+async def _handshake(state: WorkerState, client: socket.socket, ssl_ctx: ssl.SSLContext,
+                     turn_away: bool = False) -> None:
+    handed = False  # to a Connection, which tells state.room when it ends
     try:
         first = await _peek(state.loop, client, state.config.limits.header_timeout)
         if first[:1] != b"\x16":  # not a TLS handshake record
             _not_tls(client, first)
             return
+        timeout = state.config.limits.header_timeout
         await state.loop.connect_accepted_socket(
-            lambda: _accept(state), client, ssl=ssl_ctx, ssl_handshake_timeout=state.config.limits.header_timeout)
+            lambda: Connection(state, turn_away=turn_away), client, ssl=ssl_ctx,
+            # The reserve descriptor is wanted back soon: no long wait for a slow handshake, nor
+            # for the client's answer to TLS's goodbye after the 503.
+            ssl_handshake_timeout=min(timeout, RESERVE_TIMEOUT) if turn_away else timeout,
+            ssl_shutdown_timeout=RESERVE_TIMEOUT if turn_away else None)
+        handed = True
     except (OSError, ssl.SSLError, TimeoutError) as e:
         log.debug("TLS handshake failed: %r", e)
         client.close()
@@ -155,6 +173,8 @@ async def _handshake(state: WorkerState, client: socket.socket, ssl_ctx: ssl.SSL
     finally:
         state.handshaking -= 1
         state.handshake_done.set()
+        if not handed:  # its descriptor is free
+            state.room.ended()
 
 
 async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float) -> bytes:
@@ -192,10 +212,6 @@ def _not_tls(client: socket.socket, first: bytes) -> None:
     client.close()
 
 
-def _accept(state: WorkerState) -> Connection:
-    return Connection(state)
-
-
 async def _sweep(state: WorkerState) -> None:
     while True:
         await asyncio.sleep(1.0)
@@ -203,6 +219,7 @@ async def _sweep(state: WorkerState) -> None:
         for conn in list(state.connections):
             conn.sweep(now)
         state.report_refused()
+        state.room.report(len(state.connections))
         trim_memory(state, now)
 
 

@@ -6,12 +6,15 @@ the heartbeat (issue 22)."""
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import os
 import re
+import select
 import shutil
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +26,7 @@ from cryptography import x509
 
 from tests.integration.test_workers import Start, finish, line_count, pids_of, serial
 from tests.support.h2client import H2Client
-from tests.support.h2raw import E, F, RawH2, T, u32
+from tests.support.h2raw import PREFACE, E, F, RawH2, T, frame, u32
 from tests.support.serverproc import Certs, ServerProcess, run_cli, start
 
 
@@ -52,12 +55,21 @@ def serve(certs: Certs, site: Path) -> Iterator[Start]:
 
 # -- the polite client ---------------------------------------------------------------------------
 
+GOAWAY = 0  # the status fetch() gives a connection the server turned away with a GOAWAY
+
+
 def fetch(srv: ServerProcess, i: int, path: str = "/style.css", timeout: float = 10) -> tuple[int, int]:
-    """(status, worker pid) of a GET on a new connection: HTTP/2 for odd ``i``, else HTTP/1.1."""
+    """(status, worker pid) of a GET on a new connection: HTTP/2 for odd ``i``, else HTTP/1.1.
+    An HTTP/2 connection the server turns away before any stream (GOAWAY NO_ERROR naming
+    stream 0: nothing processed, retry) counts as status GOAWAY."""
     if i % 2:
         c = H2Client(srv.host, srv.port, srv.certs.client_context(), timeout=timeout)
         try:
             reply = c.get(path)
+        except AssertionError:
+            if c.goaway is not None and c.goaway.error_code == 0 and c.goaway.last_stream_id == 0:
+                return GOAWAY, 0
+            raise
         finally:
             c.close()
         return reply.status, int(reply.header(b"x-pushserve-worker") or 0)
@@ -429,3 +441,146 @@ def test_a_master_that_was_away_kills_no_healthy_worker(serve: Start) -> None:
     assert pids_of(srv, 40) == workers | {added}
     report("the master stopped for 3 s with --worker-timeout 1", client.seen)
     assert not client.seen.failures and set(client.seen.statuses) == {200}
+
+
+# -- 5. out of file descriptors ------------------------------------------------------------------------
+
+def _tls(srv: ServerProcess) -> ssl.SSLSocket:
+    ctx = srv.certs.client_context(["http/1.1"])
+    raw = socket.create_connection((srv.host, srv.port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def _response(s: ssl.SSLSocket) -> bytes:
+    """One whole response (this test's are short, with a Content-Length), or b"" at EOF."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    m = re.search(rb"(?i)\r\ncontent-length: (\d+)", head)
+    while m and len(body) < int(m.group(1)):
+        body += s.recv(65536)
+    return data
+
+
+def _closed_by_server(s: ssl.SSLSocket) -> bool:
+    s.settimeout(0)
+    try:
+        return s.recv(1) == b""
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    except OSError:
+        return True
+    finally:
+        s.settimeout(10)
+
+
+class BusyClient(threading.Thread):
+    """A client in the middle of its request: connects, sends part of a request head, and reads
+    whatever comes (an answer at once: it was turned away); told to, it ends the head and reads
+    its answer."""
+
+    def __init__(self, srv: ServerProcess, go_on: threading.Event, started: threading.Semaphore) -> None:
+        super().__init__(daemon=True)
+        self.srv, self.go_on, self.started = srv, go_on, started
+        self.answer = b""
+
+    def run(self) -> None:
+        try:
+            with _tls(self.srv) as s:
+                s.sendall(b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n")
+                self.started.release()
+                ended = False
+                deadline = time.monotonic() + 60
+                while b"\r\n\r\n" not in self.answer and time.monotonic() < deadline:
+                    if select.select([s], [], [], 0.05)[0]:
+                        s.settimeout(0)  # readable may be a session ticket only, not an answer
+                        try:
+                            chunk = s.recv(65536)
+                        except ssl.SSLWantReadError:
+                            continue
+                        finally:
+                            s.settimeout(10)
+                        if not chunk:
+                            return
+                        self.answer += chunk
+                    elif self.go_on.is_set() and not ended:
+                        s.sendall(b"\r\n")
+                        ended = True
+        except OSError as e:
+            self.answer = f"{type(e).__name__}".encode()
+            self.started.release()
+
+
+def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
+    """``ulimit -n 256``: a start-up warning with the numbers; 300 keep-alive clients are all
+    served (the oldest idle connections are closed to make room); when every connection is busy
+    the excess is answered 503 / GOAWAY at once instead of waiting in the queue; one log line a
+    second at most."""
+    srv = start(certs, "--expose-worker", "--no-access-log", "--workers", "1", "--header-timeout", "60", site=site,
+                open_files=256)
+    clients: list[ssl.SSLSocket] = []
+    try:
+        srv.wait_for(r"warning: --max-connections 4096 needs an open file limit of 4288 per worker, but it is "
+                     r"256 \(ulimit -n; hard limit 256\): past about 236 open connections a worker closes idle "
+                     r"ones and answers new ones 503 / GOAWAY")
+        # Keep-alive clients, each served and left open: room is made by closing the oldest.
+        mark = line_count(srv)
+        started = time.monotonic()
+
+        def keep_alive(_: int) -> ssl.SSLSocket:
+            s = _tls(srv)
+            s.sendall(b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert _response(s).startswith(b"HTTP/1.1 200 "), "a keep-alive client was not served"
+            return s
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            clients += pool.map(keep_alive, range(280))
+        took = time.monotonic() - started
+        srv.wait_for(r"out of file descriptors \(ulimit -n 256\) with \d+ connections open: closed \d+ idle",
+                     start=mark)
+        closed = sum(1 for s in clients if _closed_by_server(s))
+        assert closed >= 280 - 256
+        lines = [line for line in srv.lines[mark:] if "out of file descriptors" in line]
+        assert lines and all("closed" in line and "idle keep-alive connection" in line for line in lines)
+        assert len(lines) <= took + 2  # one a second at most
+        print(f"\n[files] 280 keep-alive clients served in {took:.1f} s, {closed} idle ones closed for them; "
+              f"{len(lines)} log line(s), the last: {lines[-1]}")
+        for s in clients:
+            s.close()
+        clients.clear()
+
+        # Busy clients (a request head begun, not finished): nothing idle to close.
+        with PoliteClient(srv) as polite:
+            polite.wait_for(3)
+            mark = line_count(srv)
+            go_on, started = threading.Event(), threading.Semaphore(0)
+            busy = [BusyClient(srv, go_on, started) for _ in range(260)]
+            for b in busy:
+                b.start()
+            for _ in busy:
+                started.acquire(timeout=60)
+            polite.wait_for(3)
+            # The excess on HTTP/2: a GOAWAY naming no stream (nothing was processed: safe to retry).
+            h2 = RawH2(srv.host, srv.port, srv.certs.client_context(), handshake=False)
+            h2.send(PREFACE + frame(T.SETTINGS, 0, 0))
+            goaway = h2.expect_goaway(E.NO_ERROR)
+            assert goaway is not None and goaway.last_stream_id == 0
+            go_on.set()  # the heads end: those accepted get their answer now
+            for b in busy:
+                b.join(60)
+            answers = collections.Counter(b.answer[:12] for b in busy)
+            polite.wait_for(3)  # served again
+        print(f"[files] 260 busy clients: {dict(answers)}")
+        assert set(answers) == {b"HTTP/1.1 200", b"HTTP/1.1 503"}
+        assert any("answered" in line and "503 / GOAWAY" in line for line in srv.lines[mark:])
+        report("beside the 260 busy clients", polite.seen)
+        assert not polite.seen.failures and set(polite.seen.statuses) <= {200, 503, GOAWAY}
+        assert srv.proc.poll() is None
+    finally:
+        for s in clients:
+            s.close()
+        finish(srv)
