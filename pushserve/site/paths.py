@@ -163,8 +163,18 @@ class SitePaths:
 
     def inside(self, fs_path: str) -> bool:
         """True when ``fs_path`` (after symlinks) lies under the root."""
-        real = os.path.realpath(fs_path)
-        return os.path.commonpath((self.real_root, real)) == self.real_root
+        return self._under_root(os.path.realpath(fs_path))
+
+    def _under_root(self, real: str) -> bool:
+        if os.path.commonpath((self.real_root, real)) == self.real_root:
+            return True
+        # The site folder may be a symlink a deploy has just switched (site -> releases/42): the
+        # root is where it points now.
+        now = os.path.realpath(self.root)
+        if now == self.real_root:
+            return False
+        self.real_root = now
+        return os.path.commonpath((now, real)) == now
 
     def resolve(self, url_path: str) -> Path | None:
         """The file a GET of ``url_path`` (query and fragment ignored) would serve, or None when
@@ -177,7 +187,7 @@ class SitePaths:
         if not segs or not self.servable("/".join(segs)):
             return None
         real = os.path.realpath(os.path.join(self.root, *segs))
-        if os.path.commonpath((self.real_root, real)) != self.real_root or not os.path.isfile(real):
+        if not self._under_root(real) or not os.path.isfile(real):
             return None
         return Path(real)
 

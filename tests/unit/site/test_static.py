@@ -244,6 +244,22 @@ def test_root_reached_through_a_symlink(site: Path, tmp_path: Path) -> None:
     assert get(s, b"/../outside.txt").status == 404
 
 
+def test_root_symlink_switched_by_a_deploy(tmp_path: Path) -> None:
+    """site -> releases/1, then a deploy points it at releases/2 (ln -sfn): the new release is
+    served, not refused as outside the root the server started with."""
+    for n in (1, 2):
+        (tmp_path / "releases" / str(n)).mkdir(parents=True)
+        (tmp_path / "releases" / str(n) / "v.txt").write_text(f"release {n}")
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / "releases" / "1", target_is_directory=True)
+    s = StaticSite(current, revalidate_after=0)
+    assert body(get(s, b"/v.txt")) == b"release 1"
+    (tmp_path / "next").symlink_to(tmp_path / "releases" / "2", target_is_directory=True)
+    os.replace(tmp_path / "next", current)
+    assert body(get(s, b"/v.txt")) == b"release 2"
+    assert get(s, b"/../releases/1/v.txt").status in (400, 404)
+
+
 # -- conditional requests -----------------------------------------------------------------------
 
 
