@@ -613,13 +613,20 @@ class Supervisor:
     # -- rolling restart --------------------------------------------------------------------------
 
     def _begin_reload(self) -> None:
-        cert, key = self.certs.cert, self.certs.key
         try:
-            forked.call(self.cert_check, cert, key)  # cryptography stays out of the master
-            certs = tls.Snapshot.take(cert, key)
-        except (ConfigError, tls.CertError) as e:
+            # The files are read once, and what is checked is what the workers will serve, even
+            # if the files change again during the check.
+            certs = tls.Snapshot.take(self.certs.cert, self.certs.key)
+        except tls.CertError as e:
             log.error("SIGHUP: not reloading, the certificate is broken: %s; the running workers "
                       "keep serving", e)
+            return
+        try:
+            forked.call(self.cert_check, *certs.paths())  # cryptography stays out of the master
+        except ConfigError as e:
+            certs.close()
+            log.error("SIGHUP: not reloading, the certificate is broken: %s; the running workers "
+                      "keep serving", certs.named(str(e)))
             return
         self.reload = Reload(self.generation + 1, certs)
         log.info("SIGHUP: starting %d new worker%s", len(self.slots), "s" if len(self.slots) != 1 else "")
