@@ -76,19 +76,23 @@ def _py_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Sequence[str] = ()) -> Iterator[Served]:
-    """``extra``: more pushserve options (``--no-compress``)."""
+def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Sequence[str] = (), *,
+              repo: Path = REPO) -> Iterator[Served]:
+    """``extra``: more pushserve options (``--no-compress``); ``repo``: another checkout of
+    pushserve to run (a before/after comparison)."""
     cmd = [sys.executable, "-m", "pushserve", str(spec.docroot), "--port", "0",
            "--cert", str(spec.cert.cert), "--key", str(spec.cert.key),
            "--cert-dir", str(spec.workdir / "pushserve-certs"),
            "--push", push, "--no-access-log", "--workers", str(workers),
            "--dictionary-dir", str(spec.workdir / "dictionaries"), *extra]
     env = _py_env({"PUSHSERVE_CAROOT": str(spec.workdir / "caroot")})
+    path = (str(repo), *env["PYTHONPATH"].split(os.pathsep))
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in path if p))
     # Measured as installed: pip writes the bytecode at install time, as it did for the Python
     # peers.  A checkout run under PYTHONDONTWRITEBYTECODE would compile every module from source
     # in every process, which costs each about 1 MB more (and a slower start).
-    compileall.compile_dir(str(REPO / "pushserve"), quiet=1)
-    with running("pushserve", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
+    compileall.compile_dir(str(repo / "pushserve"), quiet=1)
+    with running("pushserve", pinned(cmd, SERVER_CPU), env=env, cwd=str(repo)) as child:
         base = child.wait_for_line(_PUSHSERVE_READY).group(1).replace("localhost", "127.0.0.1")
         yield Served(base, child.proc.pid)
 
@@ -146,9 +150,11 @@ def nginx_available() -> bool:
 
 
 @contextmanager
-def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None) -> Iterator[Served]:
+def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None, *,
+          connections: int = 1024, workers: int = 1) -> Iterator[Served]:
     """``http_extra``: more directives for the http block (``gzip on; ...``); ``server``: the
-    server block's own directives (an exported snippet's ``include``) instead of ``root DOCROOT``."""
+    server block's own directives (an exported snippet's ``include``) instead of ``root DOCROOT``;
+    ``connections``: ``worker_connections``; ``workers``: ``worker_processes``."""
     port = free_port()
     work = spec.workdir / "nginx"
     work.mkdir(exist_ok=True)
@@ -158,11 +164,11 @@ def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None) -> I
     user = "user root;" if os.geteuid() == 0 else ""
     conf.write_text(textwrap.dedent(f"""\
         {user}
-        worker_processes 1;
+        worker_processes {workers};
         daemon off;
         pid {work}/nginx.pid;
         error_log stderr warn;
-        events {{ worker_connections 1024; }}
+        events {{ worker_connections {connections}; }}
         http {{
             access_log off;
             client_body_temp_path {work}/body;

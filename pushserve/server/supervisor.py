@@ -79,7 +79,7 @@ CRASH_WINDOW = 60.0  # ... within this many seconds: give up and exit with the e
 STOP_MARGIN = 5.0  # a draining worker is killed this long after --graceful-timeout
 MIN_START_TIMEOUT = 60.0  # a worker must be ready within max(this, --worker-timeout)
 BLOCKED_AFTER = 1.0  # a worker silent this long gets no new connections (at most half --worker-timeout)
-STAND_IN_AFTER = 5.0  # ... and this long, a stand-in on its slot (at most half --worker-timeout)
+STAND_IN_AFTER = 3.0  # ... and this long, a stand-in on its slot (at most half --worker-timeout)
 SITE_EVERY = 1.0  # seconds between two looks at the site folder
 
 CERT_CHECK = "pushserve.certificates:check_pair"
