@@ -34,23 +34,26 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import ssl
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import servers
 from benchmarks.memory import process_tree
 from pushserve.bench.certs import CertPair, make_cert
 from pushserve.bench.procs import CLIENT_CPU, can_pin
-from tests.support.h2client import H2Client
-from tests.support.h2raw import F, RawH2, T, u32
+from tests.support.faults import (
+    PoliteClient,
+    Seen,
+    Target,
+    h1_download_cut_short,
+    h2_download_cut_short,
+    write_big,
+)
 
 MIB = 1024 * 1024
 BIG = 64 * MIB
@@ -61,105 +64,37 @@ SCENARIOS = ("site", "truncate", "sigstop", "sighup", "files")
 Start = Callable[[servers.ServeSpec], AbstractContextManager[servers.Served]]
 
 
-def _context() -> ssl.SSLContext:
+def _context(alpn: list[str]) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # the bench's own throwaway certificate
+    ctx.set_alpn_protocols(alpn)
     return ctx
 
 
-def _address(base: str) -> tuple[str, int]:
+def _target(base: str) -> Target:
     host, port = base.removeprefix("https://").rsplit(":", 1)
-    return host, int(port)
+    return Target(host, int(port), _context)
 
 
-def fetch(base: str, i: int, path: str = "/small.css", timeout: float = 15) -> int:
-    """The status of a GET on a new connection: HTTP/2 for odd ``i``, else HTTP/1.1; 0 for an
-    HTTP/2 connection turned away with a GOAWAY before any stream."""
-    host, port = _address(base)
-    if i % 2:
-        c = H2Client(host, port, _context(), timeout=timeout)
-        try:
-            return c.get(path).status
-        except AssertionError:
-            if c.goaway is not None and c.goaway.last_stream_id == 0:
-                return 0
-            raise
-        finally:
-            c.close()
-    ctx = _context()
-    ctx.set_alpn_protocols(["http/1.1"])
-    with socket.create_connection((host, port), timeout=timeout) as raw, \
-            ctx.wrap_socket(raw, server_hostname="localhost") as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        with contextlib.suppress(ssl.SSLError, ConnectionResetError):
-            while chunk := s.recv(65536):
-                data += chunk
-    if not data:
-        raise ConnectionError("closed without a response")
-    return int(data.split(b" ", 2)[1])
+def _polite(base: str, stack: contextlib.ExitStack) -> PoliteClient:
+    """A polite client (its requests given 15 s), stopped when ``stack`` closes at the latest."""
+    return stack.enter_context(PoliteClient(_target(base), "/small.css", timeout=15))
 
 
-@dataclass
-class Seen:
-    statuses: collections.Counter[int] = field(default_factory=collections.Counter)
-    failures: collections.Counter[str] = field(default_factory=collections.Counter)
-    times: list[float] = field(default_factory=list)
-
-    def add(self, other: Seen) -> None:
-        self.statuses += other.statuses
-        self.failures += other.failures
-        self.times += other.times
-
-    def __str__(self) -> str:
-        statuses = ", ".join(f"{'GOAWAY' if k == 0 else k}: {v}" for k, v in sorted(self.statuses.items()))
-        failed = sum(self.failures.values())
-        failures = f"; {failed} failed ({', '.join(f'{k} x{v}' for k, v in self.failures.items())})" if failed else ""
-        slow = sum(1 for t in self.times if t > 1.0)
-        return (f"{len(self.times)} requests ({statuses}){failures}; {slow} over 1 s, "
-                f"slowest {max(self.times, default=0):.2f} s")
+def _end(clients: list[PoliteClient]) -> Seen:
+    seen = Seen()
+    for c in clients:
+        c.__exit__()
+        seen.add(c.take())
+    return seen
 
 
-class Polite:
-    """One request after another on new connections, in a thread, until stopped (bounded)."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.seen = Seen()
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 180
-        i = 0
-        while not self.stop.is_set() and time.monotonic() < deadline and i < 20_000:
-            i += 1
-            started = time.monotonic()
-            try:
-                status = fetch(self.base, i)
-            except Exception as e:
-                with self.lock:
-                    self.seen.failures[type(e).__name__] += 1
-                    self.seen.times.append(time.monotonic() - started)
-                time.sleep(0.05)  # a client that failed waits a moment before it tries again
-                continue
-            with self.lock:
-                self.seen.statuses[status] += 1
-                self.seen.times.append(time.monotonic() - started)
-
-    def take(self) -> Seen:
-        """What was seen since the last take."""
-        with self.lock:
-            seen, self.seen = self.seen, Seen()
-        return seen
-
-    def end(self) -> Seen:
-        self.stop.set()
-        self.thread.join(30)
-        return self.take()
+def _take(clients: list[PoliteClient]) -> Seen:
+    seen = Seen()
+    for c in clients:
+        seen.add(c.take())
+    return seen
 
 
 def workers_of(pid: int) -> list[int]:
@@ -186,10 +121,10 @@ def limit_open_files(pid: int, n: int) -> None:
 # -- scenarios -------------------------------------------------------------------------------------
 
 def site(start: Start, spec: servers.ServeSpec, name: str) -> list[str]:
-    with start(spec) as served:
-        polite = Polite(served.base)
+    with start(spec) as served, contextlib.ExitStack() as stack:
+        clients = [_polite(served.base, stack)]
         time.sleep(1.0)  # the scenario's pace: a second of normal traffic, then the fault
-        before = polite.take()
+        before = _take(clients)
         away = spec.docroot.with_name("docroot.away")
         spec.docroot.rename(away)
         killed = ""
@@ -198,115 +133,42 @@ def site(start: Start, spec: servers.ServeSpec, name: str) -> list[str]:
             os.kill(victim, signal.SIGKILL)
             killed = f", worker {victim} killed"
         time.sleep(6.0)
-        gap = polite.take()
+        gap = _take(clients)
         up_in_gap = alive(served.pid)
         away.rename(spec.docroot)
         time.sleep(3.0)
-        after = polite.end()
+        after = _end(clients)
         return [f"before: {before}",
                 f"docroot gone{killed}, 6 s: {gap}" + ("" if up_in_gap else "; the server had exited"),
                 f"docroot back, 3 s: {after}" + ("" if alive(served.pid) else "; the server had exited")]
 
 
-def _h1_truncated(base: str, big: Path) -> str:
-    host, port = _address(base)
-    ctx = _context()
-    ctx.set_alpn_protocols(["http/1.1"])
-    with socket.create_connection((host, port), timeout=15) as raw, \
-            ctx.wrap_socket(raw, server_hostname="localhost") as s:
-        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
-                  b"GET /small.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        data = b""
-        while b"\r\n\r\n" not in data or len(data) < 256 * 1024:
-            data += s.recv(65536)
-        body = data.split(b"\r\n\r\n", 1)[1]
-        os.truncate(big, MIB)
-        truncated = time.monotonic()
-        how = "closed"
-        try:
-            while chunk := s.recv(65536):
-                body += chunk
-        except TimeoutError:
-            how = "still open after 15 s"
-        except OSError as e:
-            how = f"{type(e).__name__}"
-        took = time.monotonic() - truncated
-    spliced = body.find(b"HTTP/1.1 200")
-    intact = body[:len(body) if spliced < 0 else spliced] == PATTERN[:len(body) if spliced < 0 else spliced]
-    return (f"HTTP/1.1: {len(body):,} of {BIG:,} bytes, {how} {took:.2f} s after the truncate; "
-            + (f"the pipelined response spliced in at byte {spliced:,}" if spliced >= 0 else "no splice")
-            + ("" if intact else "; the bytes are not the file's"))
-
-
-def _h2_truncated(base: str, big: Path) -> str:
-    host, port = _address(base)
-    c = RawH2(host, port, _context())
-    got, truncated, how = 0, 0.0, "no end within 15 s"
-    try:
-        sid = c.new_stream()
-        c.send_headers(sid, c.request_headers("/big.bin"))
-        while True:
-            try:
-                f = c.read_frame(timeout=15)
-            except TimeoutError:
-                break
-            if f.type == T.DATA and f.stream_id == sid:
-                got += len(f.payload)
-                if not truncated and got >= 256 * 1024:
-                    os.truncate(big, MIB)
-                    truncated = time.monotonic()
-                if f.flags & F.END_STREAM:
-                    how = "END_STREAM (a short body ended as if whole)"
-                    break
-                c.send_frame(T.WINDOW_UPDATE, 0, 0, u32(len(f.payload)))
-                c.send_frame(T.WINDOW_UPDATE, 0, sid, u32(len(f.payload)))
-            elif f.type == T.RST_STREAM and f.stream_id == sid:
-                how = f"RST_STREAM {_ERRORS.get(f.error_code, hex(f.error_code))}"
-                break
-            elif f.type == T.GOAWAY:
-                how = f"GOAWAY {f.error_code:#x}"
-                break
-    except Exception as e:
-        how = f"{type(e).__name__}: {e}"
-    finally:
-        c.sock.close()
-    took = time.monotonic() - truncated if truncated else 0.0
-    return f"HTTP/2: {got:,} of {BIG:,} bytes, {how} {took:.2f} s after the truncate"
-
-
-_ERRORS = {1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 8: "CANCEL"}
-
-
 def truncate(start: Start, spec: servers.ServeSpec, name: str) -> list[str]:
     big = spec.docroot / "big.bin"
-    lines = []
-    for check in (_h1_truncated, _h2_truncated):
-        big.write_bytes(PATTERN[:BIG])
-        with start(spec) as served:
-            lines.append(check(served.base, big))
-    return lines
+    write_big(big)
+    with start(spec) as served:
+        h1 = h1_download_cut_short(_target(served.base), big, "/small.css")
+    write_big(big)
+    with start(spec) as served:
+        h2, conn = h2_download_cut_short(_target(served.base), big)
+        conn.sock.close()
+    return [f"HTTP/1.1: {h1}", f"HTTP/2: {h2}"]
 
 
 def sigstop(start: Start, spec: servers.ServeSpec, name: str, stop_for: float) -> list[str]:
-    with start(spec) as served:
-        clients = [Polite(served.base) for _ in range(3)]
+    with start(spec) as served, contextlib.ExitStack() as stack:
+        clients = [_polite(served.base, stack) for _ in range(3)]
         time.sleep(1.0)
-        before = Seen()
-        for c in clients:
-            before.add(c.take())
+        before = _take(clients)
         victim = min(workers_of(served.pid))
         os.kill(victim, signal.SIGSTOP)
         try:
             time.sleep(stop_for)
         finally:
             os.kill(victim, signal.SIGCONT)
-        during = Seen()
-        for c in clients:
-            during.add(c.take())
+        during = _take(clients)
         time.sleep(2.0)
-        after = Seen()
-        for c in clients:
-            after.add(c.end())
+        after = _end(clients)
         replaced = "" if victim in workers_of(served.pid) else " (it was replaced meanwhile)"
         return [f"before: {before}", f"worker {victim} stopped for {stop_for:g} s: {during}{replaced}",
                 f"continued, 2 s: {after}"]
@@ -331,8 +193,8 @@ def sighup(start: Start, spec: servers.ServeSpec, name: str, gap: float) -> list
     shutil.copy(first.cert, live.cert)
     shutil.copy(first.key, live.key)
     (spec.workdir / "slowstart.py").write_text(SLOW_START)
-    with start(servers.ServeSpec(spec.docroot, live, spec.workdir)) as served:
-        polite = Polite(served.base)
+    with start(servers.ServeSpec(spec.docroot, live, spec.workdir)) as served, contextlib.ExitStack() as stack:
+        clients = [_polite(served.base, stack)]
         time.sleep(1.0)
         os.kill(served.pid, signal.SIGHUP)
         time.sleep(gap)  # the second SIGHUP lands while the first reload's workers start
@@ -340,15 +202,14 @@ def sighup(start: Start, spec: servers.ServeSpec, name: str, gap: float) -> list
         shutil.copy(other.key, live.key)
         os.kill(served.pid, signal.SIGHUP)
         time.sleep(6.0)  # both reloads done (about 1 s each here)
-        seen = polite.end()
-        host, port = _address(served.base)
-        new = sum(1 for _ in range(10) if _peer_cert(host, port) == other.cert.read_bytes().split(b"-----END")[0])
+        seen = _end(clients)
+        new = sum(1 for _ in range(10)
+                  if _peer_cert(_target(served.base)) == other.cert.read_bytes().split(b"-----END")[0])
         return [f"during the two reloads: {seen}", f"after: {new} of 10 connections get the new certificate"]
 
 
-def _peer_cert(host: str, port: int) -> bytes:
-    with socket.create_connection((host, port), timeout=10) as raw, \
-            _context().wrap_socket(raw, server_hostname="localhost") as s:
+def _peer_cert(target: Target) -> bytes:
+    with target.connect(["http/1.1"], 10) as s:
         der = s.getpeercert(binary_form=True)
     assert der is not None
     return ssl.DER_cert_to_PEM_cert(der).encode().split(b"-----END")[0]
@@ -357,17 +218,14 @@ def _peer_cert(host: str, port: int) -> bytes:
 def files(start: Start, spec: servers.ServeSpec, name: str) -> list[str]:
     with start(spec) as served:
         limit_open_files(served.pid, 256)
-        host, port = _address(served.base)
-        ctx = _context()
-        ctx.set_alpn_protocols(["http/1.1"])
-        clients: list[ssl.SSLSocket] = []
+        target = _target(served.base)
+        held: list[ssl.SSLSocket] = []
         outcome: collections.Counter[str] = collections.Counter()
         started = time.monotonic()
         for _ in range(400):
             try:
-                raw = socket.create_connection((host, port), timeout=5)
-                s = ctx.wrap_socket(raw, server_hostname="localhost")
-                clients.append(s)
+                s = target.connect(["http/1.1"], 5)
+                held.append(s)
                 s.sendall(b"GET /small.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 head = s.recv(65536)
                 outcome[head[:12].decode("latin-1") or "closed"] += 1
@@ -376,10 +234,11 @@ def files(start: Start, spec: servers.ServeSpec, name: str) -> list[str]:
             except OSError as e:
                 outcome[type(e).__name__] += 1
         took = time.monotonic() - started
-        polite = Polite(served.base)
-        time.sleep(3.0)
-        seen = polite.end()
-        for s in clients:
+        with contextlib.ExitStack() as stack:
+            clients = [_polite(served.base, stack)]
+            time.sleep(3.0)
+            seen = _end(clients)
+        for s in held:
             s.close()
         return [f"400 keep-alive clients, {took:.1f} s: {dict(outcome)}", f"then, 3 s: {seen}"]
 

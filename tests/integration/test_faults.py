@@ -13,20 +13,29 @@ import re
 import select
 import shutil
 import signal
-import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from tests.integration.test_workers import Start, finish, line_count, pids_of, serial
-from tests.support.h2client import H2Client
-from tests.support.h2raw import PREFACE, E, F, RawH2, T, frame, u32
+from tests.support.faults import (
+    BIG,
+    GOAWAY,
+    PoliteClient,
+    Seen,
+    Target,
+    h1_download_cut_short,
+    h2_download_cut_short,
+    wait_for_all,
+    write_big,
+)
+from tests.support.faults import fetch as support_fetch
+from tests.support.h2raw import PREFACE, E, F, RawH2, T, frame
 from tests.support.serverproc import Certs, ServerProcess, run_cli, start
 
 
@@ -53,38 +62,18 @@ def serve(certs: Certs, site: Path) -> Iterator[Start]:
         finish(s)
 
 
-# -- the polite client ---------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------
 
-GOAWAY = 0  # the status fetch() gives a connection the server turned away with a GOAWAY
+def target(srv: ServerProcess) -> Target:
+    return Target(srv.host, srv.port, srv.certs.client_context)
 
 
-def fetch(srv: ServerProcess, i: int, path: str = "/style.css", timeout: float = 10) -> tuple[int, int]:
-    """(status, worker pid) of a GET on a new connection: HTTP/2 for odd ``i``, else HTTP/1.1.
-    An HTTP/2 connection the server turns away before any stream (GOAWAY NO_ERROR naming
-    stream 0: nothing processed, retry) counts as status GOAWAY."""
-    if i % 2:
-        c = H2Client(srv.host, srv.port, srv.certs.client_context(), timeout=timeout)
-        try:
-            reply = c.get(path)
-        except AssertionError:
-            if c.goaway is not None and c.goaway.error_code == 0 and c.goaway.last_stream_id == 0:
-                return GOAWAY, 0
-            raise
-        finally:
-            c.close()
-        return reply.status, int(reply.header(b"x-pushserve-worker") or 0)
-    ctx = srv.certs.client_context(["http/1.1"])
-    with socket.create_connection((srv.host, srv.port), timeout=timeout) as raw, \
-            ctx.wrap_socket(raw, server_hostname="localhost") as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    if not data:
-        raise ConnectionError("closed without a response")
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    m = re.search(r"(?im)^x-pushserve-worker: (\d+)\r?$", head)
-    return int(head.split(" ", 2)[1]), int(m.group(1)) if m else 0
+def polite(srv: ServerProcess, timeout: float = 10) -> PoliteClient:
+    return PoliteClient(target(srv), "/style.css", timeout)
+
+
+def fetch(srv: ServerProcess, i: int, timeout: float = 10) -> tuple[int, int]:
+    return support_fetch(target(srv), i, "/style.css", timeout)
 
 
 def line_index(srv: ServerProcess, pattern: str, start: int) -> int:
@@ -93,89 +82,6 @@ def line_index(srv: ServerProcess, pattern: str, start: int) -> int:
     with srv._cond:
         lines = list(srv.lines)
     return next(i for i in range(start, len(lines)) if re.search(pattern, lines[i]))
-
-@dataclass
-class Seen:
-    """What a polite client saw: statuses by worker, failures, and its slowest request."""
-
-    statuses: collections.Counter[int] = field(default_factory=collections.Counter)
-    workers: collections.Counter[int] = field(default_factory=collections.Counter)
-    failures: list[str] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, other: Seen) -> None:
-        self.statuses += other.statuses
-        self.failures += other.failures
-        self.times += other.times
-
-    def __str__(self) -> str:
-        slow = sum(1 for t in self.times if t > 1.0)
-        return (f"{sum(self.statuses.values())} requests: statuses {dict(self.statuses)}, "
-                f"failures {len(self.failures)} {self.failures[:3]}; {slow} took over 1 s, the "
-                f"slowest {max(self.times, default=0):.2f} s")
-
-
-class PoliteClient:
-    """One request after another, each on a new connection (HTTP/2 and HTTP/1.1 taking turns),
-    each given ``timeout`` seconds, until stopped (or 3000 requests, or two minutes)."""
-
-    def __init__(self, srv: ServerProcess, path: str = "/style.css", timeout: float = 10) -> None:
-        self.srv, self.path, self.timeout = srv, path, timeout
-        self.seen = Seen()
-        self.stop = threading.Event()
-        self.between = threading.Lock()  # held during each request: paused() waits for the gap
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """No request of this client in flight meanwhile (for a kill that loses what is in flight)."""
-        with self.between:
-            yield
-
-    def __enter__(self) -> PoliteClient:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(30)
-
-    def count(self) -> int:
-        with self.seen.lock:
-            return sum(self.seen.statuses.values()) + len(self.seen.failures)
-
-    def wait_for(self, n: int) -> None:
-        """Until ``n`` more requests have ended (bounded: the client's own limits end it)."""
-        wait_for_all([self], n)
-
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 120
-        for i in range(3000):
-            if self.stop.is_set() or time.monotonic() > deadline:
-                return
-            started = time.monotonic()
-            try:
-                with self.between:
-                    status, pid = fetch(self.srv, i, self.path, self.timeout)
-            except Exception as e:
-                with self.seen.lock:
-                    self.seen.failures.append(f"{type(e).__name__}: {e}")
-                continue
-            took = time.monotonic() - started
-            with self.seen.lock:
-                self.seen.statuses[status] += 1
-                self.seen.workers[pid] += 1
-                self.seen.times.append(took)
-
-
-def wait_for_all(clients: list[PoliteClient], n: int) -> None:
-    """Until the clients together have ended ``n`` more requests (bounded by their own limits)."""
-    goal = sum(c.count() for c in clients) + n
-    while sum(c.count() for c in clients) < goal and any(c.thread.is_alive() for c in clients):
-        time.sleep(0.01)
-
 
 def report(what: str, seen: Seen) -> None:
     print(f"\n[polite client] {what}: {seen}")
@@ -187,7 +93,7 @@ def test_site_folder_gone_and_a_worker_killed_then_restored(serve: Start, site: 
     srv = serve("--workers", "2")
     victim, survivor = sorted(pids_of(srv, 40))
     away = site.with_name("site.away")
-    with PoliteClient(srv) as client:
+    with polite(srv) as client:
         client.wait_for(5)
         mark = line_count(srv)
         site.rename(away)  # a deploy that swaps folders, caught between two renames
@@ -260,7 +166,7 @@ def test_a_second_sighup_during_a_reload_is_queued(serve: Start, certs: Certs, t
     srv = serve("--workers", "2", "--cert", str(cert), "--key", str(key), "--app-dir", str(apps),
                 "--mount", "/gated=gated:app")
     first = serial(srv)
-    with PoliteClient(srv) as client:
+    with polite(srv) as client:
         gate.unlink()  # the next workers wait in their startup: the reload stays under way
         mark = line_count(srv)
         srv.proc.send_signal(signal.SIGHUP)
@@ -282,45 +188,23 @@ def test_a_second_sighup_during_a_reload_is_queued(serve: Start, certs: Certs, t
 
 # -- 2. a file cut short during a download ----------------------------------------------------------
 
-BIG = 64 * 1024 * 1024
-PATTERN = bytes(range(251)) * (BIG // 251 + 1)  # a byte's value tells its offset: a splice shows
-
-
-def _big_file(site: Path) -> Path:
-    path = site / "big.bin"
-    path.write_bytes(PATTERN[:BIG])
-    return path
-
-
 def test_file_truncated_under_an_http1_download_with_a_pipelined_request(serve: Start, site: Path) -> None:
     """``truncate`` during a 64 MB download with a second request pipelined behind it: the
     connection closes at once, the body is a true prefix of the file (the next response is never
     spliced into it), the short read is logged once, and other clients are served."""
-    big = _big_file(site)
+    big = site / "big.bin"
+    write_big(big)
     srv = serve("--workers", "1")
-    ctx = srv.certs.client_context(["http/1.1"])
-    with PoliteClient(srv) as client, socket.create_connection((srv.host, srv.port), timeout=10) as raw, \
-            ctx.wrap_socket(raw, server_hostname="localhost") as s:
-        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
-                  b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        data = b""
-        while b"\r\n\r\n" not in data or len(data) < 256 * 1024:
-            data += s.recv(65536)
-        head, body = data.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 200") and b"content-length: %d" % BIG in head
-        mark = line_count(srv)
-        os.truncate(big, 1024 * 1024)  # the file shrinks under the download
-        started = time.monotonic()
-        while chunk := s.recv(65536):  # the server must close; a hang ends in TimeoutError
-            body += chunk
-        closed_after = time.monotonic() - started
+    mark = line_count(srv)
+    with polite(srv) as client:
+        got = h1_download_cut_short(target(srv), big, "/style.css", timeout=10)
         client.wait_for(5)
-    assert len(body) < BIG
-    assert body == PATTERN[:len(body)], "the body is not the file's prefix"
-    m = srv.wait_for(r"h1: response cut short: .*big\.bin ended at byte (\d+) of 67108864: it changed "
-                     r"while being sent \(deploy by renaming files into place\)", start=mark)
-    print(f"\n[download] HTTP/1.1: {len(body):,} of {BIG:,} body bytes, closed {closed_after:.2f} s after "
-          f"the truncate; the file ended at byte {int(m.group(1)):,}")
+    print(f"\n[download] HTTP/1.1: {got}")
+    assert got.head.startswith(b"HTTP/1.1 200") and b"content-length: %d" % BIG in got.head
+    assert got.ended == "closed" and got.body < BIG  # not "still open": a hang fails here
+    assert got.intact and got.spliced_at < 0
+    srv.wait_for(r"h1: response cut short: .*big\.bin ended at byte \d+ of 67108864: it changed "
+                 r"while being sent \(deploy by renaming files into place\)", start=mark)
     assert sum(1 for line in srv.lines[mark:] if "cut short" in line) == 1
     report("beside the HTTP/1.1 download", client.seen)
     assert not client.seen.failures and set(client.seen.statuses) == {200}
@@ -329,45 +213,23 @@ def test_file_truncated_under_an_http1_download_with_a_pipelined_request(serve: 
 def test_file_truncated_under_an_http2_download(serve: Start, site: Path) -> None:
     """The same on HTTP/2: the stream is reset with INTERNAL_ERROR at once (the server's
     trouble, not the client's: not PROTOCOL_ERROR), and the connection goes on serving."""
-    big = _big_file(site)
+    big = site / "big.bin"
+    write_big(big)
     srv = serve("--workers", "1")
-    c = RawH2(srv.host, srv.port, srv.certs.client_context())
+    mark = line_count(srv)
+    got, c = h2_download_cut_short(target(srv), big, timeout=10)
     try:
-        sid = c.new_stream()
-        c.send_headers(sid, c.request_headers("/big.bin"))
-        got = 0
-        truncated_at: float | None = None
-        mark = line_count(srv)
-        while True:
-            f = c.read_frame(timeout=10)
-            if f.type == T.DATA and f.stream_id == sid:
-                assert f.payload == PATTERN[got:got + len(f.payload)]
-                got += len(f.payload)
-                assert not f.flags & F.END_STREAM, "a short body must not end as if whole"
-                if truncated_at is None and got >= 256 * 1024:
-                    os.truncate(big, 1024 * 1024)
-                    truncated_at = time.monotonic()
-                c.send_frame(T.WINDOW_UPDATE, 0, 0, u32(len(f.payload)))
-                c.send_frame(T.WINDOW_UPDATE, 0, sid, u32(len(f.payload)))
-            elif f.type == T.RST_STREAM and f.stream_id == sid:
-                assert f.error_code == E.INTERNAL_ERROR, f.describe()
-                break
-        assert truncated_at is not None
-        reset_after = time.monotonic() - truncated_at
-        assert got < BIG
+        print(f"\n[download] HTTP/2: {got}")
+        assert got.ended == "RST_STREAM INTERNAL_ERROR" and got.body < BIG and got.intact
         # The connection is still good: the next request on it is answered.
-        sid2 = c.new_stream()
-        c.send_headers(sid2, c.request_headers("/style.css"))
-        while True:
-            f = c.read_frame(timeout=10)
-            if f.type == T.DATA and f.stream_id == sid2 and f.flags & F.END_STREAM:
-                break
-        assert dict(c.heads[sid2])[b":status"] == b"200"
+        sid = c.new_stream()
+        c.send_headers(sid, c.request_headers("/style.css"))
+        while not ((f := c.read_frame()).type == T.DATA and f.stream_id == sid and f.flags & F.END_STREAM):
+            pass
+        assert dict(c.heads[sid])[b":status"] == b"200"
     finally:
         c.sock.close()
     srv.wait_for(r"h2: response cut short: .*big\.bin ended at byte \d+ of 67108864", start=mark)
-    print(f"\n[download] HTTP/2: {got:,} of {BIG:,} body bytes, RST_STREAM INTERNAL_ERROR "
-          f"{reset_after:.2f} s after the truncate")
 
 
 # -- 3. a stopped worker --------------------------------------------------------------------------------
@@ -384,7 +246,7 @@ def test_a_stopped_worker_gets_no_new_connections(serve: Start) -> None:
     worker timeout is long: nothing here waits for it.)"""
     srv = serve("--workers", "2", "--worker-timeout", "60")
     stopped, other = sorted(pids_of(srv, 40))
-    clients = [PoliteClient(srv, timeout=60) for _ in range(3)]
+    clients = [polite(srv, timeout=60) for _ in range(3)]
     with contextlib.ExitStack() as stack:
         for c in clients:
             stack.enter_context(c)
@@ -424,7 +286,7 @@ def test_a_master_that_was_away_kills_no_healthy_worker(serve: Start) -> None:
     srv = serve("--workers", "2", "--worker-timeout", "1")
     workers = pids_of(srv, 40)
     mark = line_count(srv)
-    with PoliteClient(srv) as client:
+    with polite(srv) as client:
         os.kill(srv.proc.pid, signal.SIGSTOP)
         try:
             away = time.monotonic() + 3.0  # the scenario's length, not a wait for readiness
@@ -444,12 +306,6 @@ def test_a_master_that_was_away_kills_no_healthy_worker(serve: Start) -> None:
 
 
 # -- 5. out of file descriptors ------------------------------------------------------------------------
-
-def _tls(srv: ServerProcess) -> ssl.SSLSocket:
-    ctx = srv.certs.client_context(["http/1.1"])
-    raw = socket.create_connection((srv.host, srv.port), timeout=10)
-    return ctx.wrap_socket(raw, server_hostname="localhost")
-
 
 def _response(s: ssl.SSLSocket) -> bytes:
     """One whole response (this test's are short, with a Content-Length), or b"" at EOF."""
@@ -490,7 +346,7 @@ class BusyClient(threading.Thread):
 
     def run(self) -> None:
         try:
-            with _tls(self.srv) as s:
+            with target(self.srv).connect(["http/1.1"], 10) as s:
                 s.sendall(b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n")
                 self.started.release()
                 ended = False
@@ -532,7 +388,7 @@ def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
         started = time.monotonic()
 
         def keep_alive(_: int) -> ssl.SSLSocket:
-            s = _tls(srv)
+            s = target(srv).connect(["http/1.1"], 10)
             s.sendall(b"GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert _response(s).startswith(b"HTTP/1.1 200 "), "a keep-alive client was not served"
             return s
@@ -554,8 +410,8 @@ def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
         clients.clear()
 
         # Busy clients (a request head begun, not finished): nothing idle to close.
-        with PoliteClient(srv) as polite:
-            polite.wait_for(3)
+        with polite(srv) as beside:
+            beside.wait_for(3)
             mark = line_count(srv)
             go_on, started = threading.Event(), threading.Semaphore(0)
             busy = [BusyClient(srv, go_on, started) for _ in range(260)]
@@ -563,7 +419,7 @@ def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
                 b.start()
             for _ in busy:
                 started.acquire(timeout=60)
-            polite.wait_for(3)
+            beside.wait_for(3)
             # The excess on HTTP/2: a GOAWAY naming no stream (nothing was processed: safe to retry).
             h2 = RawH2(srv.host, srv.port, srv.certs.client_context(), handshake=False)
             h2.send(PREFACE + frame(T.SETTINGS, 0, 0))
@@ -573,12 +429,13 @@ def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
             for b in busy:
                 b.join(60)
             answers = collections.Counter(b.answer[:12] for b in busy)
-            polite.wait_for(3)  # served again
+            beside.wait_for(3)  # served again
         print(f"[files] 260 busy clients: {dict(answers)}")
         assert set(answers) == {b"HTTP/1.1 200", b"HTTP/1.1 503"}
-        assert any("answered" in line and "503 / GOAWAY" in line for line in srv.lines[mark:])
-        report("beside the 260 busy clients", polite.seen)
-        assert not polite.seen.failures and set(polite.seen.statuses) <= {200, 503, GOAWAY}
+        srv.wait_for(r"out of file descriptors \(ulimit -n 256\) with \d+ connections open: answered \d+ new "
+                     r"ones? 503 / GOAWAY", start=mark)
+        report("beside the 260 busy clients", beside.seen)
+        assert not beside.seen.failures and set(beside.seen.statuses) <= {200, 503, GOAWAY}
         assert srv.proc.poll() is None
     finally:
         for s in clients:
