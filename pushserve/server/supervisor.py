@@ -64,7 +64,7 @@ from typing import Literal
 from pushserve import __version__, lan, tls
 from pushserve.config import Config, ConfigError
 from pushserve.server import forked, heartbeat
-from pushserve.server.files import raise_open_file_limit
+from pushserve.server.file_limit import raise_open_file_limit
 from pushserve.server.heartbeat import Heartbeat
 from pushserve.server.memory import give_back_memory
 from pushserve.server.sockets import bind, reuse_port_available, url_for
