@@ -213,14 +213,27 @@ def _not_tls(client: socket.socket, first: bytes) -> None:
 
 
 async def _sweep(state: WorkerState) -> None:
+    swept = state.loop.time()
     while True:
         await asyncio.sleep(1.0)
         now = state.loop.time()
+        # Time the worker itself did not run (its loop blocked, the process stopped or starved)
+        # is not the clients' slowness: their timeouts do not count it.
+        away = now - swept - 1.0
+        if away > STALL:
+            for conn in state.connections:
+                conn.last_activity += away
+                conn.last_write += away
+        swept = now
         for conn in list(state.connections):
             conn.sweep(now)
         state.report_refused()
         state.room.report(len(state.connections))
         trim_memory(state, now)
+
+
+# A sweep this much later than due means the worker was not running (see _sweep).
+STALL = 0.5
 
 
 # Freed memory goes back to the OS once the connection count has fallen by this much from its

@@ -124,6 +124,38 @@ def test_site_folder_gone_and_a_worker_killed_then_restored(serve: Start, site: 
     assert srv.stop() == 0
 
 
+def test_a_connection_held_by_a_stopped_worker_is_served_when_it_runs_again(serve: Start) -> None:
+    """A connection the worker had already taken when it was stopped waits for it (as under
+    nginx), and the time the worker was stopped does not count against the client's
+    --header-timeout: its request is answered when the worker runs again."""
+    srv = serve("--workers", "1", "--header-timeout", "2", "--worker-timeout", "60")
+    (worker,) = pids_of(srv, 4)
+    c = RawH2(srv.host, srv.port, srv.certs.client_context(), handshake=False)
+    try:
+        first = c.read_frame()  # the server's SETTINGS: the worker has the connection
+        assert first.type == T.SETTINGS
+        mark = line_count(srv)
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            # The stand-in starts at 3 s: longer than --header-timeout.
+            standin = int(srv.wait_for(rf"worker {worker} \(slot 0\): blocked for [\d.]+ s; worker (\d+) starts",
+                                       start=mark).group(1))
+            srv.wait_for(rf"worker {standin} \(slot 0\) ready; it takes over from worker {worker}", start=mark)
+            sid = c.new_stream()
+            c.send(PREFACE + frame(T.SETTINGS, 0, 0) + c.headers_frame(sid, c.request_headers("/style.css")))
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        while sid not in c.heads:
+            f = c.read_frame()
+            if f.type == T.PING and not f.flags & F.ACK:  # the drain's PING
+                c.send_frame(T.PING, F.ACK, 0, f.payload)
+        assert dict(c.heads[sid])[b":status"] == b"200"
+    finally:
+        c.sock.close()
+    srv.wait_for(rf"worker {worker} stopped", start=mark)
+    assert not any("timeout" in line for line in srv.lines[mark:]), srv.lines[mark:]
+
+
 # -- 4. a SIGHUP during a reload -----------------------------------------------------------------------
 
 GATED_APP = '''
