@@ -13,8 +13,8 @@ group; through that place it steers new connections (``server/steering.py``, a c
 program attached to the group) to the sockets of the workers that can take them: ready, not
 stopping, their event loop not blocked.  A worker whose heartbeat stops for a second gets no new
 connection until it beats again; a slot whose worker died or is still starting gets none either.
-(Without steering — not Linux — a bound, non-listening member would get no connections, but a
-listening one nobody accepts on would; the master then leaves listening to the workers.)  A
+(Where the kernel takes no steering program — not Linux — a slot without a ready worker keeps its
+share, which waits in its queue for the slot's next worker, as it always did after a crash.)  A
 slot's socket outlives its worker: a replacement (after a crash, or in a rolling restart)
 accepts on the same socket, so the connections queued on it are not reset when the old worker
 goes; they wait (< 1 s) for the new one.  ``--port 0`` is resolved by the first slot's bind; the

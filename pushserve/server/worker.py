@@ -49,7 +49,7 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # the handler only flags; shutdown runs below
-    sock.listen(config.limits.backlog)  # before "ready": a connection from then on must be queued
+    sock.listen(config.limits.backlog)  # the master has it listening already; this is the backlog
     accepting = loop.create_task(_accept_loop(state, sock, ssl_ctx))
     sweeper = loop.create_task(_sweep(state))
     if ready is not None:

@@ -212,27 +212,6 @@ class RawStream:
         return True
 
 
-# -- the kernel fact the design stands on ------------------------------------------------------------
-
-def test_bound_reuseport_socket_that_does_not_listen_gets_no_connections() -> None:
-    """The master binds each slot's socket without listen(); it must not take connections."""
-    def reuseport_socket(port: int) -> socket.socket:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        s.bind(("127.0.0.1", port))
-        return s
-
-    with reuseport_socket(0) as idle:
-        port = idle.getsockname()[1]
-        with reuseport_socket(port) as listener:
-            listener.listen(16)
-            listener.settimeout(5)
-            for _ in range(300):
-                with socket.create_connection(("127.0.0.1", port), timeout=5):
-                    conn, _ = listener.accept()  # every one lands here, none in the idle socket
-                    conn.close()
-
-
 # -- spreading and replacement ---------------------------------------------------------------------
 
 def test_new_connections_are_spread_over_the_workers(serve: Start) -> None:
