@@ -113,8 +113,9 @@ class Connection(asyncio.Protocol):
         self.flush()
 
     def _turn_away(self, h2: bool) -> None:
-        """Over --max-connections: say so in the protocol's own way and close; nothing was
-        processed, so the client may safely retry (elsewhere, or later)."""
+        """Over --max-connections (or accepted on the reserve descriptor, at the open file
+        limit): say so in the protocol's own way and close; nothing was processed, so the client
+        may safely retry (elsewhere, or later)."""
         assert self.transport is not None
         if not self.turn_away:  # one past the limit of open files is counted by worker.room
             self.worker.refused += 1
