@@ -54,6 +54,7 @@ import os
 import selectors
 import signal
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -161,6 +162,7 @@ class Supervisor:
         self.group = Group()  # the slots' sockets in the kernel's order, and where connections go
         self.retired: list[Slot] = []  # slots removed by SIGTTOU whose workers still run
         self.site_present = True
+        self.site_mtime = 0  # the site folder's st_mtime_ns when last looked at
         self.site_checked_at = 0.0
         self.stepped_at = time.monotonic()
 
@@ -525,13 +527,18 @@ class Supervisor:
         return new
 
     def _watch_site(self, now: float) -> None:
-        """Log the site folder going and coming back; once it is back, replace the workers that
-        started without it."""
+        """Log the site folder going and coming back, and replace the workers in standby when it
+        is back or has changed (a file renamed into it, as a deploy does): what kept them from
+        serving may be gone."""
         if now - self.site_checked_at < SITE_EVERY or self.phase != "running":
             return
         self.site_checked_at = now
         site = self.config.site
-        present = site.is_dir()
+        try:
+            st = os.stat(site)
+        except OSError:
+            st = None
+        present = st is not None and stat.S_ISDIR(st.st_mode)
         if present != self.site_present:
             self.site_present = present
             if present:
@@ -539,14 +546,16 @@ class Supervisor:
             else:
                 log.warning("site folder %s is missing (deleted, or being replaced): requests get 503 "
                             "until it is back", site)
-        if not present:
+        if st is None or not present:
             return
+        changed, self.site_mtime = st.st_mtime_ns != self.site_mtime, st.st_mtime_ns
         for proc in list(self.workers.values()):
-            if (proc.site_missing and proc.successor is None and proc.ready_at is not None
-                    and proc.stopping_since is None and proc.killed_why is None):
+            if (proc.standby is not None and (proc.site_missing or changed) and proc.successor is None
+                    and proc.ready_at is not None and proc.stopping_since is None and proc.killed_why is None):
                 new = self._take_over(proc)
-                log.info("worker %d (slot %d) started without the site folder: worker %d replaces it",
-                         proc.pid, proc.slot.index, new.pid)
+                log.info("worker %d (slot %d) could not serve (%s): worker %d tries again", proc.pid,
+                         proc.slot.index, "without the site folder" if proc.site_missing else "the site changed",
+                         new.pid)
 
     def _kill(self, proc: WorkerProc, why: str) -> None:
         proc.killed_why = why
