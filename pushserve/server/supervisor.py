@@ -39,7 +39,7 @@ through a pipe, which is how the startup line waits for all of them.
 
 Whatever the site's state, a replacement worker starts (after a crash, SIGTTIN, a blocked worker):
 if it cannot build its app (the site folder is missing, say), it answers 503 and reports
-"standby"; the master replaces it once the folder is back (or on SIGHUP), and takes no new
+"standby"; the master replaces it once the folder is back or changes (or on SIGHUP), and takes no new
 connections to it while another worker can take them.  The master watches the site folder and
 logs its going and coming back; the site's state never makes it exit.
 """
@@ -369,7 +369,7 @@ class Supervisor:
                 proc.site_missing = missing == "1"
                 log.warning("worker %d (slot %d) cannot serve: %s; it answers 503 until %s", proc.pid,
                             proc.slot.index, proc.standby,
-                            "the site folder is back" if proc.site_missing else "a SIGHUP")
+                            "the site folder is back" if proc.site_missing else "the site folder changes or a SIGHUP")
 
     def _on_ready(self, proc: WorkerProc) -> None:
         proc.ready_at = now = time.monotonic()

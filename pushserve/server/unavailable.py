@@ -3,7 +3,7 @@
 A replacement worker must start whatever state the site is in (its folder deleted or being
 swapped, a file broken since the start): rather than fail — and, failing again and again, stop
 the server — it serves this and tells the master why ("standby"), which replaces it once the
-site folder is back (or on SIGHUP), and steers new connections to it only when no worker that
+site folder is back or changes (or on SIGHUP), and steers new connections to it only when no worker that
 serves the site can take them.
 """
 

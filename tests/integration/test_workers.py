@@ -602,7 +602,7 @@ def test_a_replacement_that_cannot_build_the_site_stands_by(serve: Start, site: 
     mark = line_count(srv)
     os.kill(victim, signal.SIGKILL)
     m = srv.wait_for(r"worker (\d+) \(slot \d+\) cannot serve: .*push_manifest\.json.*; it answers "
-                     r"503 until a SIGHUP", start=mark)
+                     r"503 until the site folder changes or a SIGHUP", start=mark)
     standby = int(m.group(1))
     srv.wait_for(rf"worker {standby} \(slot \d+\) ready", start=mark)
     assert pids_of(srv, 40) == {survivor}  # steered: the standby worker gets no new connection
