@@ -98,12 +98,15 @@ def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Seque
 
 
 @contextmanager
-def hypercorn(spec: ServeSpec, app: str = "benchmarks.peers.starlette_static:app") -> Iterator[Served]:
+def hypercorn(spec: ServeSpec, app: str = "benchmarks.peers.starlette_static:app", *,
+              h3: bool = False) -> Iterator[Served]:
     """Hypercorn with uvloop, one worker, TLS, serving ``app`` (Starlette's StaticFiles on the
-    docroot unless another "module:attr" is given)."""
+    docroot unless another "module:attr" is given); with ``h3``, HTTP/3 too (``quic_bind``, its
+    ``--quic-bind``) on the same port number over UDP."""
     port = free_port()
     conf = spec.workdir / "hypercorn.toml"
-    conf.write_text(textwrap.dedent(f"""\
+    quic = f'quic_bind = ["127.0.0.1:{port}"]\n' if h3 else ""
+    conf.write_text(quic + textwrap.dedent(f"""\
         bind = ["127.0.0.1:{port}"]
         certfile = "{spec.cert.cert}"
         keyfile = "{spec.cert.key}"
@@ -198,14 +201,16 @@ def h2o_available() -> bool:
 
 
 @contextmanager
-def h2o(spec: ServeSpec) -> Iterator[Served]:
+def h2o(spec: ServeSpec, *, connections: int | None = None) -> Iterator[Served]:
+    """``connections``: ``max-connections`` (h2o's default, 1024, when None)."""
     port = free_port()
     conf = spec.workdir / "h2o.conf"
     user = "user: root\n" if os.geteuid() == 0 else ""
     conf.write_text(
         f"{user}"
         f"num-threads: 1\n"
-        f"pid-file: {spec.workdir}/h2o.pid\n"
+        + (f"max-connections: {connections}\n" if connections is not None else "")
+        + f"pid-file: {spec.workdir}/h2o.pid\n"
         f"listen:\n"
         f"  host: 127.0.0.1\n"
         f"  port: {port}\n"

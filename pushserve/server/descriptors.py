@@ -3,7 +3,7 @@
 When ``accept()`` fails for want of a file descriptor (``ulimit -n`` reached: every connection
 and every file being sent holds one), the queued connections would wait in the kernel until
 their clients give up, and the failure would repeat on every wake-up.  Instead, as nginx and
-h2o do:
+h2o do (after server/admission.py has closed any connection that has not sent its ClientHello):
 
 1. the oldest idle keep-alive connection is closed (at once: no TLS goodbye, whose answer would
    hold the descriptor), and the newcomer is accepted once that descriptor is free;
@@ -54,7 +54,8 @@ class Room:
         self.take_reserve()
         self.closing: set[Closable] = set()  # idle connections closed for room, not gone yet
         self.freed = asyncio.Event()
-        self.closed_idle = 0  # since the last report
+        self.closed_silent = 0  # since the last report: connections that sent no ClientHello (admission)
+        self.closed_idle = 0
         self.answered = 0
         self.waited = 0
 
@@ -107,10 +108,13 @@ class Room:
 
     def report(self, open_now: int) -> None:
         """One log line a second at most (the worker's sweep calls this every second)."""
-        if not (self.closed_idle or self.answered or self.waited):
+        if not (self.closed_silent or self.closed_idle or self.answered or self.waited):
             return
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         done = []
+        if self.closed_silent:
+            done.append(f"closed {self.closed_silent} connection{'s' if self.closed_silent != 1 else ''}"
+                        " that sent no ClientHello for new ones")
         if self.closed_idle:
             done.append(f"closed {self.closed_idle} idle keep-alive connection{'s' if self.closed_idle != 1 else ''}"
                         " for new ones")
@@ -120,7 +124,7 @@ class Room:
             done.append("new ones wait in the queue")
         log.warning("out of file descriptors (ulimit -n %d) with %d connections open: %s", limit, open_now,
                     ", ".join(done))
-        self.closed_idle = self.answered = self.waited = 0
+        self.closed_silent = self.closed_idle = self.answered = self.waited = 0
 
     def close(self) -> None:
         if self.reserve >= 0:

@@ -9,8 +9,7 @@ serves the site can take them.
 
 from __future__ import annotations
 
-from pushserve.exchange import DiscardBody, Exchange
-from pushserve.protocol.events import RequestReceived
+from pushserve.exchange import Stream
 
 _BODY = b"503 Service Unavailable: the site cannot be served right now; retry shortly\n"
 _HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(_BODY)),
@@ -18,21 +17,10 @@ _HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length",
 
 
 class Unavailable:
-    def handle(self, exchange: Exchange, request: RequestReceived) -> None:
-        headers = exchange.default_headers()
-        headers += _HEADERS
-        sid = request.stream_id
-        if request.end_stream:
-            exchange.core.send_response(sid, 503, headers, _BODY)
-            return
-        # A request body nobody reads: dropped as it comes, and on HTTP/2 the stream is reset
-        # (NO_ERROR) once the answer is out, as the site's router does.
-        discard = DiscardBody(exchange, sid)
-        exchange.attach(sid, discard)
-        exchange.core.send_response(sid, 503, headers, _BODY)
-        if request.http_version == "2":
-            exchange.core.reset_stream(sid, 0)
-            exchange.detach(sid, discard)
+    def handle(self, stream: Stream) -> None:
+        if not stream.request.end_stream:
+            stream.decline_body()  # nobody reads it: dropped as it comes, as the site's router does
+        stream.respond(503, list(_HEADERS), _BODY)
 
     async def startup(self) -> None:
         pass

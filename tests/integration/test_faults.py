@@ -53,7 +53,8 @@ def serve(certs: Certs, site: Path) -> Iterator[Start]:
     started: list[ServerProcess] = []
 
     def factory(*args: str, site_dir: Path = site) -> ServerProcess:
-        s = start(certs, "--expose-worker", "--no-access-log", *args, site=site_dir)
+        # TCP faults: no HTTP/3 listener (its aioquic import would only slow each worker's start).
+        s = start(certs, "--expose-worker", "--no-access-log", "--no-http3", *args, site=site_dir)
         started.append(s)
         return s
 
@@ -404,12 +405,12 @@ class BusyClient(threading.Thread):
 
 
 def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
-    """``ulimit -n 256``: a start-up warning with the numbers; 300 keep-alive clients are all
+    """``ulimit -n 256``: a start-up warning with the numbers; 280 keep-alive clients are all
     served (the oldest idle connections are closed to make room); when every connection is busy
     the excess is answered 503 / GOAWAY at once instead of waiting in the queue; one log line a
     second at most."""
-    srv = start(certs, "--expose-worker", "--no-access-log", "--workers", "1", "--header-timeout", "60", site=site,
-                open_files=256)
+    srv = start(certs, "--expose-worker", "--no-access-log", "--no-http3", "--workers", "1", "--header-timeout", "60",
+                site=site, open_files=256)
     clients: list[ssl.SSLSocket] = []
     try:
         srv.wait_for(r"warning: --max-connections 4096 needs an open file limit of 4288 per worker, but it is "
@@ -428,12 +429,12 @@ def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             clients += pool.map(keep_alive, range(280))
         took = time.monotonic() - started
-        srv.wait_for(r"out of file descriptors \(ulimit -n 256\) with \d+ connections open: closed \d+ idle",
+        srv.wait_for(r"out of file descriptors \(ulimit -n 256\) with \d+ connections open: .*closed \d+ idle",
                      start=mark)
         closed = sum(1 for s in clients if _closed_by_server(s))
         assert closed >= 280 - 256
         lines = [line for line in srv.lines[mark:] if "out of file descriptors" in line]
-        assert lines and all("closed" in line and "idle keep-alive connection" in line for line in lines)
+        assert lines and all("idle keep-alive connection" in line or "sent no ClientHello" in line for line in lines)
         assert len(lines) <= took + 2  # one a second at most
         print(f"\n[files] 280 keep-alive clients served in {took:.1f} s, {closed} idle ones closed for them; "
               f"{len(lines)} log line(s), the last: {lines[-1]}")
