@@ -196,14 +196,14 @@ def test_a_second_sighup_during_a_reload_is_queued(serve: Start, certs: Certs, t
     (apps / "gated.py").write_text(GATED_APP)
     gate = apps / "open"
     gate.touch()
-    srv = serve("--workers", "2", "--cert", str(cert), "--key", str(key), "--app-dir", str(apps),
+    srv = serve("--workers", "1", "--cert", str(cert), "--key", str(key), "--app-dir", str(apps),
                 "--mount", "/gated=gated:app")
     first = serial(srv)
     with polite(srv) as client:
         gate.unlink()  # the next workers wait in their startup: the reload stays under way
         mark = line_count(srv)
         srv.proc.send_signal(signal.SIGHUP)
-        srv.wait_for(r"SIGHUP: starting 2 new workers", start=mark)
+        srv.wait_for(r"SIGHUP: starting 1 new worker", start=mark)
         shutil.copy(other / "localhost.pem", cert)
         shutil.copy(other / "localhost-key.pem", key)
         srv.proc.send_signal(signal.SIGHUP)
@@ -211,7 +211,7 @@ def test_a_second_sighup_during_a_reload_is_queued(serve: Start, certs: Certs, t
         assert serial(srv) == first
         gate.touch()
         done = line_index(srv, r"reloaded: workers", mark)
-        again = line_index(srv, r"SIGHUP: starting 2 new workers", done)
+        again = line_index(srv, r"SIGHUP: starting 1 new worker", done)
         line_index(srv, r"reloaded: workers", again)
         client.wait_for(5)
     report("two SIGHUPs with a certificate change between", client.seen)
@@ -316,8 +316,8 @@ def test_a_master_that_was_away_kills_no_healthy_worker(serve: Start) -> None:
     """The master stopped for three times --worker-timeout while its workers serve on: when it
     runs again it judges the workers from then on (server/heartbeat.py), so none is called
     blocked or stuck, and the polite client never noticed."""
-    srv = serve("--workers", "2", "--worker-timeout", "1")
-    workers = pids_of(srv, 40)
+    srv = serve("--workers", "1", "--worker-timeout", "1")
+    workers = pids_of(srv, 20)
     mark = line_count(srv)
     with polite(srv) as client:
         os.kill(srv.proc.pid, signal.SIGSTOP)
@@ -329,8 +329,8 @@ def test_a_master_that_was_away_kills_no_healthy_worker(serve: Start) -> None:
             os.kill(srv.proc.pid, signal.SIGCONT)
         # The master has run its checks since: a worker it adds now is ready.
         srv.proc.send_signal(signal.SIGTTIN)
-        added = int(srv.wait_for(r"SIGTTIN: worker (\d+) \(slot 2\) added", start=mark).group(1))
-        srv.wait_for(rf"worker {added} \(slot 2\) ready", start=mark)
+        added = int(srv.wait_for(r"SIGTTIN: worker (\d+) \(slot 1\) added", start=mark).group(1))
+        srv.wait_for(rf"worker {added} \(slot 1\) ready", start=mark)
         client.wait_for(5)
     assert not any(re.search(r"blocked|stuck|killed", line) for line in srv.lines[mark:]), srv.lines[mark:]
     assert pids_of(srv, 40) == workers | {added}
@@ -404,18 +404,25 @@ class BusyClient(threading.Thread):
             self.started.release()
 
 
+# The open file limit of the test's server, and its clients: more keep-alive ones than the limit
+# (room is made for them), and busy ones just past what the worker can hold.
+FILES = 128
+KEEP_ALIVE = FILES + 24
+BUSY = FILES + 4
+
+
 def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
-    """``ulimit -n 256``: a start-up warning with the numbers; 280 keep-alive clients are all
+    """``ulimit -n 128``: a start-up warning with the numbers; 152 keep-alive clients are all
     served (the oldest idle connections are closed to make room); when every connection is busy
     the excess is answered 503 / GOAWAY at once instead of waiting in the queue; one log line a
     second at most."""
     srv = start(certs, "--expose-worker", "--no-access-log", "--no-http3", "--workers", "1", "--header-timeout", "60",
-                site=site, open_files=256)
+                site=site, open_files=FILES)
     clients: list[ssl.SSLSocket] = []
     try:
-        srv.wait_for(r"warning: --max-connections 4096 needs an open file limit of 4288 per worker, but it is "
-                     r"256 \(ulimit -n; hard limit 256\): past about 236 open connections a worker closes idle "
-                     r"ones and answers new ones 503 / GOAWAY")
+        srv.wait_for(rf"warning: --max-connections 4096 needs an open file limit of 4288 per worker, but it is "
+                     rf"{FILES} \(ulimit -n; hard limit {FILES}\): past about {FILES - 20} open connections a "
+                     r"worker closes idle ones and answers new ones 503 / GOAWAY")
         # Keep-alive clients, each served and left open: room is made by closing the oldest.
         mark = line_count(srv)
         started = time.monotonic()
@@ -427,16 +434,16 @@ def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
             return s
 
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            clients += pool.map(keep_alive, range(280))
+            clients += pool.map(keep_alive, range(KEEP_ALIVE))
         took = time.monotonic() - started
-        srv.wait_for(r"out of file descriptors \(ulimit -n 256\) with \d+ connections open: .*closed \d+ idle",
+        srv.wait_for(rf"out of file descriptors \(ulimit -n {FILES}\) with \d+ connections open: .*closed \d+ idle",
                      start=mark)
         closed = sum(1 for s in clients if _closed_by_server(s))
-        assert closed >= 280 - 256
+        assert closed >= KEEP_ALIVE - FILES
         lines = [line for line in srv.lines[mark:] if "out of file descriptors" in line]
         assert lines and all("idle keep-alive connection" in line or "sent no ClientHello" in line for line in lines)
         assert len(lines) <= took + 2  # one a second at most
-        print(f"\n[files] 280 keep-alive clients served in {took:.1f} s, {closed} idle ones closed for them; "
+        print(f"\n[files] {KEEP_ALIVE} keep-alive clients served in {took:.1f} s, {closed} idle ones closed for them; "
               f"{len(lines)} log line(s), the last: {lines[-1]}")
         for s in clients:
             s.close()
@@ -447,7 +454,7 @@ def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
             beside.wait_for(3)
             mark = line_count(srv)
             go_on, started = threading.Event(), threading.Semaphore(0)
-            busy = [BusyClient(srv, go_on, started) for _ in range(260)]
+            busy = [BusyClient(srv, go_on, started) for _ in range(BUSY)]
             for b in busy:
                 b.start()
             for _ in busy:
@@ -463,11 +470,11 @@ def test_out_of_file_descriptors(certs: Certs, site: Path) -> None:
                 b.join(60)
             answers = collections.Counter(b.answer[:12] for b in busy)
             beside.wait_for(3)  # served again
-        print(f"[files] 260 busy clients: {dict(answers)}")
+        print(f"[files] {BUSY} busy clients: {dict(answers)}")
         assert set(answers) == {b"HTTP/1.1 200", b"HTTP/1.1 503"}
-        srv.wait_for(r"out of file descriptors \(ulimit -n 256\) with \d+ connections open: .*answered \d+ new "
+        srv.wait_for(rf"out of file descriptors \(ulimit -n {FILES}\) with \d+ connections open: .*answered \d+ new "
                      r"ones? 503 / GOAWAY", start=mark)
-        report("beside the 260 busy clients", beside.seen)
+        report(f"beside the {BUSY} busy clients", beside.seen)
         assert not beside.seen.failures and set(beside.seen.statuses) <= {200, 503, GOAWAY}
         assert srv.proc.poll() is None
     finally:
