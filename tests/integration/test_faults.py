@@ -221,10 +221,12 @@ def test_a_second_sighup_during_a_reload_is_queued(serve: Start, certs: Certs, t
 
 # -- 2. a file cut short during a download ----------------------------------------------------------
 
-def test_file_truncated_under_an_http1_download_with_a_pipelined_request(serve: Start, site: Path) -> None:
-    """``truncate`` during a 64 MB download with a second request pipelined behind it: the
-    connection closes at once, the body is a true prefix of the file (the next response is never
-    spliced into it), the short read is logged once, and other clients are served."""
+def test_file_truncated_under_a_download(serve: Start, site: Path) -> None:
+    """``truncate`` during a 64 MB download.  HTTP/1.1, with a second request pipelined behind
+    it: the connection closes at once, the body is a true prefix of the file (the next response
+    is never spliced into it), the short read is logged once, and other clients are served.
+    HTTP/2: the stream is reset with INTERNAL_ERROR at once (the server's trouble, not the
+    client's: not PROTOCOL_ERROR), and the connection goes on serving."""
     big = site / "big.bin"
     write_big(big)
     srv = serve("--workers", "1")
@@ -242,17 +244,11 @@ def test_file_truncated_under_an_http1_download_with_a_pipelined_request(serve: 
     report("beside the HTTP/1.1 download", client.seen)
     assert not client.seen.failures and set(client.seen.statuses) == {200}
 
-
-def test_file_truncated_under_an_http2_download(serve: Start, site: Path) -> None:
-    """The same on HTTP/2: the stream is reset with INTERNAL_ERROR at once (the server's
-    trouble, not the client's: not PROTOCOL_ERROR), and the connection goes on serving."""
-    big = site / "big.bin"
     write_big(big)
-    srv = serve("--workers", "1")
     mark = line_count(srv)
     got, c = h2_download_cut_short(target(srv), big, timeout=10)
     try:
-        print(f"\n[download] HTTP/2: {got}")
+        print(f"[download] HTTP/2: {got}")
         assert got.ended == "RST_STREAM INTERNAL_ERROR" and got.body < BIG and got.intact
         # The connection is still good: the next request on it is answered.
         sid = c.new_stream()
