@@ -41,8 +41,9 @@ log = logging.getLogger("pushserve")
 # A handshake this old gives its place to a connection queued for one when all places are taken.
 HANDSHAKE_EVICT_AGE = 1.0
 
-# Out of file descriptors, a connection that has sent no ClientHello for this long is silent (one
-# accepted just now may have its ClientHello on the way, not yet read) and gives way first.
+# Out of file descriptors, a connection that has not sent its ClientHello this long after its
+# accept is silent and gives way first; a younger one may be a client whose ClientHello is on its
+# way (on a loaded machine), and an idle keep-alive connection goes before it.
 SILENT_AGE = 1.0
 
 # Connections taken from the kernel's queue per wake-up, so a burst costs one poll, not one per
@@ -100,24 +101,41 @@ class Admission:
                         log.warning("accept: %s", e.strerror or e)  # the queue waits, we try again
                         await asyncio.sleep(0.1)
                         break
-                    oldest = next(iter(self.waiting.values()), None)
-                    if oldest is not None and loop.time() - oldest.since >= SILENT_AGE:
-                        # Out of file descriptors is every place taken too: the oldest silent
-                        # connection gives its descriptor to the one waiting in the queue.
-                        self._close_waiting(oldest.sock.fileno())
-                        self.state.room.closed_silent += 1
+                    if self._close_silent():
                         continue
                     # Else an idle keep-alive connection gives way, or one newcomer is answered
                     # 503 on the reserve descriptor, or the queue waits (server/descriptors.py).
                     spare = self.state.room.make_room(
                         sock, (c for c in self.state.connections if isinstance(c, Connection)))
                     if spare is None:
-                        await self.state.room.wait(1.0)
+                        # Until a descriptor frees up, or the oldest waiting connection is silent.
+                        oldest = next(iter(self.waiting.values()), None)
+                        await self.state.room.wait(
+                            1.0 if oldest is None else min(1.0, max(0.05, oldest.since + SILENT_AGE - loop.time())))
                         break
                     self._admit(spare, turn_away=True)
                     continue
                 self._make_room()
                 self._admit(client)
+
+    def _close_silent(self) -> bool:
+        """Out of file descriptors is every place taken too: the oldest connection that has
+        sent no ClientHello for SILENT_AGE gives its descriptor to one waiting in the kernel's
+        queue.  One whose ClientHello is in its buffer, not yet read, is a client: it goes on to
+        TLS instead."""
+        now = self.state.loop.time()
+        while self.waiting:
+            fd, w = next(iter(self.waiting.items()))
+            if now - w.since < SILENT_AGE:
+                return False
+            self._first_bytes(fd)
+            if fd in self.waiting:
+                self._close_waiting(fd)
+                self.state.room.closed_silent += 1
+                return True
+            if w.sock.fileno() < 0:  # it had closed, or was not TLS: its descriptor is free
+                return True
+        return False
 
     def _make_room(self) -> None:
         """All places taken: the oldest connection that has not sent its ClientHello goes.  (With
