@@ -42,6 +42,9 @@ COLLECT_FN = """
       obs.disconnect();
     } catch (e) { lcp = 0; }
     const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    // A busy browser may paint after the load event: wait for the paints too, up to 5 s past it
+    // (a page that never paints content is reported without them).
+    if ((!fcp || !lcp) && performance.now() < n.loadEventEnd + 5000) { setTimeout(collect, 20); return; }
     resolve({
       timeOrigin: performance.timeOrigin,
       paint: {fcp: fcp ? fcp.startTime : 0, lcp: lcp},
