@@ -35,6 +35,12 @@ CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connectio
                                  b"upgrade"})
 
 
+class LocalProtocolError(Exception):
+    """The layer above asked for something the protocol forbids at this point (a second final
+    response, body after the end, anything on a reset stream): a bug in the caller, raised as
+    h11 raises it, so it shows up as an error with a traceback rather than a missing response."""
+
+
 def close_body(body: object) -> None:
     """Release a body iterator that will not be read to its end (an open file, say); its
     cleanup failing must not break the connection."""
@@ -97,7 +103,15 @@ Event = RequestReceived | BodyReceived | StreamReset | StreamDrained | Connectio
 
 
 class ServerCore(Protocol):
-    """What server/connection.py needs from a protocol core (h1.H1Core and h2.H2Core)."""
+    """What server/connection.py needs from a protocol core (h1.H1Core and h2.H2Core).
+
+    Misuse raises LocalProtocolError and changes nothing: a call on a stream never opened or
+    whose response has ended, data before the response head or after its end, a 1xx after the
+    final head, a push on a pushed or ended stream, a status or field no response may carry
+    (protocol/outgoing.py).  A stream that ended under the caller's feet (reset by the peer or
+    by the core, the connection gone) takes late calls silently: the caller has been or will be
+    told by a StreamReset.  ``reset_stream`` of a stream that ended, ``acknowledge_received``
+    and ``buffered`` never raise for a stream that existed."""
 
     http_version: str  # "2" or "1.1"
 

@@ -47,6 +47,7 @@ from pushserve.protocol.events import (
     ConnectionTerminated,
     Event,
     Headers,
+    LocalProtocolError,
     RequestReceived,
     StreamReset,
     close_body,
@@ -58,6 +59,7 @@ from pushserve.protocol.h2.fields import (
     Malformed,
     RequestDecoder,
     encode_fields,
+    encode_pseudo,
     encode_status,
     parse_urgency,
     validate_trailers,
@@ -87,12 +89,19 @@ from pushserve.protocol.h2.streams import (
     AWAITING_HEAD,
     ENDED,
     IDLE,
+    INFORM,
     LAYER_MAY,
     PEER_MAY_SEND,
+    PHASE_NAMES,
+    PUSH,
+    RESPOND,
+    SEND,
     SENDING_BODY,
     STATE_NAMES,
+    VERB_NAMES,
     Stream,
 )
+from pushserve.protocol.outgoing import check_status
 
 SLICE_FRAMES = 512  # frames processed per receive_data / resume call
 LAST_STREAM_ID = 2**31 - 1
@@ -652,21 +661,24 @@ class H2Core:
     def send_response(self, stream_id: int, status: int, headers: Headers, body: Body | None = None,
                       *, end_stream: bool = True) -> None:
         st = self._streams.get(stream_id)
-        if st is None or st.phase != AWAITING_HEAD or st.response_done:
+        if st is None or not st.may & RESPOND:
             if body is not None and not isinstance(body, BUFFER):
                 close_body(body)
+            self._misuse(stream_id, st, RESPOND)
             return
-        if st.method == b"HEAD":
+        try:
+            if type(status) is not int or not 200 <= status <= 599:
+                check_status(status)
+            block = encode_fields(encode_status(status), headers)
+        except LocalProtocolError:
+            if body is not None and not isinstance(body, BUFFER):
+                close_body(body)
+            raise
+        if st.method == b"HEAD":  # no content, whatever the layer above gives (RFC 9110 §9.3.2)
             if body is not None and not isinstance(body, BUFFER):
                 close_body(body)
             body = None
-            end_stream = True
         empty = body is None or (isinstance(body, BUFFER) and not body)
-        try:
-            block = encode_fields(encode_status(status), headers)
-        except Exception:  # invalid headers from the layer above
-            self.reset_stream(stream_id, ErrorCode.INTERNAL_ERROR)
-            return
         if empty and end_stream:
             st.phase, st.may = ENDED, 0
             self._write_headers(stream_id, block, END_STREAM)
@@ -693,33 +705,44 @@ class H2Core:
         if not empty:
             assert body is not None
             self._enqueue(st, body)
-        st.end_pending = st.end_pending or end_stream
+        st.end_pending = end_stream
         self._scheduler.schedule(st)
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         st = self._streams.get(stream_id)
-        if st is None or st.response_done or st.end_pending:
+        if st is None or not st.may & SEND:
+            self._misuse(stream_id, st, SEND)
             return
-        if data:
+        if data and st.method != b"HEAD":
             self._enqueue(st, data)
             st.drain_wanted = True
         if end_stream:
             st.end_pending = True
-        if st.phase != AWAITING_HEAD:
-            if end_stream:
-                st.enter(ENDED)
-            self._scheduler.schedule(st)
+            st.enter(ENDED)
+        self._scheduler.schedule(st)
 
     def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
         st = self._streams.get(stream_id)
-        if st is None or st.response_done or st.phase != AWAITING_HEAD or not 100 <= status < 200:
+        if st is None or not st.may & INFORM:
+            self._misuse(stream_id, st, INFORM)
             return
-        try:
-            block = encode_fields(encode_status(status), headers)
-        except Exception:
-            self.reset_stream(stream_id, ErrorCode.INTERNAL_ERROR)
+        check_status(status, informational=True)
+        self._write_headers(stream_id, encode_fields(encode_status(status), headers), 0)
+
+    def _misuse(self, sid: int, st: Stream | None, verb: int) -> None:
+        """A call the stream's step does not allow.  Raises LocalProtocolError, except where
+        the stream ended under the caller's feet (reset by either side, or the connection
+        ended): the caller has been or will be told by a StreamReset, and the call is dropped."""
+        what = VERB_NAMES[verb]
+        if st is not None:
+            raise LocalProtocolError(f"{what} on stream {sid}, which {PHASE_NAMES[st.phase]}")
+        if self._terminated:
             return
-        self._write_headers(stream_id, block, 0)
+        state = self._state(sid)[0] if sid > 0 else IDLE
+        if state == IDLE:
+            raise LocalProtocolError(f"{what} on stream {sid}, which was never opened")
+        if state == CLOSED:
+            raise LocalProtocolError(f"{what} on stream {sid}, which {PHASE_NAMES[ENDED]}")
 
     def _write_headers(self, sid: int, block: bytes, flags: int) -> None:
         peer = self._peer
@@ -744,23 +767,22 @@ class H2Core:
         return not self._terminated and not self._draining and self._peer.enable_push
 
     def push_promise(self, stream_id: int, request_headers: Headers, *, urgency: int = 3) -> int | None:
-        if not self.push_enabled or self._pushes >= self._max_pushes:
-            return None
         parent = self._streams.get(stream_id)
-        if parent is None or parent.pushed or parent.response_done:
+        if parent is None or not parent.may & PUSH:
+            self._misuse(stream_id, parent, PUSH)
+            return None
+        n = 0  # pseudo-header fields first (RFC 9113 §8.3); one later on fails the field check
+        while n < len(request_headers) and request_headers[n][0][:1] == b":":
+            n += 1
+        pseudo = request_headers[:n]
+        block = encode_fields(encode_pseudo(pseudo), request_headers[n:])
+        if not self.push_enabled or self._pushes >= self._max_pushes or self._next_push_sid > LAST_STREAM_ID:
             return None
         # Promised streams not finished count against the peer's limit (reserved ones too).
         active = sum(1 for s in self._streams.values() if s.pushed and not s.response_done)
-        if active >= self._peer.max_streams or self._next_push_sid > LAST_STREAM_ID:
+        if active >= self._peer.max_streams:
             return None
-        method = b"GET"
-        for name, value in request_headers:
-            if name == b":method":
-                method = bytes(value)
-        try:
-            block = encode_fields(b"", request_headers)
-        except Exception:
-            return None
+        method = dict(pseudo).get(b":method", b"GET")
         promised = self._next_push_sid
         self._next_push_sid += 2
         self._last_push_sid = promised
@@ -770,8 +792,8 @@ class H2Core:
             block = b"\x20" + block
             peer.table_update_due = False
         self._out += fr.header_block(fr.PUSH_PROMISE, 0, stream_id, block, peer.max_frame, fr.u32(promised))
-        self._streams[promised] = Stream(promised, method, min(max(urgency, 0), 7), self._flow.peer_initial, 0,
-                                         pushed=True, may=_PUSHED_MAY, request_done=True)
+        self._streams[promised] = Stream(promised, bytes(method), min(max(urgency, 0), 7), self._flow.peer_initial,
+                                         0, pushed=True, may=_PUSHED_MAY, request_done=True)
         self._unfinished += 1
         return promised
 
@@ -788,7 +810,9 @@ class H2Core:
 
     def reset_stream(self, stream_id: int, error_code: int = 0x8) -> None:
         st = self._streams.get(stream_id)
-        if st is None:
+        if st is None:  # resetting a stream that ended (either way) is harmless; a stranger's is not
+            if not self._terminated and (stream_id <= 0 or self._state(stream_id)[0] == IDLE):
+                raise LocalProtocolError(f"a reset of stream {stream_id}, which was never opened")
             return
         if not error_code and st.end_pending and not st.request_done:
             # The response is complete but still queued while the request body keeps coming:

@@ -32,8 +32,9 @@ import re
 from pushserve.protocol.events import CONNECTION_SPECIFIC, Headers
 from pushserve.protocol.h2.hpack_decoder import Decoder, HPACKError
 from pushserve.protocol.h2.hpack_tables import STATIC_TABLE
+from pushserve.protocol.outgoing import check_field, check_request_pseudo
 
-__all__ = ["HPACKError", "Malformed", "Request", "RequestDecoder", "encode_fields", "encode_status"]
+__all__ = ["HPACKError", "Malformed", "Request", "RequestDecoder", "encode_fields", "encode_pseudo", "encode_status"]
 
 # -- encoding ----------------------------------------------------------------------------------
 
@@ -85,14 +86,25 @@ _FIELDS_MAX = 4096
 
 
 def _encode_new(name: bytes, value: bytes) -> bytes:
+    check_field(name, value)
     name, value = bytes(name), bytes(value)
     if name in CONNECTION_SPECIFIC:
         return b""
     return _literal(name, value)
 
 
+def encode_pseudo(fields: Headers) -> bytes:
+    """The pseudo-header fields of a push promise's request (RFC 9113 §8.3.1); not cached."""
+    parts = []
+    for name, value in fields:
+        check_request_pseudo(name, value)
+        parts.append(_literal(name, bytes(value)))
+    return b"".join(parts)
+
+
 def encode_fields(first: bytes, headers: Headers) -> bytes:
-    """A header block: ``first`` (the encoded :status, or b"") then ``headers``."""
+    """A header block: ``first`` (the encoded :status, or b"") then ``headers``.  Raises
+    LocalProtocolError for a field no response may carry (outgoing.check_field)."""
     parts = [first]
     cache = _FIELDS
     for field in headers:
