@@ -136,7 +136,8 @@ class H2Core:
         self._streams: dict[int, Stream] = {}
         self._client_streams = 0  # streams of the peer in _streams (our limit applies to them)
         self._unfinished = 0  # streams in _streams whose response is not done
-        self._last_client_sid = 0
+        self._last_client_sid = 0  # the highest stream id the peer opened
+        self._last_surfaced = 0  # ... that reached the layer above (a connection error's GOAWAY names it)
         self._last_push_sid = 0
         self._next_push_sid = 2
         self._pushes = 0
@@ -147,8 +148,9 @@ class H2Core:
         self._goaway_last_id: int | None = None  # final GOAWAY sent, naming this stream
 
         # Input.
-        self._events: list[Event] = []  # events of the slice being processed
-        self._fresh: list[Stream] = []  # streams surfaced in that slice
+        self._events: list[Event] = []  # events of the read being judged (its slices)
+        self._fresh: list[Stream] = []  # streams opened by that read
+        self._withdrawn: set[int] = set()  # ... and reset in it: never surfaced
         self._inbuf = b""
         self._inpos = 0
         self._more = False  # a slice stopped at its budget with frames left
@@ -183,7 +185,7 @@ class H2Core:
         if self._terminated:
             return []
         if not data:
-            return self._terminate(0, "peer closed the connection", send_goaway=False)
+            return self._read_failed(0, "peer closed the connection", send_goaway=False)
         self._got_input = True
         if self._inpos >= len(self._inbuf):
             self._inbuf = bytes(data)
@@ -215,8 +217,6 @@ class H2Core:
         return events
 
     def _slice(self) -> list[Event]:
-        out: list[Event] = []
-        self._events = out
         buf, pos = self._inbuf, self._inpos
         end = len(buf)
         self._more = False
@@ -240,27 +240,47 @@ class H2Core:
                 handle(ftype, flags, sid & 0x7FFFFFFF, buf[pos + 9:stop])
                 pos = stop
         except ConnectionFailure as err:
-            self._end_slice()
-            return out + self._terminate(err.code, err.reason, send_goaway=err.send_goaway)
+            return self._read_failed(err.code, err.reason, send_goaway=err.send_goaway)
         except Exception as exc:  # never let a peer's bytes raise out of the core
-            self._end_slice()
-            return out + self._terminate(ErrorCode.INTERNAL_ERROR, f"failed on input: {type(exc).__name__}: {exc}")
+            return self._read_failed(ErrorCode.INTERNAL_ERROR, f"failed on input: {type(exc).__name__}: {exc}")
         if pos >= end:
             self._inbuf, self._inpos = b"", 0
         else:
             self._inpos = pos
-        self._end_slice()
+        if self._more:  # the rest of this read is judged first: its requests wait until then
+            return self.next_events()
+        return self._end_read()
+
+    def _end_read(self) -> list[Event]:
+        """Every frame of the read has been judged: what it meant goes to the layer above."""
+        events = self._events
+        self._events = []
+        withdrawn = self._withdrawn
+        fresh = self._fresh
+        if fresh:
+            for st in fresh:
+                st.fresh = False
+                if st.stream_id not in withdrawn:
+                    self._last_surfaced = st.stream_id
+            fresh.clear()
+        if withdrawn:
+            events = [e for e in events
+                      if not (isinstance(e, RequestReceived | BodyReceived) and e.stream_id in withdrawn)]
+            withdrawn.clear()
         drained = self._scheduler.drained
         if drained:
-            out[:0] = drained
+            events[:0] = drained
             drained.clear()
-        return out
+        return events
 
-    def _end_slice(self) -> None:
+    def _read_failed(self, code: int, reason: str, *, send_goaway: bool = True) -> list[Event]:
+        """The read ended in a connection error: requests it opened never reach the layer above
+        (nor any reset of theirs); streams surfaced before hear of the end by StreamReset."""
         for st in self._fresh:
-            st.fresh = False
-        self._fresh.clear()
-        self._events = []
+            self._withdrawn.add(st.stream_id)
+            self._streams.pop(st.stream_id, None)
+        events = self._end_read()
+        return events + self._terminate(code, reason, send_goaway=send_goaway)
 
     def _check_preface(self, buf: bytes, pos: int) -> int:
         done = len(fr.PREFACE) - self._preface_left
@@ -565,8 +585,9 @@ class H2Core:
             self._budget.reset()
 
     def _unsurface(self, sid: int) -> None:
-        self._events[:] = [e for e in self._events
-                           if not (isinstance(e, (RequestReceived, BodyReceived)) and e.stream_id == sid)]
+        """A request of this read is withdrawn before it reaches the layer above (its events
+        are filtered out once, at the end of the read)."""
+        self._withdrawn.add(sid)
 
     def _on_settings(self, flags: int, sid: int, payload: bytes) -> None:
         if sid:
@@ -614,8 +635,11 @@ class H2Core:
             go_on, st = self._admit(WINDOW_UPDATE, sid)
             if not go_on:
                 return
-            if st is None:
-                self._budget.charge("WINDOW_UPDATE on a closed stream")
+            if st is None:  # it may cross our END_STREAM; an increment of 0 is an error all the same
+                if not increment:
+                    self._stream_error(sid, ErrorCode.PROTOCOL_ERROR, None)
+                else:
+                    self._budget.charge("WINDOW_UPDATE on a closed stream")
                 return
             try:
                 self._flow.grow_stream(st, increment)
@@ -882,8 +906,8 @@ class H2Core:
         self._client_streams = self._unfinished = 0
         self._scheduler.clear()
         self._inbuf, self._inpos, self._more = b"", 0, False
-        if send_goaway:
-            self._out.append(fr.goaway(self._last_client_sid, code, reason.encode("utf-8", "replace")[:120]))
+        if send_goaway:  # naming the last request processed: those after it are safe to retry
+            self._out.append(fr.goaway(self._last_surfaced, code, reason.encode("utf-8", "replace")[:120]))
         events.append(ConnectionTerminated(code, reason))
         return events
 

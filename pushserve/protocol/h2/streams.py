@@ -55,7 +55,9 @@ PEER_MAY_SEND: tuple[Rule, ...] = (
     Rule(_ANY, False, ErrorCode.NO_ERROR),  # open
     Rule(_ANY, False, ErrorCode.NO_ERROR),  # half-closed (local)
     Rule(_LATE, False, ErrorCode.STREAM_CLOSED),  # half-closed (remote)
-    Rule(_LATE, False, ErrorCode.STREAM_CLOSED),  # closed
+    # Both sides sent END_STREAM: anything more is a connection error (the "MAY" of §5.1, what
+    # h2spec expects, and what the h2 library did).
+    Rule(_LATE, True, ErrorCode.STREAM_CLOSED),  # closed
     # The peer reset it, so it knows: DATA or HEADERS is a stream error (RFC 7540 §5.1's rule).
     Rule(_LATE, False, ErrorCode.STREAM_CLOSED),  # closed (reset by the peer)
     # After our RST_STREAM anything may still come: processed minimally (HPACK, the connection

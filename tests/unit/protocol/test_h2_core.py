@@ -1079,14 +1079,23 @@ def test_settings_ack_with_payload_is_frame_size_error() -> None:
     assert goaway_from_client(p.client_events).error_code == ErrorCodes.FRAME_SIZE_ERROR
 
 
-def test_frames_before_a_violation_are_still_processed() -> None:
+def test_a_read_that_ends_in_a_connection_error_surfaces_no_request_of_its_own() -> None:
+    """The frames before the violation are processed (the PING is answered), but the request
+    the read opened never reaches the layer above: the connection is over before anything could
+    answer it, and the GOAWAY names the last request that did (so the client may retry this
+    one).  A request of an earlier read hears of the end by StreamReset."""
     server, enc = raw_server()
-    data = (raw_frame(0x1, 0x4 | 0x1, 1, enc.encode(req_headers(b"/first")))
-            + raw_frame(0x4, 0x1, 0, b"\x00\x02\x00\x00\x00\x00"))
+    (first,) = server.receive_data(raw_frame(0x1, 0x4 | 0x1, 1, enc.encode(req_headers(b"/first"))))
+    assert isinstance(first, RequestReceived)
+    data = (raw_frame(0x1, 0x4 | 0x1, 3, enc.encode(req_headers(b"/second")))
+            + raw_frame(0x6, 0, 0, b"pingpong") + raw_frame(0x4, 0x1, 0, b"\x00\x02\x00\x00\x00\x00"))
     events = server.receive_data(data)
-    assert isinstance(events[0], RequestReceived) and events[0].target == b"/first"
+    assert events[:1] == [StreamReset(1, ErrorCodes.CANCEL)]
     assert terminated(events).error_code == ErrorCodes.FRAME_SIZE_ERROR
-    goaways = [f for f in parse_frames(server.data_to_send()) if isinstance(f, GoAwayFrame)]
+    assert not any(isinstance(e, RequestReceived) for e in events)
+    frames = parse_frames(server.data_to_send())
+    assert isinstance(frames[0], PingFrame) and "ACK" in frames[0].flags
+    goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
     assert [(g.error_code, g.last_stream_id) for g in goaways] == [(ErrorCodes.FRAME_SIZE_ERROR, 1)]
 
 
