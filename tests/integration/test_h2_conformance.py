@@ -247,18 +247,25 @@ def test_5_1_frames_after_rst_stream(c: RawH2, ftype: int) -> None:
     c.assert_usable()
 
 
-@pytest.mark.parametrize("ftype", [T.DATA, T.HEADERS], ids=["DATA", "HEADERS"])
-def test_5_1_frames_on_closed_stream(c: RawH2, ftype: int) -> None:
-    """§5.1 closed: frames after both sides sent END_STREAM are a connection error
+def test_5_1_headers_on_closed_stream(c: RawH2) -> None:
+    """§5.1 closed: HEADERS after both sides sent END_STREAM is a connection error
     STREAM_CLOSED (strict, as h2spec expects and the h2 library did; RFC 9113 says MAY)."""
     sid = c.new_stream()
     c.send_headers(sid, c.request_headers("/css/site.css"))
     c.read_response(sid)
-    if ftype == T.DATA:
-        c.send(frame(T.DATA, F.END_STREAM, sid, b"late"))
-    else:
-        c.send_headers(sid, c.request_headers("/css/site.css"))
+    c.send_headers(sid, c.request_headers("/css/site.css"))
     c.expect_goaway(E.STREAM_CLOSED)
+
+
+def test_5_1_data_on_closed_stream(c: RawH2) -> None:
+    """§5.1 closed, §6.1: DATA after both sides sent END_STREAM is a stream error
+    STREAM_CLOSED (§6.1's MUST; h2spec takes a connection error too)."""
+    sid = c.new_stream()
+    c.send_headers(sid, c.request_headers("/css/site.css"))
+    c.read_response(sid)
+    c.send(frame(T.DATA, F.END_STREAM, sid, b"late"))
+    c.expect_rst(sid, E.STREAM_CLOSED)
+    c.assert_usable()
 
 
 @pytest.mark.parametrize(("ftype", "payload"), [

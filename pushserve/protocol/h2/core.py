@@ -336,7 +336,7 @@ class H2Core:
         rule = PEER_MAY_SEND[state]
         if ftype in rule.allowed:
             return True, st
-        if rule.connection_error:
+        if ftype in rule.fatal:
             raise ConnectionFailure(rule.code, f"frame type {ftype} on {STATE_NAMES[state]} stream {sid}")
         self._stream_error(sid, rule.code, st)
         return False, st
@@ -350,7 +350,9 @@ class H2Core:
                 self._unsurface(sid)
             else:
                 self._events.append(StreamReset(sid, code))
-        else:
+        elif self._closed.how(sid) == FORGOTTEN:
+            # A stream we know nothing of now: answered once, then ignored (a late upload frame
+            # is followed by more).  A stream remembered as closed keeps how it closed.
             self._closed.add(sid, RESET_BY_US)
         self._budget.charge("stream error")
 
@@ -910,6 +912,13 @@ class H2Core:
             self._out.append(fr.goaway(self._last_surfaced, code, reason.encode("utf-8", "replace")[:120]))
         events.append(ConnectionTerminated(code, reason))
         return events
+
+    def stream_state(self, stream_id: int) -> str:
+        """The RFC 9113 §5.1 state of a stream, as streams.STATE_NAMES names it (a closed
+        stream says how it closed), for tests and debugging."""
+        if stream_id <= 0:
+            raise ValueError(f"no stream {stream_id}")
+        return STATE_NAMES[self._state(stream_id)[0]]
 
     @property
     def closing(self) -> bool:

@@ -41,32 +41,33 @@ STATE_NAMES = ("idle", "reserved (local)", "open", "half-closed (local)", "half-
 
 class Rule(NamedTuple):
     allowed: frozenset[int]  # frame types the peer may send in this state
-    connection_error: bool  # anything else: a connection error (True) or a stream error
+    fatal: frozenset[int]  # of the others, those that are a connection error; the rest a stream error
     code: ErrorCode
 
 
 _ANY = frozenset({DATA, HEADERS, PRIORITY, RST_STREAM, WINDOW_UPDATE, CONTINUATION})
+_NONE: frozenset[int] = frozenset()
 _LATE = frozenset({PRIORITY, RST_STREAM, WINDOW_UPDATE})  # may cross our END_STREAM or RST_STREAM
 
 # RFC 9113 §5.1, per state, for the frame types that concern a stream.
 PEER_MAY_SEND: tuple[Rule, ...] = (
-    Rule(frozenset({HEADERS, PRIORITY}), True, ErrorCode.PROTOCOL_ERROR),  # idle
-    Rule(_LATE, True, ErrorCode.PROTOCOL_ERROR),  # reserved (local)
-    Rule(_ANY, False, ErrorCode.NO_ERROR),  # open
-    Rule(_ANY, False, ErrorCode.NO_ERROR),  # half-closed (local)
-    Rule(_LATE, False, ErrorCode.STREAM_CLOSED),  # half-closed (remote)
-    # Both sides sent END_STREAM: anything more is a connection error (the "MAY" of §5.1, what
-    # h2spec expects, and what the h2 library did).
-    Rule(_LATE, True, ErrorCode.STREAM_CLOSED),  # closed
+    Rule(frozenset({HEADERS, PRIORITY}), _ANY, ErrorCode.PROTOCOL_ERROR),  # idle
+    Rule(_LATE, _ANY, ErrorCode.PROTOCOL_ERROR),  # reserved (local)
+    Rule(_ANY, _NONE, ErrorCode.NO_ERROR),  # open
+    Rule(_ANY, _NONE, ErrorCode.NO_ERROR),  # half-closed (local)
+    Rule(_LATE, _NONE, ErrorCode.STREAM_CLOSED),  # half-closed (remote)
+    # Both sides sent END_STREAM: HEADERS is a connection error (the "MAY" of §5.1, h2spec's
+    # expectation, the h2 library's answer), DATA a stream error (§6.1's "MUST").
+    Rule(_LATE, frozenset({HEADERS, CONTINUATION}), ErrorCode.STREAM_CLOSED),  # closed
     # The peer reset it, so it knows: DATA or HEADERS is a stream error (RFC 7540 §5.1's rule).
-    Rule(_LATE, False, ErrorCode.STREAM_CLOSED),  # closed (reset by the peer)
+    Rule(_LATE, _NONE, ErrorCode.STREAM_CLOSED),  # closed (reset by the peer)
     # After our RST_STREAM anything may still come: processed minimally (HPACK, the connection
     # window) and dropped, never answered.
-    Rule(_ANY, False, ErrorCode.NO_ERROR),  # closed (reset by us)
+    Rule(_ANY, _NONE, ErrorCode.NO_ERROR),  # closed (reset by us)
     # Closed so long ago that we no longer know how: a stream error, never the connection's end
     # (a late upload frame must not cost a page its connection).  A HEADERS frame here is a new
     # stream id below the last one opened: a connection error, checked before this table (§5.1.1).
-    Rule(_LATE, False, ErrorCode.STREAM_CLOSED),  # closed (forgotten)
+    Rule(_LATE, _NONE, ErrorCode.STREAM_CLOSED),  # closed (forgotten)
 )
 
 # State of a stream we hold, by (request_done, response_done).

@@ -319,7 +319,7 @@ def test_a_smaller_hpack_table_asks_for_a_size_update() -> None:
 def test_peer_may_send_has_a_rule_for_every_state() -> None:
     assert len(PEER_MAY_SEND) == len(STATE_NAMES)
     idle = PEER_MAY_SEND[IDLE]
-    assert idle.allowed == {HEADERS, PRIORITY} and idle.connection_error and idle.code == ErrorCode.PROTOCOL_ERROR
+    assert idle.allowed == {HEADERS, PRIORITY} and DATA in idle.fatal and idle.code == ErrorCode.PROTOCOL_ERROR
     for state in (OPEN, HALF_CLOSED_LOCAL, RESET_BY_US):  # everything comes in (and may be dropped)
         assert DATA in PEER_MAY_SEND[state].allowed
     # PRIORITY always; WINDOW_UPDATE and RST_STREAM may cross our END_STREAM or RST_STREAM.
@@ -327,7 +327,9 @@ def test_peer_may_send_has_a_rule_for_every_state() -> None:
         assert PEER_MAY_SEND[state].allowed == {PRIORITY, RST_STREAM, WINDOW_UPDATE}
     for state in (HALF_CLOSED_REMOTE, RESET_BY_PEER, FORGOTTEN):
         rule = PEER_MAY_SEND[state]
-        assert not rule.connection_error and rule.code == ErrorCode.STREAM_CLOSED
+        assert not rule.fatal and rule.code == ErrorCode.STREAM_CLOSED
+    closed = PEER_MAY_SEND[CLOSED]  # both sides ended: HEADERS ends the connection, DATA the stream
+    assert HEADERS in closed.fatal and DATA not in closed.fatal and closed.code == ErrorCode.STREAM_CLOSED
 
 
 def test_stream_state_follows_its_flags() -> None:

@@ -63,13 +63,20 @@ def u32(value: int) -> bytes:
 # -- §5.1 closed: by the way the stream closed --------------------------------------------------
 
 
-@pytest.mark.parametrize("late", ["HEADERS", "DATA"])
-def test_frames_on_a_stream_both_sides_ended_are_a_connection_error(late: str) -> None:
+def test_headers_on_a_stream_both_sides_ended_are_a_connection_error() -> None:
     c = Client()
     sid = c.completed()
-    frame = c.headers(sid) if late == "HEADERS" else raw_frame(DATA, END_STREAM, sid, b"late")
-    assert terminated(c.send(frame)).error_code == STREAM_CLOSED
+    assert terminated(c.send(c.headers(sid))).error_code == STREAM_CLOSED
     assert goaways(c.read()) == [STREAM_CLOSED]
+
+
+def test_data_on_a_stream_both_sides_ended_is_a_stream_error() -> None:
+    """§6.1: DATA on a stream not open MUST be a stream error STREAM_CLOSED (as h2 answered)."""
+    c = Client()
+    sid = c.completed()
+    assert c.send(raw_frame(DATA, END_STREAM, sid, b"late")) == []
+    assert resets(c.read()) == [(sid, STREAM_CLOSED)]
+    assert not c.server.closing
 
 
 @pytest.mark.parametrize("late", ["HEADERS", "DATA"])
@@ -127,9 +134,10 @@ def test_window_update_of_zero_after_the_response_is_still_an_error() -> None:
     sid = c.completed()
     assert c.send(raw_frame(WINDOW_UPDATE, 0, sid, u32(0))) == []
     assert resets(c.read()) == [(sid, PROTOCOL_ERROR)]
-    assert c.send(raw_frame(WINDOW_UPDATE, 0, sid, u32(0))) == []  # now closed by our reset: ignored
-    assert c.read() == []
-    assert not c.server.closing
+    assert c.send(raw_frame(WINDOW_UPDATE, 0, sid, u32(0))) == []  # an answer, not a reset: still closed
+    assert resets(c.read()) == [(sid, PROTOCOL_ERROR)]
+    assert terminated(c.send(c.headers(sid))).error_code == STREAM_CLOSED
+    assert not any(isinstance(f, RstStreamFrame) for f in c.read())
 
 
 def test_window_update_of_zero_on_an_idle_stream_or_the_connection() -> None:
