@@ -26,10 +26,10 @@ from benchmarks import servers
 from pushserve.bench.certs import CertPair
 from pushserve.bench.pageload import Starter, Variant
 from pushserve.bench.procs import SERVER_CPU, free_port, pinned, running
-from pushserve.config import Compress, Config, read_site_toml
 from pushserve.export import caddy, h2o, nginx
-from pushserve.export.run import FORMATS, export
+from pushserve.export.run import FORMATS, PUBLIC, export
 from pushserve.export.site import SiteExport
+from pushserve.options import make_config
 
 PEER_MODES = ("h1", "h2-off", "h2-push")
 PAGE_PEERS = ("nginx", "h2o")
@@ -37,10 +37,8 @@ PAGE_PEERS = ("nginx", "h2o")
 
 def export_site(site: Path, out: Path, log: Callable[[str], None]) -> SiteExport:
     """``pushserve export SITE OUT`` with the site's own settings (pushserve.toml), every format."""
-    site_vars, mounts, settings = read_site_toml(site)
-    config = Config(site=site, templates=bool(settings.get("templates", True)), site_vars=site_vars,
-                    mounts=mounts, push=settings.get("push", "auto"), compress=Compress(**settings.get("compress", {})))
-    return export(config, out, FORMATS, None, force=False, say=log)
+    return export(make_config(site).without_dev(), out, FORMATS, None, force=False, say=log,
+                  root=str(out.resolve() / PUBLIC))
 
 
 @contextmanager

@@ -16,13 +16,14 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Collection
 
 from pushserve.config import Config, ConfigError
 from pushserve.exchange import App, Mount
 from pushserve.site.content import SiteContent
 from pushserve.site.manifest import PushManifest
 from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest, site_private, templates_for
-from pushserve.site.paths import SitePaths, is_manifest_page
+from pushserve.site.paths import SitePaths, is_manifest_page, is_page
 from pushserve.site.push import PushPolicy
 from pushserve.site.responder import Responder
 from pushserve.site.router import Router
@@ -52,6 +53,9 @@ class SiteApp(Router):
             await asyncio.sleep(0)  # a page at a time: requests go first
         for line in self.manifest.summary():
             log.info("%s", line)
+        if self.manifest.missing_links():
+            log.info("push manifest: `pushserve check SITE` names each broken link, file and line "
+                     "(so does /_pushserve/ in dev mode)")
         if log.isEnabledFor(logging.DEBUG):
             for note in self.manifest.notes():
                 log.debug("push manifest: %s", note)
@@ -103,10 +107,10 @@ def run_checks(config: Config) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     private = site_private(config)
     templates = templates_for(config, private=private)
-    template_pages = 0
+    template_pages: list[str] = []
     if templates is not None:
         scan = templates.scan()
-        template_pages = len(scan.pages)
+        template_pages = scan.pages
         errors = templates.check_all(scan)
         if errors and not config.dev:
             count = f"{len(errors)} template error{'s' if len(errors) > 1 else ''}"
@@ -126,9 +130,7 @@ def run_checks(config: Config) -> tuple[list[str], list[str]]:
         else:
             lines += ["warning: " + with_prefix("push manifest", w) for w in warnings]
             lines += missing_manifest_pages(config, set(paths.walk_pages()))
-    pages = sum(1 for f in files if is_manifest_page(f) and f not in private)
-    lines.append(f"site: {_plural(len(files), 'file')}, {_plural(pages, 'page')} "
-                 f"({template_pages} rendered as templates), {_plural(len(private), 'private path')}")
+    lines.append(site_line(files, private, template_pages))
     try:
         from pushserve.asgi.load import import_apps
 
@@ -136,6 +138,19 @@ def run_checks(config: Config) -> tuple[list[str], list[str]]:
     except ConfigError as e:
         problems.append(str(e))
     return lines, problems
+
+
+def site_line(files: list[str], private: Collection[str], template_pages: list[str]) -> str:
+    """``site: 29 files, 2 pages (both rendered as templates) and a 404 page, 6 private paths``."""
+    pages = [f for f in files if is_manifest_page(f) and f not in private]
+    rendered = len(set(template_pages) & set(pages))
+    how = "" if not rendered else " (rendered as a template)" if len(pages) == 1 else \
+        " (both rendered as templates)" if rendered == len(pages) == 2 else \
+        " (all rendered as templates)" if rendered == len(pages) else f" ({rendered} rendered as templates)"
+    not_found = sum(1 for f in files if is_page(f) and not is_manifest_page(f) and f not in private)
+    extra = "" if not not_found else " and a 404 page" if not_found == 1 else f" and {not_found} 404 pages"
+    return (f"site: {_plural(len(files), 'file')}, {_plural(len(pages), 'page')}{how}{extra}, "
+            f"{_plural(len(private), 'private path')}")
 
 
 def with_prefix(prefix: str, text: str) -> str:

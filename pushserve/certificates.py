@@ -310,6 +310,7 @@ class DevCert:
     ca_file: Path
     created: bool  # True when this call (re)made the leaf
     sans: tuple[str, ...] = ()  # the names the leaf covers: "DNS:localhost", "IP:127.0.0.1", ...
+    removed: tuple[str, ...] = ()  # names the old leaf covered that this call took out
 
 
 def _identity() -> str:
@@ -454,6 +455,7 @@ def ensure_dev_ca(caroot: Path) -> tuple[Path, Path]:
 
 
 _DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_NUMBER = re.compile(r"[0-9]+|0x[0-9a-f]*")
 
 
 def dev_name(text: str) -> str:
@@ -475,12 +477,14 @@ def dev_name(text: str) -> str:
         hint = "a host name or address without a port"
     elif len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
         hint = "letters, digits and hyphens between dots, or an IP address"
+    elif _NUMBER.fullmatch(labels[-1]):  # browsers read 999.1.1.1 or 10.1 as an IPv4 address
+        hint = "an IP address (four numbers 0 to 255) or a host name whose last part is not a number"
     else:
         return f"DNS:{name}"
     raise CertError(f"{text!r} cannot go in a certificate: give {hint}")
 
 
-_BASE_SANS = tuple([f"DNS:{n}" for n in LEAF_DNS_NAMES]
+BASE_SANS = tuple([f"DNS:{n}" for n in LEAF_DNS_NAMES]
                    + [f"IP:{ipaddress.ip_address(a)}" for a in LEAF_IP_ADDRESSES])
 
 
@@ -549,7 +553,7 @@ def _make_leaf(ca_cert: x509.Certificate, ca_key: _IssuerKey, now: dt.datetime,
 
 
 def ensure_dev_cert(cert_dir: Path | None = None, caroot: Path | None = None,
-                    names: tuple[str, ...] = ()) -> DevCert:
+                    names: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> DevCert:
     """A localhost certificate in ``cert_dir`` (``localhost.pem`` = leaf + CA,
     ``localhost-key.pem``; default: the CA root itself, so every folder gets the same one),
     signed by the development CA in ``caroot`` (default ``default_caroot()``).
@@ -557,13 +561,19 @@ def ensure_dev_cert(cert_dir: Path | None = None, caroot: Path | None = None,
     It covers localhost, 127.0.0.1, ::1 and ``names`` (host names or addresses, see
     ``dev_name``).  Reused when present, readable, signed by the current CA, covering all those
     and valid for more than 30 more days; otherwise remade.  A remade leaf keeps the names the
-    old one had (as long as the same CA signed it), so names asked for once stay covered."""
-    wanted = tuple(dict.fromkeys(_BASE_SANS + tuple(dev_name(n) for n in names)))
+    old one had (as long as the same CA signed it), so names asked for once stay covered, but
+    for those in ``remove`` (localhost and the loopback addresses always stay)."""
+    wanted = tuple(dict.fromkeys(BASE_SANS + tuple(dev_name(n) for n in names)))
+    dropped = {dev_name(n) for n in remove}
+    kept_always = dropped & set(BASE_SANS)
+    if kept_always:
+        raise CertError(f"{', '.join(sorted(kept_always))}: always in the development certificate")
     caroot = Path(caroot) if caroot is not None else default_caroot()
     cert_dir = Path(cert_dir) if cert_dir is not None else caroot
     _mkdir(caroot, 0o700)
     _mkdir(cert_dir, 0o755)
     cert_path, key_path = cert_dir / LEAF_CERT_NAME, cert_dir / LEAF_KEY_NAME
+    removed: tuple[str, ...] = ()
     # One lock (the CA root's) covers both the CA and the leaf: the leaf's validity depends on
     # which CA is current.
     with _locked(caroot):
@@ -571,16 +581,17 @@ def ensure_dev_cert(cert_dir: Path | None = None, caroot: Path | None = None,
         loaded = _try_load(cert_path, key_path)
         if loaded is not None:
             old = loaded[0][0]
-            if _leaf_usable(loaded[0], ca_cert, _now(), set(wanted)):
+            if _leaf_usable(loaded[0], ca_cert, _now(), set(wanted)) and not dropped & set(_sans(old)):
                 return DevCert(cert_path, key_path, ca_path, created=False, sans=_sans(old))
             if _issued_by(old, ca_cert):
-                kept = tuple(n for n in _sans(old) if n.startswith(("DNS:", "IP:")))
+                removed = tuple(n for n in _sans(old) if n in dropped)
+                kept = tuple(n for n in _sans(old) if n.startswith(("DNS:", "IP:")) and n not in dropped)
                 wanted = tuple(dict.fromkeys(wanted + kept))
         leaf, key = _make_leaf(ca_cert, ca_key, _now(), wanted)
         _write_atomic(key_path, _key_pem(key), 0o600)
         pem = serialization.Encoding.PEM
         _write_atomic(cert_path, leaf.public_bytes(pem) + ca_cert.public_bytes(pem), 0o644)
-    return DevCert(cert_path, key_path, ca_path, created=True, sans=wanted)
+    return DevCert(cert_path, key_path, ca_path, created=True, sans=wanted, removed=removed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -661,3 +672,35 @@ def trust_ca(ca_file: Path, nssdb: Path | None = None) -> str:
     if proc.returncode != 0:
         raise CertError(f"certutil could not add {ca_file} to {db}: {_last_line(proc)}")
     return f"added {nick!r} to the NSS database {db}; restart the browser to use it"
+
+
+_NSS_LISTING = re.compile(r"^(.*\S)\s+(\S*,\S*,\S*)\s*$")
+
+
+def untrust_ca(ca_file: Path, nssdb: Path | None = None) -> str:
+    """Take the development CA out of an NSS database (default ``~/.pki/nssdb``): this one and
+    any earlier one of this user's that was remade (same name, another fingerprint), as
+    ``mkcert -uninstall`` does.  The CA files stay.  Returns one line saying what happened."""
+    cert = _first_cert(_read_pem(Path(ca_file), "CA file"))
+    db = Path(nssdb) if nssdb is not None else Path.home() / ".pki" / "nssdb"
+    if not (db / "cert9.db").exists():
+        return f"no NSS database at {db}: nothing to untrust"
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        raise CertError("certutil not found; install it (Debian/Ubuntu: apt install libnss3-tools; "
+                        "Fedora: dnf install nss-tools)")
+    where = f"sql:{db}"
+    listing = _certutil(certutil, ["-L", "-d", where])
+    if listing.returncode != 0:
+        raise CertError(f"certutil could not list {db}: {_last_line(listing)}")
+    ours = _nss_nickname(cert).rsplit(" ", 1)[0] + " "  # the name without the fingerprint
+    nicks = [m[1] for line in listing.stdout.decode(errors="replace").splitlines()
+             if (m := _NSS_LISTING.match(line)) and m[1].startswith(ours)]
+    for nick in nicks:
+        proc = _certutil(certutil, ["-D", "-d", where, "-n", nick])
+        if proc.returncode != 0:
+            raise CertError(f"certutil could not remove {nick!r} from {db}: {_last_line(proc)}")
+    if not nicks:
+        return f"the development CA is not in the NSS database {db}: nothing to untrust"
+    return (f"removed {', '.join(repr(n) for n in nicks)} from the NSS database {db}; restart the browser "
+            f"(the CA files stay in {Path(ca_file).parent})")

@@ -3,7 +3,8 @@ without serving; ``pushserve cert``, ``pushserve manifest``
 and ``pushserve export`` are tools.
 
 Every mistake ends in one line on stderr: a bad value (on the command line or in pushserve.toml)
-exits 2, a problem of the machine (files, ports, certificates, apps, templates) exits 1."""
+exits 2, a problem of the machine (files, ports, certificates, apps, templates) exits 1.  The
+options themselves are a table in pushserve/options.py, read here through argparse."""
 
 from __future__ import annotations
 
@@ -16,19 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pushserve import __version__, lan, tls
-from pushserve.config import (
-    PUSH_MODES,
-    SITE_TOML,
-    BadValue,
-    Compress,
-    Config,
-    ConfigError,
-    Limits,
-    Mount,
-    TemplatesMode,
-    parse_codings,
-    read_site_toml,
-)
+from pushserve.config import BadValue, Config, ConfigError
+from pushserve.options import OPTIONS, Given, Option, Where, make_config, read_text
 
 if TYPE_CHECKING:
     from pushserve.certificates import CertInfo
@@ -36,9 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("pushserve")
 
 SUBCOMMANDS = ("bench", "cert", "check", "export", "manifest", "serve")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-_TEMPLATES_MODES: dict[str, TemplatesMode] = {"auto": "auto", "on": True, "off": False}
-_DEFAULTS = Limits()
 
 
 class UsageError(Exception):
@@ -60,73 +47,62 @@ def _serve_parser(prog: str = "pushserve", description: str | None = None) -> ar
                 "'pushserve bench' (page-load measurements), 'pushserve export SITE OUT' (the site with its headers "
                 "and hints for a CDN, nginx, h2o, Caddy).")
     p.add_argument("site", type=Path, help="the folder to serve")
-    p.add_argument("--cert", type=Path, help="PEM certificate chain (may also hold the key); "
-                   "default: a development certificate made for you")
-    p.add_argument("--key", type=Path, help="PEM private key, if not in --cert")
-    p.add_argument("--cert-dir", type=Path, metavar="DIR",
-                   help="where the development certificate goes (default: beside the CA, see 'pushserve cert --help')")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    p.add_argument("--port", type=int, default=8443, help="port (8443; 0 picks a free one)")
-    p.add_argument("-b", "--bind", metavar="HOST:PORT",
-                   help="address and port at once, as Hypercorn and Gunicorn take them: 0.0.0.0:8443, [::1]:8443")
-    p.add_argument("-w", "--workers", default="1", help="worker processes (1; 0 or auto = one per CPU)")
-    p.add_argument("--push", choices=PUSH_MODES, default=None,
-                   help="announce resources by push where allowed, else hints (auto); hints only; off")
-    p.add_argument("--no-push-cookie", dest="push_cookie", action="store_false",
-                   help="don't remember in a cookie what a browser was already sent")
-    _add_templates_options(p)
-    p.add_argument("--strict-templates", action="store_true", help="undefined template variables are errors")
-    p.add_argument("--mount", action="append", default=[], metavar="PREFIX=MODULE:APP",
-                   help="mount an ASGI app at a path prefix (repeatable)")
-    p.add_argument("--app-dir", type=Path, help="add this folder to sys.path for --mount apps")
-    p.add_argument("--max-age", type=int, default=600, metavar="S",
-                   help="Cache-Control max-age of assets; pages are always revalidated (600)")
-    p.add_argument("--dev", action="store_true", help="development mode: live reload, no caching")
-    p.add_argument("--reload", action="store_true", help="with --dev: restart when mounted apps' code changes")
-    p.add_argument("--reload-dir", dest="reload_dirs", action="append", default=[], type=Path, metavar="DIR",
-                   help="with --dev: watch this folder too (repeatable): a change reloads the open pages, "
-                   "a .py file restarts the worker with --reload")
-    p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
-                   help="least important log lines shown (info; warning hides the access log; debug adds "
-                   "the details of what the push manifest could not announce)")
-    p.add_argument("--access-log", dest="access_log", action="store_true", default=True,
-                   help="one log line per request (on)")
-    p.add_argument("--no-access-log", dest="access_log", action="store_false", help="no access log")
-    p.add_argument("--header-timeout", type=float, default=_DEFAULTS.header_timeout, metavar="S",
-                   help="a TLS handshake and request head must arrive within S seconds (10)")
-    p.add_argument("--idle-timeout", type=float, default=_DEFAULTS.idle_timeout, metavar="S",
-                   help="close connections idle for S seconds, or with requests in flight but no bytes moving (60)")
-    p.add_argument("--graceful-timeout", type=float, default=_DEFAULTS.graceful_timeout, metavar="S",
-                   help="on SIGTERM/SIGHUP, in-flight requests may finish within S seconds (10)")
-    p.add_argument("--worker-timeout", type=float, default=30.0, metavar="S",
-                   help="replace a worker whose event loop is stuck for S seconds (30)")
-    p.add_argument("--push-budget", type=int, default=_DEFAULTS.push_budget, metavar="BYTES",
-                   help="push at most this many bytes for one page (1 MiB); the rest is hinted")
-    p.add_argument("--max-body-size", type=int, default=_DEFAULTS.max_body_size, metavar="BYTES",
-                   help="largest request body a mounted app accepts; 413 above it (100 MiB)")
-    p.add_argument("--backlog", type=int, default=_DEFAULTS.backlog, metavar="N",
-                   help="connections the kernel queues for each worker before it accepts them (1024)")
-    p.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections, metavar="N",
-                   help="open connections per worker; past it new ones get 503 (HTTP/1.1) or GOAWAY (HTTP/2) "
-                   "and are closed (4096)")
-    p.add_argument("--max-handshakes", type=int, default=_DEFAULTS.max_handshakes, metavar="N",
-                   help="connections in the TLS handshake at once per worker; the rest wait in the backlog (128)")
-    p.add_argument("--compress", metavar="CODINGS", default=None,
-                   help="compress text responses on the fly with these codings, preferred first on ties "
-                   "(zstd,br,gzip)")
-    p.add_argument("--no-compress", dest="compress", action="store_const", const="",
-                   help="send every body as it is on disk or as the app made it")
-    p.add_argument("--dictionary-dir", type=Path, metavar="DIR",
-                   help="where previous versions of JS/CSS are kept as compression dictionaries, shared by "
-                   "the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)")
-    p.add_argument("--hints-http1", action="store_true",
-                   help="send 103 Early Hints over HTTP/1.1 too (off: old clients and proxies mishandle 1xx)")
-    p.add_argument("--bench-think", type=_duration, default=0.0, metavar="DURATION",
-                   help="bench only: each page waits this long (200ms, 0.2s) after its 103 and before it is "
-                   "produced, as a slow backend would; the case Early Hints exist for (0)")
-    p.add_argument("--expose-worker", action="store_true", help=argparse.SUPPRESS)  # tests only
+    add_options(p, [o.name for o in OPTIONS])
     p.add_argument("--version", action="version", version=f"pushserve {__version__}")
     return p
+
+
+class _Given(argparse.Action):
+    """Keeps an option's text and the flag it was typed as (no default: what is not typed is
+    left to pushserve.toml and Config).  A switch is true, or false as --no-NAME; an ``off`` flag
+    gives its own value."""
+
+    def __init__(self, option_strings: list[str], dest: str, option: Option, **kwargs: Any) -> None:
+        self.option = option
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        flag = option_string or self.option_strings[0]
+        if self.nargs == 0:
+            values = self.const if self.const is not None else not flag.startswith("--no-")
+        typed = (values, flag)
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest, []), typed] if self.option.kind.many else typed)
+
+
+def add_options(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """The options of the table (pushserve/options.py) named, as argparse options."""
+    for option in OPTIONS:
+        if option.name not in names or not option.flag:
+            continue
+        flags = [f for f in (option.short, f"--{option.name}") if f]
+        extra: dict[str, Any] = {"metavar": option.kind.metavar}
+        if option.kind.switch:
+            flags.append(f"--no-{option.name}")
+            if option.default():  # the flag that changes something first
+                flags.reverse()
+            extra = {"nargs": 0}
+        help_text = argparse.SUPPRESS if option.hidden else option.describe()
+        p.add_argument(*flags, dest=option.dest, action=_Given, option=option, help=help_text, **extra)
+        if option.off is not None:
+            flag, value, help_text = option.off
+            p.add_argument(flag, dest=option.dest, action=_Given, option=option, nargs=0, const=value, help=help_text)
+
+
+def given_options(ns: argparse.Namespace) -> dict[str, Given]:
+    """The options typed on the command line, read, each with the flag it was typed as."""
+    given: dict[str, Given] = {}
+    for option in OPTIONS:
+        got = getattr(ns, option.dest, None)
+        if got is None:
+            continue
+        if option.kind.many:
+            values = tuple(read_text(option, raw, Where.flag(flag)) for raw, flag in got)
+            given[option.name] = (values, Where.flag(got[-1][1]))
+        else:
+            raw, flag = got
+            given[option.name] = (read_text(option, raw, Where.flag(flag)), Where.flag(flag))
+    return given
 
 
 def _cert_parser() -> argparse.ArgumentParser:
@@ -147,8 +123,12 @@ def _cert_parser() -> argparse.ArgumentParser:
                    "serving on --host 0.0.0.0 adds this machine's names by itself")
     p.add_argument("--cert-dir", type=Path, metavar="DIR",
                    help="put the certificate and key in DIR instead of beside the CA (the CA stays in its root)")
+    p.add_argument("--remove", action="append", default=[], metavar="NAME",
+                   help="make the certificate again without NAME, a name added earlier (repeatable)")
     p.add_argument("--trust", action="store_true",
                    help="add the CA to $HOME/.pki/nssdb (Chromium, Firefox on Linux), needs certutil")
+    p.add_argument("--untrust", action="store_true",
+                   help="take the CA out of $HOME/.pki/nssdb again (the files stay), needs certutil")
     p.add_argument("--spki", action="store_true",
                    help="print only the CA's SPKI pin (base64 SHA-256) for Chromium's "
                    "--ignore-certificate-errors-spki-list; it accepts every certificate the CA signs, "
@@ -161,7 +141,7 @@ def _manifest_parser() -> argparse.ArgumentParser:
                 "(push_manifest.json format): for each page, the resources a visit is sent, in order. "
                 "Save it as SITE/push_manifest.json to edit it; that file then wins over what is inferred.")
     p.add_argument("site", type=Path, help="the site folder")
-    _add_templates_options(p)
+    add_options(p, ["templates"])
     return p
 
 
@@ -176,188 +156,19 @@ def _export_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=",".join(FORMATS), help=f"what to write ({','.join(FORMATS)})")
     p.add_argument("--base-url", metavar="URL", help="the site's origin, e.g. https://example.com, for "
                    "the server names in the snippets")
-    p.add_argument("--max-age", type=int, default=600, metavar="S",
-                   help="Cache-Control max-age of assets, as given to 'pushserve SITE' (600)")
-    _add_templates_options(p)
+    p.add_argument("--root", metavar="DIR", help="the folder OUT/public will be served from on the server, "
+                   "for the nginx, h2o and Caddy snippets (default: a placeholder to fill in)")
+    add_options(p, ["max-age", "templates"])
     p.add_argument("--force", action="store_true", help="write over an earlier export in a non-empty OUT")
     return p
 
 
-def _add_templates_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--templates", choices=("auto", "on", "off"), default=None,
-                   help="render pages as Jinja2 templates: auto = pages that extend/include/import a template "
-                   "of the site (default, or pushserve.toml's templates =); on = every page with {{ {%% {#; off = none")
-    p.add_argument("--no-templates", dest="templates", action="store_const", const="off",
-                   help="same as --templates off: .html files as they are")
-
-
-def templates_mode(ns: argparse.Namespace, settings: dict[str, object]) -> TemplatesMode:
-    """--templates, else pushserve.toml's templates =, else auto."""
-    if ns.templates is not None:
-        return _TEMPLATES_MODES[ns.templates]
-    value = settings.get("templates", "auto")
-    return value if value in (True, False, "auto") else "auto"
-
-
-def _duration(text: str) -> float:
-    """Seconds from "200ms", "0.2s" or "0.2"."""
-    value = text.strip().lower()
-    scale = 1.0
-    if value.endswith("ms"):
-        value, scale = value[:-2], 0.001
-    elif value.endswith("s"):
-        value = value[:-1]
-    try:
-        return float(value) * scale
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 200ms or 0.2s") from None
-
-
-def _parse_workers(text: str) -> int:
-    if text == "auto":
-        return 0
-    try:
-        return int(text)
-    except ValueError:
-        raise BadValue(f"--workers {text!r}: expected a number or 'auto'") from None
-
-
-def parse_bind(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (the default host)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise BadValue(f"--bind {text!r}: expected HOST:PORT, e.g. 0.0.0.0:8443 or [::1]:8443")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise BadValue(f"--bind {text!r}: put an IPv6 address in brackets: [{host}]:{port}")
-    return host or "127.0.0.1", int(port)
-
-
-# Options with no [serve] key: the site is where the file is, mounts have their [mounts] table.
-_NOT_IN_TOML = frozenset({"help", "version", "site", "mount", "expose_worker"})
-
-
-def toml_defaults(parser: argparse.ArgumentParser, table: dict[str, Any], site: Path) -> dict[str, Any]:
-    """The [serve] table of pushserve.toml as argparse defaults (so the command line wins): keys
-    are long option names, values checked as the option's own; relative paths are relative to the
-    site folder.  An unknown key or a wrong value is a BadValue naming the file and key."""
-    where = f"{site / SITE_TOML}: [serve]"
-    actions: dict[str, list[argparse.Action]] = {}  # key (the long option, "no-" dropped) -> its actions
-    for action in parser._actions:
-        if action.dest in _NOT_IN_TOML:
-            continue
-        for option in action.option_strings:
-            if option.startswith("--"):
-                name = option[2:]
-                if isinstance(action, argparse._StoreFalseAction):
-                    name = name.removeprefix("no-")
-                actions.setdefault(name, []).append(action)
-    defaults: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in actions:
-            raise BadValue(f"{where} {key!r} is not an option (known: {', '.join(sorted(actions))})")
-        defaults[actions[key][0].dest] = _toml_value(actions[key], f"{where} {key} = {value!r}", value, site)
-    return defaults
-
-
-def _toml_value(actions: list[argparse.Action], what: str, value: Any, site: Path) -> Any:
-    takes = [a for a in actions if a.nargs != 0]
-    if not takes:  # a switch (--dev, --no-push-cookie): true or false
-        if not isinstance(value, bool):
-            raise BadValue(f"{what}: must be true or false")
-        return value
-    action = takes[0]
-    if isinstance(action, argparse._AppendAction):
-        if not isinstance(value, list):
-            raise BadValue(f"{what}: must be a list")
-        return [_toml_scalar(action, what, v, site) for v in value]
-    return _toml_scalar(action, what, value, site)
-
-
-def _toml_scalar(action: argparse.Action, what: str, value: Any, site: Path) -> Any:
-    kind = action.type
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise BadValue(f"{what}: not a {'number' if kind in (int, float) else 'string'}")
-    if kind is int and not isinstance(value, int):
-        raise BadValue(f"{what}: must be a whole number")
-    if kind is float and isinstance(value, str):
-        raise BadValue(f"{what}: must be a number")
-    if kind is Path:
-        if not isinstance(value, str):
-            raise BadValue(f"{what}: must be a path (a string)")
-        return site / value  # an absolute value stays absolute
-    converted: Any = value if kind in (int, float) else str(value)  # int/float: checked above
-    if kind is float:
-        converted = float(value)
-    if action.choices is not None and converted not in action.choices:
-        raise BadValue(f"{what}: choose one of {', '.join(map(str, action.choices))}")
-    return converted
-
-
 def parse_serve_args(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) -> Config:
-    """The command line, with pushserve.toml's [serve] table as its defaults, as a Config."""
-    parser = parser or _serve_parser()
-    ns = parser.parse_args(argv)
-    toml = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
-    table = toml[2].get("serve")
-    if table:
-        parser.set_defaults(**toml_defaults(parser, table, ns.site))
-        ns = parser.parse_args(argv)
-    setup_logging(ns.log_level)
-    try:
-        return config_from_args(ns, toml)
-    except BadValue as e:  # a value the Config refused may have come from the file: say so
-        for key in table or {}:
-            given = any(a == f"--{key}" or a.startswith(f"--{key}=") for a in argv)
-            if str(e).startswith(f"--{key} ") and not given:
-                raise BadValue(f"{e} (set in {ns.site / SITE_TOML}, [serve] {key})") from None
-        raise
-
-
-def config_from_args(ns: argparse.Namespace,
-                     toml: tuple[dict[str, Any], tuple[Mount, ...], dict[str, Any]] | None = None) -> Config:
-    site = ns.site
-    if ns.reload and not ns.dev:
-        raise BadValue("--reload works with --dev")
-    if ns.dev and str(ns.workers) != "1":
-        raise BadValue("--dev runs one worker (its file watcher and live-reload streams live in it); "
-                       "drop --workers")
-    if toml is None:
-        toml = read_site_toml(site) if site.is_dir() else ({}, (), {})
-    site_vars, toml_mounts, settings = toml
-    host, port = parse_bind(ns.bind) if ns.bind else (ns.host, ns.port)
-    mounts = tuple(toml_mounts) + tuple(Mount.parse(m) for m in ns.mount)
-    limits = Limits(header_timeout=ns.header_timeout, idle_timeout=ns.idle_timeout,
-                    graceful_timeout=ns.graceful_timeout, push_budget=ns.push_budget,
-                    max_body_size=ns.max_body_size, backlog=ns.backlog, max_connections=ns.max_connections,
-                    max_handshakes=ns.max_handshakes)
-    templates = templates_mode(ns, settings)
-    compress_args = dict(settings.get("compress", {}))
-    if ns.compress is not None:
-        compress_args["codings"] = parse_codings(ns.compress)
-    compress_args["dictionary_dir"] = ns.dictionary_dir or default_dictionary_dir(site)
-    return Config(
-        site=site, host=host, port=port, cert=ns.cert, key=ns.key, cert_dir=ns.cert_dir,
-        workers=_parse_workers(str(ns.workers)), push=ns.push or settings.get("push", "auto"),
-        push_cookie=ns.push_cookie, templates=templates, strict_templates=ns.strict_templates,
-        access_log=ns.access_log, max_age=ns.max_age, dev=ns.dev, reload=ns.reload,
-        reload_dirs=tuple(ns.reload_dirs), mounts=mounts, app_dir=ns.app_dir,
-        site_vars=site_vars, limits=limits, worker_timeout=ns.worker_timeout,
-        expose_worker=ns.expose_worker, hints_http1=ns.hints_http1, bench_think=ns.bench_think,
-        compress=Compress(**compress_args),
-    )
-
-
-def default_dictionary_dir(site: Path) -> Path:
-    """$XDG_CACHE_HOME/pushserve/dictionaries/<site folder's name>-<CRC-32 of its real path>: one
-    store per site, shared by its workers and kept across restarts.  (A CRC, not SHA-256: hashlib
-    would load OpenSSL into the master for a folder name, about 3.5 MB.)"""
-    import zlib
-
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    real = os.path.realpath(site)
-    return base / "pushserve" / "dictionaries" / f"{Path(real).name}-{zlib.crc32(real.encode()):08x}"
+    """The command line over pushserve.toml over Config's defaults, as a Config."""
+    ns = (parser or _serve_parser()).parse_args(argv)
+    config = make_config(ns.site, given_options(ns))
+    setup_logging(config.log_level)
+    return config
 
 
 def setup_logging(level: str = "info") -> None:
@@ -402,12 +213,16 @@ def cmd_serve(argv: Sequence[str]) -> int:
     from pushserve.server import forked, supervisor
 
     config = parse_serve_args(argv)
-    cert, key, lines, warnings = forked.call("pushserve.cli:resolve_certificate", config)
-    for line in lines:
-        log.info("%s", line)
-    for warning in warnings:
-        log.warning("certificate: %s", warning)
-    return supervisor.run(config, cert_files=(cert, key))
+
+    def certificate(port: int) -> tuple[Path, Path | None]:  # once the port is bound
+        cert, key, lines, warnings = forked.call("pushserve.cli:resolve_certificate", config.with_(port=port))
+        for line in lines:
+            log.info("%s", line)
+        for warning in warnings:
+            log.warning("certificate: %s", warning)
+        return cert, key
+
+    return supervisor.run(config, certificate=certificate)
 
 
 def cmd_check(argv: Sequence[str]) -> int:
@@ -420,14 +235,24 @@ def cmd_check(argv: Sequence[str]) -> int:
                            "(pushserve.toml, templates, the push manifest, the certificate, the mounts) "
                            "without serving it; exit 0 when it would start, 1 with every problem found. "
                            "Takes the same options as 'pushserve SITE'.")
-    config = parse_serve_args(argv, parser)
-    lines, problems = run_checks(config.with_(dev=False))  # a broken template would stop a real start
+    parser.add_argument("--broken-links-ok", action="store_true",
+                        help="a link to a file the site does not have is a warning, not a problem (exit 0)")
+    ns = parser.parse_args(argv)
+    config = parse_serve_args(argv, parser).without_dev()
+    lines, problems = run_checks(config)  # a broken template would stop a real start
     if not problems:  # unlike a start (lazy), a check reads every page for the manifest
+        from pushserve.site.broken_links import broken_links
         from pushserve.site.manifest_load import build_push_manifest
 
         try:
             manifest, _warnings = build_push_manifest(config)
             lines += manifest.summary()
+            broken = [f"broken link: {link}" for link in broken_links(manifest)]
+            lines += [f"warning: {note}" for note in manifest.notes() if "is not a file of the site" not in note]
+            if ns.broken_links_ok:
+                lines += [f"warning: {b}" for b in broken]
+            else:
+                problems += broken
         except ConfigError as e:
             problems.append(str(e))
     try:
@@ -457,12 +282,30 @@ def cmd_cert(argv: Sequence[str]) -> int:
     from pushserve import certificates
 
     ns = _cert_parser().parse_args(argv)
-    for name in ns.names:  # a bad name is a usage mistake: say so before touching any file
+    if ns.trust and ns.untrust:
+        raise UsageError("pushserve cert: --trust or --untrust, not both")
+    sans = {}
+    for name in [*ns.names, *ns.remove]:  # a bad name is a usage mistake: say so before touching any file
         try:
-            certificates.dev_name(name)
+            sans[name] = certificates.dev_name(name)
         except tls.CertError as e:
             raise UsageError(f"pushserve cert: {e}") from None
-    dev = certificates.ensure_dev_cert(ns.cert_dir, names=tuple(ns.names))
+    both = sorted({sans[n] for n in ns.names} & {sans[n] for n in ns.remove})
+    if both:
+        raise UsageError(f"pushserve cert: {', '.join(both)}: added and removed at once")
+    always = sorted({sans[n] for n in ns.remove} & set(certificates.BASE_SANS))
+    if always:
+        raise UsageError(f"pushserve cert: {', '.join(always)}: always in the development certificate")
+    if ns.untrust:  # the CA as it is; nothing is made for this
+        ca_file = tls.default_ca_file()
+        if not ca_file.is_file():
+            print(f"no development CA at {ca_file}: nothing to untrust")
+            return 0
+        print(certificates.untrust_ca(ca_file))
+        return 0
+    dev = certificates.ensure_dev_cert(ns.cert_dir, names=tuple(ns.names), remove=tuple(ns.remove))
+    for name in ns.remove:
+        print(f"removed {sans[name]}" if sans[name] in dev.removed else f"{sans[name]} was not in the certificate")
     if ns.spki:
         print(certificates.spki_sha256_b64(dev.ca_file))
         return 0
@@ -481,10 +324,9 @@ def cmd_manifest(argv: Sequence[str]) -> int:
     from pushserve.site.manifest_load import build_push_manifest
 
     ns = _manifest_parser().parse_args(argv)
-    site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
-    templates = templates_mode(ns, settings)
-    # The mounts count: their apps' folders are private, so never pages of the manifest.
-    config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts)
+    # pushserve.toml as serving reads it; the mounts count: their apps' folders are private, so
+    # never pages of the manifest.
+    config = make_config(ns.site, given_options(ns)).without_dev()
     manifest, warnings = build_push_manifest(config)
     for w in warnings:  # every link that could not be announced, then the summary
         print(f"warning: {w}", file=sys.stderr)
@@ -500,12 +342,8 @@ def cmd_export(argv: Sequence[str]) -> int:
     ns = _export_parser().parse_args(argv)
     try:
         formats, base_url = parse_formats(ns.format), check_base_url(ns.base_url)
-        site_vars, mounts, settings = read_site_toml(ns.site) if ns.site.is_dir() else ({}, (), {})
-        templates = templates_mode(ns, settings)
-        config = Config(site=ns.site, templates=templates, site_vars=site_vars, mounts=mounts,
-                        push=settings.get("push", "auto"), max_age=ns.max_age,
-                        compress=Compress(**settings.get("compress", {})))
-        export(config, ns.out, formats, base_url, force=ns.force, say=print)
+        config = make_config(ns.site, given_options(ns)).without_dev()
+        export(config, ns.out, formats, base_url, force=ns.force, say=print, root=ns.root)
     except ExportError as e:
         if e.usage:
             raise UsageError(f"pushserve export: {e}") from None

@@ -1,13 +1,13 @@
-"""Configuration: frozen dataclasses validated once.  No I/O here beyond reading pushserve.toml
-when asked to, and no sys.exit: errors are ConfigError with one readable line."""
+"""Configuration: frozen dataclasses validated once, holding every setting's default.  No I/O
+here beyond asking whether folders exist, and no sys.exit: errors are ConfigError with one
+readable line.  The command line and pushserve.toml are read into these by pushserve/options.py."""
 
 from __future__ import annotations
 
 import math
 import os
 import re
-import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,12 +21,44 @@ SITE_TOML = "pushserve.toml"
 
 class ConfigError(Exception):
     """Something the server cannot start with (a file, a port, a mount, a template); str() is one
-    line for the user.  The command line exits 1."""
+    line for the user.  The command line exits 1.
+
+    Raised about one setting (``field``, as Config names it, and the ``value`` it had), the
+    message is rendered where the value came from: ``--port 70000: must be 0..65535`` on the
+    command line, ``site/pushserve.toml: [serve] port: 70000: must be 0..65535`` from the file
+    (pushserve/options.py); ``reason`` is the part after the value."""
+
+    def __init__(self, reason: str, *, field: str = "", value: object = None) -> None:
+        super().__init__(reason)
+        self.reason, self.field, self.value = reason, field, value
+
+    def __str__(self) -> str:
+        return self.at(self.field.replace("_", "-"), " ") if self.field else self.reason
+
+    def at(self, where: str, sep: str = ": ") -> str:
+        """The message for a value found at ``where`` (``--port``, ``FILE: [serve] port``); ``sep``
+        goes between ``where`` and the value (a flag is followed by its value as it was typed)."""
+        if self.value is None:
+            return f"{where}: {self.reason}"
+        return f"{where}{sep}{show_value(self.value)}: {self.reason}"
 
 
 class BadValue(ConfigError):
     """A value on the command line or in pushserve.toml that is wrong on any machine: a usage
     mistake, exit 2 (as argparse's own)."""
+
+
+def show_value(value: object) -> str:
+    """A value as a user wrote it: numbers bare, text quoted, true/false, lists with commas."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, Path)):
+        return repr(str(value))
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) or "''"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +68,24 @@ class Mount:
 
     @classmethod
     def parse(cls, text: str) -> Mount:
+        """``PREFIX=MODULE:ATTR``, as --mount takes it."""
         prefix, sep, app = text.partition("=")
         if not sep or not app:
-            raise BadValue(f"--mount {text!r}: expected PREFIX=MODULE:ATTR, e.g. /api=myapp:app")
+            raise BadValue("expected PREFIX=MODULE:ATTR, e.g. /api=myapp:app")
         return cls.make(prefix, app)
 
     @classmethod
     def make(cls, prefix: str, app: str) -> Mount:
         prefix = prefix.strip().rstrip("/")
         if not prefix.startswith("/") or any(c in prefix for c in "?#% "):
-            raise BadValue(f"mount prefix {prefix or '/'!r}: must be a path like /api (not the site root)")
+            raise BadValue(f"prefix {prefix or '/'!r} must be a path like /api (not the site root)")
         if not re.fullmatch(r"[\w.]+:[\w.]+(\(\))?", app.strip()):
-            raise BadValue(f"mount {prefix}: app {app!r} is not MODULE:ATTR or MODULE:FACTORY()")
+            raise BadValue(f"app {app!r} is not MODULE:ATTR or MODULE:FACTORY()")
         return cls(prefix, app.strip())
+
+
+def _bad(field: str, value: object, reason: str) -> BadValue:
+    return BadValue(reason, field=field, value=value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +104,13 @@ class Limits:
         for name in ("header_timeout", "idle_timeout", "graceful_timeout"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
-                raise BadValue(f"--{name.replace('_', '-')} {value}: must be a number of seconds above 0")
-        if self.max_concurrent_streams < 1:
-            raise BadValue("max concurrent streams must be at least 1")
-        for name in ("backlog", "max_connections", "max_handshakes"):
+                raise _bad(name, value, "must be a number of seconds above 0")
+        for name in ("max_concurrent_streams", "backlog", "max_connections", "max_handshakes"):
             if getattr(self, name) < 1:
-                raise BadValue(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 1 or more")
+                raise _bad(name, getattr(self, name), "must be 1 or more")
         for name in ("max_body_size", "push_budget"):
             if getattr(self, name) < 0:
-                raise BadValue(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 0 or more bytes")
+                raise _bad(name, getattr(self, name), "must be 0 or more bytes")
 
 
 CODINGS = ("zstd", "br", "gzip")
@@ -98,47 +133,50 @@ class Compress:
     apps: bool = True  # mounted apps' text responses too
     dictionaries: bool = True  # RFC 9842: previous versions of JS/CSS as dictionaries
     dictionary_dir: Path | None = None  # shared by the workers; None: no store, no dcz
-    dictionary_max_age: int = 60  # dev mode: freshness of dictionary-bearing assets
 
     def __post_init__(self) -> None:
         for c in self.codings:
             if c not in CODINGS:
-                raise ConfigError(f"--compress {c!r}: choose from {', '.join(CODINGS)}")
+                raise _bad("codings", c, f"choose from {', '.join(CODINGS)}")
         if len(set(self.codings)) != len(self.codings):
-            raise ConfigError(f"--compress {','.join(self.codings)}: a coding is named twice")
-        if self.threshold < 0 or self.cache_bytes < 0:
-            raise ConfigError("compress threshold and cache size must be 0 or more bytes")
-        for table in (self.levels, self.fast_levels):
-            for c, level in table.items():
+            raise _bad("codings", self.codings, "a coding is named twice")
+        for name in ("threshold", "cache_bytes"):
+            if getattr(self, name) < 0:
+                raise _bad(name, getattr(self, name), "must be 0 or more bytes")
+        for name in ("levels", "fast_levels"):
+            for c, level in getattr(self, name).items():
                 lo, hi = _LEVEL_RANGE.get(c, (0, -1))
+                if c not in _LEVEL_RANGE:
+                    raise _bad(name, None, f"{c} is not a coding (choose from {', '.join(CODINGS)})")
                 if isinstance(level, bool) or not isinstance(level, int) or not lo <= level <= hi:
-                    raise ConfigError(f"compress level {c} = {level!r}: must be {lo}..{hi}"
-                                      if c in _LEVEL_RANGE else f"compress level for unknown coding {c!r}")
+                    raise _bad(name, None, f"{c} = {show_value(level)}: must be {lo}..{hi}")
 
     @property
     def on(self) -> bool:
         return bool(self.codings)
 
 
-def parse_codings(text: str) -> tuple[str, ...]:
-    """``zstd,br,gzip`` -> ("zstd", "br", "gzip")."""
-    return tuple(c.strip().lower() for c in text.split(",") if c.strip())
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """Every setting of a served site, with its default: the one place defaults are written
+    (the command line and pushserve.toml read into this through pushserve/options.py)."""
+
     site: Path
     host: str = "127.0.0.1"
     port: int = 8443
     cert: Path | None = None
     key: Path | None = None
     cert_dir: Path | None = None  # None: beside the development CA (tls.default_caroot())
-    workers: int = 1
+    workers: int = 1  # 0: one per CPU
     push: PushMode = "auto"
     push_cookie: bool = True
     templates: TemplatesMode = "auto"
-    strict_templates: bool = False
+    strict_templates: bool | None = None  # undefined variables are errors; None: in dev mode
     access_log: bool = True
+    log_level: str = "info"
     max_age: int = 600  # Cache-Control max-age of assets (not pages)
     dev: bool = False
     reload: bool = False
@@ -159,29 +197,42 @@ class Config:
             what = "does not exist" if not self.site.exists() else "is not a folder"
             raise ConfigError(f"site folder {str(self.site)!r} {what}")
         if not 0 <= self.port <= 65535:
-            raise BadValue(f"--port {self.port}: must be 0..65535")
+            raise _bad("port", self.port, "must be 0..65535")
         if self.workers < 0:
-            raise BadValue(f"--workers {self.workers}: must be 0 (one per core) or more")
+            raise _bad("workers", self.workers, "must be 0 (one per core) or more")
+        if self.dev and self.workers != 1:
+            raise _bad("workers", self.workers, "dev mode runs one worker (its file watcher and "
+                       "live-reload streams live in it)")
         if not math.isfinite(self.worker_timeout) or self.worker_timeout <= 0:
-            raise BadValue(f"--worker-timeout {self.worker_timeout}: must be a number of seconds above 0")
+            raise _bad("worker_timeout", self.worker_timeout, "must be a number of seconds above 0")
         if self.key is not None and self.cert is None:
-            raise BadValue("--key needs --cert (the development certificate has its own key)")
+            raise _bad("key", None, "needs a certificate to go with it (the development certificate "
+                       "has its own key)")
         if not math.isfinite(self.bench_think) or not 0 <= self.bench_think <= 60:
-            raise BadValue(f"--bench-think {self.bench_think}: must be 0 to 60 seconds")
+            raise _bad("bench_think", self.bench_think, "must be 0 to 60 seconds")
         if self.max_age < 0:
-            raise BadValue(f"--max-age {self.max_age}: must be 0 or more seconds")
+            raise _bad("max_age", self.max_age, "must be 0 or more seconds")
         if self.templates not in (True, False, "auto"):
-            raise BadValue(f"templates {self.templates!r}: choose true, false or \"auto\"")
+            raise _bad("templates", self.templates, 'choose true, false or "auto"')
         if self.push not in PUSH_MODES:
-            raise BadValue(f"--push {self.push!r}: choose one of {', '.join(PUSH_MODES)}")
+            raise _bad("push", self.push, f"choose one of {', '.join(PUSH_MODES)}")
+        if self.log_level not in LOG_LEVELS:
+            raise _bad("log_level", self.log_level, f"choose one of {', '.join(LOG_LEVELS)}")
+        if self.reload and not self.dev:
+            raise _bad("reload", None, "works in dev mode only")
         if self.reload_dirs and not self.dev:
-            raise BadValue("--reload-dir works with --dev")
+            raise _bad("reload_dirs", None, "works in dev mode only")
         for folder in self.reload_dirs:
             if not folder.is_dir():
-                raise ConfigError(f"--reload-dir {str(folder)!r}: no such folder")
+                raise ConfigError("no such folder", field="reload_dirs", value=folder)
         prefixes = [m.prefix for m in self.mounts]
         if len(set(prefixes)) != len(prefixes):
-            raise BadValue(f"mount prefixes repeat: {', '.join(sorted(prefixes))}")
+            raise _bad("mounts", None, f"a prefix is mounted twice: {', '.join(sorted(prefixes))}")
+
+    @property
+    def strict(self) -> bool:
+        """Whether an undefined template variable is an error (it is in dev mode, unless told not)."""
+        return self.dev if self.strict_templates is None else self.strict_templates
 
     @property
     def worker_count(self) -> int:
@@ -190,86 +241,6 @@ class Config:
     def with_(self, **changes: Any) -> Config:
         return replace(self, **changes)
 
-
-_TOML_KEYS = {"site", "mounts", "push", "templates", "compress", "serve"}
-_COMPRESS_KEYS = {"codings", "threshold", "level", "apps", "dictionaries"}
-
-
-def read_site_toml(site: Path) -> tuple[dict[str, Any], tuple[Mount, ...], dict[str, Any]]:
-    """Read SITE/pushserve.toml: ([site] table, mounts, other settings).  Unknown keys are errors,
-    so a misspelling is not silently ignored."""
-    path = site / SITE_TOML
-    if not path.is_file():
-        return {}, (), {}
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{path}: {e.strerror or e}") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise BadValue(f"{path}: {e}") from None
-    unknown = set(data) - _TOML_KEYS
-    if unknown:
-        raise BadValue(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: "
-                          f"{', '.join(sorted(_TOML_KEYS))}")
-    site_vars = data.get("site", {})
-    if not isinstance(site_vars, dict):
-        raise BadValue(f"{path}: [site] must be a table")
-    raw_mounts = data.get("mounts", {})
-    if not isinstance(raw_mounts, dict) or not all(isinstance(v, str) for v in raw_mounts.values()):
-        raise BadValue(f'{path}: [mounts] must map prefixes to "module:attr" strings')
-    mounts = tuple(Mount.make(prefix, app) for prefix, app in raw_mounts.items())
-    settings: dict[str, Any] = {}
-    if "push" in data:
-        settings["push"] = data["push"]
-    # `templates = …` at the top or in [site]; both must agree.
-    chosen = [table["templates"] for table in (data, site_vars) if "templates" in table]
-    for value in chosen:
-        if not (isinstance(value, bool) or value == "auto"):
-            raise BadValue(f'{path}: templates must be true, false or "auto"')
-    if len(set(chosen)) > 1:
-        raise BadValue(f"{path}: templates is set twice (top level and [site]) to different values")
-    if chosen:
-        settings["templates"] = chosen[0]
-    if "compress" in data:
-        settings["compress"] = _compress_table(path, data["compress"])
-    if "serve" in data:  # the command line's options; the CLI checks them against its own
-        if not isinstance(data["serve"], dict):
-            raise BadValue(f"{path}: [serve] must be a table of command-line options")
-        settings["serve"] = data["serve"]
-    return site_vars, mounts, settings
-
-
-def _compress_table(path: Path, table: object) -> dict[str, Any]:
-    """[compress] of pushserve.toml -> keyword arguments of Compress (checked there)."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [compress] must be a table")
-    unknown = set(table) - _COMPRESS_KEYS
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) in [compress]: {', '.join(sorted(unknown))}; known: "
-                          f"{', '.join(sorted(_COMPRESS_KEYS))}")
-    out: dict[str, Any] = {}
-    codings = table.get("codings")
-    if codings is not None:
-        if not isinstance(codings, list) or not all(isinstance(c, str) for c in codings):
-            raise ConfigError(f'{path}: [compress] codings must be a list like ["zstd", "br", "gzip"]')
-        out["codings"] = tuple(c.lower() for c in codings)
-    threshold = table.get("threshold")
-    if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, int):
-            raise ConfigError(f"{path}: [compress] threshold must be a number of bytes")
-        out["threshold"] = threshold
-    level = table.get("level")
-    if level is not None:
-        if not isinstance(level, dict):
-            raise ConfigError(f"{path}: [compress] level must be a table like {{ zstd = 19, br = 11 }}")
-        out["levels"] = {**BEST_LEVELS, **level}
-    for flag in ("apps", "dictionaries"):
-        if flag in table:
-            if not isinstance(table[flag], bool):
-                raise ConfigError(f"{path}: [compress] {flag} must be true or false")
-            out[flag] = table[flag]
-    return out
-
-
-def config_field_names() -> set[str]:
-    return {f.name for f in fields(Config)}
+    def without_dev(self) -> Config:
+        """The same site as production serves it (for check, manifest and export)."""
+        return self.with_(dev=False, reload=False, reload_dirs=()) if self.dev else self

@@ -6,9 +6,10 @@ TLS, no WebSocket) and reacts to:
 
 - ``hello {id}``        the server instance; a different id after a reconnect means the server was
                         restarted (new code), so the page reloads;
-- ``change {kind, paths}``  ``reload``: reload the page; ``css``/``image``: swap the named
-                        stylesheets / images in place (new URL, same element position, no reload,
-                        scroll kept);
+- ``change {kind, paths, sheets}``  ``reload``: reload the page; ``css``/``image``: swap the
+                        ``sheets`` (changed stylesheets and those importing them) and the images
+                        in ``paths`` in place (new URL, same element position, no reload, scroll
+                        kept);
 - ``error {title, problems, html}`` / ``clear``  show / remove the error overlay (``html`` is
                         drawn as it is: site/error_page.py renders it).
 
@@ -33,16 +34,14 @@ CLIENT_JS = r"""
     return u.href;
   };
 
-  // Scripts, styles, JSON and wasm are compression dictionaries, so they stay fresh in the cache a
-  // while (a dictionary lives as long as its response): fetch the changed ones anew before a
-  // reload, so the reload does not reuse the old ones (and the fetch gets a delta).
-  const refresh = (paths) => Promise.all((paths || []).filter((p) => /\.([mc]?js|css|json|map|wasm)$/i.test(p))
-    .map((p) => fetch(p, {cache: "no-cache"}).catch(() => {})));
-
-  function swapStylesheets(path) {
+  // Swap each stylesheet named (the changed ones and those that @import them, as the server found
+  // them): a new URL for the <link>, so the browser fetches it, and with it its imports (dev mode
+  // serves everything no-cache, so those are revalidated and an edited one arrives).
+  function swapStylesheets(paths) {
     const links = [...document.querySelectorAll('link[rel~="stylesheet"][href]')];
-    let hit = links.filter((l) => new URL(l.href, location.href).pathname === path);
-    // Not linked directly: an @import of another stylesheet, so renew every local one.
+    let hit = links.filter((l) => paths.includes(new URL(l.href, location.href).pathname));
+    // None linked here (an @import from an inline <style>, a sheet the server does not know): renew
+    // every local one.
     if (!hit.length) hit = links.filter((l) => sameOrigin(new URL(l.href, location.href)));
     for (const old of hit) {
       const next = old.cloneNode();
@@ -62,7 +61,7 @@ CLIENT_JS = r"""
         found = true;
       }
     }
-    if (!found) swapStylesheets(path);  // a CSS background, most likely
+    if (!found) swapStylesheets([]);  // a CSS background, most likely: renew them all
   }
 
   // The overlay is the server's HTML (the same as a dev-mode 500 page, which is nothing but the
@@ -96,11 +95,10 @@ CLIENT_JS = r"""
     });
     es.addEventListener("change", (e) => {
       const d = JSON.parse(e.data);
-      if (d.kind === "reload" || d.kind === "restart") {
-        if (d.kind === "reload") refresh(d.paths).then(() => location.reload());
-        return;  // restart: the reload follows the new server's hello
-      }
-      for (const p of d.paths) (p.toLowerCase().endsWith(".css") ? swapStylesheets : swapImages)(p);
+      if (d.kind === "reload") location.reload();  // no-cache: every file is revalidated
+      if (d.kind === "reload" || d.kind === "restart") return;  // restart: the new server's hello reloads
+      if (d.sheets && d.sheets.length) swapStylesheets(d.sheets);
+      for (const p of d.paths) if (!p.toLowerCase().endsWith(".css")) swapImages(p);
     });
     es.addEventListener("error", (e) => { if (e.data) showError(JSON.parse(e.data)); });
     es.addEventListener("clear", clearError);

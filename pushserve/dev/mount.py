@@ -28,9 +28,11 @@ from pushserve.dev.watch import watch
 from pushserve.exchange import DiscardBody, Exchange
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import RequestReceived
+from pushserve.site.broken_links import BrokenLink, broken_links
 from pushserve.site.content import SiteContent
 from pushserve.site.error_page import overlay_html
 from pushserve.site.manifest import PushResource
+from pushserve.site.paths import page_url
 from pushserve.site.push import Plan, PushPolicy
 from pushserve.site.responder import Responder
 
@@ -137,7 +139,8 @@ class DevServer:
             self.held_reload = []
             return
         assert kind is not None
-        self.hub.publish("change", {"kind": kind, "paths": urls})
+        # Stylesheets: the changed ones and those importing them, for the client to swap.
+        self.hub.publish("change", {"kind": kind, "paths": urls, "sheets": self.updater.stylesheets_to_swap(urls)})
 
     def _publish_problems(self) -> None:
         problems = self.updater.problems
@@ -172,17 +175,23 @@ class DevServer:
         manifest = policy.manifest
         mode = {"auto": "push where the client allows it, else 103 Early Hints",
                 "hints": "103 Early Hints only", "off": "off (nothing announced)"}[policy.mode]
+        if manifest is not None:  # every page read (the background build may not be done yet)
+            for _ in manifest.build_steps():
+                pass
         pages = sorted((page_plans(policy, page) for page in (manifest.pages() if manifest is not None else [])),
                        key=lambda v: v.url)  # "/" first, then the site's folders in order
-        problems = "".join(f"<li><code>{e(p.file)}:{p.line}</code> {e(p.message)}</li>"
-                           for p in self.updater.problems) or "<li class=ok>none</li>"
+        items = [f"<li><code>{e(p.file)}:{p.line}</code> {e(p.message)}</li>" for p in self.updater.problems]
+        items += [_broken_link_html(b) for b in (broken_links(manifest) if manifest is not None else [])]
+        problems = "".join(items) or "<li class=ok>none</li>"
+        # Pages come first; a count at the top leads to the problems below them.
+        count = f" · <a class=bad href=#problems>{_plural(len(items), 'problem')}</a>" if items else ""
         return (
             "<!doctype html><html lang=en><meta charset=utf-8><title>pushserve dev: pages</title>"
             f"<style>{_OVERVIEW_CSS}</style><body>"
             "<h1>pushserve dev mode</h1>"
             f"<p class=facts>push mode <strong id=push-mode>{e(policy.mode)}</strong>: {e(mode)} · push budget "
             f"<strong id=push-budget>{_size(policy.budget)}</strong> a page · site <code>{e(str(self.config.site))}"
-            f"</code></p><h2>Pages <small>what a first visit gets (no cookie yet, nothing pushed before)"
+            f"</code>{count}</p><h2>Pages <small>what a first visit gets (no cookie yet, nothing pushed before)"
             f"</small></h2>{''.join(_page_html(v) for v in pages) or '<p><em>no pages</em></p>'}"
             f"<h2>Problems</h2><ul id=problems>{problems}</ul>"
             f"<p class=facts>live-reload clients: {len(self.hub.streams)} · changes seen: {self.batches} · "
@@ -242,6 +251,17 @@ def _verdict(plan: Plan, path: str, size: int | None, may_push: bool) -> str:
     return "skip: push off"
 
 
+def _broken_link_html(link: BrokenLink) -> str:
+    e = html.escape
+    pages = ", ".join(f"<a href=\"{e(page_url(p))}\">{e(page_url(p))}</a>" for p in link.pages)
+    return (f"<li class=broken><code>{e(link.where)}</code> links to <code>{e(link.link)}</code>: "
+            f"{e(link.why)} <small>(on {pages})</small></li>")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 def _size(n: int | None) -> str:
     if n is None:
         return "—"
@@ -273,7 +293,8 @@ _OVERVIEW_CSS = (
     "h3 a{font-family:ui-monospace,monospace;font-size:1.1em}th,td{text-align:left;padding:.25em .8em .25em 0;"
     "border-top:1px solid #eee;vertical-align:top}th{font-weight:600;color:#555;font-size:.9em}"
     ".num{text-align:right;white-space:nowrap}td.push{color:#0a6b2d;font-weight:600}td.hint{color:#0b57a8}"
-    "td.skip{color:#999}code{font-size:.92em}.ok{color:#0a6b2d}"
+    "td.skip{color:#999}code{font-size:.92em}.ok{color:#0a6b2d}#problems li{margin:.3em 0}"
+    "#problems small{color:#666}#problems code:first-child,.bad{color:#a8200d;font-weight:600}"
 )
 
 

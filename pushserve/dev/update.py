@@ -14,6 +14,8 @@ import re
 
 from pushserve.config import ConfigError
 from pushserve.dev.classify import Batch
+from pushserve.dev.stylesheets import stylesheets_to_swap
+from pushserve.site.broken_links import broken_links
 from pushserve.site.content import SiteContent
 from pushserve.site.error_page import Problem
 from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest
@@ -57,8 +59,27 @@ class SiteUpdater:
         site_paths = [p for p in batch.paths() if not os.path.isabs(p)]
         for path in site_paths:
             self.site.static.invalidate(path)
-        self._update_manifest(site_paths)
+        before = self.told()
         self.check_templates()
+        self._update_manifest(site_paths)
+        for line in sorted(self.told() - before):  # each new problem once, where it is written
+            log.warning("%s", line)
+
+    def stylesheets_to_swap(self, urls: list[str]) -> list[str]:
+        """The changed stylesheets among ``urls`` and the stylesheets importing them (see
+        dev/stylesheets.py), by what the push manifest knows of the site's stylesheets."""
+        manifest = self.responder.policy.manifest
+        resources = manifest.as_dict(build=False).values() if manifest is not None else ()
+        sheets = {r.path for listed in resources for r in listed if r.type == "style"}
+        paths = self.site.static.paths
+
+        def read(url: str) -> str:
+            try:
+                return paths.read(url).decode("utf-8", "replace")
+            except OSError:
+                return ""
+
+        return stylesheets_to_swap([u for u in urls if u.lower().endswith(".css")], sorted(sheets), read)
 
     def _update_manifest(self, paths: list[str]) -> None:
         policy = self.responder.policy
@@ -80,5 +101,15 @@ class SiteUpdater:
         for path in paths:
             pages |= manifest.pages_depending_on(path)
         for page in sorted(pages):
-            for w in manifest.rebuild_page(page):
-                log.warning("%s", _manifest_line(w))
+            manifest.rebuild_page(page)
+            # Broken links and template errors are told below, each once, where they are written.
+            for kind, text in manifest.notes_of(page):
+                if kind not in ("missing", "render"):
+                    log.warning("%s", _manifest_line(text))
+
+    def told(self) -> set[str]:
+        """The template errors and broken links as the log tells them."""
+        manifest = self.responder.policy.manifest
+        lines = {f"template error: {p.file}:{p.line}: {p.message}" for p in self.template_problems}
+        return lines | {f"broken link: {b.where}: {b.link}: {b.why}"
+                        for b in (broken_links(manifest) if manifest is not None else [])}

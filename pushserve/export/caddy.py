@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pushserve.export.common import count, fill_in_note, host, types_in_use
+from pushserve.export.common import count, fill_in_note, host, served_from, types_in_use
 from pushserve.export.common import quoted as _q
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
@@ -18,20 +18,20 @@ from pushserve.http.mime import DEFAULT_TYPE
 FILE_NAME = "Caddyfile"
 
 
-def render(export: SiteExport, public: Path, base_url: str | None) -> str:
-    snippet = Path(public.parent, FILE_NAME)
+def render(export: SiteExport, base_url: str | None, root: str | None = None) -> str:
+    folder, note = served_from(root, base_url)
     asset_default = export.asset_cache_control if any(not f.page for f in export.files) else None
     lines = [
         "# Caddyfile snippet written by `pushserve export`.  Import it in the block of your site:",
         "#",
         f"#   {host(base_url)} {{{fill_in_note(base_url)}",
         "#       # Caddy gets a certificate for a public name by itself; else: tls cert.pem key.pem",
-        f"#       import {snippet}",
+        f"#       import /path/to/{FILE_NAME}   # this file, where you put it",
         "#   }",
         "#",
         "# Caddy pushes what the Link headers name; 103 Early Hints come from a CDN in front.",
         "",
-        f"root * {public}",
+        f"root * {folder}{note}",
     ]
     matchers: list[str] = []
     route = ["    # Push what the Link headers below name (Caddy 2's push handler; delete this line for a",
@@ -74,7 +74,8 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(export: SiteExport, public: Path, base_url: str | None) -> str:
+def write(export: SiteExport, public: Path, base_url: str | None, root: str | None = None) -> str:
     path = public.parent / FILE_NAME
-    path.write_text(render(export, public, base_url))
-    return f"caddy: {count(len(export.pages), 'page')} with their Link headers in {path} (import it in a site block)"
+    path.write_text(render(export, base_url, root))
+    return (f"caddy: {count(len(export.pages), 'page')} with their Link headers in {path} (import it in a site "
+            f"block{'' if root else '; fill in its root'})")

@@ -10,6 +10,15 @@ from pushserve.http.mime import DEFAULT_TYPE, content_type
 FILL_IN = "example.com"  # stands for the user's host name when no --base-url is given
 
 
+def served_from(root: str | None, base_url: str | None) -> tuple[str, str]:
+    """Where the server finds OUT/public, and a note for the line naming it: --root as given, or
+    a placeholder to fill in (never the exporting machine's folder: the snippet is for the server)."""
+    if root is not None:
+        return root, ""
+    return f"/var/www/{host(base_url).split(':')[0]}/public", \
+        "   # fill in: where this export's public/ folder is on the server (or export with --root)"
+
+
 def types_in_use(export: SiteExport) -> list[tuple[str, str]]:
     """(extension without dot, pushserve's content type) for each extension of the export, sorted;
     files without a known extension get the servers' default type, which is pushserve's too."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pushserve.export.common import count, fill_in_note, host, module_pushes, types_in_use
+from pushserve.export.common import count, fill_in_note, host, module_pushes, served_from, types_in_use
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
 
@@ -38,8 +38,8 @@ def _headers_table(export: SiteExport) -> list[str]:
     return rows
 
 
-def render(export: SiteExport, public: Path, base_url: str | None) -> str:
-    snippet = Path(public.parent, FILE_NAME)
+def render(export: SiteExport, base_url: str | None, root: str | None = None) -> str:
+    folder, note = served_from(root, base_url)
     handler = [
         "HEADERS = {",
         *_headers_table(export),
@@ -60,8 +60,8 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
         "#     ssl:",
         "#       certificate-file: /etc/ssl/your-site/fullchain.pem   # fill in",
         "#       key-file: /etc/ssl/your-site/privkey.pem             # fill in",
-        "#   hosts:",
-        f'#     "{host(base_url)}:443": !file {snippet}{fill_in_note(base_url)}',
+        "#   hosts:   # !file: this file, where you put it",
+        f'#     "{host(base_url)}:443": !file /path/to/{FILE_NAME}{fill_in_note(base_url)}',
         "",
         "# Push what the Link headers name, remembering in a cookie what this browser already has.",
         "http2-casper: ON",
@@ -78,13 +78,13 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
         '  "/":',
         "    mruby.handler: |",
         *(f"      {line}" for line in handler),
-        f"    file.dir: {public}",
+        f"    file.dir: {folder}{note}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def write(export: SiteExport, public: Path, base_url: str | None) -> str:
+def write(export: SiteExport, public: Path, base_url: str | None, root: str | None = None) -> str:
     path = public.parent / FILE_NAME
-    path.write_text(render(export, public, base_url))
+    path.write_text(render(export, base_url, root))
     return (f"h2o: {count(len(export.pages), 'page')} with their Link headers in {path} "
-            "(a host's settings: hosts: NAME: !file)")
+            f"(a host's settings: hosts: NAME: !file{'' if root else '; fill in its file.dir'})")

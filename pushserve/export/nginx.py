@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pushserve.export.common import count, fill_in_note, host, module_pushes, types_in_use
+from pushserve.export.common import count, fill_in_note, host, module_pushes, served_from, types_in_use
 from pushserve.export.common import quoted as _q
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
@@ -18,8 +18,8 @@ from pushserve.http.mime import DEFAULT_TYPE
 FILE_NAME = "nginx.conf"
 
 
-def render(export: SiteExport, public: Path, base_url: str | None) -> str:
-    snippet = Path(public.parent, FILE_NAME)
+def render(export: SiteExport, base_url: str | None, root: str | None = None) -> str:
+    folder, note = served_from(root, base_url)
     asset_default = export.asset_cache_control if any(not f.page for f in export.files) else None
     lines = [
         "# nginx snippet written by `pushserve export`: include it in the server block of your site, e.g.",
@@ -29,10 +29,10 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
         f"#       server_name {host(base_url)};{fill_in_note(base_url)}",
         "#       ssl_certificate     /etc/ssl/your-site/fullchain.pem;   # fill in",
         "#       ssl_certificate_key /etc/ssl/your-site/privkey.pem;     # fill in",
-        f"#       include {snippet};",
+        f"#       include /path/to/{FILE_NAME};   # this file, where you put it",
         "#   }",
         "",
-        f"root {public};",
+        f"root {folder};{note}",
         "index index.html;",
         "absolute_redirect off;  # /folder -> /folder/ with a relative Location, as pushserve does",
         "# The precompressed siblings: .gz with gzip_static; the .br ones need the ngx_brotli module",
@@ -72,7 +72,8 @@ def render(export: SiteExport, public: Path, base_url: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(export: SiteExport, public: Path, base_url: str | None) -> str:
+def write(export: SiteExport, public: Path, base_url: str | None, root: str | None = None) -> str:
     path = public.parent / FILE_NAME
-    path.write_text(render(export, public, base_url))
-    return f"nginx: {count(len(export.pages), 'page')} with their Link headers in {path} (include it in a server block)"
+    path.write_text(render(export, base_url, root))
+    return (f"nginx: {count(len(export.pages), 'page')} with their Link headers in {path} (include it in a server "
+            f"block{'' if root else '; fill in its root'})")

@@ -60,7 +60,9 @@ def check_out(site: Path, out: Path, force: bool) -> None:
 
 
 def export(config: Config, out: Path, formats: Sequence[str], base_url: str | None, *, force: bool,
-           say: Callable[[str], None]) -> SiteExport:
+           say: Callable[[str], None], root: str | None = None) -> SiteExport:
+    """``root``: the folder OUT/public will be served from, for the server snippets (None: a
+    placeholder they ask to fill in)."""
     check_out(config.site, out, force)
     result = collect(config)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +81,7 @@ def export(config: Config, out: Path, formats: Sequence[str], base_url: str | No
         elif fmt == "headers":
             lines.append(headers.write(result, public, warnings))
         else:
-            lines.append({"nginx": nginx, "h2o": h2o, "caddy": caddy}[fmt].write(result, public, base_url))
+            lines.append({"nginx": nginx, "h2o": h2o, "caddy": caddy}[fmt].write(result, public, base_url, root))
     for w in warnings:
         say(f"warning: {w}")
     for line in lines:

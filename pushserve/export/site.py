@@ -9,6 +9,7 @@ site/paths.py's rule of what is served), so an export says what pushserve does, 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -94,18 +95,50 @@ def collect(config: Config) -> SiteExport:
     out.warnings += [f"push manifest: {w}" for w in manifest_warnings]
     policy = PushPolicy("off" if config.push == "off" else "hints", manifest, static,
                         budget=config.limits.push_budget, use_cookie=False)
+    causes: dict[tuple[str, str], list[str]] = {}  # (what, where a template reads the request) -> pages
     for rel, fs_path in _servable_files(content):
         if not is_page(rel):
             url = "/" + rel
             out.files.append(File(rel, (url,), fs_path.read_bytes(), content_type(rel).decode(),
                                   asset_cache_control(out.asset_cache_control, url)))
             continue
-        page = _page(content, policy, rel, out.warnings)
+        page = _page(content, policy, rel, out.warnings, causes)
         if page is not None:
             out.files.append(page)
             if rel == NOT_FOUND_PAGE:  # what pushserve answers a missing path with
                 out.not_found = page
+    out.warnings += [_WHAT[what].format(where=where, n=f"{len(pages)} page{'s' if len(pages) > 1 else ''}",
+                                        pages=", ".join(pages))
+                     for (what, where), pages in sorted(causes.items())]
     return out
+
+
+# Pages that read the request export as rendered for one request: said once per template line.
+_WHAT = {
+    "headers": "{where} reads request headers: {n} ({pages}) exported as rendered for a request without them",
+    "path": "{where} reads request.path: {n} ({pages}) exported with the bytes of the folder URL for "
+            "/…/index.html too",
+    "missing": "{where} reads request.path: {pages} exported as rendered for its own URL, not the missing one",
+}
+_READS = {"headers": re.compile(r"\brequest\s*(\.\s*headers\b|\[\s*[\"']headers)"),
+          "path": re.compile(r"\brequest\s*(\.\s*path\b|\[\s*[\"']path)")}
+
+
+def _reads_request(content: SiteContent, rel: str, what: str) -> str:
+    """Where the page, or a template it is made from, reads ``request.<what>``: ``FILE:LINE``
+    (the page itself when no such line is found)."""
+    templates, scan = content.templates, content.scan
+    files = [rel, *sorted(templates.dependencies(rel) - {rel})] if templates is not None else [rel]
+    files += sorted(scan.template_only - set(files)) if scan is not None else []
+    for name in files:
+        try:
+            text = (content.config.site / name).read_text("utf-8", "replace")
+        except OSError:
+            continue
+        found = _READS[what].search(text)
+        if found is not None:
+            return f"{name}:{text.count(chr(10), 0, found.start()) + 1}"
+    return rel
 
 
 def _servable_files(content: SiteContent) -> list[tuple[str, Path]]:
@@ -125,7 +158,8 @@ def _servable_files(content: SiteContent) -> list[tuple[str, Path]]:
                   if not (rel.endswith(_SIBLING_SUFFIXES) and rel.rpartition(".")[0] in found))
 
 
-def _page(content: SiteContent, policy: PushPolicy, rel: str, warnings: list[str]) -> File | None:
+def _page(content: SiteContent, policy: PushPolicy, rel: str, warnings: list[str],
+          causes: dict[tuple[str, str], list[str]]) -> File | None:
     static = content.static
     url = page_url(rel)
     try:
@@ -136,12 +170,12 @@ def _page(content: SiteContent, policy: PushPolicy, rel: str, warnings: list[str
     templates = content.templates
     if templates is not None and not templates.dependencies(rel):
         # A render that read request headers is never cached, so it has no recorded dependencies.
-        warnings.append(f"{rel} reads request headers: exported as rendered for a request without them")
+        causes.setdefault(("headers", _reads_request(content, rel, "headers")), []).append(rel)
     urls = (url, url + "index.html") if url.endswith("/") else (url,)
     if rel == NOT_FOUND_PAGE and _varies(content, rel, body, _PROBE_PATH):
-        warnings.append(f"{rel} depends on the missing URL: exported as rendered for {url}")
+        causes.setdefault(("missing", _reads_request(content, rel, "path")), []).append(rel)
     if len(urls) > 1 and _varies(content, rel, body, urls[1]):
-        warnings.append(f"{rel} depends on its URL path: {urls[1]} is exported with the bytes of {url}")
+        causes.setdefault(("path", _reads_request(content, rel, "path")), []).append(rel)
     request = RequestReceived(stream_id=1, method=b"GET", target=quote(url).encode(), authority=b"",
                               headers=[], http_version="2", end_stream=True)
     plan = policy.plan(request, policy.resources_for_page(rel), push_enabled=False, pushed=set())

@@ -11,12 +11,16 @@ from pushserve.config import ConfigError
 NO_REUSEPORT_ENV = "PUSHSERVE_NO_REUSEPORT"  # set to 1 to force the one-listener fallback
 
 
+class PortInUse(ConfigError):
+    pass
+
+
 def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True, backlog: int = 1024) -> socket.socket:
     """Bind a TCP socket (listening unless listen=False), or explain in one line why not."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise ConfigError(f"--host {host!r}: {e.strerror}") from None
+        raise ConfigError(f"cannot listen on {host!r}: {e.strerror}") from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -31,12 +35,24 @@ def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True, backlog
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {port} on {host} is already in use") from None
+            raise PortInUse(f"port {port} on {host} is already in use") from None
         if e.errno == errno.EACCES:
             raise ConfigError(f"no permission to listen on {host}:{port}") from None
         raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     sock.setblocking(False)
     return sock
+
+
+def free_port_from(host: str, port: int, tries: int = 20) -> int:
+    """``port``, or the first of the next ``tries`` ports nobody listens on (dev mode's way, as
+    Vite's: a second project starts beside the first)."""
+    for candidate in range(port, min(port + tries, 65536)):
+        try:
+            bind(host, candidate, reuse_port=False, listen=False).close()
+        except PortInUse:
+            continue
+        return candidate
+    raise PortInUse(f"ports {port} to {min(port + tries, 65536) - 1} on {host} are all in use")
 
 
 def reuse_port_available() -> bool:

@@ -46,6 +46,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -55,7 +56,7 @@ from pushserve import __version__, lan, tls
 from pushserve.config import Config, ConfigError
 from pushserve.server import forked
 from pushserve.server.memory import give_back_memory
-from pushserve.server.sockets import bind, reuse_port_available, url_for
+from pushserve.server.sockets import bind, free_port_from, reuse_port_available, url_for
 
 log = logging.getLogger("pushserve")
 
@@ -113,12 +114,12 @@ class Reload:
 
 
 class Supervisor:
-    def __init__(self, config: Config, certs: tls.Snapshot, app: str = "pushserve.app:build",
-                 cert_check: str = CERT_CHECK) -> None:
+    certs: tls.Snapshot  # what a worker of the current generation serves; run() sets it once bound
+
+    def __init__(self, config: Config, app: str = "pushserve.app:build", cert_check: str = CERT_CHECK) -> None:
         self.config = config
         self.app = app  # "module:factory" of the app each worker serves, resolved after the fork
         self.cert_check = cert_check  # "module:function" checking a certificate pair, in a child
-        self.certs = certs  # what a worker of the current generation serves
         self.reuse_port = reuse_port_available()
         self.port = config.port
         self.slots: list[Slot] = []
@@ -142,6 +143,10 @@ class Supervisor:
     def bind_slots(self, count: int) -> None:
 
         host = self.config.host
+        if self.config.dev and self.port != 0:
+            wanted, self.port = self.port, free_port_from(host, self.port)
+            if self.port != wanted:
+                log.warning("port %d is in use: dev mode serves on %d instead", wanted, self.port)
         if not self.reuse_port:
             shared = bind(host, self.port, reuse_port=False)
             self.port = shared.getsockname()[1]
@@ -301,7 +306,11 @@ class Supervisor:
         if self.phase == "starting":
             if all(w.ready_at is not None for w in self.workers.values()):
                 self.phase = "running"
-                log.info("%s", startup_line(self.config, self.port))
+                # The URL is told whatever --log-level hides: with --port 0 it is the only way to know it.
+                log.log(max(logging.INFO, log.getEffectiveLevel()), "%s", startup_line(self.config, self.port))
+                if self.config.dev:
+                    log.info("  dev mode: pages reload as you save; what each page pushes, and the "
+                             "site's problems: %s_pushserve/", url_for(self.config.host, self.port))
                 ca_file = tls.default_ca_file() if self.config.cert is None else None
                 for line in lan.banner_lines(self.config.host, self.port, ca_file):
                     log.info("  %s", line)
@@ -571,21 +580,26 @@ def _worker_main(config: Config, app: str, certs: tls.Snapshot, sock: socket.soc
     return 0
 
 
-def run(config: Config, *, cert_files: tuple[Path, Path | None],
+def run(config: Config, *, certificate: Callable[[int], tuple[Path, Path | None]],
         app: str = "pushserve.app:build", check: str = "pushserve.app:check", cert_check: str = CERT_CHECK) -> int:
-    """Check the port, site and apps once, then run the workers until told to stop (blocking).
-    ``app`` names the factory a worker calls for the app it serves; ``check`` the site's checks;
-    ``cert_check`` the check a certificate pair passes before a SIGHUP serves it."""
-    supervisor = Supervisor(config, tls.Snapshot.take(*cert_files), app, cert_check)
+    """Bind the port, then get the certificate, then check the site and apps once, then run the
+    workers until told to stop (blocking).  The port comes first: a busy one is the first thing to
+    tell, and nothing (a development certificate made or given a new name) happens before it is
+    known to be ours.  ``certificate(port)`` gives the pair to serve (the bound port, for what it
+    tells the user); ``app`` names the factory a worker calls for the app it serves; ``check`` the
+    site's checks; ``cert_check`` the check a certificate pair passes before a SIGHUP serves it."""
+    supervisor = Supervisor(config, app, cert_check)
     try:
-        supervisor.bind_slots(config.worker_count)  # a busy port is the first thing to tell
+        supervisor.bind_slots(config.worker_count)
+        supervisor.certs = tls.Snapshot.take(*certificate(supervisor.port))
         lines: list[str] = forked.call(check, config)
         for line in lines:  # only now: a failed check is one line, not a summary and then an error
             log.info("%s", line)
     except BaseException:
         for slot in supervisor.slots:
             slot.sock.close()
-        supervisor.certs.close()
+        if hasattr(supervisor, "certs"):
+            supervisor.certs.close()
         raise
     return supervisor.serve()
 

@@ -42,13 +42,13 @@ class SiteContent:
             config.site,
             render_page=self.render_page if rendered or page_filter is not None else None,
             revalidate_after=revalidate,
-            # Dev mode: always revalidate, so an edit shows on the next load.
+            # Dev mode: every response is revalidated (ETag -> 304), so an edit shows on the next
+            # load, also in a file the browser found by itself (an @import, a module import, a
+            # font).  This costs dev mode the dictionary deltas: Chromium keeps a dictionary only
+            # while its response is fresh.
             cache_control=b"no-cache" if config.dev else f"public, max-age={config.max_age}".encode(),
             page_cache_control=b"no-cache",
             compressor=self.compressor,
-            # Dev mode: assets that are compression dictionaries stay fresh a little, or the
-            # browser would drop them at once (RFC 9842 dictionaries live as long as the response).
-            dictionary_cache_control=b"max-age=%d" % config.compress.dictionary_max_age if config.dev else None,
             private=self.private,
         )
 

@@ -443,6 +443,9 @@ class Inference:
     # Site-relative paths the result depends on: CSS and JS files read, and referenced paths
     # that were missing (their appearance should trigger a rebuild too).
     depends_on: set[str] = field(default_factory=set)
+    # Links to no file of the site: (what names it — the page or a stylesheet or module,
+    # site-relative —, the URL path).  site/broken_links.py says where each is written.
+    missing: list[tuple[str, str]] = field(default_factory=list)
 
 
 class SiteReads:
@@ -511,6 +514,7 @@ class _Inferrer:
         if url not in self._warned:
             self._warned.add(url)
             self.warn("missing", f"{referrer}: {url} is not a file of the site; not pushed")
+            self.result.missing.append((referrer, url))
         self.result.depends_on.add(rel_path(url))
 
     def add(self, ref: str, base: str, kind: str, referrer: str, *, crossorigin: bool = False,
@@ -777,6 +781,7 @@ class PushManifest:
         self._checked: dict[str, float] = {}
         # What each page's entry could not announce: (UNANNOUNCED kind, detail).
         self._notes: dict[str, list[tuple[str, str]]] = {}
+        self._missing: dict[str, list[tuple[str, str]]] = {}  # page -> Inference.missing
         # One object per distinct resource and dependency name, however many pages share it.
         self._interned: dict[PushResource, PushResource] = {}
         self._reads = SiteReads(self.site)
@@ -811,6 +816,7 @@ class PushManifest:
         self._deps.clear()
         self._stamps.clear()
         self._notes.clear()
+        self._missing.clear()
         warnings: list[str] = []
         self._reads.forget()
         for page in self.site.walk_pages():
@@ -852,7 +858,7 @@ class PushManifest:
     def _infer(self, rel_path: str) -> list[str]:
         rel_path = rel_path.lstrip("/")
         if not (is_manifest_page(rel_path) and self.site.servable(rel_path) and (self.root / rel_path).is_file()):
-            for table in (self._inferred, self._deps, self._stamps, self._notes):
+            for table in (self._inferred, self._deps, self._stamps, self._notes, self._missing):
                 table.pop(rel_path, None)
             return []
         deps = {rel_path}
@@ -861,10 +867,15 @@ class PushManifest:
         except Exception as e:  # a template error in one page must not take the manifest down
             text = f"{rel_path}: not rendered, nothing inferred: {e}"
             self._store(rel_path, [], deps | self._templates_of(rel_path), [("render", text)])
+            self._missing.pop(rel_path, None)
             return [text]
         result = infer(html, page_url(rel_path), self.site, rel_path, self._reads)
         self._store(rel_path, result.resources, deps | result.depends_on | self._templates_of(rel_path),
                     list(zip(result.kinds, result.warnings, strict=True)))
+        if result.missing:
+            self._missing[rel_path] = result.missing
+        else:
+            self._missing.pop(rel_path, None)
         return result.warnings
 
     def _store(self, page: str, resources: list[PushResource], deps: set[str],
@@ -902,6 +913,24 @@ class PushManifest:
         self._checked[page] = now
         if self._stamp(page) != self._stamps[page]:
             self.rebuild_page(page)
+
+    def notes_of(self, page: str) -> list[tuple[str, str]]:
+        """What a page's entry could not announce: (UNANNOUNCED kind, detail)."""
+        return list(self._notes.get(page, ()))
+
+    def missing_links(self) -> dict[tuple[str, str], list[str]]:
+        """Links to no file of the site in the pages inferred so far: (what names it, the URL
+        path) -> the pages that carry it."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for page in sorted(self._missing):
+            for link in self._missing[page]:
+                out.setdefault(link, []).append(page)
+        return out
+
+    def sources_of(self, page: str) -> list[str]:
+        """The files a page's HTML comes from: the page, then the templates it extends, includes
+        or imports."""
+        return [page, *sorted(self._templates_of(page) - {page})]
 
     def _templates_of(self, rel_path: str) -> set[str]:
         return set(self._template_deps(rel_path)) if self._template_deps is not None else set()

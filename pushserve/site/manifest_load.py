@@ -37,7 +37,7 @@ def templates_for(config: Config, *, revalidate_after: float = 1.0,
     """The site's template environment, or None when templates are off."""
     if config.templates is False:
         return None
-    return Templates(config.site, site=config.site_vars, strict=config.strict_templates,
+    return Templates(config.site, site=config.site_vars, strict=config.strict,
                      revalidate_after=revalidate_after, mode=config.templates,
                      private=private if private is not None else site_private(config))
 

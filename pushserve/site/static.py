@@ -213,7 +213,7 @@ class StaticSite:
     def __init__(self, root: Path, *, render_page: Callable[[str, RenderRequest], bytes] | None = None,
                  small_file_limit: int = 256 * 1024, revalidate_after: float = 1.0,
                  cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache",
-                 compressor: Compressor | None = None, dictionary_cache_control: bytes | None = None,
+                 compressor: Compressor | None = None,
                  private: PrivateFiles | None = None) -> None:
         if not os.path.isdir(root):
             raise ValueError(f"site folder {root} is not a directory")
@@ -228,9 +228,6 @@ class StaticSite:
         # in its cache by the time the page asks for them.
         self.page_cache_control = page_cache_control
         self.compressor = compressor
-        # A dictionary lives only as long as the browser may keep the response, so assets that
-        # offer themselves as one need a freshness lifetime even where others get no-cache.
-        self.dictionary_cache_control = dictionary_cache_control or cache_control
         self._etags: dict[bytes, bytes] = {}  # rendered output → its ETag
         self._routes: dict[bytes, _Route] = {}
         self._entries: dict[str, FileEntry] = {}
@@ -372,14 +369,17 @@ class StaticSite:
         except (OSError, ValueError):
             return _Route(url_path, status=404, expires=expires)
         if stat.S_ISDIR(st.st_mode):
-            if not url_path.endswith("/"):
-                return _Route(url_path, status=301, note="directory", expires=expires)
             segs.append("index.html")
             fs_path = os.path.join(fs_path, "index.html")
             if not self.paths.servable("/".join(segs)):
                 return _Route(url_path, status=404, note="private", expires=expires)
             if not self.paths.inside(fs_path):  # index.html itself may be a symlink
                 return _Route(url_path, status=404, note="outside root", expires=expires)
+            if not url_path.endswith("/"):
+                # /css -> /css/ only where /css/ answers: a folder without an index is a 404 at once.
+                if _stat_file(fs_path) is None:
+                    return _Route(url_path, status=404, note="folder without index.html", expires=expires)
+                return _Route(url_path, status=301, note="directory", expires=expires)
         elif url_path.endswith("/"):  # nginx: a file does not answer with a trailing slash
             return _Route(url_path, status=404, expires=expires)
         entry = self._load(fs_path, "/".join(segs), now)
@@ -449,8 +449,7 @@ class StaticSite:
             body = f.read() if st.st_size <= self.small_file_limit else None
         size = st.st_size if body is None else len(body)
         etag = _etag(st, encoding)
-        cache_control = (self.page_cache_control if ctype.startswith(b"text/html")
-                         else self.dictionary_cache_control if dictionary else self.cache_control)
+        cache_control = self.page_cache_control if ctype.startswith(b"text/html") else self.cache_control
         validators: Headers = [(b"etag", etag), (b"last-modified", http_date(st.st_mtime)),
                                (b"cache-control", cache_control)]
         if vary:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +19,8 @@ import httpx
 import zstandard
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support.browser import chromium
-from tests.support.serverproc import SITE_EXAMPLE, ServerProcess
+from tests.support.browser import chromium, wait_loaded
+from tests.support.serverproc import ServerProcess
 
 _TIMINGS = ("return performance.getEntriesByType('resource').filter(e => e.name.includes('/js/'))"
             ".map(e => ({name: new URL(e.name).pathname, transferSize: e.transferSize,"
@@ -70,12 +68,14 @@ def test_returning_visit_downloads_a_delta(make_server: Callable[..., ServerProc
     srv = make_server("--push", "off", "--dictionary-dir", str(tmp_path / "dicts"), site=site)
     with chromium(srv.certs.cert_dir / "localhost.pem") as driver:
         driver.get(f"https://localhost:{srv.port}/")
+        wait_loaded(driver, [first])
         before: list[dict[str, Any]] = driver.execute_script(_TIMINGS)
         assert driver.execute_script("return window.isSecureContext")
         second = _publish(site, v2)
         assert second != first
         _until_served(srv, second)
         driver.get(f"https://localhost:{srv.port}/")
+        wait_loaded(driver, [second])
         after: list[dict[str, Any]] = driver.execute_script(_TIMINGS)
     [old_entry] = [e for e in before if e["name"] == first]
     [new_entry] = [e for e in after if e["name"] == second]
@@ -88,23 +88,6 @@ def test_returning_visit_downloads_a_delta(make_server: Callable[..., ServerProc
     assert f'"GET {second}" 200' in srv.output and " dcz " in srv.output
     assert new_entry["encodedBodySize"] < plain_zstd / 20
     assert 0 < new_entry["transferSize"] < plain_zstd / 10
-
-
-def test_dev_mode_script_edit_reloads_with_a_delta(make_server: Callable[..., ServerProcess], tmp_path: Path) -> None:
-    """Dev mode: scripts are dictionaries, so they stay fresh for a while; an edit still shows on
-    the reload (the client fetches the changed file anew first), and that fetch is a delta."""
-    site = tmp_path / "site"
-    shutil.copytree(SITE_EXAMPLE, site)
-    app = site / "js" / "app.js"
-    srv = make_server("--dev", "--dictionary-dir", str(tmp_path / "dicts"), site=site)
-    with chromium(srv.certs.cert_dir / "localhost.pem") as driver:
-        driver.get(srv.url.replace("127.0.0.1", "localhost"))
-        _wait(driver, "window.__pushserveDev && window.__pushserveDev.connected")
-        for n in range(2):
-            with app.open("a") as f:
-                f.write(f"\nwindow.__edit = {n};\n")
-            _wait(driver, f"window.__edit === {n} && window.__pushserveDev.connected")
-    assert re.search(r'"GET /js/app\.js" 200 \d+ dcz', srv.output), srv.output
 
 
 def _wait(driver: Any, script: str) -> None:

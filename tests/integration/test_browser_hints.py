@@ -9,7 +9,7 @@ uses them every time (10 of 10 measured), which is the situation Early Hints exi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from pushserve.bench.proxy import ProxyThread
-from tests.support.browser import chromium, navigation_timing, resource_timings
+from tests.support.browser import chromium, navigation_timing, resource_timings, wait_loaded
 from tests.support.serverproc import ServerProcess
 
 EXPECTED = Path(__file__).resolve().parent.parent / "unit" / "site" / "expected_manifest_site_example.json"
@@ -25,11 +25,14 @@ RTT = 0.020
 
 
 @contextmanager
-def browse(srv: ServerProcess, path: str) -> Iterator[tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
-    """Load a page in a fresh headless Chromium through the latency proxy: (navigation, resources)."""
+def browse(srv: ServerProcess, path: str, expect: Iterable[str] = ()
+           ) -> Iterator[tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
+    """Load a page in a fresh headless Chromium through the latency proxy: (navigation, resources),
+    read once the load is recorded with an entry for each path in ``expect``."""
     with ProxyThread((srv.host, srv.port), RTT) as proxy, \
             chromium(srv.certs.cert_dir / "localhost.pem") as driver:
         driver.get(f"https://localhost:{proxy.proxy.port}{path}")
+        wait_loaded(driver, expect)
         yield navigation_timing(driver), {e["name"]: e for e in resource_timings(driver)}
 
 
@@ -39,7 +42,7 @@ def hinted_by_manifest(page: str) -> set[str]:
 
 
 def test_chromium_uses_early_hints_for_a_static_page(server: ServerProcess) -> None:
-    with browse(server, "/") as (nav, entries):
+    with browse(server, "/", hinted_by_manifest("index.html")) as (nav, entries):
         pass
     assert nav["nextHopProtocol"] == "h2"
     assert nav["firstInterimResponseStart"] > 0  # the 103 arrived first
@@ -57,13 +60,13 @@ def test_chromium_uses_early_hints_while_a_slow_page_is_produced(
     # The first response teaches pushserve what the page links; later requests are announced on arrival.
     with httpx.Client(http2=True, verify=srv.certs.client_context(), timeout=20) as c:
         assert c.get(srv.url + "slow/").status_code == 200
-    with browse(srv, "/slow/") as (nav, entries):
+    hinted = {"/css/site.css", "/css/typography.css", "/fonts/dejavu-sans-latin.woff2",
+              "/js/app.js", "/js/nav.js", "/js/util.js"}
+    with browse(srv, "/slow/", hinted) as (nav, entries):
         pass
     assert nav["nextHopProtocol"] == "h2"
     # The 103 came at once, the page after the app's think time.
     assert 0 < nav["firstInterimResponseStart"] < nav["finalResponseHeadersStart"]
-    hinted = {"/css/site.css", "/css/typography.css", "/fonts/dejavu-sans-latin.woff2",
-              "/js/app.js", "/js/nav.js", "/js/util.js"}
     from_hints = {name for name, e in entries.items() if e["initiatorType"] == "early-hints"}
     assert hinted <= from_hints, entries
     assert all(entries[name]["transferSize"] == 0 for name in from_hints), entries

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from pushserve import cli
 from pushserve.config import BadValue
+from pushserve.options import Bind
 from tests.integration.test_dev import Events, hello
 from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli
 
@@ -45,34 +47,42 @@ def toml(site: Path, text: str) -> None:
 # -- exit codes ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,words", [
-    (["--push", "bogus"], "invalid choice"),
+    (["--push", "bogus"], "--push 'bogus': choose one of auto, hints, off"),
     (["--workers", "x"], "--workers 'x'"),
-    (["-w", "-3"], "must be 0 (one per core) or more"),
+    (["-w", "-3"], "-w -3: must be 0 (one per core) or more"),
     (["-b", "localhost"], "expected HOST:PORT"),
     (["-b", "::1:8443"], "[::1]:8443"),
-    (["--port", "70000"], "0..65535"),
-    (["--reload-dir", "."], "--reload-dir works with --dev"),
-    (["--log-level", "loud"], "invalid choice"),
+    (["--port", "70000"], "--port 70000: must be 0..65535"),
+    (["--reload-dir", "."], "--reload-dir: works in dev mode only"),
+    (["--log-level", "loud"], "--log-level 'loud': choose one of"),
     (["--mount", "api"], "PREFIX=MODULE:ATTR"),
+    (["--compress", "brotli"], "--compress 'brotli': choose from zstd, br, gzip"),
+    (["--dev", "--no-dev", "--reload"], "--reload: works in dev mode only"),
 ])
 def test_bad_values_on_the_command_line_exit_2(certs: Certs, args: list[str], words: str) -> None:
     assert words in one_line(run_cli(certs, "site_example", "--cert-dir", str(certs.cert_dir), *args), 2)
 
 
 @pytest.mark.parametrize("text,words", [
-    ("[serve]\nprot = 1\n", "'prot' is not an option"),
-    ("[serve]\nport = \"80\"\n", "port = '80': must be a whole number"),
-    ("[serve]\ndev = \"yes\"\n", "dev = 'yes': must be true or false"),
-    ("[serve]\npush = \"sometimes\"\n", "choose one of auto, hints, off"),
-    ("[serve]\nidle-timeout = -1\n", "--idle-timeout -1"),
-    ("[serve]\nsite = \"elsewhere\"\n", "'site' is not an option"),
-    ("[serve]\npush_budget = 1\n", "'push_budget' is not an option"),  # options are spelt with '-'
-    ("serve = 3\n", "[serve] must be a table"),
+    # The two of issue 26: a wrong coding in [compress], a wrong value at the top level (the rest of
+    # the file's mistakes: tests/unit/test_options.py).
+    ('[compress]\ncodings = ["zstd", "brotli"]\n', "[compress] codings: 'brotli': choose from zstd, br, gzip"),
+    ('push = "yes"\n', "pushserve.toml: push: 'yes': choose one of auto, hints, off"),
+    ("[serve]\nworkers = 2\ndev = true\n", "[serve] workers: 2: dev mode runs one worker"),
+    ("[serve\n", "pushserve.toml: "),
 ])
 def test_bad_values_in_pushserve_toml_exit_2(certs: Certs, site: Path, text: str, words: str) -> None:
     toml(site, text)
     line = one_line(run_cli(certs, str(site), "--cert-dir", str(certs.cert_dir)), 2)
     assert words in line and "pushserve.toml" in line
+    assert " --" not in line and not line.startswith("--"), "names a flag the user never typed"
+
+
+def test_a_bad_mount_in_pushserve_toml_exit_2(certs: Certs, site: Path) -> None:
+    path = site / "pushserve.toml"
+    path.write_text(path.read_text().replace('"/search" = ', '"search" = '))
+    line = one_line(run_cli(certs, str(site), "--cert-dir", str(certs.cert_dir)), 2)
+    assert "pushserve.toml: [mounts] 'search': prefix 'search' must be a path like /api" in line
 
 
 def test_problems_of_the_machine_exit_1(certs: Certs, tmp_path: Path) -> None:
@@ -109,6 +119,29 @@ def test_options_from_the_serve_table_and_the_command_line_wins(make_server: Cal
     assert '"GET / ' not in srv.output  # access-log = false came from the file
 
 
+def test_dev_takes_the_next_free_port_and_says_which(make_server: Callable[..., ServerProcess],
+                                                     certs: Certs) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        # Without --dev a busy port is a problem of the machine: one line, exit 1.
+        taken = run_cli(certs, "site_example", "--cert-dir", str(certs.cert_dir), "--port", str(port))
+        assert f"port {port} on 127.0.0.1 is already in use" in one_line(taken, 1)
+        srv = make_server("--dev", "--port", str(port))
+        moved = int(srv.wait_for(rf"port {port} is in use: dev mode serves on (\d+) instead").group(1))
+        assert srv.port == moved != port
+        srv.wait_for(rf"dev mode: .* https://127\.0\.0\.1:{moved}/_pushserve/$")
+        with httpx.Client(verify=certs.client_context(), http2=True) as c:
+            assert c.get(srv.url).status_code == 200
+
+
+@pytest.mark.parametrize("level", ["warning", "error"])
+def test_the_url_is_told_whatever_the_log_level(make_server: Callable[..., ServerProcess], level: str) -> None:
+    srv = make_server("--log-level", level)  # --port 0: the line is the only way to learn the port
+    assert srv.port > 0 and "site: " not in srv.output
+
+
 def test_log_level_sets_the_logger(site: Path) -> None:
     cli.parse_serve_args([str(site), "--log-level", "warning"])
     assert logging.getLogger("pushserve").level == logging.WARNING
@@ -124,9 +157,10 @@ def test_serve_table_paths_are_relative_to_the_site(site: Path) -> None:
     config = cli.parse_serve_args([str(site)])
     assert config.reload_dirs == (site / "extra",) and config.dev
     assert (config.host, config.port) == ("127.0.0.1", 9999)
+    bind = Bind()
     with pytest.raises(BadValue):
-        cli.parse_bind("[::1]")
-    assert cli.parse_bind("[::1]:8443") == ("::1", 8443) and cli.parse_bind(":8443") == ("127.0.0.1", 8443)
+        bind.text("[::1]")
+    assert bind.text("[::1]:8443") == ("::1", 8443) and bind.text(":8443") == ("127.0.0.1", 8443)
 
 
 def test_reload_dir_change_reloads_the_page(make_server: Callable[..., ServerProcess], site: Path,
@@ -165,13 +199,48 @@ def test_check_lists_every_problem_and_exits_1(certs: Certs, site: Path) -> None
     assert "broken.html:2" in r.stderr and "push_manifest.json:1" in r.stderr and "no_such_mod" in r.stderr
     assert "3 problems" in r.stderr
     # Its usage mistakes are usage mistakes.
-    assert "invalid choice" in one_line(run_cli(certs, "check", str(site), "--push", "x"), 2)
+    assert "--push 'x': choose one of" in one_line(run_cli(certs, "check", str(site), "--push", "x"), 2)
     garbage = site / "garbage.pem"
     garbage.write_text("not a certificate\n")
     (site / "broken.html").unlink()
     (site / "push_manifest.json").unlink()
     r = run_cli(certs, "check", str(site), "--cert", str(garbage))
     assert r.returncode == 1 and "garbage.pem" in r.stderr and "1 problem" in r.stderr
+
+
+def test_check_names_every_broken_link_and_exits_1(certs: Certs, site: Path) -> None:
+    """A stylesheet and a font preload missing from the layout (every page carries them), an
+    @import of a missing file in a stylesheet, a link to a private file in one page: each named
+    once, where it is written, with why."""
+    layout = site / "_layouts" / "base.html"
+    text = layout.read_text()
+    layout.write_text(text.replace('  <link rel="stylesheet" href="/css/site.css">\n',
+                                   '  <link rel="stylesheet" href="/css/site.css">\n'
+                                   '  <link rel="stylesheet" href="../css/missing.css">\n'
+                                   '  <link rel="preload" href="/fonts/gone.woff2" as="font" crossorigin>\n'))
+    line = text[:text.index('href="/css/site.css"')].count("\n") + 1
+    with (site / "css" / "typography.css").open("a") as f:
+        f.write('\n@import "nothere.css";\n')
+    features = site / "features" / "index.html"
+    private_script = '{% block head %}<script src="/_app/search.py"></script>'
+    features.write_text(features.read_text().replace("{% block head %}", private_script, 1))
+    r = run_cli(certs, "check", str(site), "--cert-dir", str(certs.cert_dir))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    problems = [x for x in r.stderr.splitlines() if "broken link" in x]
+    both = "(on features/index.html, index.html)"
+    typography_line = (site / "css" / "typography.css").read_text().count("\n")  # the last line
+    assert problems == [
+        f"pushserve check: broken link: _layouts/base.html:{line + 1}: /css/missing.css: no such file {both}",
+        f"pushserve check: broken link: _layouts/base.html:{line + 2}: /fonts/gone.woff2: no such file {both}",
+        f"pushserve check: broken link: css/typography.css:{typography_line}: /css/nothere.css: no such file {both}",
+        "pushserve check: broken link: features/index.html:"
+        f"{features.read_text().split('/_app/search.py')[0].count(chr(10)) + 1}: /_app/search.py: "
+        "a private file (never served)",
+    ], r.stderr
+    assert r.stderr.rstrip().endswith("4 problems")
+    relaxed = run_cli(certs, "check", str(site), "--cert-dir", str(certs.cert_dir), "--broken-links-ok")
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert relaxed.stdout.count("warning: broken link: ") == 4 and relaxed.stdout.rstrip().endswith("is OK")
 
 
 # -- startup warnings ------------------------------------------------------------------------------

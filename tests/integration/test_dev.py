@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +106,16 @@ def test_css_change_is_one_css_event_naming_the_file(events: Events, site: Path)
     hello(events)
     css = site / "css" / "site.css"
     css.write_text(css.read_text() + "\nbody { outline: 1px solid red; }\n")
-    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"]}
+    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"], "sheets": ["/css/site.css"]}
+
+
+def test_an_imported_stylesheet_names_its_importer(events: Events, site: Path) -> None:
+    """typography.css is linked by no page; site.css @imports it: the client is told to swap site.css."""
+    hello(events)
+    css = site / "css" / "typography.css"
+    css.write_text(css.read_text() + "\nh1 { outline: 1px solid red; }\n")
+    assert events.next_change() == {"kind": "css", "paths": ["/css/typography.css"],
+                                    "sheets": ["/css/typography.css", "/css/site.css"]}
 
 
 def test_unrelated_file_sends_nothing_and_html_reloads(events: Events, site: Path) -> None:
@@ -122,7 +132,7 @@ def test_image_change_is_an_image_event(events: Events, site: Path) -> None:
     hello(events)
     logo = site / "img" / "logo.svg"
     logo.write_text(logo.read_text().replace("</svg>", "<!-- edited --></svg>"))
-    assert events.next_change() == {"kind": "image", "paths": ["/img/logo.svg"]}
+    assert events.next_change() == {"kind": "image", "paths": ["/img/logo.svg"], "sheets": []}
 
 
 def test_template_js_and_toml_changes_reload(events: Events, site: Path) -> None:
@@ -143,7 +153,7 @@ def test_editor_save_by_rename_is_one_change(events: Events, site: Path) -> None
     css.rename(site / "css" / "site.css~")
     css.write_text(text + "\n/* saved */\n")
     (site / "css" / "site.css~").unlink()
-    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"]}
+    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"], "sheets": ["/css/site.css"]}
 
 
 def test_burst_of_fifty_files_is_one_event(events: Events, site: Path) -> None:
@@ -193,6 +203,9 @@ def test_template_error_event_then_clear(events: Events, dev: ServerProcess, sit
     assert problem["file"] == "_partials/nav.html"
     assert problem["line"] == 1
     assert problem["message"]
+    # The terminal says the error itself, where it is (not "index.html: not rendered, nothing inferred").
+    dev.wait_for(r"template error: _partials/nav\.html:1: .*expression")
+    assert "not rendered" not in dev.output
     # The page is served as the dev error page, which carries the client so it reloads when fixed.
     c = client(dev)
     try:
@@ -230,6 +243,38 @@ def test_broken_push_manifest_is_an_error_event(events: Events, site: Path) -> N
 
 
 # -- the injected script ----------------------------------------------------------------------------
+
+def test_dev_mode_caches_nothing_unchecked(dev: ServerProcess) -> None:
+    """Every file is no-cache in dev mode (a conditional request is a 304), so a browser never
+    shows an old copy of a file it found by itself (an @import, a module import, a font)."""
+    c = client(dev)
+    try:
+        for path in ("/", "/css/site.css", "/css/typography.css", "/js/app.js", "/img/logo.svg",
+                     "/fonts/dejavu-sans-latin.woff2", "/favicon.ico"):
+            reply = c.get(path)
+            assert reply.status == 200 and reply.header(b"cache-control") == b"no-cache", path
+            again = c.get(path, [(b"if-none-match", reply.header(b"etag") or b"")])
+            assert again.status == 304, path
+    finally:
+        c.close()
+
+
+def test_dev_mode_makes_an_undefined_variable_an_error(make_server: Callable[..., ServerProcess],
+                                                       site: Path) -> None:
+    """{{ site.email }} with no email in [site]: the dev page says so; production renders it empty."""
+    layout = site / "_layouts" / "base.html"
+    layout.write_text(layout.read_text().replace("</footer>", "<a>{{ site.email }}</a></footer>", 1))
+    answers = {}
+    for args in (("--dev",), ()):
+        c = client(make_server(*args, site=site))
+        try:
+            answers[args] = c.get("/")
+        finally:
+            c.close()
+    dev = answers[("--dev",)]
+    assert dev.status == 500 and b"email" in dev.body and b"_layouts/base.html" in dev.body
+    assert answers[()].status == 200 and b"<a></a></footer>" in answers[()].body
+
 
 def test_html_carries_the_script_only_in_dev(dev: ServerProcess, server: ServerProcess) -> None:
     c = client(dev)
@@ -292,6 +337,30 @@ def test_overview_lists_pages_pushes_and_mode(dev: ServerProcess) -> None:
     assert bare.status == 301 and bare.header(b"location") == b"/_pushserve/"
 
 
+def test_broken_links_in_the_overview_and_the_log(events: Events, dev: ServerProcess, site: Path) -> None:
+    """A stylesheet missing from the layout: one log line naming the layout's line (not one per
+    page), and the overview's Problems list it with the pages that carry it."""
+    hello(events)
+    layout = site / "_layouts" / "base.html"
+    text = layout.read_text()
+    line = text[:text.index('href="/css/site.css"')].count("\n") + 2
+    layout.write_text(text.replace('href="/css/site.css">\n', 'href="/css/site.css">\n'
+                                   '  <link rel="stylesheet" href="/css/missing.css">\n', 1))
+    assert events.next_change()["kind"] == "reload"
+    told = f"broken link: _layouts/base.html:{line}: /css/missing.css: no such file"
+    dev.wait_for(re.escape(told))
+    c = client(dev)
+    try:
+        overview = c.get("/_pushserve/").body.decode()
+    finally:
+        c.close()
+    problems = overview[overview.index("<ul id=problems>"):]
+    assert (f"<li class=broken><code>_layouts/base.html:{line}</code> links to <code>/css/missing.css</code>: "
+            'no such file <small>(on <a href="/features/">/features/</a>, <a href="/">/</a>)</small></li>') \
+        in problems
+    assert dev.output.count("/css/missing.css") == 1, dev.output
+
+
 def test_overview_shows_the_budget_at_work(make_server: Callable[..., ServerProcess], site: Path) -> None:
     """With a budget smaller than the stylesheet, a push client gets it hinted, and the page says why."""
     srv = make_server("--dev", "--push-budget", "100", site=site)
@@ -348,7 +417,7 @@ def test_python_change_without_reload_does_nothing(events: Events, site: Path) -
     hello(events)
     (site / "_tool.py").write_text("print('hi')\n")
     (site / "css" / "site.css").write_text((site / "css" / "site.css").read_text() + "\n")
-    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"]}
+    assert events.next_change() == {"kind": "css", "paths": ["/css/site.css"], "sheets": ["/css/site.css"]}
 
 
 # -- pure helpers -----------------------------------------------------------------------------------

@@ -94,6 +94,26 @@ def test_css_swap_html_reload_and_error_overlay(page: webdriver.Chrome, site: Pa
     assert driver.find_elements(By.TAG_NAME, "nav")
 
 
+def test_files_the_browser_found_by_itself_are_never_stale(page: webdriver.Chrome, site: Path) -> None:
+    """site.css @imports typography.css, which no page links: editing it swaps site.css (its
+    importer), whose new copy revalidates typography.css (dev mode serves nothing fresh-cached)
+    and gets the edit, without a reload.  A module the page imports: the reload runs the new one.
+    Each twice in a row: nothing is kept for a while."""
+    driver = page
+    driver.execute_script("window.__marker = 'kept'")
+    h1 = "getComputedStyle(document.querySelector('h1')).color"
+    typography = site / "css" / "typography.css"
+    for color in ("rgb(4, 5, 6)", "rgb(7, 8, 9)"):
+        append(typography, f"\nh1 {{ color: {color} !important; }}\n")
+        wait(driver, f"{h1} === '{color}'")
+    assert driver.execute_script("return window.__marker") == "kept"
+    wait(driver, "document.querySelectorAll('link[href*=\"/css/site.css\"]').length === 1")
+    app = site / "js" / "app.js"
+    for n in range(2):
+        append(app, f"\nwindow.__edit = {n};\n")
+        wait(driver, f"window.__edit === {n} && window.__pushserveDev.connected")
+
+
 def test_image_swapped_in_place(page: webdriver.Chrome, site: Path) -> None:
     driver = page
     driver.execute_script("window.__marker = 'kept'")

@@ -6,15 +6,17 @@ tests must not), so the default location is exercised for real."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from pushserve import certificates, lan
-from tests.support.browser import chromium
+from tests.support.browser import chromium, wait_loaded
 from tests.support.serverproc import Certs, ServerProcess, run_cli, start
 
 
@@ -39,9 +41,11 @@ def page_loaded(pin: str, port: int) -> bool:
     """Did a fresh headless Chromium, told to trust only ``pin``, load the site's home page?"""
     with chromium(spki=pin) as driver:
         driver.get(f"https://localhost:{port}/")
-        proto = driver.execute_script(
-            "const n = performance.getEntriesByType('navigation')[0]; return n && n.nextHopProtocol")
-        return bool(driver.execute_script("return !!document.querySelector('main')")) and proto == "h2"
+        if not driver.execute_script("return !!document.querySelector('main')"):
+            return False  # the interstitial, loaded in full
+        wait_loaded(driver)  # the page: read its protocol once it is recorded
+        return bool(driver.execute_script("return performance.getEntriesByType('navigation')[0].nextHopProtocol")
+                    == "h2")
 
 
 def test_ca_pin_from_another_folder_is_accepted_by_chromium_and_survives_renewal(
@@ -102,6 +106,39 @@ def test_cert_refuses_what_is_not_a_name(fresh: Certs, tmp_path: Path, bad: str)
     assert not fresh.caroot.exists()  # refused before anything was made
 
 
+def test_a_name_can_be_removed_and_the_ca_untrusted(fresh: Certs, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    run_cli(fresh, "cert", "phone.test", "192.168.1.20", cwd=tmp_path)
+    r = run_cli(fresh, "cert", "--remove", "phone.test", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("removed DNS:phone.test\nmade "), r.stdout
+    assert sans_of(fresh.caroot / "localhost.pem") == {"DNS:localhost", "IP:127.0.0.1", "IP:::1", "IP:192.168.1.20"}
+    r = run_cli(fresh, "cert", "--remove", "localhost", cwd=tmp_path)
+    assert r.returncode == 2 and "always in the development certificate" in r.stderr
+    if shutil.which("certutil") is None:
+        return
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the NSS database of this test's own
+    assert run_cli(fresh, "cert", "--trust", cwd=tmp_path).stdout.splitlines()[-1].startswith("added ")
+    r = run_cli(fresh, "cert", "--untrust", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("removed 'pushserve development CA "), r.stdout
+    listing = subprocess.run(["certutil", "-L", "-d", f"sql:{tmp_path / 'home' / '.pki' / 'nssdb'}"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "pushserve" not in listing
+
+
+def test_a_port_that_cannot_be_bound_touches_no_certificate(fresh: Certs, tmp_path: Path) -> None:
+    """Bind first: an address that is not this machine's fails before the development
+    certificate is made, or remade with that address in it."""
+    r = run_cli(fresh, "site_example", "--host", "10.9.9.9", "--port", "0")
+    assert r.returncode == 1 and "cannot listen on 10.9.9.9" in r.stderr and "Traceback" not in r.stderr
+    assert not (fresh.caroot / "localhost.pem").exists()
+    run_cli(fresh, "cert", cwd=tmp_path)
+    before = serial_of(fresh.caroot / "localhost.pem")
+    r = run_cli(fresh, "site_example", "--host", "10.9.9.9", "--port", "0")
+    assert r.returncode == 1 and "cannot listen on 10.9.9.9" in r.stderr
+    assert serial_of(fresh.caroot / "localhost.pem") == before
+    assert "IP:10.9.9.9" not in sans_of(fresh.caroot / "localhost.pem")
+
+
 def test_serving_on_all_addresses_covers_this_machine(fresh: Certs, tmp_path: Path) -> None:
     # Bound to 0.0.0.0, but every byte goes over 127.0.0.1.
     srv = start(fresh, "--host", "0.0.0.0", cwd=tmp_path, cert_dir=False)
@@ -137,7 +174,7 @@ def test_loopback_serving_prints_no_lan_lines(fresh: Certs, tmp_path: Path) -> N
 def test_cert_help_describes_every_argument(fresh: Certs, tmp_path: Path) -> None:
     r = run_cli(fresh, "cert", "--help", cwd=tmp_path)
     assert r.returncode == 0
-    for argument in ("NAME", "--cert-dir DIR", "--trust", "--spki"):
+    for argument in ("NAME", "--cert-dir DIR", "--trust", "--spki", "--remove NAME", "--untrust"):
         line = next(line for line in r.stdout.splitlines() if line.strip().startswith(argument))
         assert len(line.strip()) > len(argument) + 10, line  # followed by its description
     assert str(fresh.caroot) in r.stdout  # where the files are, on this machine

@@ -51,10 +51,17 @@ def test_export_is_deterministic(certs: Certs, tmp_path: Path) -> None:
     first = tree(out)
     assert export(certs, SITE_EXAMPLE, out, "--force")[0] == 0
     assert tree(out) == first
-    # Elsewhere, only the snippets differ (they name the folder).
+    # Elsewhere, the same: the snippets do not name the folder of the machine that exported.
     assert export(certs, SITE_EXAMPLE, tmp_path / "other")[0] == 0
-    public = {k: v for k, v in first.items() if k.startswith("public/")}
-    assert {k: v for k, v in tree(tmp_path / "other").items() if k.startswith("public/")} == public
+    assert tree(tmp_path / "other") == first
+    for snippet, line in (("nginx.conf", "root /var/www/example.com/public;   # fill in"),
+                          ("Caddyfile", "root * /var/www/example.com/public   # fill in"),
+                          ("h2o.conf", "    file.dir: /var/www/example.com/public   # fill in")):
+        text = first[snippet].decode()
+        assert str(tmp_path) not in text and line in text, snippet
+    assert export(certs, SITE_EXAMPLE, out, "--force", "--root", "/srv/site/public")[0] == 0
+    assert "\nroot /srv/site/public;\n" in (out / "nginx.conf").read_text()
+    assert "\nroot * /srv/site/public\n" in (out / "Caddyfile").read_text()
     assert {"public/css/site.css.br", "public/css/site.css.zst", "public/css/site.css.gz",
             "nginx.conf", "h2o.conf", "Caddyfile", "public/_headers"} <= set(first)
 
@@ -64,7 +71,12 @@ def test_summary_and_warnings(certs: Certs, tmp_path: Path) -> None:
     assert code == 0, err
     warnings = [line for line in lines if line.startswith("warning:")]
     assert any("/search is a mounted app" in w for w in warnings)
-    assert any("404.html depends on the missing URL" in w for w in warnings)
+    assert "warning: 404.html:8 reads request.path: 404.html exported as rendered for its own URL, not the " \
+        "missing one" in warnings
+    # The layout's navigation makes every folder page depend on its URL: said once, at that line.
+    assert "warning: _partials/nav.html:10 reads request.path: 2 pages (features/index.html, index.html) exported " \
+        "with the bytes of the folder URL for /…/index.html too" in warnings
+    assert len(warnings) == 3
     assert [line.split(":")[0] for line in lines if not line.startswith("warning:")] == [
         "static", "headers", "nginx", "h2o", "caddy"]
 
@@ -85,7 +97,8 @@ def test_header_reading_page_and_hashed_names(certs: Certs, tmp_path: Path) -> N
     code, lines, err = export(certs, site, tmp_path / "out", "--base-url", "https://shop.example.org")
     assert code == 0, err
     assert [w for w in lines if w.startswith("warning:")] == [
-        "warning: index.html reads request headers: exported as rendered for a request without them"]
+        "warning: index.html:1 reads request headers: 1 page (index.html) exported as rendered for a request "
+        "without them"]
     blocks = parse((tmp_path / "out" / "public" / "_headers").read_text())
     assert blocks["/js/app.3f9a1c2e.js"] == [("Cache-Control", "public, max-age=600, immutable")]
     assert blocks["/js/nav.js"] == [("Cache-Control", "public, max-age=600")]

@@ -15,8 +15,9 @@ import zstandard
 
 from benchmarks.pagepeers import PEERS
 from pushserve.bench.certs import CertPair
-from pushserve.config import Config, read_site_toml
+from pushserve.config import Config
 from pushserve.export.site import SiteExport, collect
+from pushserve.options import read_site_file
 from tests.conftest import need
 from tests.support.h2client import H2Client, Reply
 from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, run_cli, start
@@ -35,7 +36,7 @@ def decoded(reply: Reply) -> bytes:
 @pytest.fixture(scope="module")
 def exported(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("export") / "out"
-    result = run_cli(certs, "export", "site_example", str(out))
+    result = run_cli(certs, "export", "site_example", str(out), "--root", str(out.resolve() / "public"))
     assert result.returncode == 0, result.stderr
     return out
 
@@ -43,8 +44,8 @@ def exported(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def site() -> SiteExport:
     """The list of URLs to compare (what the export wrote), collected as the export does."""
-    site_vars, mounts, _ = read_site_toml(SITE_EXAMPLE)
-    return collect(Config(site=SITE_EXAMPLE, site_vars=site_vars, mounts=mounts))
+    file = read_site_file(SITE_EXAMPLE)
+    return collect(Config(site=SITE_EXAMPLE, site_vars=file.site_vars, mounts=file.mounts))
 
 
 @pytest.fixture(scope="module")

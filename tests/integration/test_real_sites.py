@@ -224,7 +224,7 @@ def test_startup_log_is_a_summary_and_debug_has_the_details(certs: Certs, serve:
     server = start_on(certs, serve, tmp_path)
     server.wait_for(r"push manifest: not announced: 30 links to paths that are not files of the site")
     assert "gone.css" not in server.output
-    server.wait_for(r"site: 30 files, 30 pages \(0 rendered as templates\)")
+    server.wait_for(r"site: 30 files, 30 pages, ")
     debug = start(certs, "--no-access-log", "--log-level", "debug", site=tmp_path)
     serve.append(debug)
     debug.wait_for(r"push manifest: p7.html: /gone.css is not a file of the site")
@@ -238,7 +238,7 @@ def test_chromium_reuses_every_hint_once(certs: Certs, serve: list[ServerProcess
     (Through the latency proxy, as in test_browser_hints.py: over bare loopback Chromium sometimes
     ignores hints that arrive with the page.)"""
     from pushserve.bench.proxy import ProxyThread
-    from tests.support.browser import chromium, navigation_timing, resource_timings
+    from tests.support.browser import chromium, navigation_timing, resource_timings, wait_loaded
 
     root = generated[name] if name in generated else Path(shutil.copytree(FIXTURES / name, tmp_path / name))
     server = start_on(certs, serve, root)
@@ -247,6 +247,7 @@ def test_chromium_reuses_every_hint_once(certs: Certs, serve: list[ServerProcess
     with ProxyThread((server.host, server.port), 0.020) as proxy, \
             chromium(certs.cert_dir / "localhost.pem") as driver:
         driver.get(f"https://localhost:{proxy.proxy.port}{url}")
+        wait_loaded(driver, hinted)
         nav, entries = navigation_timing(driver), resource_timings(driver)
     assert nav["firstInterimResponseStart"] > 0
     for path in hinted:

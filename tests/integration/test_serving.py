@@ -31,6 +31,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "docs").mkdir()
     (root / "docs" / "index.html").write_text("<p>docs</p>\n")
     (root / "style.css").write_text("body { color: #3333 }\n" * 50)
+    (root / "img").mkdir()  # a folder without an index
+    (root / "img" / "a.svg").write_text("<svg/>")
     (root / "big.bin").write_bytes(os.urandom(BIG))
     (root / "_private.txt").write_text("secret\n")
     (root / ".env").write_text("SECRET=1\n")
@@ -170,6 +172,9 @@ def test_conditional_range_head_405_redirect_404(srv: ServerProcess, http2: bool
         redirect = c.get(srv.url + "docs?x=1")
         assert redirect.status_code == 301 and redirect.headers["location"] == "/docs/?x=1"
         assert c.get(srv.url + "docs/").text == "<p>docs</p>\n"
+        # A folder without index.html: 404 at once, not a redirect to a 404.
+        no_index = c.get(srv.url + "img")
+        assert no_index.status_code == 404 and "custom not found" in no_index.text
         missing = c.get(srv.url + "nope.css")
         assert missing.status_code == 404 and "custom not found" in missing.text
 

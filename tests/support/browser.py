@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
 from pushserve.certificates import spki_sha256_b64
 
@@ -53,6 +54,25 @@ def chromium(leaf_cert: Path | None = None, *, spki: str | None = None) -> Itera
             yield driver
         finally:
             driver.quit()
+
+
+_LOADED = """
+const n = performance.getEntriesByType('navigation')[0];
+if (!n || !(n.loadEventEnd > 0) || !n.nextHopProtocol) return null;
+const names = new Set(performance.getEntriesByType('resource').filter((e) => e.responseEnd > 0)
+  .map((e) => new URL(e.name).pathname));
+return arguments[0].every((p) => names.has(p));
+"""
+
+
+def wait_loaded(driver: webdriver.Chrome, paths: Iterable[str] = (), timeout: float = 30) -> None:
+    """Wait until the page's load has finished and been recorded — its navigation entry has its
+    protocol and load end, and each of ``paths`` (URL paths) has a finished resource entry — so
+    what a test reads next is the browser's final word, not a half-filled entry (``driver.get``
+    can return before Chromium has filled them in on a loaded machine)."""
+    wanted = sorted(paths)
+    WebDriverWait(driver, timeout, poll_frequency=0.05).until(
+        lambda d: d.execute_script(_LOADED, wanted), message=f"page load not recorded (waiting for {wanted})")
 
 
 def resource_timings(driver: webdriver.Chrome) -> list[dict[str, Any]]:

@@ -545,6 +545,33 @@ def test_trust_ca_existing_db_and_second_ca(tmp_path: Path, dev: certificates.De
     assert sum("pushserve development CA" in line for line in listing.splitlines()) == 2
 
 
+@needs_certutil
+def test_untrust_takes_out_this_users_development_cas_and_only_them(tmp_path: Path, dev: certificates.DevCert) -> None:
+    db = tmp_path / "nssdb"
+    assert "nothing to untrust" in certificates.untrust_ca(dev.ca_file, db)  # no database at all
+    certificates.trust_ca(dev.ca_file, db)
+    remade = certificates.ensure_dev_ca(tmp_path / "remade-ca")[0]  # same user: same name, another key
+    certificates.trust_ca(remade, db)
+    other = tmp_path / "other.pem"  # someone else's CA in the same database stays
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Corporate CA")])
+    now = dt.datetime.now(dt.UTC)
+    corporate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                 .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+                 .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                 .sign(key, hashes.SHA256()))
+    other.write_bytes(corporate.public_bytes(serialization.Encoding.PEM))
+    subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-t", "C,,", "-n", "Corporate CA", "-a", "-i", str(other)],
+                   check=True)
+    message = certificates.untrust_ca(dev.ca_file, db)
+    assert message.startswith("removed ") and message.count("pushserve development CA") == 2
+    listing = subprocess.run(["certutil", "-L", "-d", f"sql:{db}"], capture_output=True, text=True,
+                             check=True).stdout
+    assert "pushserve development CA" not in listing and "Corporate CA" in listing
+    assert "nothing to untrust" in certificates.untrust_ca(dev.ca_file, db)
+    assert dev.ca_file.is_file()  # the files stay
+
+
 def test_trust_ca_without_certutil(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dev: certificates.DevCert) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(CertError) as exc:
@@ -581,6 +608,9 @@ def test_dev_name_accepts(given: str, san: str) -> None:
 @pytest.mark.parametrize(("given", "why"), [
     ("https://a.test/", "not a URL"), ("a.test:8443", "without a port"), ("-a.test", "letters, digits"),
     ("a_b.test", "letters, digits"), ("*.test", "letters, digits"), ("", "letters, digits"), ("a" * 64, "letters"),
+    # Not IP addresses, and browsers would read them as such: never DNS names.
+    ("999.1.1.1", "four numbers 0 to 255"), ("10.1", "last part is not a number"), ("0x7f.1", "not a number"),
+    ("1.2.3.4.5", "not a number"),
 ])
 def test_dev_name_refuses(given: str, why: str) -> None:
     with pytest.raises(CertError) as exc:
@@ -598,6 +628,20 @@ def test_names_are_added_once_and_kept(tmp_path: Path) -> None:
     assert more.created
     assert set(certificates.describe_certificate(more.cert_file).sans) == {
         "DNS:localhost", "IP:127.0.0.1", "IP:::1", "DNS:phone.test", "IP:10.0.0.7", "DNS:laptop.test"}
+
+
+def test_a_name_removed_is_gone_and_the_others_stay(tmp_path: Path) -> None:
+    where = (tmp_path / "certs", tmp_path / "ca")
+    certificates.ensure_dev_cert(*where, names=("phone.test", "10.0.0.7"))
+    gone = certificates.ensure_dev_cert(*where, remove=("Phone.Test",))
+    assert gone.created and gone.removed == ("DNS:phone.test",)
+    assert set(certificates.describe_certificate(gone.cert_file).sans) == {
+        "DNS:localhost", "IP:127.0.0.1", "IP:::1", "IP:10.0.0.7"}
+    again = certificates.ensure_dev_cert(*where, remove=("phone.test",))  # not there: nothing made
+    assert not again.created and again.removed == ()
+    with pytest.raises(CertError) as exc:
+        certificates.ensure_dev_cert(*where, remove=("localhost",))
+    assert "always in the development certificate" in one_line(exc)
 
 
 def test_names_of_a_leaf_from_another_ca_are_not_carried_over(tmp_path: Path) -> None:

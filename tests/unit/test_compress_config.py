@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pushserve.cli import _serve_parser, config_from_args, default_dictionary_dir
-from pushserve.config import BEST_LEVELS, Config, ConfigError
+from pushserve.cli import parse_serve_args
+from pushserve.config import BEST_LEVELS, BadValue, Config
+from pushserve.options import default_dictionary_dir
 
 
 def config_for(site: Path, *args: str) -> Config:
-    return config_from_args(_serve_parser().parse_args([str(site), *args]))
+    return parse_serve_args([str(site), *args])
 
 
 def test_defaults_and_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,19 +41,22 @@ def test_site_toml(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args,toml,words", [
     (["--compress", "deflate"], "", "--compress 'deflate'"),
     (["--compress", "br,br"], "", "named twice"),
-    ([], "[compress]\ncodings = \"br\"\n", "codings must be a list"),
-    ([], "[compress]\nthreshold = -1\n", "0 or more bytes"),
-    ([], "[compress]\nthreshold = \"big\"\n", "threshold must be a number"),
-    ([], "[compress]\nlevel = { br = 12 }\n", "level br = 12: must be 0..11"),
-    ([], "[compress]\nlevel = { lz4 = 1 }\n", "unknown coding 'lz4'"),
-    ([], "[compress]\nlevel = 5\n", "level must be a table"),
-    ([], "[compress]\nlevle = 5\n", "unknown key(s) in [compress]: levle"),
-    ([], "[compress]\napps = 1\n", "apps must be true or false"),
-    ([], "compress = true\n", "[compress] must be a table"),
+    ([], "[compress]\ncodings = 3\n", "[compress] codings: 3: must be a list like"),
+    ([], "[compress]\ncodings = [\"zstd\", \"brotli\"]\n", "[compress] codings: 'brotli': choose from zstd, br, gzip"),
+    ([], "[compress]\nthreshold = -1\n", "[compress] threshold: -1: must be 0 or more bytes"),
+    ([], "[compress]\nthreshold = \"big\"\n", "[compress] threshold: 'big': must be a whole number"),
+    ([], "[compress]\nlevel = { br = 12 }\n", "[compress] level: br = 12: must be 0..11"),
+    ([], "[compress]\nlevel = { lz4 = 1 }\n", "[compress] level: lz4 is not a coding"),
+    ([], "[compress]\nlevel = 5\n", "[compress] level: 5: must be a table"),
+    ([], "[compress]\nlevle = 5\n", "[compress] levle: not an option (known: apps, codings, dictionaries, level, "),
+    ([], "[compress]\napps = 1\n", "[compress] apps: 1: must be true or false"),
+    ([], "compress = true\n", "pushserve.toml: [compress]: must be a table"),
+    ([], "[serve]\ncompress = \"zstd\"\n[compress]\ncodings = [\"br\"]\n",
+     "[compress] codings: also set as [serve] compress, to a different value"),
 ])
 def test_mistakes_are_one_line(tmp_path: Path, args: list[str], toml: str, words: str) -> None:
     if toml:
         (tmp_path / "pushserve.toml").write_text(toml)
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(BadValue) as e:
         config_for(tmp_path, *args)
     assert words in str(e.value) and "\n" not in str(e.value)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from pushserve.cli import _serve_parser, config_from_args
-from pushserve.config import Config, ConfigError, Mount, read_site_toml
+from pushserve.cli import parse_serve_args
+from pushserve.config import BadValue, Config, ConfigError, Mount
+from pushserve.options import read_site_file
 
 
 def config_for(tmp_path: Path, *args: str) -> Config:
-    return config_from_args(_serve_parser().parse_args([str(tmp_path), *args]))
+    return parse_serve_args([str(tmp_path), *args])
 
 
 @pytest.mark.parametrize("args,words", [
@@ -24,16 +25,16 @@ def config_for(tmp_path: Path, *args: str) -> Config:
     (["--max-age", "-1"], "--max-age"),
     (["--port", "70000"], "--port"),
     (["--workers", "many"], "--workers"),
-    (["--key", "k.pem"], "--key needs --cert"),
-    (["--reload"], "--reload works with --dev"),
-    (["--dev", "--workers", "2"], "--dev runs one worker"),
-    (["--mount", "api=app:app"], "mount prefix"),
+    (["--key", "k.pem"], "--key: needs a certificate"),
+    (["--reload"], "--reload: works in dev mode only"),
+    (["--dev", "--workers", "2"], "--workers 2: dev mode runs one worker"),
+    (["--mount", "api=app:app"], "--mount 'api=app:app': prefix 'api' must be a path"),
     (["--mount", "/api"], "PREFIX=MODULE:ATTR"),
     (["--mount", "/api=not a module"], "not MODULE:ATTR"),
-    (["--mount", "/a=m:a", "--mount", "/a=m:b"], "repeat"),
+    (["--mount", "/a=m:a", "--mount", "/a=m:b"], "mounted twice"),
 ])
 def test_mistakes_are_one_line(tmp_path: Path, args: list[str], words: str) -> None:
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(BadValue) as e:
         config_for(tmp_path, *args)
     assert words in str(e.value) and "\n" not in str(e.value)
 
@@ -45,14 +46,14 @@ def test_missing_site_folder(tmp_path: Path) -> None:
 
 def test_site_toml_unknown_keys_and_mounts(tmp_path: Path) -> None:
     (tmp_path / "pushserve.toml").write_text('[site]\ntitle = "x"\n[mounts]\n"/api" = "app:app"\n')
-    site, mounts, settings = read_site_toml(tmp_path)
-    assert site == {"title": "x"} and mounts == (Mount("/api", "app:app"),) and settings == {}
+    file = read_site_file(tmp_path)
+    assert file.site_vars == {"title": "x"} and file.mounts == (Mount("/api", "app:app"),) and file.values == {}
     (tmp_path / "pushserve.toml").write_text('[sitee]\ntitle = "x"\n')
-    with pytest.raises(ConfigError, match="unknown key"):
-        read_site_toml(tmp_path)
+    with pytest.raises(BadValue, match=r"pushserve\.toml: sitee: not a setting"):
+        read_site_file(tmp_path)
     (tmp_path / "pushserve.toml").write_text('[site\n')
-    with pytest.raises(ConfigError, match=r"pushserve\.toml"):
-        read_site_toml(tmp_path)
+    with pytest.raises(BadValue, match=r"pushserve\.toml"):
+        read_site_file(tmp_path)
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -65,9 +66,9 @@ def test_site_toml_templates_setting(tmp_path: Path) -> None:
     for text, expected in (('templates = "auto"', "auto"), ("templates = false", False),
                            ("[site]\ntemplates = true", True), ('templates = true\n[site]\ntemplates = true', True)):
         (tmp_path / "pushserve.toml").write_text(text)
-        assert read_site_toml(tmp_path)[2]["templates"] == expected, text
+        assert read_site_file(tmp_path).values["templates"][0] == expected, text
     for text in ('templates = "yes"', "templates = 1", 'templates = false\n[site]\ntemplates = true'):
         (tmp_path / "pushserve.toml").write_text(text)
-        with pytest.raises(ConfigError, match="templates"):
-            read_site_toml(tmp_path)
+        with pytest.raises(BadValue, match="templates"):
+            read_site_file(tmp_path)
     assert Config(site=tmp_path).templates == "auto"

@@ -118,6 +118,9 @@ def test_index_and_redirect(site: Path) -> None:
     r = get(s, b"/docs")
     assert r.status == 301 and hdr(r, b"location") == b"/docs/"
     assert get(s, b"/empty/").status == 404  # no index, no listing
+    assert get(s, b"/empty").status == 404  # and no redirect to that 404 either
+    (site / "empty" / "index.html").write_text("now")
+    assert get(StaticSite(site), b"/empty").status == 301
     assert get(s, b"/digits.txt/").status == 404  # a file with a trailing slash
     assert get(s, b"/digits").status == 404  # no extension guessing
 
@@ -551,6 +554,7 @@ def test_missing_root_is_refused(tmp_path: Path) -> None:
 
 def test_redirect_never_names_another_host(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.html").write_text("docs")
     site = StaticSite(tmp_path)
     r = site.serve(b"GET", b"//docs", [])
     assert r.status == 301 and dict(r.headers)[b"location"] == b"/docs/"
