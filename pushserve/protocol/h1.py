@@ -93,32 +93,32 @@ def _line(name: bytes, value: bytes) -> bytes:
 def _head_lines(headers: Headers) -> tuple[list[bytes], bool]:
     """The head lines of ``headers`` and whether one is content-length.  Raises
     LocalProtocolError for a field no response may carry."""
-    lines = []
-    has_length = False
     cache = _LINES
+    try:
+        lines = [cache[field] for field in headers]  # the common case: every field seen before
+    except (KeyError, TypeError):
+        lines = [_cached_line(field) for field in headers]
     for field in headers:
-        try:
-            line = cache.get(field)
-        except TypeError:  # a list pair or a bytearray value: not hashable, not cached
-            line = _line(field[0], field[1])
-        else:
-            if line is None:
-                line = _line(field[0], field[1])
-                if len(cache) >= _LINES_MAX:
-                    cache.clear()
-                cache[field] = line
-        if line:
-            lines.append(line)
-            if field[0] == b"content-length":
-                has_length = True
-    return lines, has_length
+        if field[0] == b"content-length":
+            return lines, True
+    return lines, False
 
 
-
+def _cached_line(field: tuple[bytes, bytes]) -> bytes:
+    cache = _LINES
+    try:
+        line = cache.get(field)
+    except TypeError:  # a list pair or a bytearray value: not hashable, not cached
+        return _line(field[0], field[1])
+    if line is None:
+        line = _line(field[0], field[1])
+        if len(cache) >= _LINES_MAX:
+            cache.clear()
+        cache[field] = line
+    return line
 
 class _Reject(Exception):
     """Raised inside a parser callback to refuse the request."""
-
 
 class State(enum.IntEnum):
     """Where the connection is in its life, as answers go; it only ever moves forward."""
@@ -128,15 +128,12 @@ class State(enum.IntEnum):
     DRAINING = 2  # close() was called: finish the requests received, start no other
     CLOSING = 3  # close the transport once what is queued has been written
 
-
 # Module-level names for the states: a global lookup is several times cheaper than an enum
 # attribute (State.OPEN goes through the enum's metaclass), and the state is checked per request.
 _OPEN, _LAST, _DRAINING, _CLOSING = State.OPEN, State.LAST, State.DRAINING, State.CLOSING
 
-
 class _StopParsing(Exception):
     """Raised inside on_message_begin after close(): no new requests are read."""
-
 
 class _Exchange:
     """One request and its response, from the head's arrival to the response's last byte."""
@@ -176,7 +173,6 @@ class _Exchange:
                 close_body(item)
         self.body.clear()
         self.queued = 0
-
 
 class H1Core:
     """The HTTP/1.1 side of ``ServerCore`` (see events.py)."""

@@ -105,21 +105,26 @@ def encode_pseudo(fields: Headers) -> bytes:
 def encode_fields(first: bytes, headers: Headers) -> bytes:
     """A header block: ``first`` (the encoded :status, or b"") then ``headers``.  Raises
     LocalProtocolError for a field no response may carry (outgoing.check_field)."""
-    parts = [first]
     cache = _FIELDS
-    for field in headers:
-        try:
-            enc = cache.get(field)
-        except TypeError:  # a list pair or a bytearray value: not hashable, not cached
-            parts.append(_encode_new(field[0], field[1]))
-            continue
-        if enc is None:
-            enc = _encode_new(field[0], field[1])
-            if len(cache) >= _FIELDS_MAX:
-                cache.clear()
-            cache[field] = enc
-        parts.append(enc)
-    return b"".join(parts)
+    try:
+        parts = [cache[field] for field in headers]  # the common case: every field seen before
+    except (KeyError, TypeError):
+        parts = [_cached(field) for field in headers]
+    return first + b"".join(parts)
+
+
+def _cached(field: tuple[bytes, bytes]) -> bytes:
+    cache = _FIELDS
+    try:
+        enc = cache.get(field)
+    except TypeError:  # a list pair or a bytearray value: not hashable, not cached
+        return _encode_new(field[0], field[1])
+    if enc is None:
+        enc = _encode_new(field[0], field[1])
+        if len(cache) >= _FIELDS_MAX:
+            cache.clear()
+        cache[field] = enc
+    return enc
 
 
 # -- decoding and validation -------------------------------------------------------------------
