@@ -366,6 +366,11 @@ KNOWN: dict[str, Known] = {
         "h2", "RFC 7838 §4: a server MUST ignore ALTSVC frames (type 0xa); h2 parses them and ends the connection "
         "over a malformed one (FRAME_SIZE_ERROR)",
         lambda s: s.frame.ftype == 0xA and _kinds(s)[0] == "ok" and s.theirs.terminated is not None),
+    "DATA on a promised stream": Known(
+        "choice", "DATA on a stream we promised and have not answered yet: §5.1 (reserved (local)) makes it a "
+        "connection error PROTOCOL_ERROR, §6.1 a stream error STREAM_CLOSED; we follow the state's rule, h2 §6.1",
+        lambda s: s.frame.ftype == DATA and s.before == "reserved (local)"
+        and _kinds(s) == (f"error:{PROTOCOL_ERROR:#x}", f"stream:{STREAM_CLOSED:#x}")),
     "RFC 9218 setting": Known(
         "choice", "RFC 9218 §2.1: SETTINGS_NO_RFC7540_PRIORITIES other than 0 or 1 is a connection error "
         "PROTOCOL_ERROR; h2 does not know the setting and ignores it",
@@ -484,6 +489,9 @@ EXAMPLES: dict[str, tuple[Callable[[Client], None], list[int]]] = {
         lambda c: (c.headers(1, request_fields(), end=True), c.headers(3, request_fields(), end=True),
                    c.frames.append(frame(CONTINUATION, END_HEADERS, 1, b""))), [RESET]),
     "ALTSVC from a client": (lambda c: c.frames.append(frame(0xA, 0, 0, b"\x39\x8e" + b"x" * 5)), []),
+    "DATA on a promised stream": (lambda c: (c.frames.__setitem__(1, settings((0x2, 1))),
+                                             c.headers(1, request_fields(), end=True),
+                                             c.frames.append(frame(DATA, 0, 2, b"push"))), [PUSH]),
 }
 
 
