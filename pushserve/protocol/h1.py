@@ -45,7 +45,7 @@ from pushserve.protocol.events import (
     StreamReset,
     close_body,
 )
-from pushserve.protocol.outgoing import check_field, check_status
+from pushserve.protocol.outgoing import FieldCache, check_field, check_status
 
 # RFC 9110 renamed a few reason phrases; http.HTTPStatus still has the RFC 2616 ones.
 _PHRASES = {413: "Content Too Large", 414: "URI Too Long", 416: "Range Not Satisfiable",
@@ -77,45 +77,27 @@ def _status_line(status: int) -> bytes:
     return line
 
 
-# (name, value) -> b"name: value\r\n", checked once (outgoing.check_field); b"" for the fields the
-# core frames itself.  A head is then a join of cached lines.  Bounded: emptied when full.
-_LINES: dict[tuple[bytes, bytes], bytes] = {}
-_LINES_MAX = 4096
-
-
 def _line(name: bytes, value: bytes) -> bytes:
     check_field(name, value)
-    if name in CONNECTION_SPECIFIC:
+    name, value = bytes(name), bytes(value)
+    if name in CONNECTION_SPECIFIC:  # the core frames messages itself
         return b""
     return b"%s: %s\r\n" % (name, value)
+
+
+# (name, value) -> b"name: value\r\n": a head is a join of cached lines.
+_LINES = FieldCache(_line)
 
 
 def _head_lines(headers: Headers) -> tuple[list[bytes], bool]:
     """The head lines of ``headers`` and whether one is content-length.  Raises
     LocalProtocolError for a field no response may carry."""
-    cache = _LINES
-    try:
-        lines = [cache[field] for field in headers]  # the common case: every field seen before
-    except (KeyError, TypeError):
-        lines = [_cached_line(field) for field in headers]
+    lines = _LINES.encode_all(headers)
     for field in headers:
         if field[0] == b"content-length":
             return lines, True
     return lines, False
 
-
-def _cached_line(field: tuple[bytes, bytes]) -> bytes:
-    cache = _LINES
-    try:
-        line = cache.get(field)
-    except TypeError:  # a list pair or a bytearray value: not hashable, not cached
-        return _line(field[0], field[1])
-    if line is None:
-        line = _line(field[0], field[1])
-        if len(cache) >= _LINES_MAX:
-            cache.clear()
-        cache[field] = line
-    return line
 
 class _Reject(Exception):
     """Raised inside a parser callback to refuse the request."""

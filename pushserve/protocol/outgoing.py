@@ -11,6 +11,7 @@ first time it is seen, not on every response."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 
 from pushserve.protocol.events import LocalProtocolError
 
@@ -45,3 +46,37 @@ def check_status(status: int, *, informational: bool = False) -> None:
     if not ok:
         kind = "an informational" if informational else "a final"
         raise LocalProtocolError(f"{status!r} is not {kind} status code")
+
+
+class FieldCache:
+    """Fields a core has checked and encoded before, by (name, value): a response's head is a
+    join of cached pieces, each field checked the first time it is seen.  ``encode`` checks and
+    encodes one field the core's way (b"" for one it frames itself).  Bounded: emptied when full
+    (a date changes once a second and makes one new entry a second)."""
+
+    __slots__ = ("_encode", "_limit", "_table")
+
+    def __init__(self, encode: Callable[[bytes, bytes], bytes], limit: int = 4096) -> None:
+        self._encode = encode
+        self._limit = limit
+        self._table: dict[tuple[bytes, bytes], bytes] = {}
+
+    def encode_all(self, fields: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
+        table = self._table
+        try:
+            return [table[field] for field in fields]  # the common case: every field seen before
+        except (KeyError, TypeError):
+            return [self._encode_one(field) for field in fields]
+
+    def _encode_one(self, field: tuple[bytes, bytes]) -> bytes:
+        table = self._table
+        try:
+            enc = table.get(field)
+        except TypeError:  # a list pair or a bytearray value: not hashable, not cached
+            return self._encode(field[0], field[1])
+        if enc is None:
+            enc = self._encode(field[0], field[1])
+            if len(table) >= self._limit:
+                table.clear()
+            table[field] = enc
+        return enc

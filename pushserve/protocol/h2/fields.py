@@ -32,7 +32,7 @@ import re
 from pushserve.protocol.events import CONNECTION_SPECIFIC, Headers
 from pushserve.protocol.h2.hpack_decoder import Decoder, HPACKError
 from pushserve.protocol.h2.hpack_tables import STATIC_TABLE
-from pushserve.protocol.outgoing import check_field, check_request_pseudo
+from pushserve.protocol.outgoing import FieldCache, check_field, check_request_pseudo
 
 __all__ = ["HPACKError", "Malformed", "Request", "RequestDecoder", "encode_fields", "encode_pseudo", "encode_status"]
 
@@ -79,18 +79,16 @@ def encode_status(status: int) -> bytes:
     return enc
 
 
-# (name, value) -> encoded field; b"" for fields we drop (connection-specific: a handler that
-# shares header lists with HTTP/1.1 may carry them).  Bounded: emptied when full.
-_FIELDS: dict[tuple[bytes, bytes], bytes] = {}
-_FIELDS_MAX = 4096
-
-
 def _encode_new(name: bytes, value: bytes) -> bytes:
     check_field(name, value)
     name, value = bytes(name), bytes(value)
-    if name in CONNECTION_SPECIFIC:
+    if name in CONNECTION_SPECIFIC:  # a handler that shares header lists with HTTP/1.1 may carry them
         return b""
     return _literal(name, value)
+
+
+# (name, value) -> encoded field, process-wide: literal fields change no state on either side.
+_FIELDS = FieldCache(_encode_new)
 
 
 def encode_pseudo(fields: Headers) -> bytes:
@@ -105,26 +103,7 @@ def encode_pseudo(fields: Headers) -> bytes:
 def encode_fields(first: bytes, headers: Headers) -> bytes:
     """A header block: ``first`` (the encoded :status, or b"") then ``headers``.  Raises
     LocalProtocolError for a field no response may carry (outgoing.check_field)."""
-    cache = _FIELDS
-    try:
-        parts = [cache[field] for field in headers]  # the common case: every field seen before
-    except (KeyError, TypeError):
-        parts = [_cached(field) for field in headers]
-    return first + b"".join(parts)
-
-
-def _cached(field: tuple[bytes, bytes]) -> bytes:
-    cache = _FIELDS
-    try:
-        enc = cache.get(field)
-    except TypeError:  # a list pair or a bytearray value: not hashable, not cached
-        return _encode_new(field[0], field[1])
-    if enc is None:
-        enc = _encode_new(field[0], field[1])
-        if len(cache) >= _FIELDS_MAX:
-            cache.clear()
-        cache[field] = enc
-    return enc
+    return first + b"".join(_FIELDS.encode_all(headers))
 
 
 # -- decoding and validation -------------------------------------------------------------------
