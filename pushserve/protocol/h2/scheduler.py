@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from pushserve.protocol.events import StreamDrained, close_body
+from pushserve.protocol.events import SizedBody, StreamDrained, close_body
 from pushserve.protocol.h2.budget import FloodBudget
 from pushserve.protocol.h2.flow import FlowControl
 from pushserve.protocol.h2.frames import DATA, END_STREAM, head
@@ -103,7 +103,15 @@ class Scheduler:
                     return sent  # pull nothing the peer cannot take yet
                 source = parts[0]
                 try:
-                    chunk = next(source)
+                    if isinstance(source, SizedBody):
+                        # What leaves in this call and no more (one frame's worth when taking
+                        # turns): bytes read ahead would wait in memory for a peer that may
+                        # never read (CVE-2019-9517).
+                        chunk = source.read(min(window, max(room - max(sent, 0), max_frame)))
+                        if not chunk:
+                            raise StopIteration
+                    else:
+                        chunk = next(source)
                 except StopIteration:
                     parts.popleft()
                     close_body(source)
