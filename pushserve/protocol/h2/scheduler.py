@@ -4,7 +4,8 @@ one) that sends as flow control and the caller's ``limit`` allow.
 A stream with body (or an END_STREAM) to send waits in the bucket of its urgency.  Each turn the
 most urgent stream that can send goes, one frame at a time while others share its bucket, so one
 large body does not starve the rest.  Body iterators are pulled only when their stream may send,
-so a large file is read as it leaves.  What happens when a stream's response ends (or its body
+and a ``SizedBody`` (a file) is asked for no more than leaves in this write, so a large file is
+read as it leaves.  What happens when a stream's response ends (or its body
 fails) is the connection's business: it is handed back through ``finish`` and ``fail``."""
 
 from __future__ import annotations
