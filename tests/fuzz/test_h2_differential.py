@@ -39,6 +39,7 @@ from tests.fuzz.differential import (
     PRIORITY_UPDATE,
     PROTOCOL_ERROR,
     PUSH,
+    PUSH_PROMISE,
     REFUSED_STREAM,
     RESET,
     RST_STREAM,
@@ -357,6 +358,13 @@ KNOWN: dict[str, Known] = {
         "(PROTOCOL_ERROR); both end the connection",
         lambda s: s.ours.terminated == ("error", FRAME_SIZE_ERROR) and "-byte frame over" in s.ours.detail
         and s.theirs.terminated == ("error", PROTOCOL_ERROR) and "invalid header" in s.theirs.detail),
+    "PUSH_PROMISE from a client": Known(
+        "choice", "§8.4: a PUSH_PROMISE from a client is a connection error PROTOCOL_ERROR, whatever it holds; "
+        "h2 parses it first and names a payload too short for the frame (FRAME_SIZE_ERROR, §4.2); both end "
+        "the connection",
+        lambda s: s.frame.ftype == PUSH_PROMISE and s.ours.terminated == ("error", PROTOCOL_ERROR)
+        and "PUSH_PROMISE from a client" in s.ours.detail
+        and s.theirs.terminated is not None and s.theirs.terminated[0] == "error"),
     "CONTINUATION without a header block": Known(
         "h2", "§6.10: a CONTINUATION that follows no HEADERS without END_HEADERS is a connection error "
         "PROTOCOL_ERROR, whatever its stream; h2 takes one on a reset stream for a frame on that stream",
@@ -488,6 +496,7 @@ EXAMPLES: dict[str, tuple[Callable[[Client], None], list[int]]] = {
     "CONTINUATION without a header block": (
         lambda c: (c.headers(1, request_fields(), end=True), c.headers(3, request_fields(), end=True),
                    c.frames.append(frame(CONTINUATION, END_HEADERS, 1, b""))), [RESET]),
+    "PUSH_PROMISE from a client": (lambda c: c.frames.append(frame(PUSH_PROMISE, 0, 1, b"")), []),
     "ALTSVC from a client": (lambda c: c.frames.append(frame(0xA, 0, 0, b"\x39\x8e" + b"x" * 5)), []),
     "DATA on a promised stream": (lambda c: (c.frames.__setitem__(1, settings((0x2, 1))),
                                              c.headers(1, request_fields(), end=True),
