@@ -124,7 +124,15 @@ Event = RequestReceived | BodyReceived | StreamReset | StreamDrained | Connectio
 
 
 class ServerCore(Protocol):
-    """What server/connection.py needs from a protocol core (h1.H1Core and h2.H2Core)."""
+    """What server/connection.py needs from a protocol core (h1.H1Core and h2.H2Core).
+
+    Misuse raises LocalProtocolError and changes nothing: a call on a stream never opened or
+    whose response has ended, data before the response head or after its end, a 1xx after the
+    final head, a push on a pushed or ended stream, a status or field no response may carry
+    (protocol/outgoing.py).  A stream that ended under the caller's feet (reset by the peer or
+    by the core, the connection gone) takes late calls silently: the caller has been or will be
+    told by a StreamReset.  ``reset_stream`` of a stream that ended, ``acknowledge_received``
+    and ``buffered`` never raise for a stream that existed."""
 
     http_version: str  # "2" or "1.1"
 
