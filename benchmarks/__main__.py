@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmarks.throughput import C_SERVERS, SERVERS
@@ -58,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--pushserve-workers", type=_int_list, default=[1, 4],
                    help="pushserve worker counts, one column each; ratios are to the first (1,4)")
     t.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
+    t.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                   help="also measure another pushserve checkout (a before/after in one run)")
     pl = sub.add_parser("pageload", help="page loads (h1, h2 off/hints/push; cold and warm) under an RTT")
     add_arguments(pl)
     pl.add_argument("--peers", action="store_true", help="also load the page from nginx and h2o (if installed)")
@@ -105,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from benchmarks import throughput
 
             names = [n for n in ns.servers if ns.include_c or n not in C_SERVERS]
-            return throughput.main(ns.repeat, ns.duration, ns.requests, names, ns.pushserve_workers, ns.json)
+            return throughput.main(ns.repeat, ns.duration, ns.requests, names, ns.pushserve_workers, ns.json,
+                                   ns.baseline)
         if ns.mode == "pageload":
             return _pageload(ns)
     except BenchError as e:

@@ -76,30 +76,37 @@ def _py_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Sequence[str] = ()) -> Iterator[Served]:
-    """``extra``: more pushserve options (``--no-compress``)."""
+def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Sequence[str] = (), *,
+              repo: Path = REPO) -> Iterator[Served]:
+    """``extra``: more pushserve options (``--no-compress``); ``repo``: another checkout of
+    pushserve to run (a before/after comparison)."""
     cmd = [sys.executable, "-m", "pushserve", str(spec.docroot), "--port", "0",
            "--cert", str(spec.cert.cert), "--key", str(spec.cert.key),
            "--cert-dir", str(spec.workdir / "pushserve-certs"),
            "--push", push, "--no-access-log", "--workers", str(workers),
            "--dictionary-dir", str(spec.workdir / "dictionaries"), *extra]
     env = _py_env({"PUSHSERVE_CAROOT": str(spec.workdir / "caroot")})
+    path = (str(repo), *env["PYTHONPATH"].split(os.pathsep))
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in path if p))
     # Measured as installed: pip writes the bytecode at install time, as it did for the Python
     # peers.  A checkout run under PYTHONDONTWRITEBYTECODE would compile every module from source
     # in every process, which costs each about 1 MB more (and a slower start).
-    compileall.compile_dir(str(REPO / "pushserve"), quiet=1)
-    with running("pushserve", pinned(cmd, SERVER_CPU), env=env, cwd=str(REPO)) as child:
+    compileall.compile_dir(str(repo / "pushserve"), quiet=1)
+    with running("pushserve", pinned(cmd, SERVER_CPU), env=env, cwd=str(repo)) as child:
         base = child.wait_for_line(_PUSHSERVE_READY).group(1).replace("localhost", "127.0.0.1")
         yield Served(base, child.proc.pid)
 
 
 @contextmanager
-def hypercorn(spec: ServeSpec, app: str = "benchmarks.peers.starlette_static:app") -> Iterator[Served]:
+def hypercorn(spec: ServeSpec, app: str = "benchmarks.peers.starlette_static:app", *,
+              h3: bool = False) -> Iterator[Served]:
     """Hypercorn with uvloop, one worker, TLS, serving ``app`` (Starlette's StaticFiles on the
-    docroot unless another "module:attr" is given)."""
+    docroot unless another "module:attr" is given); with ``h3``, HTTP/3 too (``quic_bind``, its
+    ``--quic-bind``) on the same port number over UDP."""
     port = free_port()
     conf = spec.workdir / "hypercorn.toml"
-    conf.write_text(textwrap.dedent(f"""\
+    quic = f'quic_bind = ["127.0.0.1:{port}"]\n' if h3 else ""
+    conf.write_text(quic + textwrap.dedent(f"""\
         bind = ["127.0.0.1:{port}"]
         certfile = "{spec.cert.cert}"
         keyfile = "{spec.cert.key}"
@@ -147,10 +154,11 @@ def nginx_available() -> bool:
 
 @contextmanager
 def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None,
-          place: Place = LOOPBACK) -> Iterator[Served]:
+          place: Place = LOOPBACK, *, connections: int = 1024) -> Iterator[Served]:
     """``http_extra``: more directives for the http block (``gzip on; ...``); ``server``: the
     server block's own directives (an exported snippet's ``include``) instead of ``root DOCROOT``;
-    ``place``: where it runs (the bench's packet-shaper namespace, or loopback)."""
+    ``place``: where it runs (the bench's packet-shaper namespace, or loopback);
+    ``connections``: ``worker_connections``."""
     port = free_port()
     work = spec.workdir / "nginx"
     work.mkdir(exist_ok=True)
@@ -164,7 +172,7 @@ def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None,
         daemon off;
         pid {work}/nginx.pid;
         error_log stderr warn;
-        events {{ worker_connections 1024; }}
+        events {{ worker_connections {connections}; }}
         http {{
             access_log off;
             client_body_temp_path {work}/body;
@@ -194,14 +202,16 @@ def h2o_available() -> bool:
 
 
 @contextmanager
-def h2o(spec: ServeSpec) -> Iterator[Served]:
+def h2o(spec: ServeSpec, *, connections: int | None = None) -> Iterator[Served]:
+    """``connections``: ``max-connections`` (h2o's default, 1024, when None)."""
     port = free_port()
     conf = spec.workdir / "h2o.conf"
     user = "user: root\n" if os.geteuid() == 0 else ""
     conf.write_text(
         f"{user}"
         f"num-threads: 1\n"
-        f"pid-file: {spec.workdir}/h2o.pid\n"
+        + (f"max-connections: {connections}\n" if connections is not None else "")
+        + f"pid-file: {spec.workdir}/h2o.pid\n"
         f"listen:\n"
         f"  host: 127.0.0.1\n"
         f"  port: {port}\n"

@@ -96,8 +96,9 @@ class Entry:
     start: Callable[[servers.ServeSpec], AbstractContextManager[servers.Served]]
 
 
-def entries(names: Sequence[str], pushserve_workers: Sequence[int]) -> list[Entry]:
-    """The servers to run, in table order; pushserve once per worker count."""
+def entries(names: Sequence[str], pushserve_workers: Sequence[int], baseline: Path | None = None) -> list[Entry]:
+    """The servers to run, in table order; pushserve once per worker count (and, with
+    ``baseline``, another checkout of pushserve with the first count, for a before/after)."""
     found: list[Entry] = []
     for name in names:
         if name == "pushserve":
@@ -105,6 +106,10 @@ def entries(names: Sequence[str], pushserve_workers: Sequence[int]) -> list[Entr
                 label = f"pushserve ({n} worker{'s' if n > 1 else ''})"
                 found.append(Entry("pushserve" if n == pushserve_workers[0] else f"pushserve-x{n}", label,
                                    partial(servers.pushserve, workers=n)))
+            if baseline is not None:
+                n = pushserve_workers[0]
+                found.append(Entry("pushserve-baseline", f"pushserve {baseline} ({n} worker{'s' if n > 1 else ''})",
+                                   partial(servers.pushserve, workers=n, repo=baseline.resolve())))
         elif name == "granian":
             found.append(Entry(name, f"Granian {servers.version('granian')} static route", servers.granian))
         elif name == "hypercorn":
@@ -180,14 +185,14 @@ def _commit() -> str:
 
 def run(repeat: int = 3, duration: int = 3, max_requests: int = 1_000_000,
         names: Sequence[str] = SERVERS, pushserve_workers: Sequence[int] = (1, 4),
-        log: Callable[[str], None] = print) -> dict[str, object]:
+        log: Callable[[str], None] = print, baseline: Path | None = None) -> dict[str, object]:
     for tool in ("h2load", "wrk"):
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (Debian: nghttp2-client, wrk)")
     if not can_pin():
         log("note: taskset or a second CPU missing; server and client are not pinned")
     started, load_before = time.monotonic(), os.getloadavg()[0]
-    todo = entries(names, pushserve_workers)
+    todo = entries(names, pushserve_workers, baseline)
     cells = {(e.name, ld.key): Cell(e.name, ld.key) for e in todo for ld in LOADS}
     mem: dict[str, list[memory.ProcessMemory] | str] = {}
     skipped: dict[str, str] = {}
@@ -280,11 +285,11 @@ def _summary(todo: list[Entry], cells: dict[tuple[str, str], Cell],
 
 
 def main(repeat: int, duration: int, max_requests: int, names: Sequence[str],
-         pushserve_workers: Sequence[int], as_json: bool) -> int:
+         pushserve_workers: Sequence[int], as_json: bool, baseline: Path | None = None) -> int:
     from benchmarks.throughput_report import markdown
 
     # Progress goes to stderr so that stdout is only the table or the JSON.
     summary = run(repeat, duration, max_requests, names, pushserve_workers,
-                  log=lambda s: print(s, file=sys.stderr, flush=True))
+                  log=lambda s: print(s, file=sys.stderr, flush=True), baseline=baseline)
     print(json.dumps(summary, indent=2) if as_json else markdown(summary))
     return 0

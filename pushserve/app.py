@@ -22,7 +22,13 @@ from pushserve.config import Config, ConfigError
 from pushserve.exchange import App, Mount
 from pushserve.site.content import SiteContent
 from pushserve.site.manifest import PushManifest
-from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest, site_private, templates_for
+from pushserve.site.manifest_load import (
+    MANIFEST_FILE,
+    build_push_manifest,
+    configured_paths,
+    site_private,
+    templates_for,
+)
 from pushserve.site.paths import SitePaths, is_manifest_page, is_page
 from pushserve.site.push import PushPolicy
 from pushserve.site.responder import Responder
@@ -119,6 +125,7 @@ def run_checks(config: Config) -> tuple[list[str], list[str]]:
             lines += [f"template error: {e}" for e in errors]
     if not (config.site / "index.html").is_file():
         lines.append(f"warning: {config.site} has no index.html: / answers 404")
+    lines += keys_in_site(config)
     paths = SitePaths(config.site, private)
     files = paths.walk_files()
     explicit = config.site / MANIFEST_FILE
@@ -138,6 +145,15 @@ def run_checks(config: Config) -> tuple[list[str], list[str]]:
     except ConfigError as e:
         problems.append(str(e))
     return lines, problems
+
+
+def keys_in_site(config: Config) -> list[str]:
+    """A warning for each private key the configuration keeps inside the site folder: it is never
+    served nor exported, but one mistake (another server on the folder, a copy of it) publishes it."""
+    site = SitePaths(config.site)
+    return [f"warning: {c.what} {c.path} lies inside the site folder: it is never served or exported, "
+            "but a private key belongs outside the folder you publish"
+            for c in configured_paths(config) if c.secret and site.real_name(c.path)]
 
 
 def site_line(files: list[str], private: Collection[str], template_pages: list[str]) -> str:

@@ -342,7 +342,7 @@ def cmd_export(argv: Sequence[str]) -> int:
     ns = _export_parser().parse_args(argv)
     try:
         formats, base_url = parse_formats(ns.format), check_base_url(ns.base_url)
-        config = make_config(ns.site, given_options(ns)).without_dev()
+        config = make_config(ns.site, given_options(ns))  # the export turns dev mode off itself
         export(config, ns.out, formats, base_url, force=ns.force, say=print, root=ns.root)
     except ExportError as e:
         if e.usage:

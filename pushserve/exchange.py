@@ -1,9 +1,11 @@
-"""What a request handler may do with the connection its request arrived on — and nothing more.
+"""What a request handler is given: a ``Stream`` — one request, the verbs to answer it, and
+what the protocol underneath allows — and nothing more.
 
-The asyncio glue (``server/connection.py``) implements ``Exchange``; handlers (the site's
-responder, mounted ASGI apps, dev mode) receive one with each request and never see the
-transport, the worker or the event loop behind it.  So they import this module, never
-``server/``, and can be driven in tests by an in-memory exchange around a real protocol core.
+``server/streams.py`` implements ``Stream`` over the sans-IO cores; handlers (the site's
+responder, mounted ASGI apps, dev mode) receive one with each request and never see the core,
+the transport, the worker or the event loop behind it.  So they import this module, never
+``server/``, and are driven in tests through in-memory connections around the real cores
+(tests/support/memory.py), the same test body for every protocol.
 
 A worker runs one ``App`` (``handle`` each request; ``startup``/``drain``/``shutdown`` around its
 life); a router holds ``Mount``s, apps that answer the paths under a prefix.
@@ -12,9 +14,9 @@ life); a router holds ``Mount``s, apps that answer the paths under a prefix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-from pushserve.protocol.events import Headers, RequestReceived, ServerCore
+from pushserve.protocol.events import Body, Headers, RequestReceived
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +32,8 @@ class ConnectionInfo:
 
 
 class StreamHandler(Protocol):
-    """What owns a request stream after its head arrived (a mounted app's request, a live-reload
-    event stream, or the discard handler for bodies nobody reads)."""
+    """What reads a request stream's events after its head arrived (a mounted app's request, a
+    live-reload event stream): attached with ``Stream.attach``."""
 
     def on_body(self, data: bytes, end_stream: bool) -> None: ...
 
@@ -40,30 +42,130 @@ class StreamHandler(Protocol):
     def on_drained(self) -> None: ...
 
 
-class Exchange(Protocol):
-    """One connection, as a handler sees it."""
+# What becomes of a request body a handler answered without reading (``Stream.decline_body``):
+# "reset" — once the response is complete the client is told to stop sending (HTTP/2: RST_STREAM
+# NO_ERROR, RFC 9113 §8.1); "close" — the connection closes after the response (HTTP/1.1 cannot
+# skip a body it did not read).  Either way what arrives is read and dropped meanwhile.
+UnreadBody = Literal["reset", "close"]
 
-    core: ServerCore  # the sans-IO protocol core: send_response, push_promise, send_data…
-    info: ConnectionInfo
-    pushed: set[str]  # paths pushed on this connection (a path is pushed at most once)
-    received_at: float  # perf_counter() when the latest bytes arrived (request timing in logs)
+
+class Stream(Protocol):
+    """One request and its response, as a handler sees it: what ``App.handle`` is given.
+
+    A handler asks the stream what it may do (the capabilities below, decided once by the
+    protocol side: ``server/streams.py`` holds the table "protocol by capability"), never which
+    protocol it is talking to.  Misuse raises ``LocalProtocolError`` (a second final response,
+    body before the head or after the end, anything on a reset stream); an exception out of a
+    handler becomes a 500 when nothing was sent yet, else a reset, and one log line with the
+    traceback.
+    """
+
+    request: RequestReceived  # method, target, authority, headers; end_stream: no body follows
+
+    @property
+    def received_at(self) -> float:
+        """perf_counter() when the connection's latest bytes arrived (request timing in logs)."""
+
+    @property
+    def info(self) -> ConnectionInfo:
+        """The connection's facts (peer, TLS version and cipher, ALPN), fixed at the handshake."""
+
+    @property
+    def pushed(self) -> set[str]:
+        """Paths pushed on this connection (the connection's push memo: a path is pushed at most
+        once); the handler that pushes adds to it."""
+
+    # -- capabilities -------------------------------------------------------------------------
+
+    @property
+    def can_push(self) -> bool:
+        """``push`` may promise: the protocol has push, the peer takes pushes, and this stream is
+        not itself a pushed one."""
+
+    @property
+    def can_inform(self) -> bool:
+        """A 1xx (``inform``) may go ahead of the final response: not on HTTP/1.0, not on a
+        pushed stream."""
+
+    @property
+    def inform_opt_in(self) -> bool:
+        """A 1xx the client did not ask for is mishandled by some clients and proxies of this
+        protocol (HTTP/1.1), so a policy sends one only when the site opted in."""
+
+    @property
+    def promised(self) -> bool:
+        """A pushed stream: nobody asked for it, so nothing is announced for it and it is not
+        logged as a request."""
+
+    @property
+    def multiplexed(self) -> bool:
+        """Streams share the connection (and its flow-control window) and finish in any order."""
+
+    @property
+    def unread_body(self) -> UnreadBody:
+        """What becomes of a request body a handler declined (see ``UnreadBody``)."""
+
+    @property
+    def protocol(self) -> str:
+        """"h1" or "h2" (later "h3"): a label for log lines, never a branch."""
+
+    @property
+    def http_version(self) -> str:
+        """"1.0", "1.1" or "2": handed on as it is (the ASGI scope), never compared."""
+
+    # -- state ----------------------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
-        """True once the connection is gone: nothing sent now reaches the peer."""
+        """True once the stream was reset (by either side, as far as this stream was told) or the
+        connection is gone: nothing sent now reaches the peer."""
 
-    def attach(self, stream_id: int, handler: StreamHandler) -> None:
-        """Route the stream's body, reset and drain events to ``handler``."""
+    @property
+    def buffered(self) -> int:
+        """Bytes of the response queued for this stream that have not left yet."""
 
-    def detach(self, stream_id: int, handler: StreamHandler) -> None:
-        """Stop routing the stream's events to ``handler`` (no-op if another took over)."""
+    # -- verbs ----------------------------------------------------------------------------------
+
+    def respond(self, status: int, headers: Headers, body: Body | None = None, *, end: bool = True,
+                defaults: bool = True) -> None:
+        """The final response: ``body`` whole (bytes, or an iterator pulled as the peer takes it),
+        or ``end=False`` to start a response continued with ``send``.  The stream's default
+        fields (date, server) go first unless ``defaults=False`` (the handler put them in
+        ``headers`` itself).  A HEAD response carries no body, whatever it is given.  Once only."""
+
+    def inform(self, status: int, headers: Headers) -> None:
+        """A 1xx (103 Early Hints) ahead of the final response; only where ``can_inform``."""
+
+    def push(self, target: bytes, headers: Headers, *, urgency: int = 3) -> Stream | None:
+        """Promise a GET of ``target`` (path and query) with these request ``headers`` (no
+        pseudo-headers), before this stream's response has ended.  The promised request goes to
+        the worker's app like one the client sent (the site or the mounted app that owns the
+        path answers it) and its stream is returned; None when the client takes no (more)
+        pushes.  Lower ``urgency`` is sent first (RFC 9218, 0..7; requests are 3)."""
+
+    def send(self, data: bytes, end: bool = False) -> None:
+        """More of a response started with ``respond(..., end=False)``; ``end`` finishes it."""
+
+    def decline_body(self) -> None:
+        """The handler answered without reading the request body and never will: once the
+        response is complete, the client is told to stop sending where the protocol can
+        (``unread_body``).  What arrives meanwhile, with no handler attached, is acknowledged and
+        dropped."""
+
+    def ack(self, length: int) -> None:
+        """``length`` bytes of request body were consumed: the peer may send that much more
+        (flow-control credit where the protocol has it)."""
+
+    def reset(self) -> None:
+        """Abandon the stream: the peer sees the response broken off, never passing for whole
+        (HTTP/1.1: the connection closes after the responses before it)."""
 
     def flush(self) -> None:
-        """Write what the core has queued, now."""
+        """Write what is queued, now."""
 
     def flush_soon(self) -> None:
-        """Write once the tasks that are ready now have run (HTTP/2: one write for several
-        responses finished in the same loop turn); HTTP/1.1 flushes at once."""
+        """Write once the tasks that are ready now have run (several responses finished in one
+        loop turn leave in one write where the protocol multiplexes)."""
 
     def pause_reading(self, reason: str) -> None:
         """Stop reading from the peer until every reason given is withdrawn."""
@@ -73,34 +175,18 @@ class Exchange(Protocol):
     def default_headers(self) -> Headers:
         """Fields every response carries (date, server, and the worker id when asked for)."""
 
+    def attach(self, handler: StreamHandler) -> None:
+        """Route the stream's body, reset and drain events to ``handler``."""
 
-class DiscardBody:
-    """A request body nobody reads (sent to a static file, say): read and dropped, keeping
-    HTTP/2 windows open; the handler detaches itself once the body has ended."""
-
-    __slots__ = ("exchange", "stream_id")
-
-    def __init__(self, exchange: Exchange, stream_id: int) -> None:
-        self.exchange = exchange
-        self.stream_id = stream_id
-
-    def on_body(self, data: bytes, end_stream: bool) -> None:
-        self.exchange.core.acknowledge_received(self.stream_id, len(data))
-        if end_stream:
-            self.exchange.detach(self.stream_id, self)
-
-    def on_reset(self) -> None:
-        pass
-
-    def on_drained(self) -> None:
-        pass
+    def detach(self, handler: StreamHandler) -> None:
+        """Stop routing them to ``handler`` (no-op if another took over)."""
 
 
 class App(Protocol):
     """What a worker runs: every request of every connection goes to ``handle``."""
 
-    def handle(self, exchange: Exchange, request: RequestReceived) -> None:
-        """Answer the request (at once, or by attaching a handler and starting a task)."""
+    def handle(self, stream: Stream) -> None:
+        """Answer ``stream.request`` (at once, or by attaching a handler and starting a task)."""
 
     async def startup(self) -> None:
         """Once per worker, before it accepts connections; raise to refuse to start."""

@@ -335,16 +335,19 @@ OPTIONS: tuple[Option, ...] = (
            "413 above it ({default})"),
     Option("backlog", "limits.backlog", WHOLE, "connections the kernel queues for each worker before it "
            "accepts them ({default})"),
-    Option("max-connections", "limits.max_connections", WHOLE, "open connections per worker; past it new "
-           "ones get 503 (HTTP/1.1) or GOAWAY (HTTP/2) and are closed ({default})"),
+    Option("max-connections", "limits.max_connections", WHOLE, "connections per worker, those not yet "
+           "through their handshake included; at the limit a newcomer takes the place of the oldest that "
+           "sent no ClientHello, or else gets 503 (HTTP/1.1) or GOAWAY (HTTP/2) and is closed ({default})"),
     Option("max-handshakes", "limits.max_handshakes", WHOLE, "connections in the TLS handshake at once per "
-           "worker; the rest wait in the backlog ({default})"),
+           "worker; the rest queue, and a handshake older than 1 s gives its place to them ({default})"),
     Option("compress", "compress.codings", Codings(), "compress text responses on the fly with these "
            "codings, preferred first on ties ({default})",
            places=(("serve", "compress"), ("compress", "codings")),
            off=("--no-compress", "", "send every body as it is on disk or as the app made it")),
     Option("dictionary-dir", "compress.dictionary_dir", DIR, "where previous versions of JS/CSS are kept "
            "as compression dictionaries, shared by the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)"),
+    Option("http3", "http3", SWITCH, "HTTP/3 (QUIC) on the same port number over UDP, announced by Alt-Svc "
+           "({default}; --no-http3: TCP only)"),
     Option("hints-http1", "hints_http1", SWITCH, "send 103 Early Hints over HTTP/1.1 too ({default}: old "
            "clients and proxies mishandle 1xx)"),
     Option("bench-think", "bench_think", Duration(), "bench only: each page waits this long (200ms, 0.2s) "

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.serverproc import Certs, ServerProcess, start
+
+
+@pytest.fixture(autouse=True)
+def _pushserve_logger() -> Iterator[None]:
+    """Each test gets the "pushserve" logger as it found it: a test that runs the command line in
+    process (cli.setup_logging) gives it a stderr handler and stops its records from reaching the
+    root logger, where pytest's caplog listens; the tests after it would see no log records."""
+    logger = logging.getLogger("pushserve")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,7 @@ from pushserve.asgi.load import import_apps
 from pushserve.asgi.request import AppRequest, reply_plain
 from pushserve.asgi.types import ASGIApp, Message, Scope
 from pushserve.config import Config, ConfigError
-from pushserve.exchange import Exchange
-from pushserve.protocol.events import RequestReceived
+from pushserve.exchange import Stream
 from pushserve.site.manifest import PushResource
 from pushserve.site.paths import SitePaths
 from pushserve.site.responder import Responder
@@ -128,36 +127,36 @@ class AsgiMount:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def handle(self, ex: Exchange, req: RequestReceived) -> None:
+    def handle(self, stream: Stream) -> None:
+        req = stream.request
         if not req.end_stream and self.max_body:
             for name, value in req.headers:
                 if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                    reply_plain(self.responder, ex, req, 413, b"request body too large\n", "body over --max-body-size")
+                    reply_plain(self.responder, stream, 413, b"request body too large\n", "body over --max-body-size")
                     return
-        handler = AppRequest(self, ex, req)
-        ex.attach(req.stream_id, handler)
+        handler = AppRequest(self, stream)
+        stream.attach(handler)
         task = asyncio.get_running_loop().create_task(handler.run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def scope(self, ex: Exchange, req: RequestReceived) -> dict[str, Any]:
+    def scope(self, stream: Stream) -> dict[str, Any]:
+        req = stream.request
         raw_path, _, query = req.target.partition(b"?")
         path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("utf-8", "replace")
         headers = req.headers  # the core made this list for this request alone
-        h2 = req.http_version == "2"
-        if h2 and req.authority and not any(name == b"host" for name, _ in headers):
-            headers = [(b"host", req.authority), *headers]
-        info = ex.info
+        if req.authority and not any(name == b"host" for name, _ in headers):
+            headers = [(b"host", req.authority), *headers]  # HTTP/2's :authority
+        info = stream.info
         extensions: dict[str, Any] = {"tls": _tls_extension(info.tls_version, info.cipher)}
-        pushed = h2 and req.stream_id % 2 == 0  # a pushed request cannot push or hint further
-        if not pushed and req.http_version != "1.0":
+        if stream.can_inform:  # neither on HTTP/1.0 nor on a pushed request
             extensions["http.response.early_hint"] = {}
-        if not pushed and ex.core.push_enabled:
+        if stream.can_push:
             extensions["http.response.push"] = {}
         return {
             "type": "http",
             "asgi": _HTTP_ASGI,
-            "http_version": req.http_version,
+            "http_version": stream.http_version,
             "method": req.method.decode("latin-1"),
             "scheme": "https",
             "path": path,

@@ -1,10 +1,10 @@
 """One request to a mounted ASGI app: its ``receive``/``send`` pair, and the ``StreamHandler``
 of its stream, with the ``http.response.push`` / ``http.response.early_hint`` extensions.
 
-Flow control is end to end: request body is acknowledged to the protocol core only as the app
-reads it (HTTP/2 uploads go at the app's pace; on HTTP/1.1 the exchange stops reading while
-more than ``RECV_HIGH_WATER`` waits unread), and ``send`` waits while more than
-``SEND_HIGH_WATER`` of the app's response is still queued in the core.
+Flow control is end to end: request body is acknowledged on the stream only as the app reads
+it (on a multiplexed connection uploads go at the app's pace; on one that carries a request at a
+time the stream stops reading while more than ``RECV_HIGH_WATER`` waits unread), and ``send``
+waits while more than ``SEND_HIGH_WATER`` of the app's response is still queued.
 
 A text response the app did not encode itself is compressed in the coding the client prefers
 (``[compress] apps``), as a stream flushed at every body message, so nothing an app streams is
@@ -20,11 +20,11 @@ from collections import deque
 from typing import Any, Protocol
 
 from pushserve.asgi.types import ASGIApp, Message
-from pushserve.exchange import Exchange
+from pushserve.exchange import Stream
 from pushserve.http import codings
 from pushserve.http.conditional import is_conditional
 from pushserve.http.response import plain_response
-from pushserve.protocol.events import Headers, RequestReceived
+from pushserve.protocol.events import Headers
 from pushserve.site.compress.encoders import StreamEncoder
 from pushserve.site.manifest import PushResource, infer_page
 from pushserve.site.paths import SitePaths
@@ -33,7 +33,7 @@ from pushserve.site.responder import Announced, Responder
 log = logging.getLogger("pushserve")
 
 SEND_HIGH_WATER = 256 * 1024  # send() waits while more than this is queued for the stream
-RECV_HIGH_WATER = 1024 * 1024  # HTTP/1.1: stop reading the socket above this much unread body
+RECV_HIGH_WATER = 1024 * 1024  # not multiplexed: stop reading the socket above this much unread body
 INFER_MAX_BODY = 1024 * 1024  # HTML bodies larger than this are not read for resources
 
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -62,7 +62,7 @@ class AppMount(Protocol):
     compress_threshold: int
     compress_levels: dict[bytes, int]
 
-    def scope(self, ex: Exchange, req: RequestReceived) -> dict[str, Any]: ...
+    def scope(self, stream: Stream) -> dict[str, Any]: ...
 
     def remember_route(self, key: tuple[bytes, bytes], resources: list[PushResource]) -> None: ...
 
@@ -72,10 +72,9 @@ class ClientDisconnected(OSError):
     streaming app stops producing for nobody."""
 
 
-def reply_plain(responder: Responder, ex: Exchange, req: RequestReceived, status: int, text: bytes,
-                note: str) -> None:
-    responder.respond(ex, req, plain_response(status, text, note=note, head=req.method == b"HEAD"))
-    ex.flush()
+def reply_plain(responder: Responder, stream: Stream, status: int, text: bytes, note: str) -> None:
+    responder.reply(stream, plain_response(status, text, note=note))
+    stream.flush()
 
 
 class AppRequest:
@@ -89,11 +88,9 @@ class AppRequest:
         "coding",
         "collect",
         "complete",
-        "core",
         "drain_waiter",
         "early",
         "encoder",
-        "ex",
         "extra_headers",
         "final_sent",
         "gone",
@@ -110,15 +107,13 @@ class AppRequest:
         "req",
         "sent",
         "status",
-        "stream_id",
+        "stream",
     )
 
-    def __init__(self, mount: AppMount, ex: Exchange, req: RequestReceived) -> None:
+    def __init__(self, mount: AppMount, stream: Stream) -> None:
         self.mount = mount
-        self.ex = ex
-        self.core = ex.core
-        self.req = req
-        self.stream_id = req.stream_id
+        self.stream = stream
+        self.req = req = stream.request
         self.head = req.method == b"HEAD"
         # Request body: chunks the app has not read yet.
         self.body: deque[bytes] = deque()
@@ -150,7 +145,7 @@ class AppRequest:
 
     def on_body(self, data: bytes, end_stream: bool) -> None:
         if self.gone or self.complete:
-            self.core.acknowledge_received(self.stream_id, len(data))
+            self.stream.ack(len(data))
             return
         self.received += len(data)
         if self.mount.max_body and self.received > self.mount.max_body:
@@ -162,10 +157,11 @@ class AppRequest:
         if end_stream:
             self.more_body = False
         _wake(self.body_waiter)
-        if self.queued > RECV_HIGH_WATER and self.core.http_version != "2" and not self.paused_reading:
-            # HTTP/1.1 has no window to hold the client back: stop reading the socket instead.
+        if self.queued > RECV_HIGH_WATER and not self.stream.multiplexed and not self.paused_reading:
+            # No stream window holds the client back (and pausing a multiplexed connection would
+            # stall its other streams): stop reading the socket instead.
             self.paused_reading = True
-            self.ex.pause_reading(f"asgi:{self.stream_id}")
+            self.stream.pause_reading(f"asgi:{self.req.stream_id}")
 
     def on_reset(self) -> None:
         if self.gone or self.complete:
@@ -185,7 +181,7 @@ class AppRequest:
         mount = self.mount
         self._announce_early()
         try:
-            await mount.app(mount.scope(self.ex, self.req), self.receive, self.send)
+            await mount.app(mount.scope(self.stream), self.receive, self.send)
         except asyncio.CancelledError:
             self._abandon("cancelled")
             raise
@@ -214,8 +210,8 @@ class AppRequest:
                 data = self.body.popleft() if len(self.body) == 1 else b"".join(self.body)
                 self.body.clear()
                 self.queued = 0
-                self.core.acknowledge_received(self.stream_id, len(data))
-                self.ex.flush_soon()
+                self.stream.ack(len(data))
+                self.stream.flush_soon()
                 self._resume_reading()
                 if not self.more_body:
                     self.final_sent = True
@@ -287,10 +283,10 @@ class AppRequest:
             self.announced = self.early.summary
         elif resources and not self.app_announced and self._may_announce():
             responder = self.mount.responder
-            announced = responder.announce(self.ex, self.req, resources)
+            announced = responder.announce(self.stream, resources)
             self.extra_headers += announced.headers
             self.announced = announced.summary
-            self.ex.flush()
+            self.stream.flush()
 
     def _announce_early(self) -> None:
         """A route whose HTML taught us its resources gets them announced as the request arrives,
@@ -302,19 +298,18 @@ class AppRequest:
         if (not resources or self.mount.relearn or req.method != b"GET" or not self._may_announce()
                 or is_conditional(req.headers)):
             return
-        self.early = self.mount.responder.announce(self.ex, req, resources)
-        self.ex.flush()
+        self.early = self.mount.responder.announce(self.stream, resources)
+        self.stream.flush()
 
     def _route_key(self) -> tuple[bytes, bytes]:
         # HEAD shares GET's entry: it never has a body to learn from, but its hints are the same.
         return b"GET", self.req.target.partition(b"?")[0]
 
     def _may_announce(self) -> bool:
-        return not (self.req.http_version == "2" and self.stream_id % 2 == 0)
+        return not self.stream.promised  # nobody asked for a pushed response: nothing to announce
 
     async def _body(self, data: bytes, more: bool) -> None:
-        core = self.core
-        sid = self.stream_id
+        stream = self.stream
         if self.collect is not None:
             if len(self.collect) + len(data) > INFER_MAX_BODY:
                 self.collect = None
@@ -329,20 +324,20 @@ class AppRequest:
             self.headers_sent = True
             headers = self._head_headers(data, more)
             if more:
-                core.send_response(sid, self.status, headers, None, end_stream=False)
+                stream.respond(self.status, headers, None, end=False, defaults=False)
                 if data and not self.head:
-                    core.send_data(sid, data)
+                    stream.send(data)
             else:
-                core.send_response(sid, self.status, headers, None if self.head else data)
+                stream.respond(self.status, headers, None if self.head else data, defaults=False)
         elif not self.head or not more:  # HEAD: no body, but the response must still end
-            core.send_data(sid, b"" if self.head else data, end_stream=not more)
+            stream.send(b"" if self.head else data, end=not more)
         self.sent += 0 if self.head else len(data)
         if not more:
-            self.ex.flush_soon()
+            stream.flush_soon()
             self._finish()
             return
-        self.ex.flush_soon()
-        while core.buffered(sid) > SEND_HIGH_WATER and not self.gone:
+        stream.flush_soon()
+        while stream.buffered > SEND_HIGH_WATER and not self.gone:
             waiter = self.drain_waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
@@ -385,7 +380,7 @@ class AppRequest:
 
     def _head_headers(self, first: bytes, more: bool) -> Headers:
         app = self.extra_headers
-        headers = self.ex.default_headers()
+        headers = self.stream.default_headers()
         if self.own_common:  # the app set its own date or server: it wins
             names = {k for k, _ in app}
             headers = [h for h in headers if h[0] not in names]
@@ -398,20 +393,20 @@ class AppRequest:
     def _push(self, path: str) -> None:
         if self.headers_sent or not path.startswith("/") or not self._may_announce():
             return
-        if not self.core.push_enabled:
+        if not self.stream.can_push:
             return
         self.app_announced = True
-        self.pushed += len(self.mount.responder.push(self.ex, self.req, [(path, 5)]))
-        self.ex.flush()
+        self.pushed += len(self.mount.responder.push_paths(self.stream, [(path, 5)]))
+        self.stream.flush()
 
     def _early_hint(self, links: Any) -> None:
-        if self.headers_sent or not self._may_announce():
+        if self.headers_sent or not self.stream.can_inform:
             return
         headers = [(b"link", bytes(link)) for link in links]
         if headers:
             self.app_announced = True
-            self.core.send_informational(self.stream_id, 103, headers)
-            self.ex.flush()
+            self.stream.inform(103, headers)
+            self.stream.flush()
 
     def _finish(self) -> None:
         self.complete = True
@@ -437,11 +432,11 @@ class AppRequest:
         if not self.headers_sent:
             self.complete = True
             _wake(self.body_waiter)
-            reply_plain(self.mount.responder, self.ex, self.req, 500, b"internal server error\n", why)
+            reply_plain(self.mount.responder, self.stream, 500, b"internal server error\n", why)
         else:
             self.gone = True
-            self.core.reset_stream(self.stream_id)
-            self.ex.flush()
+            self.stream.reset()
+            self.stream.flush()
             self._log(self.status, why)
         self._release()
 
@@ -451,12 +446,12 @@ class AppRequest:
         if not self.headers_sent:
             self.complete = True
             self.gone = True  # the app reads http.disconnect and its sends go nowhere
-            reply_plain(self.mount.responder, self.ex, self.req, 413, b"request body too large\n",
+            reply_plain(self.mount.responder, self.stream, 413, b"request body too large\n",
                         "body over --max-body-size")
         else:
             self.gone = True
-            self.core.reset_stream(self.stream_id)
-            self.ex.flush()
+            self.stream.reset()
+            self.stream.flush()
             self._log(self.status, "body over --max-body-size")
         _wake(self.body_waiter)
         _wake(self.drain_waiter)
@@ -464,7 +459,7 @@ class AppRequest:
 
     def _release(self) -> None:
         """The stream needs this handler no more: unregister, let the socket read again."""
-        self.ex.detach(self.stream_id, self)
+        self.stream.detach(self)
         self.body.clear()
         self.queued = 0
         self._resume_reading()
@@ -472,13 +467,13 @@ class AppRequest:
     def _resume_reading(self) -> None:
         if self.paused_reading and self.queued <= RECV_HIGH_WATER // 2:
             self.paused_reading = False
-            self.ex.resume_reading(f"asgi:{self.stream_id}")
+            self.stream.resume_reading(f"asgi:{self.req.stream_id}")
 
     def _log(self, status: int, note: str, announced: str = "") -> None:
         responder = self.mount.responder
         if responder.access_log_on:
             sent = self.sent if self.encoder is None else b"%d %s" % (self.sent, self.encoder.coding)
-            responder.log(self.ex, self.req, status, sent, announced, note)
+            responder.log(self.stream, status, sent, announced, note)
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:

@@ -25,7 +25,7 @@ from pushserve.dev.classify import Batch
 from pushserve.dev.sse import Hub
 from pushserve.dev.update import SiteUpdater
 from pushserve.dev.watch import watch
-from pushserve.exchange import DiscardBody, Exchange
+from pushserve.exchange import Stream
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import RequestReceived
 from pushserve.site.broken_links import BrokenLink, broken_links
@@ -33,7 +33,7 @@ from pushserve.site.content import SiteContent
 from pushserve.site.error_page import overlay_html
 from pushserve.site.manifest import PushResource
 from pushserve.site.paths import page_url
-from pushserve.site.push import Plan, PushPolicy
+from pushserve.site.push import Plan, PushPolicy, Visit
 from pushserve.site.responder import Responder
 
 log = logging.getLogger("pushserve")
@@ -82,38 +82,35 @@ class DevServer:
     def drain(self) -> None:
         self.hub.close()
 
-    def handle(self, ex: Exchange, req: RequestReceived) -> None:
+    def handle(self, stream: Stream) -> None:
+        req = stream.request
         path = req.target.partition(b"?")[0]
         if path == self.prefix + b"/events":
             if req.method not in (b"GET", b"HEAD"):
-                self._reply(ex, req, _plain(405, b"405 Method Not Allowed\n", [(b"allow", b"GET, HEAD")]))
+                self._reply(stream, _plain(405, b"405 Method Not Allowed\n", [(b"allow", b"GET, HEAD")]))
                 return
-            headers = [*ex.default_headers(),
-                       (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store")]
-            self.hub.subscribe(ex, req, headers)
+            self.hub.subscribe(stream, [(b"content-type", b"text/event-stream; charset=utf-8"),
+                                        (b"cache-control", b"no-store")])
             if self.responder.access_log_on:
-                self.responder.log(ex, req, 200, b"-", "", "event stream")
+                self.responder.log(stream, 200, b"-", "", "event stream")
             return
         if path == self.prefix:
-            self._reply(ex, req, Response(301, [(b"location", self.prefix + b"/"), (b"content-length", b"0")],
-                                            b""))
+            self._reply(stream, Response(301, [(b"location", self.prefix + b"/"), (b"content-length", b"0")], b""))
             return
         if path == self.prefix + b"/":
             if req.method not in (b"GET", b"HEAD"):
-                self._reply(ex, req, _plain(405, b"405 Method Not Allowed\n", [(b"allow", b"GET, HEAD")]))
+                self._reply(stream, _plain(405, b"405 Method Not Allowed\n", [(b"allow", b"GET, HEAD")]))
                 return
             body = self.overview().encode()
-            self._reply(ex, req, Response(200, [(b"content-type", b"text/html; charset=utf-8"),
-                                                  (b"content-length", b"%d" % len(body)),
-                                                  (b"cache-control", b"no-store")], body))
+            self._reply(stream, Response(200, [(b"content-type", b"text/html; charset=utf-8"),
+                                               (b"content-length", b"%d" % len(body)),
+                                               (b"cache-control", b"no-store")], body))
             return
-        self._reply(ex, req, _plain(404, b"404 Not Found\n"))
+        self._reply(stream, _plain(404, b"404 Not Found\n"))
 
-    def _reply(self, ex: Exchange, req: RequestReceived, response: Response) -> None:
-        if not req.end_stream:  # a body nobody reads: keep the HTTP/2 window open
-            ex.attach(req.stream_id, DiscardBody(ex, req.stream_id))
-        self.responder.respond(ex, req, response)
-        ex.flush()
+    def _reply(self, stream: Stream, response: Response) -> None:
+        self.responder.reply(stream, response)
+        stream.flush()
 
     # -- changes ----------------------------------------------------------------------------------
 
@@ -225,8 +222,8 @@ def page_plans(policy: PushPolicy, page: str) -> PageView:
     if policy.manifest is not None:  # listed also with --push off, where the policy announces nothing
         policy.manifest.refresh(page, time.monotonic())
         resources = policy.manifest.resources_for(page)
-    browser = policy.plan(request, resources, push_enabled=False, pushed=set())
-    pusher = policy.plan(request, resources, push_enabled=True, pushed=set())
+    browser = policy.plan(Visit(request), resources)
+    pusher = policy.plan(Visit(request, can_push=True), resources)
     views: list[ResourceView] = []
     pushed_bytes = 0
     for res in resources:

@@ -14,8 +14,8 @@ import os
 import secrets
 from typing import Any
 
-from pushserve.exchange import Exchange
-from pushserve.protocol.events import Headers, RequestReceived
+from pushserve.exchange import Stream
+from pushserve.protocol.events import Headers
 
 log = logging.getLogger("pushserve")
 
@@ -31,48 +31,47 @@ def format_event(event: str, data: Any) -> bytes:
 class EventStream:
     """One subscriber; also the StreamHandler of its stream."""
 
-    __slots__ = ("closed", "ex", "hub", "stream_id")
+    __slots__ = ("closed", "hub", "stream")
 
-    def __init__(self, hub: Hub, ex: Exchange, stream_id: int) -> None:
+    def __init__(self, hub: Hub, stream: Stream) -> None:
         self.hub = hub
-        self.ex = ex
-        self.stream_id = stream_id
+        self.stream = stream
         self.closed = False
 
     def send(self, data: bytes) -> None:
         if self.closed:
             return
-        if self.ex.closed:
+        stream = self.stream
+        if stream.closed:
             self._gone()
             return
-        core = self.ex.core
-        if core.buffered(self.stream_id) > MAX_BUFFERED:
-            log.info("%s: live-reload client stopped reading; dropped", self.ex.info.peer)
+        if stream.buffered > MAX_BUFFERED:
+            log.info("%s: live-reload client stopped reading; dropped", stream.info.peer)
             self._gone()
-            core.reset_stream(self.stream_id)
-            self.ex.flush()
+            stream.reset()
+            stream.flush()
             return
-        core.send_data(self.stream_id, data)
-        self.ex.flush()
+        stream.send(data)
+        stream.flush()
 
     def end(self) -> None:
         """Finish the response (the worker is stopping); the client reconnects elsewhere."""
         if self.closed:
             return
         self._gone()
-        if not self.ex.closed:
-            self.ex.core.send_data(self.stream_id, b"", end_stream=True)
-            self.ex.flush()
+        if not self.stream.closed:
+            self.stream.send(b"", end=True)
+            self.stream.flush()
 
     def _gone(self) -> None:
         self.closed = True
         self.hub.streams.discard(self)
-        self.ex.detach(self.stream_id, self)
+        self.stream.detach(self)
 
     # -- StreamHandler ----------------------------------------------------------------------------
 
     def on_body(self, data: bytes, end_stream: bool) -> None:
-        self.ex.core.acknowledge_received(self.stream_id, len(data))
+        self.stream.ack(len(data))
 
     def on_reset(self) -> None:
         self._gone()
@@ -92,19 +91,18 @@ class Hub:
         self.state: bytes = format_event("clear", {})
         self.closing = False
 
-    def subscribe(self, ex: Exchange, req: RequestReceived, headers: Headers) -> None:
-        sid = req.stream_id
-        core = ex.core
-        core.send_response(sid, 200, headers, None, end_stream=req.method == b"HEAD")
-        if req.method == b"HEAD" or self.closing:
-            if req.method != b"HEAD":
-                core.send_data(sid, b"retry: %d\n\n" % RETRY_MS, end_stream=True)
-            ex.flush()
+    def subscribe(self, stream: Stream, headers: Headers) -> None:
+        head = stream.request.method == b"HEAD"
+        stream.respond(200, headers, None, end=head)
+        if head or self.closing:
+            if not head:
+                stream.send(b"retry: %d\n\n" % RETRY_MS, end=True)
+            stream.flush()
             return
-        stream = EventStream(self, ex, sid)
-        ex.attach(sid, stream)
-        self.streams.add(stream)
-        stream.send(b"retry: %d\n\n" % RETRY_MS + format_event("hello", {"id": self.instance}) + self.state)
+        subscriber = EventStream(self, stream)
+        stream.attach(subscriber)
+        self.streams.add(subscriber)
+        subscriber.send(b"retry: %d\n\n" % RETRY_MS + format_event("hello", {"id": self.instance}) + self.state)
 
     def publish(self, event: str, data: Any) -> None:
         message = format_event(event, data)

@@ -19,9 +19,9 @@ from pushserve.http.codings import match_pattern
 from pushserve.http.mime import content_type
 from pushserve.protocol.events import RequestReceived
 from pushserve.site.content import SiteContent
-from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest
+from pushserve.site.manifest_load import MANIFEST_FILE, build_push_manifest, site_private
 from pushserve.site.paths import NOT_FOUND_PAGE, is_page, is_private, page_url
-from pushserve.site.push import PushPolicy
+from pushserve.site.push import PushPolicy, Visit
 from pushserve.site.static import RenderRequest
 from pushserve.site.template_files import TemplateError
 
@@ -78,7 +78,10 @@ def asset_cache_control(base: str, url_path: str) -> str:
 def collect(config: Config) -> SiteExport:
     """Everything pushserve serves for ``config`` (dev mode off), with a warning per part that
     does not export."""
-    content = SiteContent(config)
+    # What the configuration names stays out, dev settings included (its reload folders).
+    private = site_private(config)
+    config = config.without_dev()
+    content = SiteContent(config, private=private)
     if content.templates is not None:  # pushserve refuses to serve such a site; so does the export
         errors = content.templates.check_all()
         if errors:
@@ -91,7 +94,7 @@ def collect(config: Config) -> SiteExport:
     for mount in config.mounts:
         out.warnings.append(f"{mount.prefix} is a mounted app ({mount.app}): not exported, "
                             "it needs a server that runs it")
-    manifest, manifest_warnings = build_push_manifest(config, content.templates)
+    manifest, manifest_warnings = build_push_manifest(config, content.templates, private=private)
     out.warnings += [f"push manifest: {w}" for w in manifest_warnings]
     policy = PushPolicy("off" if config.push == "off" else "hints", manifest, static,
                         budget=config.limits.push_budget, use_cookie=False)
@@ -178,7 +181,7 @@ def _page(content: SiteContent, policy: PushPolicy, rel: str, warnings: list[str
         causes.setdefault(("path", _reads_request(content, rel, "path")), []).append(rel)
     request = RequestReceived(stream_id=1, method=b"GET", target=quote(url).encode(), authority=b"",
                               headers=[], http_version="2", end_stream=True)
-    plan = policy.plan(request, policy.resources_for_page(rel), push_enabled=False, pushed=set())
+    plan = policy.plan(Visit(request), policy.resources_for_page(rel))
     return File(rel, urls, body, content_type(rel).decode(), static.page_cache_control.decode(), page=True,
                 links=tuple(v.decode() for _, v in plan.link_headers))
 

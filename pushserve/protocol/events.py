@@ -29,10 +29,35 @@ Headers = list[tuple[bytes, bytes]]
 # never read whole into memory.
 Body = bytes | Iterator[bytes]
 
+
+class SizedBody(Iterator[bytes]):
+    """A body that can hand out as many bytes as asked (a file): the cores ask for what leaves in
+    the current write (a frame's worth, what the window and the batch allow), so nothing read
+    waits in memory for a peer that does not read.  Iterating gives ``CHUNK``-sized pieces."""
+
+    __slots__ = ()
+    CHUNK = 64 * 1024
+
+    def read(self, n: int) -> bytes:
+        """At most ``n`` (> 0) bytes; b"" once the body has ended."""
+        raise NotImplementedError
+
+    def __next__(self) -> bytes:
+        data = self.read(self.CHUNK)
+        if not data:
+            raise StopIteration
+        return data
+
 # Fields about one connection, not the message: forbidden in HTTP/2 (RFC 9113 §8.2.2); on
 # HTTP/1.1 the core frames messages itself.  Cores drop them from responses they are given.
 CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                                  b"upgrade"})
+
+
+class LocalProtocolError(Exception):
+    """The layer above asked for something the protocol forbids at this point (a second final
+    response, body after the end, anything on a reset stream): a bug in the caller, raised as
+    h11 raises it, so it shows up as an error with a traceback rather than a missing response."""
 
 
 def close_body(body: object) -> None:

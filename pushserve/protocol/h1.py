@@ -40,6 +40,7 @@ from pushserve.protocol.events import (
     Event,
     Headers,
     RequestReceived,
+    SizedBody,
     StreamDrained,
     StreamReset,
     close_body,
@@ -60,7 +61,11 @@ _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 _CHUNKED_TE = b"transfer-encoding: chunked\r\n"
 _CANCEL = 0x8  # StreamReset code for a request the client (or the core) abandoned
-_RESUME_SLICE = 64 * 1024  # held input is re-fed in slices so the pipeline bound stays close
+# Input is parsed in slices, and no further once max_pipeline requests wait for their answers:
+# httptools parses whatever it is given, so a read of 256 KiB of pipelined GETs would otherwise
+# become some 5,000 requests held in memory at once.  Request bodies go in larger slices.
+_HEAD_SLICE = 4 * 1024
+_BODY_SLICE = 64 * 1024
 
 # Body framing of a response, decided when its head is serialised.
 _NONE, _RAW, _CHUNKED = 0, 1, 2
@@ -183,11 +188,11 @@ class H1Core:
             self._eof()
         elif not self._reading or self._state is _CLOSING:
             pass
-        elif self._inbuf or self._must_hold():
+        elif len(data) <= _HEAD_SLICE and not self._inbuf and not self._must_hold():
+            self._feed(data)  # the usual read: one request, or a piece of a body
+        else:
             self._inbuf += data
             self._resume()
-        else:
-            self._feed(data)
         return self.next_events()
 
     # httptools parses each read whole; pipelining is bounded by the glue.  A plain attribute, not a
@@ -542,8 +547,9 @@ class H1Core:
     def _resume(self) -> None:
         inbuf = self._inbuf
         while inbuf and self._reading and self._state is not _CLOSING and not self._must_hold():
-            chunk = bytes(inbuf[:_RESUME_SLICE])
-            del inbuf[:_RESUME_SLICE]
+            size = _BODY_SLICE if self._cur is not None else _HEAD_SLICE
+            chunk = bytes(inbuf[:size])
+            del inbuf[:size]
             self._feed(chunk)
 
     def _release(self) -> None:
@@ -687,7 +693,12 @@ class H1Core:
                 ex.queued -= n
             else:
                 try:
-                    chunk = next(item)
+                    if isinstance(item, SizedBody):
+                        chunk = item.read(budget)  # what this write takes, none to keep for later
+                        if not chunk:
+                            raise StopIteration
+                    else:
+                        chunk = next(item)
                 except StopIteration:
                     body.popleft()
                     continue

@@ -1,10 +1,10 @@
 """asyncio glue between a TLS transport and a sans-IO protocol core.
 
 One Connection per TCP connection.  It picks the core by ALPN, feeds it bytes, hands every
-request to the worker's app (``app.handle(self, request)``: this class is the ``Exchange`` the
-app sees, pushserve/exchange.py), routes body/reset/drain events to the stream handler the app
-attached, and writes what the core has to send — one transport.write per batch, only while the transport is
-not paused, so a slow reader holds back the producers instead of filling memory.
+request to the worker's app as a Stream (``app.handle(stream)``, server/streams.py), routes
+body/reset/drain events to the stream a handler was attached to, and writes what the core has
+to send — one transport.write per batch, only while the transport is not paused, so a slow
+reader holds back the producers instead of filling memory.
 
 Timers are not per connection: the worker sweeps all connections once a second (see sweep()),
 which costs nothing per request.
@@ -13,35 +13,63 @@ which costs nothing per request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 import time
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 from pushserve.config import Config
 from pushserve.exchange import App, ConnectionInfo, StreamHandler
 from pushserve.http.dates import DateHeader
 from pushserve.protocol.events import (
-    BodyReceived,
     ConnectionTerminated,
-    Event,
     Headers,
-    RequestReceived,
     ServerCore,
-    StreamDrained,
-    StreamReset,
 )
 from pushserve.protocol.h1 import H1Core
 from pushserve.protocol.h2 import H2Core
+from pushserve.server.streams import EventRouting
 
 log = logging.getLogger("pushserve")
 
-# Bytes of body asked of the core per write.
-_BATCH = 256 * 1024
+# Bytes asked of the core per write.  The TLS layer's output buffer (an OpenSSL memory BIO)
+# keeps the size of the largest write it ever encrypted for as long as the connection lives, so a
+# connection writes one record's worth at a time until its peer has shown that it reads, by
+# acknowledging _EARN_BURST bytes; then writes of _BURST cost fewer calls per byte.  A client
+# that never reads pins ~20 KB, not the 340 KB a single 256 KiB write would leave behind.
+_SMALL_BURST = 16 * 1024
+_BURST = 256 * 1024
+_EARN_BURST = 1024 * 1024
+_TCP_INFO_BYTES_ACKED = 120  # offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info (≥ 4.1)
+
+# Encrypted input the TLS layer may hold while we are not reading before it stops reading the
+# socket (uvloop's default is 256 KiB); more than one TLS record.
+_READ_HIGH_WATER = 32 * 1024
 
 # HTTP/1.1 requests outstanding (received, not yet answered) at which we stop reading from a
 # pipelining client; reading resumes below half of it.
 _PIPELINE_PAUSE = 16
+
+
+class Open(Protocol):
+    """What the worker's sweep and drain use of a connection, TCP (``Connection``) or QUIC
+    (server/quic_session.py's ``QuicSession``)."""
+
+    core: ServerCore
+    handlers: dict[int, StreamHandler]
+    served_any: bool
+    started: float
+
+    def sweep(self, now: float) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def close_idle(self) -> None: ...
+
+    def abort(self, why: str) -> None: ...
 
 
 @dataclass(eq=False)
@@ -53,11 +81,11 @@ class WorkerState:
     loop: asyncio.AbstractEventLoop
     date: DateHeader = field(default_factory=DateHeader)
     extra_headers: Headers = field(default_factory=list)  # fields every response carries, after date and server
-    connections: set[Connection] = field(default_factory=set)
-    # Connections accepted and still in the TLS handshake: the drain must not exit while one of
-    # them is about to send a request.
+    connections: set[Open] = field(default_factory=set)  # TCP and QUIC
+    # Connections accepted and not yet established (server/admission.py: waiting for their
+    # ClientHello or in the TLS handshake): the drain must not exit while one of them is about to
+    # send a request.
     handshaking: int = 0
-    handshake_done: asyncio.Event = field(default_factory=asyncio.Event)
     refused: int = 0  # connections turned away over --max-connections since the last report
     peak_load: int = 0  # most connections (with handshakes) since memory was last trimmed
     trimmed_at: float = 0.0
@@ -73,7 +101,9 @@ class WorkerState:
             self.refused = 0
 
 
-class Connection(asyncio.Protocol):
+class Connection(EventRouting, asyncio.Protocol):
+    worker: WorkerState
+
     def __init__(self, worker: WorkerState) -> None:
         self.worker = worker
         self.core: ServerCore = H1Core()  # replaced in connection_made once ALPN is known
@@ -86,6 +116,9 @@ class Connection(asyncio.Protocol):
         self.flushing = False
         self.flush_again = False
         self.flush_scheduled = False
+        self.burst = _SMALL_BURST  # bytes asked of the core per write (see _BURST)
+        self.written = 0  # bytes written while the burst is small
+        self.next_check = _EARN_BURST  # when to ask the kernel whether the peer has read that much
         self.reading_paused: set[str] = set()
         self.served_any = False
         self.started = self.last_activity = self.last_write = worker.loop.time()
@@ -96,6 +129,15 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self.transport = cast(asyncio.Transport, transport)
+        # Stop producing as soon as the TLS layer holds bytes it cannot pass on (the transport
+        # below it is full), not at uvloop's 512 KiB: a peer that stops reading pins little.
+        self.transport.set_write_buffer_limits(high=1, low=0)
+        # And stop reading the socket once 32 KiB wait undecrypted while we do not read (a
+        # pipeline or an upload ahead of us), not at 256 KiB: more than a TLS record, so a record
+        # split across reads never stops it.
+        read_limits = getattr(transport, "set_read_buffer_limits", None)  # TLS transports have it
+        if read_limits is not None:
+            read_limits(high=_READ_HIGH_WATER)
         self.info = info = _connection_info(transport)
         alpn = info.alpn
         worker = self.worker
@@ -154,18 +196,7 @@ class Connection(asyncio.Protocol):
             handler.on_reset()
         self.handlers.clear()
 
-    # -- Exchange (what the app may do with this connection) -------------------------------------
-
-    def attach(self, stream_id: int, handler: StreamHandler) -> None:
-        self.handlers[stream_id] = handler
-
-    def detach(self, stream_id: int, handler: StreamHandler) -> None:
-        if self.handlers.get(stream_id) is handler:
-            del self.handlers[stream_id]
-
-    def default_headers(self) -> Headers:
-        worker = self.worker
-        return [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers]
+    # -- what a stream may ask of its connection (server/streams.py's StreamHost) -----------------
 
     def pause_reading(self, reason: str) -> None:
         """Stop reading from the peer until every reason given has been withdrawn (a pipelining
@@ -188,27 +219,9 @@ class Connection(asyncio.Protocol):
 
     # -- events -----------------------------------------------------------------------------
 
-    def handle_events(self, events: list[Event]) -> None:
-        for ev in events:
-            if isinstance(ev, RequestReceived):
-                self.served_any = True
-                self.worker.app.handle(self, ev)
-            elif isinstance(ev, BodyReceived):
-                handler = self.handlers.get(ev.stream_id)
-                if handler is not None:
-                    handler.on_body(ev.data, ev.end_stream)
-                else:
-                    self.core.acknowledge_received(ev.stream_id, len(ev.data))
-            elif isinstance(ev, StreamDrained):
-                handler = self.handlers.get(ev.stream_id)
-                if handler is not None:
-                    handler.on_drained()
-            elif isinstance(ev, StreamReset):
-                handler = self.handlers.pop(ev.stream_id, None)
-                if handler is not None:
-                    handler.on_reset()
-            elif isinstance(ev, ConnectionTerminated) and ev.error_code and ev.reason:
-                log.warning("%s %s: %s", self.info.peer, self.protocol_name, ev.reason)
+    def connection_ended(self, ev: ConnectionTerminated) -> None:
+        if ev.error_code and ev.reason:
+            log.warning("%s %s: %s", self.info.peer, self.protocol_name, ev.reason)
 
     # -- output -----------------------------------------------------------------------------
 
@@ -245,17 +258,22 @@ class Connection(asyncio.Protocol):
         try:
             while not self.paused and not self.closed:
                 self.flush_again = False
-                data = core.data_to_send(_BATCH)
+                burst = self.burst
+                data = core.data_to_send(burst)
                 if data:
                     transport.write(data)
                     self.last_write = self.worker.loop.time()
+                    if burst != _BURST:
+                        self.written += len(data)
+                        if self.written >= self.next_check:
+                            self._earn_burst()
                 events = core.next_events()
                 if events:
                     self.handle_events(events)
                     continue
                 # A batch short of the limit means the core had no more to give until new input
                 # arrives: no need to ask again.
-                if self.flush_again or len(data) >= _BATCH:
+                if self.flush_again or len(data) >= burst:
                     continue
                 if "pipeline" in self.reading_paused and core.open_streams < _PIPELINE_PAUSE // 2:
                     self.resume_reading("pipeline")
@@ -265,6 +283,19 @@ class Connection(asyncio.Protocol):
                 break
         finally:
             self.flushing = False
+
+    def _earn_burst(self) -> None:
+        """Large writes once the peer has acknowledged _EARN_BURST bytes (asked of the kernel
+        each time that much more was written, so rarely)."""
+        self.next_check = self.written + _EARN_BURST
+        acked = _EARN_BURST  # no TCP_INFO (not Linux, not TCP): large writes, as before
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError, struct.error):
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES_ACKED + 8)
+            acked = struct.unpack_from("=Q", info, _TCP_INFO_BYTES_ACKED)[0]
+        if acked >= _EARN_BURST:
+            self.burst = _BURST
 
     # -- timers and shutdown (driven by the worker) ------------------------------------------
 

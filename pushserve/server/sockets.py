@@ -17,28 +17,40 @@ class PortInUse(ConfigError):
 
 def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True, backlog: int = 1024) -> socket.socket:
     """Bind a TCP socket (listening unless listen=False), or explain in one line why not."""
+    return _bind(host, port, socket.SOCK_STREAM, reuse_port=reuse_port, backlog=backlog if listen else None)
+
+
+def bind_udp(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
+    """Bind a UDP socket (for HTTP/3, in the port's SO_REUSEPORT group), or explain in one line why not."""
+    return _bind(host, port, socket.SOCK_DGRAM, reuse_port=reuse_port, backlog=None)
+
+
+def _bind(host: str, port: int, kind: int, *, reuse_port: bool, backlog: int | None) -> socket.socket:
+    what = "UDP port" if kind == socket.SOCK_DGRAM else "port"
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
         raise ConfigError(f"cannot listen on {host!r}: {e.strerror}") from None
     family, _, _, _, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, kind)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(addr)
-        if listen:
+        if backlog is not None:
             sock.listen(backlog)
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise PortInUse(f"port {port} on {host} is already in use") from None
+            raise PortInUse(f"{what} {port} on {host} is already in use") from None
         if e.errno == errno.EACCES:
-            raise ConfigError(f"no permission to listen on {host}:{port}") from None
-        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+            raise ConfigError(f"no permission to listen on {host}:{port}" + (" (UDP)" if what != "port" else "")) \
+                from None
+        raise ConfigError(f"cannot listen on {host}:{port}{' (UDP)' if what != 'port' else ''}: {e.strerror}") from None
     sock.setblocking(False)
     return sock
 

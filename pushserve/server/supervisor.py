@@ -56,7 +56,7 @@ from pushserve import __version__, lan, tls
 from pushserve.config import Config, ConfigError
 from pushserve.server import forked
 from pushserve.server.memory import give_back_memory
-from pushserve.server.sockets import bind, free_port_from, reuse_port_available, url_for
+from pushserve.server.sockets import bind, bind_udp, free_port_from, reuse_port_available, url_for
 
 log = logging.getLogger("pushserve")
 
@@ -75,10 +75,11 @@ CERT_CHECK = "pushserve.certificates:check_pair"
 Phase = Literal["starting", "running", "stopping"]
 
 
-def startup_line(config: Config, port: int) -> str:
+def startup_line(config: Config, port: int, http3: bool = False) -> str:
     workers = config.worker_count
     return (f"pushserve {__version__} serving {config.site} at {url_for(config.host, port)} "
-            f"(h2, http/1.1; push: {config.push}; {workers} worker{'s' if workers != 1 else ''}"
+            f"({'h3, ' if http3 else ''}h2, http/1.1; push: {config.push}; "
+            f"{workers} worker{'s' if workers != 1 else ''}"
             f"{'; dev mode' if config.dev else ''})")
 
 
@@ -86,6 +87,12 @@ def startup_line(config: Config, port: int) -> str:
 class Slot:
     index: int
     sock: socket.socket  # bound; listening once a worker has started on it
+    udp: socket.socket | None = None  # HTTP/3: bound in the same port's UDP reuseport group
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.udp is not None:
+            self.udp.close()
 
 
 @dataclass(eq=False)
@@ -122,6 +129,10 @@ class Supervisor:
         self.cert_check = cert_check  # "module:function" checking a certificate pair, in a child
         self.reuse_port = reuse_port_available()
         self.port = config.port
+        self.http3 = config.http3
+        # Shared by every worker of every generation: a Retry token made by one is taken by
+        # another, and any worker can compute the Stateless Reset token of any connection ID.
+        self.quic_secret = os.urandom(32)
         self.slots: list[Slot] = []
         self.workers: dict[int, WorkerProc] = {}
         self.generation = 0
@@ -153,6 +164,9 @@ class Supervisor:
             self.slots = [Slot(i, shared) for i in range(count)]
             log.info("SO_REUSEPORT is not available: %d worker%s share one listener (the kernel "
                      "does not balance them)", count, "s" if count != 1 else "")
+            if self.http3:
+                self.http3 = False
+                log.warning("HTTP/3 is off: it needs SO_REUSEPORT (TCP is served)")
             return
         if self.port != 0:
             # Another process of this user may hold the port with SO_REUSEPORT too; a reuseport
@@ -161,6 +175,14 @@ class Supervisor:
         first = bind(host, self.port, reuse_port=True, listen=False)
         self.port = first.getsockname()[1]
         self.slots = [Slot(0, first)]
+        if self.http3:
+            try:
+                # As for TCP: a plain bind finds another process's reuseport group on the port.
+                bind_udp(host, self.port, reuse_port=False).close()
+                self.slots[0].udp = bind_udp(host, self.port)
+            except ConfigError as e:
+                self.http3 = False
+                log.warning("HTTP/3 is off: %s (TCP is served; --no-http3 says this on purpose)", e)
         for _ in range(count - 1):
             self.add_slot()
 
@@ -172,12 +194,19 @@ class Supervisor:
         else:
             sock = self.slots[0].sock
         slot = Slot(index, sock)
+        if self.http3:
+            try:
+                slot.udp = bind_udp(self.config.host, self.port)
+            except ConfigError as e:
+                log.warning("slot %d serves no HTTP/3: %s", index, e)
         self.slots.append(slot)
         return slot
 
     def close_slot(self, slot: Slot) -> None:
         if all(s.sock is not slot.sock for s in self.slots):
             slot.sock.close()
+        if slot.udp is not None:
+            slot.udp.close()
 
     # -- forking ------------------------------------------------------------------------------
 
@@ -197,7 +226,8 @@ class Supervisor:
             try:
                 os.close(r)
                 self._forget_master_state(slot, certs)
-                code = _worker_main(self.config, self.app, certs, slot.sock, w, heartbeat)
+                code = _worker_main(self.config, self.app, certs, slot.sock, w, heartbeat, slot.udp,
+                                    self.quic_secret)
             finally:
                 logging.shutdown()
                 os._exit(code)
@@ -228,6 +258,8 @@ class Supervisor:
         for s in self.slots:
             if s.sock is not slot.sock:
                 s.sock.close()
+            if s.udp is not None and s is not slot:
+                s.udp.close()
         for snapshot in (self.certs, self.reload.certs if self.reload is not None else None):
             if snapshot is not None and snapshot is not certs:
                 snapshot.close()
@@ -258,7 +290,7 @@ class Supervisor:
         finally:
             signal.set_wakeup_fd(-1)
             for slot in self.slots:
-                slot.sock.close()
+                slot.close()
             self.certs.close()
             if self.reload is not None:
                 self.reload.certs.close()
@@ -307,7 +339,8 @@ class Supervisor:
             if all(w.ready_at is not None for w in self.workers.values()):
                 self.phase = "running"
                 # The URL is told whatever --log-level hides: with --port 0 it is the only way to know it.
-                log.log(max(logging.INFO, log.getEffectiveLevel()), "%s", startup_line(self.config, self.port))
+                log.log(max(logging.INFO, log.getEffectiveLevel()), "%s",
+                        startup_line(self.config, self.port, self.http3))
                 if self.config.dev:
                     log.info("  dev mode: pages reload as you save; what each page pushes, and the "
                              "site's problems: %s_pushserve/", url_for(self.config.host, self.port))
@@ -455,7 +488,7 @@ class Supervisor:
         self.reload = None
         # Our copies of the sockets go first, so each listener closes when its worker stops.
         for slot in self.slots:
-            slot.sock.close()
+            slot.close()
         for proc in self.workers.values():
             self._stop(proc)
 
@@ -538,7 +571,7 @@ class Supervisor:
 # -- in the worker process ------------------------------------------------------------------------
 
 def _worker_main(config: Config, app: str, certs: tls.Snapshot, sock: socket.socket, status_fd: int,
-                 heartbeat: mmap.mmap) -> int:
+                 heartbeat: mmap.mmap, udp: socket.socket | None = None, quic_secret: bytes = b"") -> int:
     def report(line: str) -> None:
         # One write of at most PIPE_BUF bytes is atomic; the master reads lines.
         data = (line.replace("\n", " ")[:4000] + "\n").encode()
@@ -568,8 +601,13 @@ def _worker_main(config: Config, app: str, certs: tls.Snapshot, sock: socket.soc
         from pushserve.server import worker
 
         ssl_ctx = certs.context()  # here, not in the master, which never loads ssl
+        quic = None
+        if udp is not None:  # aioquic too is a worker's import, never the master's
+            from pushserve.server.quic import QuicSetup, configuration
+
+            quic = QuicSetup(udp, configuration(config, certs), quic_secret)
         certs.close()
-        worker.run(config, ssl_ctx, sock, forked.resolve(app), ready=ready)
+        worker.run(config, ssl_ctx, sock, forked.resolve(app), ready=ready, quic=quic)
     except (ConfigError, tls.CertError) as e:
         report(f"error {e}")
         return 3
@@ -597,7 +635,7 @@ def run(config: Config, *, certificate: Callable[[int], tuple[Path, Path | None]
             log.info("%s", line)
     except BaseException:
         for slot in supervisor.slots:
-            slot.sock.close()
+            slot.close()
         if hasattr(supervisor, "certs"):
             supervisor.certs.close()
         raise

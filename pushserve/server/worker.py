@@ -10,22 +10,25 @@ requests ``graceful_timeout`` seconds to finish.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import re
 import signal
 import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import uvloop
 
 from pushserve.config import Config
 from pushserve.exchange import App
-from pushserve.server.connection import Connection, WorkerState
+from pushserve.server.admission import Admission
+from pushserve.server.connection import Open, WorkerState
 from pushserve.server.memory import give_back_memory
+
+if TYPE_CHECKING:  # imported only by a worker that serves HTTP/3: aioquic weighs several MB
+    from pushserve.server.quic import QuicListener, QuicSetup
 
 log = logging.getLogger("pushserve")
 
@@ -34,20 +37,31 @@ AppFactory = Callable[[Config], App]
 
 
 async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
-                build: AppFactory, *, ready: Callable[[], None] | None = None) -> None:
+                build: AppFactory, *, ready: Callable[[], None] | None = None, quic: QuicSetup | None = None) -> None:
     loop = asyncio.get_running_loop()
     app = build(config)
     state = WorkerState(config, app, loop)
     if config.expose_worker:
         state.extra_headers.append((b"x-pushserve-worker", str(os.getpid()).encode()))
+    listener: QuicListener | None = None
+    if quic is not None:
+        from pushserve.server.quic import QuicListener
+
+        listener = QuicListener(state, quic)
+        # Every response says where HTTP/3 is: a browser moves there from TCP, and over HTTP/3
+        # the same field keeps the alternative fresh in its cache.
+        state.extra_headers.append((b"alt-svc", b'h3=":%d"; ma=86400' % quic.sock.getsockname()[1]))
     await app.startup()
     give_back_memory()  # what the imports and the app's start freed (about 1.3 MB of a worker's 32)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # the handler only flags; shutdown runs below
     sock.listen(config.limits.backlog)  # before "ready": a connection from then on must be queued
-    accepting = loop.create_task(_accept_loop(state, sock, ssl_ctx))
-    sweeper = loop.create_task(_sweep(state))
+    admission = Admission(state, sock, ssl_ctx)
+    accepting = loop.create_task(admission.accept())
+    if listener is not None:
+        listener.start()
+    sweeper = loop.create_task(_sweep(state, admission, listener))
     if ready is not None:
         ready()
     try:
@@ -55,139 +69,20 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     finally:
         sweeper.cancel()
         app.drain()  # responses that never end by themselves (live reload) end now, or the drain waits
-        await _drain(state, accepting, sock)
+        await _drain(state, admission, accepting, sock, listener)
         await app.shutdown()
 
 
-# A handshake this old gives its place to a new connection when all places are taken: a client
-# that opened connections and sent nothing must not stop the worker from accepting others.
-HANDSHAKE_EVICT_AGE = 1.0
-
-# Connections taken from the queue per wake-up, so a burst costs one poll, not one per connection.
-ACCEPT_BATCH = 32
-
-
-async def _accept_loop(state: WorkerState, sock: socket.socket, ssl_ctx: ssl.SSLContext) -> None:
-    """Accept at the pace the worker can take: at most ``max_handshakes`` connections in the TLS
-    handshake at once, so a flood of connections holds a bounded amount of memory.  When all
-    places are taken, the oldest handshake (if it has had HANDSHAKE_EVICT_AGE) is dropped for the
-    newcomer; else the newcomers wait in the kernel's queue (``--backlog``) for a place."""
-    loop = state.loop
-    limits = state.config.limits
-    handshakes: dict[asyncio.Task[None], float] = {}  # in start order: the oldest first
-    while True:
-        while state.handshaking >= limits.max_handshakes and handshakes:
-            oldest, started = next(iter(handshakes.items()))
-            wait = started + HANDSHAKE_EVICT_AGE - loop.time()
-            if wait <= 0:
-                oldest.cancel()
-                del handshakes[oldest]
-                break
-            state.handshake_done.clear()
-            with contextlib.suppress(TimeoutError):  # a place frees up, or the oldest may be dropped
-                await asyncio.wait_for(state.handshake_done.wait(), wait)
-        # Wait for the queue to be readable, then accept without awaiting: the drain cancels this
-        # task, and a cancel landing after an accept (as it can inside loop.sock_accept) would
-        # drop a connection the kernel had already handed over.  Readiness alone loses nothing.
-        await _readable(loop, sock)
-        for _ in range(ACCEPT_BATCH):
-            try:
-                client, _ = sock.accept()
-            except (BlockingIOError, InterruptedError):  # the queue is empty (or another worker's)
-                break
-            except OSError as e:  # out of file descriptors, say: the queue waits, we try again
-                log.warning("accept: %s", e.strerror or e)
-                await asyncio.sleep(0.1)
-                break
-            client.setblocking(False)
-            state.handshaking += 1
-            state.note_load()
-            task = loop.create_task(_handshake(state, client, ssl_ctx))
-            handshakes[task] = loop.time()
-            task.add_done_callback(lambda done: handshakes.pop(done, None))
-            if state.handshaking >= limits.max_handshakes:
-                break
-
-
-async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float | None = None) -> None:
-    ready: asyncio.Future[None] = loop.create_future()
-    fd = sock.fileno()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        await asyncio.wait_for(ready, timeout)
-    finally:
-        loop.remove_reader(fd)
-
-
-async def _handshake(state: WorkerState, client: socket.socket, ssl_ctx: ssl.SSLContext) -> None:
-    try:
-        first = await _peek(state.loop, client, state.config.limits.header_timeout)
-        if first[:1] != b"\x16":  # not a TLS handshake record
-            _not_tls(client, first)
-            return
-        await state.loop.connect_accepted_socket(
-            lambda: _accept(state), client, ssl=ssl_ctx, ssl_handshake_timeout=state.config.limits.header_timeout)
-    except (OSError, ssl.SSLError, TimeoutError) as e:
-        log.debug("TLS handshake failed: %r", e)
-        client.close()
-    except asyncio.CancelledError:  # dropped for a newer connection (or the worker stops)
-        client.close()
-    finally:
-        state.handshaking -= 1
-        state.handshake_done.set()
-
-
-async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float) -> bytes:
-    """The first bytes the client sent, left in the socket for the TLS layer to read."""
-    await _readable(loop, sock, timeout)
-    return sock.recv(4096, socket.MSG_PEEK)
-
-
-_HTTP_METHOD = re.compile(rb"^[A-Z]{3,10} \S+ HTTP/1\.[01]\r?\n")
-_HOST = re.compile(rb"\r?\nhost:[ \t]*([A-Za-z0-9.\-\[\]:]+)[ \t]*\r?\n", re.I)
-
-
-def _not_tls(client: socket.socket, first: bytes) -> None:
-    """Plain HTTP on the TLS port (a user typed http://): say where to go, as nginx does; any
-    other bytes get nothing.  Either way the connection ends here."""
-    with contextlib.suppress(OSError):
-        client.recv(len(first))  # read what was peeked: closing with unread input would reset the answer
-    if _HTTP_METHOD.match(first):
-        host = _HOST.search(first)
-        if host is not None:
-            url = b"https://" + host.group(1) + b"/"
-        else:
-            name, port = client.getsockname()[:2]
-            url = f"https://{f'[{name}]' if ':' in name else name}:{port}/".encode()
-        body = (b"<!doctype html><meta charset=utf-8><title>400 Bad Request</title>"
-                b"<h1>400 Bad Request</h1><p>The plain HTTP request was sent to an HTTPS port. Use "
-                b"<a href=\"%s\">%s</a>.</p>\n" % (url, url))
-        head = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/html; charset=utf-8\r\n"
-                b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
-        log.info("%s: plain HTTP on the TLS port: 400", client.getpeername()[0])
-        with contextlib.suppress(OSError):
-            client.setblocking(True)
-            client.settimeout(1.0)
-            client.sendall(head + body)
-    client.close()
-
-
-def _accept(state: WorkerState) -> Connection:
-    return Connection(state)
-
-
-async def _sweep(state: WorkerState) -> None:
+async def _sweep(state: WorkerState, admission: Admission, listener: QuicListener | None) -> None:
     while True:
         await asyncio.sleep(1.0)
         now = state.loop.time()
+        admission.sweep(now)
         for conn in list(state.connections):
             conn.sweep(now)
         state.report_refused()
+        if listener is not None:
+            listener.report()
         trim_memory(state, now)
 
 
@@ -224,16 +119,20 @@ FRESH_GRACE = 1.0
 IDLE_GRACE = 2.0
 
 
-async def _drain(state: WorkerState, accepting: asyncio.Task[None], sock: socket.socket) -> None:
+async def _drain(state: WorkerState, admission: Admission, accepting: asyncio.Task[None],
+                 sock: socket.socket, listener: QuicListener | None) -> None:
     accepting.cancel()
     # Our copy of the listening socket goes; the master's keeps it open (and its queue waiting)
     # for the slot's next worker, unless the slot itself is going away.
     sock.close()
-    told: dict[Connection, float] = {}
+    if listener is not None:  # the same for the UDP socket; our QUIC connections keep their own
+        listener.stop_accepting()
+    told: dict[Open, float] = {}
     limits = state.config.limits
     deadline = state.loop.time() + limits.graceful_timeout
     while True:
         now = state.loop.time()
+        admission.close_silent(now, FRESH_GRACE)
         for conn in list(state.connections):
             since = told.get(conn)
             if since is None:
@@ -242,20 +141,24 @@ async def _drain(state: WorkerState, accepting: asyncio.Task[None], sock: socket
                     conn.shutdown()
             elif now - since >= IDLE_GRACE:
                 # HTTP/2: the final GOAWAY, for clients that never answered the drain's PING;
+                # HTTP/3: the final GOAWAY (the first one named no stream);
                 # HTTP/1.1: close a connection whose client sent nothing more.
-                if conn.core.http_version == "2":
+                if conn.core.http_version in ("2", "3"):
                     conn.shutdown()
                 elif conn.core.open_streams == 0 and not conn.handlers:
                     conn.close_idle()
         if (not state.connections and not state.handshaking) or now >= deadline:
             break
         await asyncio.sleep(0.05)
+    admission.close()
     for conn in list(state.connections):
         conn.abort("graceful timeout")
+    if listener is not None:
+        listener.close()
     log.info("worker %d stopped", os.getpid())
 
 
 def run(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, build: AppFactory,
-        ready: Callable[[], None] | None = None) -> None:
+        ready: Callable[[], None] | None = None, quic: QuicSetup | None = None) -> None:
     """Run one worker until it is told to stop (blocking)."""
-    uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready))
+    uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready, quic=quic))

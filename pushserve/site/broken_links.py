@@ -64,7 +64,7 @@ def why_broken(site: SitePaths, url: str) -> str:
         return "a symlink out of the site (never served)"
     if os.path.isdir(path):
         return "a folder, not a file"
-    if os.path.isfile(path) and not site.servable(rel):
+    if os.path.isfile(path) and not site.servable(rel, path):
         return "a private file (never served)"
     return "no such file"
 

@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 from pushserve.config import Config
 from pushserve.http.response import Response
-from pushserve.protocol.events import RequestReceived
 from pushserve.site.compress import Compressor
 from pushserve.site.error_page import template_error_page
 from pushserve.site.manifest_load import site_private, templates_for
-from pushserve.site.static import Lookup, RenderRequest, StaticSite
+from pushserve.site.paths import PrivateFiles
+from pushserve.site.static import RenderRequest, StaticSite
 from pushserve.site.template_files import TemplateError
 
 log = logging.getLogger("pushserve")
@@ -23,11 +23,13 @@ PageFilter = Callable[[bytes], bytes]
 
 
 class SiteContent:
-    def __init__(self, config: Config, *, page_filter: PageFilter | None = None) -> None:
+    def __init__(self, config: Config, *, page_filter: PageFilter | None = None,
+                 private: PrivateFiles | None = None) -> None:
+        """``private``: the site's private files when not ``site_private(config)``."""
         self.config = config
         self.page_filter = page_filter
         revalidate = 0.0 if config.dev else 1.0
-        self.private = site_private(config)
+        self.private = private if private is not None else site_private(config)
         self.templates = templates_for(config, revalidate_after=revalidate, private=self.private)
         self.scan = self.templates.scan() if self.templates is not None else None
         # Pages go through render_page when some are templates (or may become so: dev mode, or
@@ -50,6 +52,7 @@ class SiteContent:
             page_cache_control=b"no-cache",
             compressor=self.compressor,
             private=self.private,
+            render_error=self.render_error,
         )
 
     def render_page(self, rel_path: str, request: RenderRequest) -> bytes:
@@ -62,15 +65,9 @@ class SiteContent:
             body = self.templates.render(rel_path, request)
         return self.page_filter(body) if self.page_filter is not None else body
 
-    def serve(self, req: RequestReceived) -> Response:
-        return self.answer(req, self.static.lookup(req.target, req.headers))
-
-    def answer(self, req: RequestReceived, lookup: Lookup) -> Response:
-        try:
-            return self.static.answer(req.method, lookup)
-        except TemplateError as e:
-            log.error("template error: %s", e)
-            return template_error_response(e, self.config, self.page_filter)
+    def render_error(self, e: TemplateError) -> Response:
+        log.error("template error: %s", e)
+        return template_error_response(e, self.config, self.page_filter)
 
 
 def template_error_response(e: TemplateError, config: Config, page_filter: PageFilter | None = None) -> Response:

@@ -8,11 +8,14 @@ a request for it would be served.  The rules:
 - ``..`` segments and dotfiles (names starting with ``.``) are never served (404), except the
   ``.well-known/`` folder (ACME challenges, ``security.txt``); every other name is served whatever
   its first character, so generator output (``_static/``, ``_next/``, ``_astro/``, ``_app/``) works;
-- the site's own private files are never served either (404): ``pushserve.toml``, the package
-  folders of mounted apps, and template-only files (layouts and partials pages extend, include or
-  import); the owner of a ``SitePaths`` fills ``private`` (see site/manifest_load.py);
+- the site's own private files are never served either (404): ``pushserve.toml``, every file or
+  folder the configuration names (certificate, key, dictionary and reload folders...), the
+  package folders of mounted apps, and template-only files (layouts and partials pages extend,
+  include or import); the owner of a ``SitePaths`` fills ``private`` (site/manifest_load.py's
+  ``site_private``);
 - a file's realpath must lie under the realpath of the root, so a symlink pointing out of the
-  site answers 404, never its contents;
+  site answers 404, never its contents; nor may its realpath be private (a symlink to a private
+  file is as private as the file);
 - a page is an ``.html`` or ``.htm`` file that may be served; ``404.html`` is rendered like a page
   (it answers for missing paths) but is never navigated to, so it has no manifest entry.
 """
@@ -157,14 +160,29 @@ class SitePaths:
         self.real_root = os.path.realpath(root)
         self.private = private if private is not None else PrivateFiles()
 
-    def servable(self, rel_path: str) -> bool:
-        """False for the site's own private files (the name rule is ``segments``'s)."""
-        return rel_path not in self.private
+    def servable(self, rel_path: str, fs_path: str | None = None) -> bool:
+        """False for the site's own private files (the name rule is ``segments``'s), by their
+        site-relative path and, given the file's ``fs_path``, by its real name too (a symlink to
+        the key is as private as the key)."""
+        if rel_path in self.private:
+            return False
+        name = self.real_name(fs_path) if fs_path is not None else None
+        return name is None or name not in self.private
+
+    def real_name(self, path: str | Path) -> str | None:
+        """``path``'s site-relative name ("/"-separated) after symlinks: "" for the root itself,
+        None when it lies outside the site."""
+        real = os.path.realpath(path)
+        root = self.real_root
+        if real == root:
+            return ""
+        if os.path.commonpath((root, real)) != root:
+            return None
+        return os.path.relpath(real, root).replace(os.sep, "/")
 
     def inside(self, fs_path: str) -> bool:
         """True when ``fs_path`` (after symlinks) lies under the root."""
-        real = os.path.realpath(fs_path)
-        return os.path.commonpath((self.real_root, real)) == self.real_root
+        return self.real_name(fs_path) is not None
 
     def resolve(self, url_path: str) -> Path | None:
         """The file a GET of ``url_path`` (query and fragment ignored) would serve, or None when
@@ -174,12 +192,12 @@ class SitePaths:
             segs = segments(decode_path(path.encode("utf-8")))
         except (BadPath, UnicodeEncodeError):
             return None
-        if not segs or not self.servable("/".join(segs)):
+        fs_path = os.path.join(self.root, *segs)
+        if not segs or not self.servable("/".join(segs), fs_path):
             return None
-        real = os.path.realpath(os.path.join(self.root, *segs))
-        if os.path.commonpath((self.real_root, real)) != self.real_root or not os.path.isfile(real):
+        if not self.inside(fs_path) or not os.path.isfile(fs_path):
             return None
-        return Path(real)
+        return Path(os.path.realpath(fs_path))
 
     def exists(self, url_path: str) -> bool:
         return self.resolve(url_path) is not None

@@ -8,8 +8,9 @@ Pure decisions, no I/O: site/responder.py carries a Plan out on the protocol cor
 A 103 is sent where a browser acts on it (Chromium's docs/early-hints.md): only the first 103 of a
 top-level navigation over HTTP/2 or later counts, so it goes to requests with ``Sec-Fetch-Dest:
 document`` (``Sec-Fetch-Mode: navigate`` is true for iframes too) or with no ``Sec-Fetch-*`` at all
-(tools like nghttp and curl), over HTTP/2; over HTTP/1.1 only when asked for (``--hints-http1``:
-old clients and proxies mishandle 1xx).  The Link headers on the 200 stay either way.
+(tools like nghttp and curl), on streams that may carry a 1xx (``can_inform``); where unasked-for
+1xx are mishandled (``inform_opt_in``: HTTP/1.1's old clients and proxies) only when the site asked
+for it (``--hints-http1``).  The Link headers on the 200 stay either way.
 
 Cache awareness (after h2o's CASPer): a cookie holds short digests of (path, ETag) for what this
 browser was already pushed or hinted, so a returning visitor is not sent it again; a changed file
@@ -23,6 +24,7 @@ import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pushserve.config import PushMode
 from pushserve.http.response import Response
@@ -79,6 +81,37 @@ class Plan:
         if self.skipped:
             parts.append("skip=" + ",".join(f"{why}:{n}" for why, n in sorted(self.skipped.items())))
         return " ".join(parts)
+
+
+class Client(Protocol):
+    """What the policy asks of the stream a page goes out on (an exchange.Stream is one)."""
+
+    @property
+    def request(self) -> RequestReceived: ...
+
+    @property
+    def can_push(self) -> bool: ...
+
+    @property
+    def can_inform(self) -> bool: ...
+
+    @property
+    def inform_opt_in(self) -> bool: ...
+
+    @property
+    def pushed(self) -> set[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A client planned for without a stream (the dev overview, export): by default a first
+    visit from a browser on a multiplexed protocol, which refuses push and takes 103s."""
+
+    request: RequestReceived
+    can_push: bool = False
+    can_inform: bool = True
+    inform_opt_in: bool = False
+    pushed: set[str] = field(default_factory=set)
 
 
 def link_value(res: PushResource) -> bytes:
@@ -156,11 +189,12 @@ class PushPolicy:
         self.manifest.refresh(page, time.monotonic())
         return self.manifest.resources_for(page)
 
-    def plan(self, req: RequestReceived, resources: list[PushResource], *, push_enabled: bool,
-             pushed: set[str]) -> Plan:
+    def plan(self, client: Client, resources: list[PushResource]) -> Plan:
+        req = client.request
         if self.mode == "off" or not resources or req.method not in (b"GET", b"HEAD"):
             return Plan()
-        may_push = self.mode == "auto" and push_enabled and req.method == b"GET"
+        may_push = self.mode == "auto" and client.can_push and req.method == b"GET"
+        pushed = client.pushed
         # HEAD fetches no page, so it teaches the cookie nothing.
         use_cookie = self.use_cookie and req.method == b"GET"
         known = read_cookie_digests(req.headers) if use_cookie else []
@@ -197,15 +231,15 @@ class PushPolicy:
             plan.hinted_digests.append(digest)
         # A 103 only where the client cannot take pushes: a pushing connection gets Link headers
         # on the 200 for what did not fit the budget, nothing earlier.
-        plan.early_hints = bool(plan.link_headers) and not may_push and self.early_hints_help(req)
+        plan.early_hints = bool(plan.link_headers) and not may_push and self.early_hints_help(client)
         return plan
 
-    def early_hints_help(self, req: RequestReceived) -> bool:
+    def early_hints_help(self, client: Client) -> bool:
         """Whether a 103 for this request can be acted on (see the module's docstring)."""
-        if req.http_version != "2" and not self.hints_http1:
+        if not client.can_inform or (client.inform_opt_in and not self.hints_http1):
             return False
         fetch_headers = False
-        for name, value in req.headers:
+        for name, value in client.request.headers:
             if name.startswith(b"sec-fetch-"):
                 if name == b"sec-fetch-dest":
                     return value == b"document"

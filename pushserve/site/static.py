@@ -35,9 +35,10 @@ from pushserve.http.dates import http_date
 from pushserve.http.mime import content_type
 from pushserve.http.ranges import UNSATISFIABLE, parse_range, unsatisfied_range
 from pushserve.http.response import Response, plain_response
-from pushserve.protocol.events import Headers, close_body
+from pushserve.protocol.events import Headers, SizedBody, close_body
 from pushserve.site.compress import WHOLE_LIMIT, Coded, Compressor
 from pushserve.site.paths import PAGE_SUFFIXES, BadPath, PrivateFiles, SitePaths, decode_path, is_page, segments
+from pushserve.site.template_files import TemplateError
 
 log = logging.getLogger("pushserve")
 
@@ -119,7 +120,11 @@ class _Route:
 
 @dataclass(slots=True)
 class Lookup:
-    """A request target resolved against the site, with the request headers that matter here."""
+    """A request target resolved against the site, with the request headers that matter here.
+
+    A file's answer is made by ``lookup`` itself (the hot path: one call); a page is left for
+    ``answer``, so the caller can announce what the page needs before the page is made, and so
+    is every error (a 404 page may be a template)."""
 
     route: _Route
     raw: bytes  # the path as sent, before "?"
@@ -127,14 +132,8 @@ class Lookup:
     has_query: bool
     headers: Headers
     found: dict[bytes, bytes] | None  # the _WANTED headers, None when there are none
-
-    @property
-    def page(self) -> str | None:
-        """The site-relative path of the HTML page this serves, or None (not a page, or an error)."""
-        entry = self.route.entry
-        if entry is None or not (entry.rendered or entry.content_type.startswith(b"text/html")):
-            return None
-        return entry.rel_path
+    page: str | None = None  # site-relative path of the HTML page this serves, else None
+    response: Response | None = None  # the answer, when it is a file's (not a page, not an error)
 
     @property
     def conditional(self) -> bool:
@@ -143,14 +142,15 @@ class Lookup:
         return found is not None and (b"if-none-match" in found or b"if-modified-since" in found)
 
 
-class FileChunks:
-    """A file body read lazily in CHUNK_SIZE pieces, for files too big to keep in memory.
+class FileChunks(SizedBody):
+    """A file body read as it is sent, for files too big to keep in memory.
 
     The file is opened here (so a vanished file is noticed while the response can still be a
     404) and closed once ``length`` bytes are read, on EOF, or on ``close()`` (a reset stream).
     """
 
     __slots__ = ("_file", "_remaining")
+    CHUNK = CHUNK_SIZE
 
     def __init__(self, path: str, start: int = 0, length: int | None = None) -> None:
         self._file: io.FileIO | None = None  # set first: __del__ runs even when open() fails
@@ -164,19 +164,16 @@ class FileChunks:
             raise
         self._file = f
 
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
+    def read(self, n: int) -> bytes:
         f = self._file
         if f is None:
-            raise StopIteration
-        data = f.read(min(CHUNK_SIZE, self._remaining)) if self._remaining > 0 else b""
+            return b""
+        data = f.read(min(n, self._remaining)) if self._remaining > 0 else b""
         if not data:
             # Also reached when the file shrank under us: the body ends short and the protocol
             # layer sees fewer bytes than content-length promised, which it reports as an error.
             self.close()
-            raise StopIteration
+            return b""
         self._remaining -= len(data)
         if self._remaining <= 0:
             self.close()
@@ -213,13 +210,14 @@ class StaticSite:
     def __init__(self, root: Path, *, render_page: Callable[[str, RenderRequest], bytes] | None = None,
                  small_file_limit: int = 256 * 1024, revalidate_after: float = 1.0,
                  cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache",
-                 compressor: Compressor | None = None,
-                 private: PrivateFiles | None = None) -> None:
+                 compressor: Compressor | None = None, private: PrivateFiles | None = None,
+                 render_error: Callable[[TemplateError], Response] | None = None) -> None:
         if not os.path.isdir(root):
             raise ValueError(f"site folder {root} is not a directory")
         self.paths = SitePaths(root, private)
         self.root = self.paths.root
         self.render_page = render_page
+        self.render_error = render_error  # the page answering a template that does not render
         self.small_file_limit = small_file_limit
         self.revalidate_after = revalidate_after
         self.cache_control = cache_control
@@ -237,11 +235,13 @@ class StaticSite:
     # -- public -------------------------------------------------------------------------------
 
     def serve(self, method: bytes, target: bytes, headers: Headers) -> Response:
-        return self.answer(method, self.lookup(target, headers))
+        """The answer to a request, in one call (for callers that announce nothing)."""
+        lookup = self.lookup(method, target, headers)
+        return lookup.response if lookup.response is not None else self.answer(method, lookup)
 
-    def lookup(self, target: bytes, headers: Headers) -> Lookup:
-        """Resolve a request target (one cache lookup) and pick out the request headers that
-        matter here (one pass over them; usually none is present)."""
+    def lookup(self, method: bytes, target: bytes, headers: Headers) -> Lookup:
+        """Resolve a request target (one cache lookup), pick out the request headers that matter
+        here (one pass over them; usually none is present) and, for a file, answer it."""
         q = target.find(b"?")
         raw, query = (target, b"") if q < 0 else (target[:q], target[q + 1:])
         found: dict[bytes, bytes] | None = None
@@ -251,48 +251,63 @@ class StaticSite:
                     found = {}
                 prev = found.get(name)
                 found[name] = value if prev is None else prev + b", " + value
-        return Lookup(self._route(raw, time.monotonic()), raw, query, q >= 0, headers, found)
+        route = self._route(raw, time.monotonic())
+        lookup = Lookup(route, raw, query, q >= 0, headers, found)
+        entry = route.entry
+        if entry is not None:
+            if entry.rendered or entry.content_type.startswith(b"text/html"):
+                lookup.page = entry.rel_path
+            else:
+                lookup.response = self.answer(method, lookup)
+        return lookup
 
     def answer(self, method: bytes, lookup: Lookup) -> Response:
-        if method != b"GET" and method != b"HEAD":
-            if method == b"OPTIONS":
-                return Response(204, [(b"allow", ALLOW)])
-            return Response(405, [(b"allow", ALLOW), (b"content-length", b"0")], b"",
-                            note="method not allowed")
-        route, query, headers, found = lookup.route, lookup.query, lookup.headers, lookup.found
-        entry = route.entry
-        if entry is None:
-            if route.status == 301:
-                # One leading slash: "//docs/" would send the browser to the host "docs".
-                location = b"/" + lookup.raw.lstrip(b"/") + b"/" + (b"?" + query if lookup.has_query else b"")
-                return Response(301, [(b"location", location), (b"content-length", b"0")],
-                                None if method == b"HEAD" else b"", note=route.note)
-            if route.status == 400:
-                return _plain(method, 400, b"400 Bad Request\n", route.note)
-            return self._not_found(method, route.url_path, query, headers, route.note)
-        if entry.rendered:
-            return self._serve_rendered(method, entry, route.url_path, query, headers, found)
-        rep: Representation = entry
+        """The response to a looked-up request; a template that fails to render is answered with
+        ``render_error``'s page when one was given."""
         try:
-            if found is None:  # the hot path
-                return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
-                                source=entry.rel_path)
-            ae = found.get(b"accept-encoding")
-            if ae is not None:
-                if entry.variants:
-                    rep = self._negotiate(entry, ae)
-                # Range gets identity bytes, so a 206 is a slice of the file itself.
-                if rep is entry and entry.compress and (method != b"GET" or b"range" not in found):
-                    assert self.compressor is not None
-                    coded = self.compressor.choose(
-                        ae, entry.etag, found.get(b"available-dictionary") if entry.dictionary else None)
-                    if coded is not None:
-                        return self._serve_coded(method, entry, coded, found)
-            return self._serve_conditional(method, entry, rep, found)
-        except _Vanished:
-            # A large file removed inside the revalidation interval: forget it, answer 404.
-            self.invalidate(entry.fs_path)
-            return self._not_found(method, route.url_path, query, headers, "vanished")
+            if method != b"GET" and method != b"HEAD":
+                if method == b"OPTIONS":
+                    return Response(204, [(b"allow", ALLOW)])
+                return Response(405, [(b"allow", ALLOW), (b"content-length", b"0")], b"",
+                                note="method not allowed")
+            route, query, headers, found = lookup.route, lookup.query, lookup.headers, lookup.found
+            entry = route.entry
+            if entry is None:
+                if route.status == 301:
+                    # One leading slash: "//docs/" would send the browser to the host "docs".
+                    location = b"/" + lookup.raw.lstrip(b"/") + b"/" + (b"?" + query if lookup.has_query else b"")
+                    return Response(301, [(b"location", location), (b"content-length", b"0")],
+                                    None if method == b"HEAD" else b"", note=route.note)
+                if route.status == 400:
+                    return _plain(method, 400, b"400 Bad Request\n", route.note)
+                return self._not_found(method, route.url_path, query, headers, route.note)
+            if entry.rendered:
+                return self._serve_rendered(method, entry, route.url_path, query, headers, found)
+            rep: Representation = entry
+            try:
+                if found is None:  # the hot path
+                    return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
+                                    source=entry.rel_path)
+                ae = found.get(b"accept-encoding")
+                if ae is not None:
+                    if entry.variants:
+                        rep = self._negotiate(entry, ae)
+                    # Range gets identity bytes, so a 206 is a slice of the file itself.
+                    if rep is entry and entry.compress and (method != b"GET" or b"range" not in found):
+                        assert self.compressor is not None
+                        coded = self.compressor.choose(
+                            ae, entry.etag, found.get(b"available-dictionary") if entry.dictionary else None)
+                        if coded is not None:
+                            return self._serve_coded(method, entry, coded, found)
+                return self._serve_conditional(method, entry, rep, found)
+            except _Vanished:
+                # A large file removed inside the revalidation interval: forget it, answer 404.
+                self.invalidate(entry.fs_path)
+                return self._not_found(method, route.url_path, query, headers, "vanished")
+        except TemplateError as e:
+            if self.render_error is None:
+                raise
+            return self.render_error(e)
 
     def entry(self, url_path: str) -> FileEntry | None:
         """The fresh cache entry a URL path ("/css/site.css", "/docs/") serves, or None."""
@@ -359,9 +374,9 @@ class StaticSite:
             segs = segments(url_path)
         except BadPath as e:
             return _Route(e.url_path, status=e.status, note=e.note, expires=expires)
-        if not self.paths.servable("/".join(segs)):
-            return _Route(url_path, status=404, note="private", expires=expires)
         fs_path = os.path.join(self.root, *segs)
+        if not self.paths.servable("/".join(segs), fs_path):
+            return _Route(url_path, status=404, note="private", expires=expires)
         if not self.paths.inside(fs_path):
             return _Route(url_path, status=404, note="outside root", expires=expires)
         try:
@@ -371,7 +386,7 @@ class StaticSite:
         if stat.S_ISDIR(st.st_mode):
             segs.append("index.html")
             fs_path = os.path.join(fs_path, "index.html")
-            if not self.paths.servable("/".join(segs)):
+            if not self.paths.servable("/".join(segs), fs_path):
                 return _Route(url_path, status=404, note="private", expires=expires)
             if not self.paths.inside(fs_path):  # index.html itself may be a symlink
                 return _Route(url_path, status=404, note="outside root", expires=expires)

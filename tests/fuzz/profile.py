@@ -1,7 +1,9 @@
 """How hard the fuzz targets try: a short run by default (CI), many examples by hand.
 
 ``PUSHSERVE_FUZZ=long python -m pytest -q tests/fuzz`` runs the long profile (minutes); the default
-keeps the whole folder within about 20 s.  ``PUSHSERVE_FUZZ_EXAMPLES=N`` overrides the count.
+keeps the whole folder within about 20 s.  ``PUSHSERVE_FUZZ_EXAMPLES=N`` overrides the count.  The
+long profile also plays tests/integration/test_availability.py's idle-handshake flood at the
+issue's size (3,000 connections instead of 404).
 Failing examples are kept in .hypothesis/ and replayed first on the next run.
 """
 

@@ -96,7 +96,7 @@ def test_problems_of_the_machine_exit_1(certs: Certs, tmp_path: Path) -> None:
 # -- -b / -w and pushserve.toml ------------------------------------------------------------------------
 
 def _banner(srv: ServerProcess) -> str:
-    return srv.wait_for(r"serving .* at https://\S+ \(h2, http/1.1; push: (\w+); (\d+) workers?").group(0)
+    return srv.wait_for(r"serving .* at https://\S+ \((?:h3, )?h2, http/1.1; push: (\w+); (\d+) workers?").group(0)
 
 
 def test_bind_and_workers_short_options(make_server: Callable[..., ServerProcess]) -> None:

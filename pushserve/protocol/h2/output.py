@@ -5,7 +5,7 @@ flow control and the caller's ``limit`` allow, server push, resets, and the two-
 from __future__ import annotations
 
 import pushserve.protocol.h2.frames as fr
-from pushserve.protocol.events import Body, Headers, StreamDrained, close_body
+from pushserve.protocol.events import Body, Headers, SizedBody, StreamDrained, close_body
 from pushserve.protocol.h2.fields import encode_fields, encode_status
 from pushserve.protocol.h2.frames import DATA, END_HEADERS, END_STREAM, HEADERS, ErrorCode
 from pushserve.protocol.h2.state import BUFFER, LAST_STREAM_ID, ConnectionState
@@ -219,7 +219,15 @@ class Output(ConnectionState):
                     return sent  # pull nothing the peer cannot take yet
                 source = parts[0]
                 try:
-                    chunk = next(source)
+                    if isinstance(source, SizedBody):
+                        # What leaves in this call and no more (one frame's worth when taking
+                        # turns): bytes read ahead would wait in memory for a peer that may
+                        # never read (CVE-2019-9517).
+                        chunk = source.read(min(window, max(room - max(sent, 0), self._peer_max_frame)))
+                        if not chunk:
+                            raise StopIteration
+                    else:
+                        chunk = next(source)
                 except StopIteration:
                     parts.popleft()
                     close_body(source)

@@ -764,3 +764,36 @@ def test_default_pipeline_bound_is_16() -> None:
     assert len(requests(events)) == 16
     assert core.open_streams == 20
     assert core.buffered(1) == 0 and core.buffered(99) == 0
+
+
+def test_a_large_read_of_pipelined_requests_is_not_parsed_past_the_bound() -> None:
+    """httptools parses whatever it is handed: a 256 KiB read of tiny pipelined GETs must not
+    become thousands of requests held in memory.  Input is parsed in 4 KiB slices and no further
+    once the pipeline is full; the rest waits as bytes and is parsed as answers leave."""
+    tiny = b"GET /p HTTP/1.1\r\nHost: l\r\n\r\n"
+    count = 256 * 1024 // len(tiny)
+    core = H1Core(max_pipeline=16)
+    events = core.receive_data(tiny * count)
+    assert len(requests(events)) == 16
+    assert 16 <= core.open_streams <= 16 + 4096 // len(tiny) + 1, core.open_streams
+    answered = 0
+    while answered < count:  # every request is still answered, in order, 16 at a time at most
+        released = requests(events)
+        assert released and len(released) <= 16
+        for r in released:
+            answer(core, r.stream_id, b"ok")
+        answered += len(released)
+        read_replies(core.data_to_send(), [b"GET"] * len(released))
+        assert core.open_streams <= 16 + 4096 // len(tiny) + 1
+        events = core.next_events()
+    assert core.open_streams == 0
+
+
+def test_a_request_body_in_a_large_read_still_arrives_whole() -> None:
+    body = bytes(range(256)) * 1024  # 256 KiB, fed in one read with the head and a request after it
+    core = H1Core(max_pipeline=16)
+    head = b"POST /up HTTP/1.1\r\nHost: l\r\nContent-Length: %d\r\n\r\n" % len(body)
+    events = core.receive_data(head + body + get("/after"))
+    got = b"".join(e.data for e in events if isinstance(e, BodyReceived))
+    assert got == body and [e.end_stream for e in events if isinstance(e, BodyReceived)][-1]
+    assert [r.target for r in requests(events)] == [b"/up", b"/after"]

@@ -19,6 +19,7 @@ from pushserve.protocol.events import (
     ConnectionTerminated,
     Event,
     RequestReceived,
+    SizedBody,
     StreamDrained,
     StreamReset,
 )
@@ -394,6 +395,41 @@ def test_iterator_body_is_pulled_lazily() -> None:
                    if isinstance(e, h2e.DataReceived) and e.stream_id == sid)
     assert got == b"".join(bytes([i]) * 16384 for i in range(64))
     assert pulls == 64 and closed == [True]
+
+
+class CountedFile(SizedBody):
+    """A sized body that records what it was asked for."""
+
+    def __init__(self, size: int, fill: bytes) -> None:
+        self.left = size
+        self.fill = fill
+        self.read_bytes = 0
+
+    def read(self, n: int) -> bytes:
+        n = min(n, self.left)
+        self.left -= n
+        self.read_bytes += n
+        return self.fill * n
+
+
+def test_sized_bodies_are_read_only_as_far_as_they_are_sent() -> None:
+    """CVE-2019-9517: streams with huge windows whose peer never reads.  Whatever a write takes
+    is read from the file in that write, and nothing more: no chunk waits per stream."""
+    p = Pair()
+    p.client.increment_flow_control_window((1 << 31) - 1 - 65535)
+    p.client.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+    p.pump()
+    sids = [p.request(b"/file%d" % i) for i in range(50)]
+    files = {sid: CountedFile(1 << 20, bytes([i])) for i, sid in enumerate(sids)}
+    for sid, body in files.items():
+        p.server.send_response(sid, 200, [], body)
+    sent = 0
+    for limit in (1, 16384, 100_000, 256 * 1024, 256 * 1024):  # a few writes, taking turns
+        frames = parse_frames(p.server.data_to_send(limit))
+        sent += sum(len(f.data) for f in frames if isinstance(f, DataFrame))
+        assert sum(f.read_bytes for f in files.values()) == sent
+        assert all(p.server.buffered(sid) == 0 for sid in files)
+    assert sent > 256 * 1024
 
 
 def test_data_to_send_respects_limit() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from pushserve.protocol.events import RequestReceived
 from pushserve.site.manifest import PushResource
-from pushserve.site.push import PushPolicy, link_value, read_cookie_digests
+from pushserve.site.push import PushPolicy, Visit, link_value, read_cookie_digests
 from pushserve.site.static import StaticSite
 
 RESOURCES = [PushResource("/a.css", "style"), PushResource("/f.woff2", "font", crossorigin=True),
@@ -33,7 +33,7 @@ def policy(static: StaticSite, mode: str = "auto", budget: int = 10_000) -> Push
 
 
 def test_push_when_allowed_styles_and_fonts_first(static: StaticSite) -> None:
-    plan = policy(static).plan(request(), RESOURCES, push_enabled=True, pushed=set())
+    plan = policy(static).plan(Visit(request(), can_push=True), RESOURCES)
     assert [p.path for p in plan.pushes] == ["/a.css", "/f.woff2", "/m.js"]
     assert [p.urgency for p in plan.pushes] == sorted(p.urgency for p in plan.pushes)
     assert plan.pushes[0].urgency > 3  # after the page's own DATA (requested streams are 3)
@@ -42,19 +42,19 @@ def test_push_when_allowed_styles_and_fonts_first(static: StaticSite) -> None:
 
 def test_hints_when_push_disabled_or_mode_hints(static: StaticSite) -> None:
     for mode, push_enabled in (("auto", False), ("hints", True)):
-        plan = policy(static, mode).plan(request(), RESOURCES, push_enabled=push_enabled, pushed=set())
+        plan = policy(static, mode).plan(Visit(request(), can_push=push_enabled), RESOURCES)
         assert plan.pushes == [] and plan.early_hints
         assert [v for _, v in plan.link_headers] == [link_value(r) for r in RESOURCES[:3]]
     assert link_value(RESOURCES[1]) == b"</f.woff2>; rel=preload; as=font; crossorigin"
 
 
 def test_off_announces_nothing(static: StaticSite) -> None:
-    plan = policy(static, "off").plan(request(), RESOURCES, push_enabled=True, pushed=set())
+    plan = policy(static, "off").plan(Visit(request(), can_push=True), RESOURCES)
     assert plan.pushes == [] and plan.link_headers == [] and plan.cookie([]) is None
 
 
 def test_budget_and_already_pushed(static: StaticSite) -> None:
-    plan = policy(static, budget=350).plan(request(), RESOURCES, push_enabled=True, pushed={"/a.css"})
+    plan = policy(static, budget=350).plan(Visit(request(), can_push=True, pushed={"/a.css"}), RESOURCES)
     assert [p.path for p in plan.pushes] == ["/f.woff2"]  # 300 bytes fit; m.js (200) would not
     assert plan.skipped["already-sent"] == 1 and plan.skipped["over-budget"] == 1
     assert [v for _, v in plan.link_headers] == [link_value(RESOURCES[2])]  # on the 200, no 103
@@ -63,7 +63,7 @@ def test_budget_and_already_pushed(static: StaticSite) -> None:
 
 def test_cookie_remembers_what_was_sent_and_skips_it_next_time(static: StaticSite) -> None:
     p = policy(static)
-    first = p.plan(request(), RESOURCES, push_enabled=True, pushed=set())
+    first = p.plan(Visit(request(), can_push=True), RESOURCES)
     cookie = first.cookie(first.pushes[:2])  # the client took only two pushes
     assert cookie is not None and cookie.startswith(b"pushserve-cache=")
     first.not_pushed(first.pushes[2])
@@ -71,22 +71,22 @@ def test_cookie_remembers_what_was_sent_and_skips_it_next_time(static: StaticSit
     assert cookie is not None
     value = cookie.split(b";")[0]
     assert len(read_cookie_digests([(b"cookie", value)])) == 3
-    again = p.plan(request(cookie=value), RESOURCES, push_enabled=True, pushed=set())
+    again = p.plan(Visit(request(cookie=value), can_push=True), RESOURCES)
     assert again.pushes == [] and again.link_headers == [] and again.skipped["cached"] == 3
 
 
 def test_a_changed_file_is_announced_again(static: StaticSite, tmp_path: Path) -> None:
     p = policy(static)
-    first = p.plan(request(), RESOURCES, push_enabled=False, pushed=set())
+    first = p.plan(Visit(request()), RESOURCES)
     cookie = first.cookie([])
     assert cookie is not None
     (tmp_path / "a.css").write_bytes(b"b" * 101)  # new ETag
-    again = p.plan(request(cookie=cookie.split(b";")[0]), RESOURCES, push_enabled=False, pushed=set())
+    again = p.plan(Visit(request(cookie=cookie.split(b";")[0])), RESOURCES)
     assert [v for _, v in again.link_headers] == [link_value(RESOURCES[0])]
 
 
 def test_head_gets_hints_but_teaches_no_cookie(static: StaticSite) -> None:
-    plan = policy(static).plan(request(b"HEAD"), RESOURCES, push_enabled=True, pushed=set())
+    plan = policy(static).plan(Visit(request(b"HEAD"), can_push=True), RESOURCES)
     assert plan.pushes == [] and len(plan.link_headers) == 3 and plan.cookie([]) is None
 
 

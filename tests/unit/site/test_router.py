@@ -10,11 +10,10 @@ import pytest
 
 from pushserve.app import build
 from pushserve.config import Config
-from pushserve.exchange import Exchange
-from pushserve.protocol.events import RequestReceived
+from pushserve.exchange import Stream
 from pushserve.site.responder import Responder
 from pushserve.site.router import Router
-from tests.support.memory import H1Session, H2Session, write_site
+from tests.support.memory import PROTOCOLS, H1Session, H2Session, session, write_site
 
 
 class Named:
@@ -26,13 +25,12 @@ class Named:
         self.push = push
         self.calls: list[str] = []
 
-    def handle(self, exchange: Exchange, request: RequestReceived) -> None:
+    def handle(self, stream: Stream) -> None:
         if self.responder is not None and self.push:
-            self.responder.push(exchange, request, [(path, 5) for path in self.push])
-        body = self.prefix + b" " + request.target
-        headers = [*exchange.default_headers(), (b"content-length", b"%d" % len(body))]
-        exchange.core.send_response(request.stream_id, 200, headers, body)
-        exchange.flush()
+            self.responder.push_paths(stream, [(path, 5) for path in self.push])
+        body = self.prefix + b" " + stream.request.target
+        stream.respond(200, [(b"content-length", b"%d" % len(body))], body)
+        stream.flush()
 
     async def startup(self) -> None:
         self.calls.append("startup")
@@ -59,10 +57,12 @@ def router(tmp_path: Path, *mounts: Named) -> Router:
     ("/api/v20", b"/api"),  # /api/v2 is not a prefix of /api/v20; /api is
     ("/apix", 404), ("/ap", 404), ("/", 200), ("/index.html?api", 200),
 ])
-def test_longest_matching_prefix_wins_else_the_site(tmp_path: Path, target: str, answered_by: bytes | int) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_longest_matching_prefix_wins_else_the_site(tmp_path: Path, target: str, answered_by: bytes | int,
+                                                   protocol: str) -> None:
     # Given out of order: the router sorts them.
     app = router(tmp_path, Named(b"/api2"), Named(b"/api"), Named(b"/api/v2"))
-    reply = H2Session(app, enable_push=False).get(target)
+    reply = session(protocol, app, enable_push=False).get(target)
     if isinstance(answered_by, bytes):
         assert reply.status == 200 and bytes(reply.body) == answered_by + b" " + target.encode()
     elif answered_by == 404:  # the site's 404
@@ -102,7 +102,7 @@ def test_body_sent_to_the_site_is_read_and_dropped_h1(tmp_path: Path) -> None:
     s = H1Session(router(tmp_path, Named(b"/api")))
     s.send(b"POST /index.html HTTP/1.1\r\nHost: example.test\r\nContent-Length: 10\r\n\r\n0123456789"
            b"GET /api/x HTTP/1.1\r\nHost: example.test\r\n\r\n")
-    post, get = s.replies()
+    post, get = s.responses()
     assert post.status == 405 and post.header(b"allow") == b"GET, HEAD, OPTIONS"
     assert get.status == 200 and get.body == b"/api /api/x"
     assert s.server.handlers == {}
