@@ -153,12 +153,12 @@ def nginx_available() -> bool:
 
 
 @contextmanager
-def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None,
-          place: Place = LOOPBACK, *, connections: int = 1024) -> Iterator[Served]:
+def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None, *,
+          connections: int = 1024, place: Place = LOOPBACK) -> Iterator[Served]:
     """``http_extra``: more directives for the http block (``gzip on; ...``); ``server``: the
     server block's own directives (an exported snippet's ``include``) instead of ``root DOCROOT``;
-    ``place``: where it runs (the bench's packet-shaper namespace, or loopback);
-    ``connections``: ``worker_connections``."""
+    ``connections``: ``worker_connections``; ``place``: where it runs (the bench's packet-shaper
+    namespace, or loopback)."""
     port = free_port()
     work = spec.workdir / "nginx"
     work.mkdir(exist_ok=True)

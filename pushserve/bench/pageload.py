@@ -59,6 +59,7 @@ from pushserve.bench.procs import (
     Place,
     Starter,
     can_pin,
+    enter_together,
     pinned,
     pythonpath,
     running,
@@ -178,23 +179,23 @@ def engine_key(v: Variant) -> str:
     return f"{v.target}/h3" if v.target == "firefox" and v.mode in H3_MODES else v.target
 
 
-def open_engines(stack: ExitStack, keys: set[str], cert: CertPair, h3_origins: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The browsers the rows need (``engine_key``), each started once for the whole run;
-    ``h3_origins`` (HOST:PORT) are the servers the h3 rows load from."""
+def engine_managers(keys: set[str], cert: CertPair, h3_origins: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The browsers the rows need (``engine_key``; not started yet), each to be started once for
+    the whole run; ``h3_origins`` (HOST:PORT): the servers the h3 rows load from."""
     engines: dict[str, Any] = {}
     if "chromium" in keys or "chromium-control" in keys:
         from pushserve.bench.browser import Chromium
 
         for name, instrumented in (("chromium", True), ("chromium-control", False)):
             if name in keys:
-                engines[name] = stack.enter_context(Chromium(cert.cert, instrumented=instrumented, ca=cert.ca))
+                engines[name] = Chromium(cert.cert, instrumented=instrumented, ca=cert.ca)
     for key in ("firefox", "firefox/h3"):
         if key in keys:
             from pushserve.bench.firefox import Firefox
 
             if cert.ca is None:
                 raise BenchError("firefox: the bench certificate has no CA file to trust")
-            engines[key] = stack.enter_context(Firefox(cert.ca, h3_origins=h3_origins if key == "firefox/h3" else None))
+            engines[key] = Firefox(cert.ca, h3_origins=h3_origins if key == "firefox/h3" else None)
     return engines
 
 
@@ -223,13 +224,20 @@ def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settin
     series = {(v, visit): Series(v, visit, []) for visit in VISITS for v in variants
               if visit in visits_for(v, settings)}
     with ExitStack() as stack:
-        exposed: dict[tuple[str, str], Exposed] = {}
-        for key, net in sorted({(v.server, v.net) for v in variants}):
-            network = networks[net]
-            exposed[(key, net)] = network.expose(stack.enter_context(starters[key](network.place)))
-        h3_origins = tuple(sorted({urlsplit(exposed[(v.server, v.net)].url).netloc
-                                   for v in variants if v.mode in H3_MODES}))
-        engines = open_engines(stack, {engine_key(v) for v in variants if v.browser}, cert, h3_origins)
+        # Servers and browsers start together; each server is then exposed through its network.
+        places = sorted({(v.server, v.net) for v in variants})
+        keys = {engine_key(v) for v in variants if v.browser}
+        # Firefox's h3 rows name the servers' ports in its prefs: that one starts once they are up.
+        engines = engine_managers(keys - {"firefox/h3"}, cert)
+        started = enter_together(stack, [*(starters[key](networks[net].place) for key, net in places),
+                                         *engines.values()])
+        exposed = {(key, net): networks[net].expose(url)
+                   for (key, net), url in zip(places, started[:len(places)], strict=True)}
+        if "firefox/h3" in keys:
+            h3_origins = tuple(sorted({urlsplit(exposed[(v.server, v.net)].url).netloc
+                                       for v in variants if v.mode in H3_MODES}))
+            for key, manager in engine_managers({"firefox/h3"}, cert, h3_origins).items():
+                engines[key] = stack.enter_context(manager)
 
         def one_round(v: Variant, record: bool) -> None:
             served = exposed[(v.server, v.net)]
@@ -440,7 +448,8 @@ def instrument_checks(all_series: list[Series], rtt: float) -> list[dict[str, An
             v = compare(name, Variant("chromium-control", mode, "", net).label(), xs,
                         Variant("chromium", mode, "", net).label(), ys, rtt * 1000)
             out.append({**_verdict_dict("chromium", v), "mode": mode + (f" @{net}" if net else ""),
-                        "agrees": not v.median.excludes_zero,
+                        # None: too few runs to tell (a degenerate interval excludes zero too).
+                        "agrees": None if v.kind == "too few runs" else not v.median.excludes_zero,
                         "control_ms": statistics.median(xs), "instrumented_ms": statistics.median(ys)})
     return out
 

@@ -17,9 +17,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pushserve
 
@@ -195,3 +196,37 @@ def run_client(cmd: Sequence[str], timeout: float) -> str:
         detail = (done.stderr or done.stdout).strip()[-300:]
         raise BenchError(f"{cmd[0]} failed ({done.returncode}): {detail}")
     return done.stdout
+
+
+def enter_together(stack: ExitStack, managers: Sequence[AbstractContextManager[Any]]) -> list[Any]:
+    """Enter ``managers`` at the same time, one thread each (servers and browsers spend their
+    start waiting for a readiness line, mostly on imports: one after another they add up), and
+    leave each on ``stack``'s way out.  The first failure is raised once every start has ended,
+    so whatever did start is taken down with the stack — also on Ctrl-C or SIGTERM."""
+    results: list[Any] = [None] * len(managers)
+    errors: list[BaseException | None] = [None] * len(managers)
+    entered = [False] * len(managers)
+
+    def enter(i: int) -> None:
+        try:
+            results[i] = managers[i].__enter__()
+            entered[i] = True
+        except BaseException as e:  # handed to the caller's thread below
+            errors[i] = e
+
+    threads = [threading.Thread(target=enter, args=(i,), daemon=True) for i in range(len(managers))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    finally:
+        for t in threads:  # interrupted: still wait for every start, so none is left running
+            t.join()
+        for manager, ok in zip(managers, entered, strict=True):
+            if ok:
+                stack.push(manager)
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
+    return results

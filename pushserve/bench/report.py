@@ -172,6 +172,10 @@ def verdicts_html(verdicts: Sequence[dict[str, Any]]) -> str:
     return f'<table class="verdicts">{head}{"".join(body)}</table>'
 
 
+# A check's "agrees" → (class, word): None is too few runs to tell.
+_CHECK_WORDS = {True: ("good", "agrees"), False: ("bad", "differs"), None: ("dim", "too few runs")}
+
+
 def checks_html(checks: Sequence[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
     """Chromium against its control run, and the HAR against Resource Timing."""
     out = []
@@ -180,18 +184,25 @@ def checks_html(checks: Sequence[dict[str, Any]], rows: list[dict[str, Any]]) ->
             f'<tr class="check"><td>{html.escape(c["mode"])}</td><td>{html.escape(c["metric"])}</td>'
             f"<td>{c['control_ms']:.1f}</td><td>{c['instrumented_ms']:.1f}</td>"
             f"<td>{c['diff_ms']:+.1f} [{c['lo_ms']:+.1f}, {c['hi_ms']:+.1f}]</td>"
-            f'<td class="{"good" if c["agrees"] else "bad"}">{"agrees" if c["agrees"] else "differs"}</td></tr>'
+            f'<td class="{_CHECK_WORDS[c["agrees"]][0]}">{_CHECK_WORDS[c["agrees"]][1]}</td></tr>'
             for c in checks)
         out.append("<table class=\"checks\"><tr><th>mode</th><th>metric</th><th>control ms (median)</th>"
                    "<th>instrumented ms (median)</th><th>instrumented - control [95%]</th><th></th></tr>"
                    f"{body}</table>")
         fetch = [c for c in checks if c["metric"] == "first fetch on the 103"]
         for c in fetch:
-            said = ("does not change measurably" if c["agrees"] else
-                    f"changes by {c['diff_ms']:+.1f} ms [{c['lo_ms']:+.1f}, {c['hi_ms']:+.1f}]")
+            said = {True: "does not change measurably", None: "may change (too few runs to tell)",
+                    False: f"changes by {c['diff_ms']:+.1f} ms [{c['lo_ms']:+.1f}, {c['hi_ms']:+.1f}]"}[c["agrees"]]
             out.append(f'<p class="finding">Attaching DevTools Network events {said} when Chromium starts '
                        f"fetching what the 103 names ({c['mode']}: {c['control_ms']:.1f} ms after the 103 without, "
                        f"{c['instrumented_ms']:.1f} ms with; from the NetLog, which both runs keep).</p>")
+    # Whether Chromium fetches on the 103 at all, with and without the Network domain.
+    early = {r["row"]: r["early_fetched"] for r in rows if r["mode"] == "h2-hints" and "early_fetched" in r}
+    for row, n in early.items():
+        control = early.get(row.replace("chromium ", "chromium-control ", 1)) if row.startswith("chromium ") else None
+        if control is not None:
+            out.append(f'<p class="finding">Fetched on the 103 (median of the runs): {n} resources with DevTools '
+                       f"Network events attached ({html.escape(row)}), {control} without (the control row).</p>")
     agree = [(r["row"], r.get("hint_disagreements") or []) for r in rows if r.get("hint_disagreements") is not None
              and r["mode"].endswith("-hints")]
     for row, paths in agree:

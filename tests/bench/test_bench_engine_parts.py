@@ -81,6 +81,21 @@ def test_unused_claims_are_judged_against_the_page() -> None:
     assert (load.hints_wasted, load.hints_used) == (1, 2)
 
 
+def test_the_instrument_check_needs_runs_before_it_says_differs() -> None:
+    from pushserve.bench.report import checks_html
+
+    one_run = {"mode": "h2-hints", "metric": "LCP", "control_ms": 500.0, "instrumented_ms": 700.0, "diff_ms": 200.0,
+               "lo_ms": 200.0, "hi_ms": 200.0, "runs": 1, "agrees": None}
+    rows = [{"row": "chromium h2-hints", "mode": "h2-hints", "early_fetched": 0},
+            {"row": "chromium-control h2-hints", "mode": "h2-hints", "early_fetched": 9}]
+    text = checks_html([one_run, {**one_run, "metric": "first fetch on the 103"}], rows)
+    assert "too few runs" in text and "differs" not in text and "agrees" not in text
+    assert "may change (too few runs to tell)" in text
+    assert "9 without (the control row)" in text and "0 resources with DevTools Network events attached" in text
+    many = {**one_run, "runs": 20, "agrees": False, "lo_ms": 150.0, "hi_ms": 260.0}
+    assert "differs" in checks_html([many], rows)
+
+
 def _timings(page: str, *resources: tuple[str, str]) -> dict[str, Any]:
     nav = {"name": "/", "requestStart": 10, "responseStart": 60, "finalResponseHeadersStart": 60, "responseEnd": 70,
            "loadEventEnd": 200, "nextHopProtocol": page, "transferSize": 900}

@@ -159,19 +159,25 @@ def test_har_files_are_har_1_2_with_pushserves_fields(quick_run: tuple[dict[str,
         assert page["request"]["url"].endswith("/") and page["timings"]["ssl"] > 0, (row, page["timings"])
         assert page["timings"]["connect"] - page["timings"]["ssl"] >= RTT_MS * 0.9, (row, page["timings"])
     # Browsers' HARs are the browser's: the hinted entries are the network's fetches (Chromium:
-    # its NetLog's, Firefox: BiDi's), each started before the page's final headers (on the 103),
-    # with the bytes they moved.  Chromium fetches on the 103 in its network service, promptly
-    # even on a busy machine; how early Firefox gets to it depends on its main thread.
+    # its NetLog's, Firefox: BiDi's), with the bytes they moved, placed when they started — the
+    # ones "fetched on the 103" before the page's final headers.  (Chromium marks what its
+    # preload cache got from the 103 as such even where a busy network service started the
+    # fetch after the 200 arrived; those are placed after it.)  Chromium fetches on the 103 in
+    # its network service, promptly even on a busy machine; how early Firefox gets to it
+    # depends on its main thread.
     for engine in ("chromium", *(["firefox"] if FIREFOX else [])):
         doc = hars[f"{slugs[engine + ' h2-hints']}-median.har"]["log"]
         hinted = [e for e in doc["entries"] if e["_earlyHint"]]
-        assert len(hinted) == rows[f"{engine} h2-hints"]["early_fetched"], engine
         assert all(e["response"]["_transferSize"] > 0 for e in hinted), engine
         page_start, ttfb = _ts(doc["pages"][0]["startedDateTime"]), doc["pages"][0]["pageTimings"]["_ttfb"]
-        assert all(_ts(e["startedDateTime"]) - page_start < ttfb for e in hinted), (engine, ttfb, hinted[:1])
+        on_103 = [e for e in hinted if _ts(e["startedDateTime"]) - page_start < ttfb]
+        assert len(on_103) == rows[f"{engine} h2-hints"]["early_fetched"], (engine, ttfb, hinted)
         assert not any(e["_earlyHint"] for e in entries[f"{engine} h2-off"]), engine
         assert all(e["_protocol"] == "h2" for e in entries[f"{engine} h2-off"] + entries[f"{engine} h2-hints"])
-    assert rows["chromium h2-hints"]["early_fetched"] > 0
+    # Chromium acts on the 103 (a trusted certificate).  The control row is the witness: with
+    # DevTools Network events attached, a starved Chromium (load average 25) was seen to start
+    # the hinted fetches only after the 200 and not as early hints at all.
+    assert rows["chromium-control h2-hints"]["early_fetched"] > 0
     for e in entries["chromium h2-off"] + entries["chromium h2-hints"]:
         assert e["_priority"] in ("VeryHigh", "High", "Medium", "Low", "VeryLow"), e["_priority"]
     assert entries["chromium h2-off"][0]["_resourceType"] == "document"
