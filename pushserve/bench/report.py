@@ -197,7 +197,7 @@ def checks_html(checks: Sequence[dict[str, Any]], rows: list[dict[str, Any]]) ->
                        f"fetching what the 103 names ({c['mode']}: {c['control_ms']:.1f} ms after the 103 without, "
                        f"{c['instrumented_ms']:.1f} ms with; from the NetLog, which both runs keep).</p>")
     # Whether Chromium fetches on the 103 at all, with and without the Network domain.
-    early = {r["row"]: r["early_fetched"] for r in rows if r["mode"] == "h2-hints" and "early_fetched" in r}
+    early = {r["row"]: r["early_fetched"] for r in rows if r["mode"].endswith("-hints") and "early_fetched" in r}
     for row, n in early.items():
         control = early.get(row.replace("chromium ", "chromium-control ", 1)) if row.startswith("chromium ") else None
         if control is not None:
