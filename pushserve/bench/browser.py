@@ -79,6 +79,13 @@ SETTLE_MAX_S = 2.0
 HINT_WINDOW_S = 3.0
 _UNUSED = re.compile(r"The resource (\S+) was preloaded using link preload but not used")
 _COLLECT = f"const done = arguments[arguments.length - 1]; ({COLLECT_FN})().then(done);"
+# Resolves once the page's main thread has run a timer past loadEventEnd + arguments[0] ms.
+_PAST_WINDOW = """
+const done = arguments[arguments.length - 1];
+const due = performance.getEntriesByType('navigation')[0].loadEventEnd + arguments[0];
+const check = () => performance.now() >= due ? done(true) : setTimeout(check, due - performance.now() + 1);
+check();
+"""
 
 
 def find_binaries() -> tuple[str, str]:
@@ -238,6 +245,10 @@ class Chromium:
                     events += [ev for ev in log() if ev.get("method") != "Page.screencastFrame"]
                 unused = in_use = None
                 if watch_hints:
+                    # The page's own clock first: once its main thread (the one Chromium's
+                    # unused-preload timer runs on) is past the window, the warning is due.
+                    driver.call("POST", f"/session/{sid}/execute/async",
+                                {"script": _PAST_WINDOW, "args": [self.hint_window * 1000]})
                     unused = self._unused_hints(lambda: log("browser"), timings)
                     in_use = json.loads(driver.call("POST", f"/session/{sid}/execute/sync",
                                                     {"script": f"return ({IN_USE_FN})();", "args": []}))
@@ -248,9 +259,10 @@ class Chromium:
 
     def _unused_hints(self, console: Callable[[], list[dict[str, Any]]], timings: dict[str, Any]) -> list[str]:
         """The URLs of Chromium's unused-preload warnings, read until ``hint_window`` after the
-        load event (Chromium's own timer: 3 s after it)."""
+        load event (Chromium's own timer: 3 s after it) and at least half a second more, for the
+        message to reach chromedriver's log."""
         loaded_at = (float(timings["timeOrigin"]) + float(timings["nav"]["loadEventEnd"])) / 1000
-        until = loaded_at + self.hint_window + 0.5
+        until = max(loaded_at + self.hint_window, time.time()) + 0.5
         found: list[str] = []
         pause = threading.Event()
         while True:

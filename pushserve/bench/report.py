@@ -202,7 +202,8 @@ def checks_html(checks: Sequence[dict[str, Any]], rows: list[dict[str, Any]]) ->
         control = early.get(row.replace("chromium ", "chromium-control ", 1)) if row.startswith("chromium ") else None
         if control is not None:
             out.append(f'<p class="finding">Fetched on the 103 (median of the runs): {n} resources with DevTools '
-                       f"Network events attached ({html.escape(row)}), {control} without (the control row).</p>")
+                       f"Network events and the screencast attached ({html.escape(row)}), {control} without (the "
+                       "control row).</p>")
     agree = [(r["row"], r.get("hint_disagreements") or []) for r in rows if r.get("hint_disagreements") is not None
              and r["mode"].endswith("-hints")]
     for row, paths in agree:
