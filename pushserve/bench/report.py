@@ -131,22 +131,27 @@ MODE_WORDS = {"h1": "HTTP/1.1", "h2-off": "HTTP/2, nothing announced", "h2-hints
 
 
 def headline_html(rows: list[dict[str, Any]], verdicts: Sequence[dict[str, Any]], settings: Settings) -> str:
-    """Per engine (and server): each mode's main metric against the run's first mode (h2-off
-    when it ran), in the words of its verdict — green or red only where the interval excludes
-    zero."""
+    """Per engine (and server): each mode's main metric against its baseline — h2-off where it
+    ran, else the first mode it ran (h2-hints in an h2-hints,h3-hints run) — in the words of its
+    verdict: green or red only where the interval excludes zero."""
     items = []
     cold = [r for r in rows if r["visit"] == "cold"]
-    ran = {r["mode"] for r in cold}
-    baseline = next((m for m in MODE_ORDER if m in ran), "h2-off")
+    ran: dict[tuple[str, str], set[str]] = {}
     for r in cold:
-        if r["mode"] != baseline or r["target"] == "chromium-control":  # the control is a check, below
+        ran.setdefault((r["target"], r.get("net", "")), set()).add(r["mode"])
+    baseline = {group: next((m for m in ("h2-off", *MODE_ORDER) if m in modes), "h2-off")
+                for group, modes in ran.items()}
+    for r in cold:
+        base = baseline[(r["target"], r.get("net", ""))]
+        if r["mode"] != base or r["target"] == "chromium-control":  # the control is a check, below
             continue
         main = "LCP" if r.get("lcp_ms") is not None else "load"
         value = r["lcp_ms"] if main == "LCP" else r["page_load_ms"]
         items.append(f"<li><b>{html.escape(r['row'])}</b>: {main} {value:.1f} ms (median of {r['runs']}) "
-                     f"<span class=dim>(the baseline: {html.escape(MODE_WORDS.get(baseline, baseline))})</span></li>")
+                     f"<span class=dim>(the baseline: {html.escape(MODE_WORDS.get(base, base))})</span></li>")
     for v in verdicts:
-        if v["modes"][0] != baseline or v["metric"] not in ("LCP", "load") or v["target"] == "chromium-control":
+        if v["modes"][0] != baseline.get((v["target"], v.get("net", "")), "h2-off") or \
+                v["metric"] not in ("LCP", "load") or v["target"] == "chromium-control":
             continue
         if v["metric"] == "load" and v["target"] in BROWSERS:
             continue  # browsers are judged on LCP here; their load verdict is in the table below
