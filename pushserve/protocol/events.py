@@ -93,11 +93,13 @@ class BodyReceived:
 
 @dataclass(slots=True)
 class StreamReset:
-    """The peer abandoned the stream (RST_STREAM; or an HTTP/1.1 connection lost mid-request).
-    Any work for it should stop; anything still queued for it has been dropped."""
+    """The peer abandoned the stream (RST_STREAM; or an HTTP/1.1 connection lost mid-request),
+    or the core reset it because its response body failed (``reason`` says why, one line for
+    the log).  Any work for it should stop; anything still queued for it has been dropped."""
 
     stream_id: int
     error_code: int
+    reason: str = ""
 
 
 @dataclass(slots=True)

@@ -704,7 +704,7 @@ class H1Core:
                     continue
                 except Exception as exc:
                     close_body(item)
-                    self._abort_output(f"response body failed: {exc!r}")
+                    self._abort_output(f"response cut short: {exc}")
                     return budget
                 n = len(chunk)
                 if not n:

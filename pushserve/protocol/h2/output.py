@@ -5,7 +5,7 @@ flow control and the caller's ``limit`` allow, server push, resets, and the two-
 from __future__ import annotations
 
 import pushserve.protocol.h2.frames as fr
-from pushserve.protocol.events import Body, Headers, SizedBody, StreamDrained, close_body
+from pushserve.protocol.events import Body, Headers, SizedBody, StreamDrained, StreamReset, close_body
 from pushserve.protocol.h2.fields import encode_fields, encode_status
 from pushserve.protocol.h2.frames import DATA, END_HEADERS, END_STREAM, HEADERS, ErrorCode
 from pushserve.protocol.h2.state import BUFFER, LAST_STREAM_ID, ConnectionState
@@ -232,8 +232,9 @@ class Output(ConnectionState):
                     parts.popleft()
                     close_body(source)
                     continue
-                except Exception:  # a failing body (file vanished…) ends only its stream
+                except Exception as exc:  # a failing body (a file cut short…) ends only its stream
                     self.reset_stream(sid, ErrorCode.INTERNAL_ERROR)
+                    self._pending.append(StreamReset(sid, ErrorCode.INTERNAL_ERROR, f"response cut short: {exc}"))
                     return max(sent, 0)
                 if chunk:
                     parts.appendleft(chunk)

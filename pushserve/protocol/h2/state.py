@@ -55,7 +55,7 @@ class ConnectionState:
 
         self._buckets: list[deque[Stream]] = [deque() for _ in range(URGENCY_LEVELS)]
         self._out: list[bytes | memoryview] = []  # frames queued ahead of any DATA still to schedule
-        self._pending: list[Event] = []  # StreamDrained found while sending
+        self._pending: list[Event] = []  # StreamDrained and failed bodies found while sending
 
         self._terminated = False  # connection error / peer GOAWAY / EOF: nothing more to do
         self._draining = False  # first GOAWAY of a graceful close sent

@@ -366,7 +366,26 @@ def test_failing_body_iterator_cuts_the_connection() -> None:
     assert out.endswith(b"\r\n\r\npart")
     assert core.closing
     (term,) = terminations(core.next_events())
-    assert term.error_code == 500 and "disk gone" in term.reason
+    assert term.error_code == 500 and term.reason == "response cut short: disk gone"
+
+
+def test_body_cut_short_never_lets_a_pipelined_response_follow() -> None:
+    """A file that ends before its Content-Length (truncated under the download): the connection
+    ends right after the bytes sent; the pipelined request's response never enters the body."""
+    def chunks() -> Iterator[bytes]:
+        yield b"a" * 10
+        raise OSError("file ended at byte 10 of 100")
+
+    core = H1Core()
+    core.receive_data(get("/big") + get("/next"))
+    core.send_response(1, 200, [(b"content-length", b"100")], chunks())
+    core.send_response(3, 200, [(b"content-length", b"4")], b"next")
+    out = core.data_to_send()
+    out += core.data_to_send()
+    assert out.endswith(b"\r\n\r\n" + b"a" * 10) and b"next" not in out
+    assert core.closing
+    (term,) = terminations(core.next_events())
+    assert term.reason == "response cut short: file ended at byte 10 of 100"
 
 
 def test_early_hints_before_final_response_only_for_http11() -> None:

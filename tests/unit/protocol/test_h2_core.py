@@ -913,10 +913,13 @@ def test_failing_iterator_resets_only_its_stream() -> None:
         yield b"a" * 100
         raise OSError("disk gone")
 
-    p.server.send_response(sid, 200, [], chunks())
+    p.server.send_response(sid, 200, [(b"content-length", b"1000")], chunks())
     p.pump()
     assert any(isinstance(e, h2e.StreamReset) and e.stream_id == sid
                and e.error_code == ErrorCodes.INTERNAL_ERROR for e in p.client_events)
+    assert not any(isinstance(e, h2e.StreamEnded) and e.stream_id == sid for e in p.client_events)
+    # Reported to the layer above once, with a line for the log.
+    assert p.server.next_events() == [StreamReset(sid, ErrorCodes.INTERNAL_ERROR, "response cut short: disk gone")]
     assert p.server.open_streams == 0
     s2 = p.request(b"/good")
     p.server.send_response(s2, 200, [], b"good")
