@@ -39,7 +39,8 @@ from aioquic.quic.stream import QuicStream
 from pushserve.protocol.h3.packets import ConnectionIds
 
 UNI_STREAMS = 8
-_LUMP = 0.001  # seconds of data a pacing burst may hold
+_LUMP = 0.001  # seconds of data a pacing burst may hold ...
+_LUMP_BYTES = 64 * 1024  # ... or this much, whichever is more (never over a quarter of the window)
 
 
 class LumpyPacer(QuicPacketPacer):
@@ -47,7 +48,8 @@ class LumpyPacer(QuicPacketPacer):
         super().update_rate(congestion_window, smoothed_rtt)
         if self.packet_time is not None:
             rate = self._max_datagram_size / self.packet_time  # bytes per second
-            self.bucket_max = max(self.bucket_max, min(_LUMP, congestion_window / 4 / rate))
+            lump = min(max(_LUMP * rate, _LUMP_BYTES), congestion_window / 4)
+            self.bucket_max = max(self.bucket_max, lump / rate)
 
 
 class ServerQuic(QuicConnection):
