@@ -18,8 +18,8 @@ pyproject.toml exists for them, and tests/unit/protocol/test_h3_core.py covers e
 * **Pacing in lumps.**  aioquic's pacer lets at most 16 datagrams leave at once, then waits for a
   timer: on a fast path (loopback, a LAN) that is a loop wake-up, and a ``datagrams_to_send``
   call, every few datagrams.  Here a burst may also hold a millisecond of data at the pacing
-  rate (never more than a quarter of the congestion window), as Linux's TCP sizes its TSO
-  bursts; on a slow path the pacing is aioquic's own.
+  rate or 64 KiB, whichever is more (never more than a quarter of the congestion window), as
+  Linux's TCP sizes its TSO bursts (at most 64 KiB, one GSO send here).
 """
 
 from __future__ import annotations
