@@ -2,7 +2,8 @@
 
 Three things aioquic decides differently from what a server of untrusted clients wants, each
 changed here by overriding one of its (private) methods; the version bound on aioquic in
-pyproject.toml exists for them, and tests/unit/protocol/test_h3_core.py covers each:
+pyproject.toml exists for them, and tests/unit/protocol/test_h3_core.py (test_h3_timing.py for
+the pacing) covers each:
 
 * **Flow control at the consumer's pace.**  aioquic doubles a stream's (and the connection's)
   receive window whenever the peer has used half of it, whatever the application did with the
