@@ -207,8 +207,9 @@ class H2Core:
 
     def next_events(self) -> list[Event]:
         """StreamDrained events (and failed bodies' StreamReset) found while sending
-        (``data_to_send``).  They also ride along with the next ``receive_data``, but a producer waiting for a drain should not depend
-        on the peer sending something first, so the glue may collect them after a flush."""
+        (``data_to_send``).  They also ride along with the next ``receive_data``, but a producer
+        waiting for a drain should not depend on the peer sending something first, so the glue
+        may collect them after a flush."""
         drained = self._scheduler.drained
         if not drained:
             return []
