@@ -23,6 +23,7 @@ from pushserve.export.common import (
 )
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
+from pushserve.scan.urls import encode_path
 
 FILE_NAME = "h2o.conf"
 
@@ -46,7 +47,9 @@ def _headers_table(export: SiteExport) -> list[str]:
                          for path in module_pushes(file.links)]
             fields.append(f'"link" => {_rb(chr(10).join([*file.links, *push_only]))}')
         fields += [f"{_rb(name.lower())} => {_rb(value)}" for name, value in file.headers]
-        rows += [f"  {_rb(url)} => {{{', '.join(fields)}}}," for url in file.urls]
+        # PATH_INFO is the path as requested, percent-encoded: so are the keys (browsers encode
+        # as pushserve's Link targets are encoded).
+        rows += [f"  {_rb(encode_path(url))} => {{{', '.join(fields)}}}," for url in file.urls]
     return rows
 
 

@@ -3,7 +3,8 @@ pushserve serves: pages with their Cache-Control and Link preload lines (Cloudfl
 into 103 Early Hints) and their Speculation-Rules and No-Vary-Search lines, assets with their
 Cache-Control.
 
-One exact path per block, never a ``/*`` splat: both hosts join the values of every block that
+One exact path per block, percent-encoded as a browser requests it (``/caf%C3%A9/``), never a
+``/*`` splat: both hosts join the values of every block that
 matches a path, so a catch-all Cache-Control would be glued onto the pages' own."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from pushserve.export.common import count
 from pushserve.export.site import SiteExport
 from pushserve.http.mime import content_type
+from pushserve.scan.urls import encode_path
 
 FILE_NAME = "_headers"
 CLOUDFLARE_RULES = 100  # Cloudflare Pages reads at most this many blocks
@@ -28,7 +30,7 @@ def blocks(export: SiteExport) -> list[tuple[str, list[tuple[str, str]]]]:
                        *file.headers]
             if file.content_type != content_type(file.rel).decode():  # a rule set: not the type of .json
                 headers.insert(0, ("Content-Type", file.content_type))
-            out += [(url, headers) for url in file.urls]
+            out += [(encode_path(url), headers) for url in file.urls]
     return out
 
 

@@ -20,6 +20,7 @@ realpath guard), the same rules the push manifest uses.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -116,6 +117,7 @@ class _Route:
     status: int = 0  # 301, 400 or 404 when there is no entry
     note: str = ""
     expires: float = 0.0  # monotonic deadline, for negative answers
+    pending: bool = False  # a page that cannot be answered yet (renders said None)
 
 
 @dataclass(slots=True)
@@ -136,20 +138,33 @@ class Lookup:
     response: Response | None = None  # the answer, when it is a file's (not a page, not an error)
 
     @property
+    def pending(self) -> bool:
+        """Not answerable yet: ask again once the site's survey is done (SiteContent.when_ready)."""
+        return self.route.pending
+
+    @property
     def conditional(self) -> bool:
         """A revalidation: its answer may be a 304, so nothing is announced ahead of it."""
         found = self.found
         return found is not None and (b"if-none-match" in found or b"if-modified-since" in found)
 
 
+class FileChanged(OSError):
+    """A file ended before the bytes its response promised: it was truncated (or rewritten in
+    place) while being sent.  The protocol layer cuts the response off (closes the HTTP/1.1
+    connection, resets the HTTP/2 or HTTP/3 stream) rather than let the client take short bytes
+    for whole."""
+
+
 class FileChunks(SizedBody):
     """A file body read as it is sent, for files too big to keep in memory.
 
     The file is opened here (so a vanished file is noticed while the response can still be a
-    404) and closed once ``length`` bytes are read, on EOF, or on ``close()`` (a reset stream).
+    404) and closed once ``length`` bytes are read, on ``close()`` (a reset stream), or when it
+    ends too early (FileChanged).
     """
 
-    __slots__ = ("_file", "_remaining")
+    __slots__ = ("_end", "_file", "_path", "_remaining")
     CHUNK = CHUNK_SIZE
 
     def __init__(self, path: str, start: int = 0, length: int | None = None) -> None:
@@ -163,17 +178,22 @@ class FileChunks(SizedBody):
             f.close()
             raise
         self._file = f
+        self._path = path
+        self._end = start + self._remaining
 
     def read(self, n: int) -> bytes:
         f = self._file
         if f is None:
             return b""
-        data = f.read(min(n, self._remaining)) if self._remaining > 0 else b""
-        if not data:
-            # Also reached when the file shrank under us: the body ends short and the protocol
-            # layer sees fewer bytes than content-length promised, which it reports as an error.
+        if self._remaining <= 0:
             self.close()
             return b""
+        data = f.read(min(n, self._remaining))
+        if not data:  # the file shrank under us
+            self.close()
+            raise FileChanged(f"{self._path} ended at byte {self._end - self._remaining} of "
+                              f"{self._end}: it changed while being sent (deploy by renaming files "
+                              f"into place)")
         self._remaining -= len(data)
         if self._remaining <= 0:
             self.close()
@@ -192,6 +212,14 @@ class _Vanished(Exception):
     pass
 
 
+class _NoDescriptor(Exception):
+    """A file could not be opened for want of a file descriptor: 503, not 404."""
+
+
+def _open_failed(e: OSError) -> Exception:
+    return _NoDescriptor() if e.errno in (errno.EMFILE, errno.ENFILE) else _Vanished()
+
+
 def _fingerprint(st: os.stat_result | None) -> tuple[int, int, int, int] | None:
     return None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
@@ -208,15 +236,20 @@ class StaticSite:
     """Answers GET/HEAD/OPTIONS for the files under ``root``."""
 
     def __init__(self, root: Path, *, render_page: Callable[[str, RenderRequest], bytes] | None = None,
+                 renders: Callable[[str], bool | None] | None = None,
                  small_file_limit: int = 256 * 1024, revalidate_after: float = 1.0,
                  cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache",
                  compressor: Compressor | None = None, private: PrivateFiles | None = None,
+                 follow_symlinks: bool = False,
                  render_error: Callable[[TemplateError], Response] | None = None) -> None:
         if not os.path.isdir(root):
             raise ValueError(f"site folder {root} is not a directory")
-        self.paths = SitePaths(root, private)
+        self.paths = SitePaths(root, private, follow_symlinks=follow_symlinks)
         self.root = self.paths.root
         self.render_page = render_page
+        # Which pages go through render_page (None: every page, when there is one): True, False,
+        # or None for "not known yet" (the request waits, see Lookup.pending).
+        self.renders = renders
         self.render_error = render_error  # the page answering a template that does not render
         self.small_file_limit = small_file_limit
         self.revalidate_after = revalidate_after
@@ -273,6 +306,9 @@ class StaticSite:
             route, query, headers, found = lookup.route, lookup.query, lookup.headers, lookup.found
             entry = route.entry
             if entry is None:
+                if route.pending:  # only a push or an in-memory caller gets here: a browser waits
+                    return Response(503, [(b"retry-after", b"1"), (b"content-length", b"0")], b"",
+                                    note="not ready")
                 if route.status == 301:
                     # One leading slash: "//docs/" would send the browser to the host "docs".
                     location = b"/" + lookup.raw.lstrip(b"/") + b"/" + (b"?" + query if lookup.has_query else b"")
@@ -280,6 +316,8 @@ class StaticSite:
                                     None if method == b"HEAD" else b"", note=route.note)
                 if route.status == 400:
                     return _plain(method, 400, b"400 Bad Request\n", route.note)
+                if route.status == 503:
+                    return _unavailable(method, route.note)
                 return self._not_found(method, route.url_path, query, headers, route.note)
             if entry.rendered:
                 return self._serve_rendered(method, entry, route.url_path, query, headers, found)
@@ -304,6 +342,8 @@ class StaticSite:
                 # A large file removed inside the revalidation interval: forget it, answer 404.
                 self.invalidate(entry.fs_path)
                 return self._not_found(method, route.url_path, query, headers, "vanished")
+            except _NoDescriptor:
+                return _unavailable(method, "out of file descriptors")
         except TemplateError as e:
             if self.render_error is None:
                 raise
@@ -363,7 +403,7 @@ class StaticSite:
         main = _stat_file(fs_path)
         if main is None:
             return (None,)
-        if self.render_page is not None and fs_path.lower().endswith(PAGE_SUFFIXES):
+        if self.render_page is not None and self.renders is None and fs_path.lower().endswith(PAGE_SUFFIXES):
             return (_fingerprint(main),)  # rendered pages never use siblings
         return (_fingerprint(main), *(_fingerprint(_stat_file(fs_path + s)) for s, _ in _SIBLINGS))
 
@@ -382,7 +422,7 @@ class StaticSite:
         try:
             st = os.stat(fs_path)
         except (OSError, ValueError):
-            return _Route(url_path, status=404, expires=expires)
+            return self._missing(url_path, expires)
         if stat.S_ISDIR(st.st_mode):
             segs.append("index.html")
             fs_path = os.path.join(fs_path, "index.html")
@@ -397,32 +437,52 @@ class StaticSite:
                 return _Route(url_path, status=301, note="directory", expires=expires)
         elif url_path.endswith("/"):  # nginx: a file does not answer with a trailing slash
             return _Route(url_path, status=404, expires=expires)
-        entry = self._load(fs_path, "/".join(segs), now)
+        rel_path = "/".join(segs)
+        rendered = self.render_page is not None and is_page(rel_path)
+        if rendered and self.renders is not None:
+            kind = self.renders(rel_path)
+            if kind is None:
+                return _Route(url_path, pending=True, expires=now)
+            rendered = kind
+        try:
+            entry = self._load(fs_path, rel_path, now, rendered)
+        except _NoDescriptor:
+            return _Route(url_path, status=503, note="out of file descriptors", expires=now)
         if entry is None:
-            return _Route(url_path, status=404, expires=expires)
+            return self._missing(url_path, expires)
         return _Route(url_path, entry=entry)
 
-    def _load(self, fs_path: str, rel_path: str, now: float) -> FileEntry | None:
+    def _missing(self, url_path: str, expires: float) -> _Route:
+        """No such file: 404, unless the whole site folder is gone (deleted, or a deploy is
+        swapping it), which is the server's trouble and a passing one: 503."""
+        if not os.path.isdir(self.root):
+            return _Route(url_path, status=503, note="site folder missing", expires=expires)
+        return _Route(url_path, status=404, expires=expires)
+
+    def _load(self, fs_path: str, rel_path: str, now: float, rendered: bool) -> FileEntry | None:
         """The entry for a file: the cached one while it matches the disk, else a new one."""
         fingerprint = self._stat_all(fs_path)
         if fingerprint[0] is None:
             return None
         cached = self._entries.get(rel_path)
-        if cached is not None and cached.fingerprint == fingerprint and cached.fs_path == fs_path:
+        if (cached is not None and cached.fingerprint == fingerprint and cached.fs_path == fs_path
+                and cached.rendered == rendered):
             cached.checked_at = now
             return cached
         try:
-            entry = self._build(fs_path, rel_path, fingerprint, now)
-        except OSError:  # vanished or unreadable between stat and open
+            entry = self._build(fs_path, rel_path, fingerprint, now, rendered)
+        except OSError as e:  # vanished or unreadable between stat and open
+            if e.errno in (errno.EMFILE, errno.ENFILE):
+                raise _NoDescriptor from None
             return None
         self._entries[rel_path] = entry
         return entry
 
     def _build(self, fs_path: str, rel_path: str,
-               fingerprint: tuple[tuple[int, int, int, int] | None, ...], now: float) -> FileEntry:
+               fingerprint: tuple[tuple[int, int, int, int] | None, ...], now: float, rendered: bool) -> FileEntry:
         ctype = content_type(rel_path)
         real = os.path.realpath(fs_path)
-        if self.render_page is not None and is_page(rel_path):
+        if rendered:
             st = os.stat(fs_path)
             return FileEntry(fs_path=fs_path, real_path=real, rel_path=rel_path, content_type=ctype,
                              size=st.st_size, mtime=st.st_mtime, etag=_etag(st), rendered=True,
@@ -500,8 +560,8 @@ class StaticSite:
             return rep.body if length is None else rep.body[start:start + length]
         try:
             return FileChunks(rep.fs_path, start, rep.size - start if length is None else length)
-        except OSError:
-            raise _Vanished from None
+        except OSError as e:
+            raise _open_failed(e) from None
 
     @staticmethod
     def _preconditions(method: bytes, etag: bytes, mtime: float, found: dict[bytes, bytes],
@@ -553,13 +613,13 @@ class StaticSite:
         if entry.body is None and entry.size > WHOLE_LIMIT:
             try:  # length unknown: chunked on HTTP/1.1
                 body = self.compressor.stream(coded.coding, FileChunks(entry.fs_path))
-            except OSError:
-                raise _Vanished from None
+            except OSError as e:
+                raise _open_failed(e) from None
         else:
             try:
                 body = self.compressor.body(coded, entry.fs_path, self._loader(entry))
-            except OSError:
-                raise _Vanished from None
+            except OSError as e:
+                raise _open_failed(e) from None
             headers.append((b"content-length", b"%d" % len(body)))
         headers += validators
         headers += (h for h in entry.headers if h[0] == b"use-as-dictionary")
@@ -669,3 +729,8 @@ def _etag(st: os.stat_result, encoding: bytes = b"") -> bytes:
 
 def _plain(method: bytes, status: int, text: bytes, note: str) -> Response:
     return plain_response(status, text, note=note, head=method == b"HEAD")
+
+
+def _unavailable(method: bytes, note: str) -> Response:
+    return plain_response(503, b"503 Service Unavailable: retry shortly\n", note=note, head=method == b"HEAD",
+                          extra=[(b"retry-after", b"1")])
