@@ -24,7 +24,7 @@ from pushserve.config import SpeculationMode
 from pushserve.exchange import Stream
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import Headers
-from pushserve.site.manifest import PushManifest
+from pushserve.site.manifest_store import PushManifest
 from pushserve.site.paths import SitePaths, is_manifest_page, rel_path
 from pushserve.site.speculation import (
     CONTENT_TYPE,

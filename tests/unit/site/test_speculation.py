@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pushserve.site.manifest import PushManifest
+from pushserve.site.manifest_store import PushManifest
 from pushserve.site.paths import SitePaths
 from pushserve.site.rule_sets import RuleSets
 from pushserve.site.speculation import (
