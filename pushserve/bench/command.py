@@ -169,7 +169,7 @@ def journey_from(ns: argparse.Namespace) -> tuple[Any, list[str], list[str]]:
     from pushserve.bench.journey import JourneySettings, parse_paths
     from pushserve.bench.proxy import parse_duration
 
-    if ns.page != "/" or ns.modes != ",".join(MODES) or ns.warm_page is not None:
+    if ns.page != "/" or ns.modes != ",".join(DEFAULT_MODES) or ns.warm_page is not None:
         raise Usage("--journey names its own pages and modes: --page, --modes and --warm-page do not go with it "
                     "(--speculation picks the rows)")
     try:
