@@ -44,20 +44,7 @@ from benchmarks.throughput import LARGE, LARGE_BYTES, TINY, make_docroot
 from pushserve.bench.certs import make_cert
 from pushserve.bench.procs import CLIENT_CPU, BenchError, can_pin, pinned, run_client
 
-_TICK = os.sysconf("SC_CLK_TCK")
 LOADS = (("small", TINY, 2, 32, "req/s"), ("1mib", LARGE, 2, 1, "MiB/s"))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and its children now (a worker's, under its master)."""
-    total = 0
-    for p, _, _ in memory.process_tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / _TICK
 
 
 def h3load(url: str, duration: float, connections: int, streams: int, body: int) -> dict[str, float]:
@@ -95,9 +82,9 @@ def run(repeat: int = 3, duration: float = 5.0, log: Callable[[str], None] = pri
             for key, file, c, m, unit in LOADS:
                 line = []
                 for name in order:
-                    before = cpu_seconds(live[name].pid)
+                    before = memory.cpu_seconds(live[name].pid)
                     r = h3load(f"{live[name].base}/{file}", duration, c, m, bodies[key])
-                    per_request = (cpu_seconds(live[name].pid) - before) / r["succeeded"] * 1e6
+                    per_request = (memory.cpu_seconds(live[name].pid) - before) / r["succeeded"] * 1e6
                     figure = r["mib_per_s"] if unit == "MiB/s" else r["req_per_s"]
                     results[name].setdefault(key, []).append(
                         {"rate": figure, "server_cpu_us_per_request": per_request, "client_cpu": r["client_cpu"]})
