@@ -25,7 +25,7 @@ from pushserve.config import Config
 from pushserve.exchange import App
 from pushserve.server.admission import Admission
 from pushserve.server.connection import Open, WorkerState
-from pushserve.server.memory import give_back_memory
+from pushserve.server.memory import give_back_memory, keep_buffers_in_heap
 
 if TYPE_CHECKING:  # imported only by a worker that serves HTTP/3: aioquic weighs several MB
     from pushserve.server.quic import QuicListener, QuicSetup
@@ -52,6 +52,7 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
         # the same field keeps the alternative fresh in its cache.
         state.extra_headers.append((b"alt-svc", b'h3=":%d"; ma=86400' % quic.sock.getsockname()[1]))
     await app.startup()
+    keep_buffers_in_heap()
     give_back_memory()  # what the imports and the app's start freed (about 1.3 MB of a worker's 32)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
