@@ -9,10 +9,10 @@ pages, CSS, scripts, fonts, images, JSON: 19 paths) plus a generated site of 31 
 bytes to 120 KB (text of seeded words, so it compresses as text does; PNG and WOFF2 stand-ins of
 random bytes, which are not compressed).
 
-Loads, each ``--duration`` s (every load once for 2 s first, unmeasured), all at once on the client CPU, one h2load per destination
-(document 1 connection, style 1, script 2, image 2, font 1, fetch 1: 8 connections with 10
-streams each, as the table's ``-c8 -m10``), each with its destination's headers and its paths
-(``-i``); req/s is the sum:
+Loads, each ``--duration`` s (every load once for 2 s first, unmeasured), all at once on the
+client CPU, one h2load per destination (document 1 connection, style 1, script 2, image 2, font
+1, fetch 1: 8 connections with 10 streams each, as the table's ``-c8 -m10``), each with its
+destination's headers and its paths (``-i``); req/s is the sum:
 
 - ``tiny``: the 100-byte file, h2load's own headers, in the same eight connections;
 - ``browser, identity``: the mix with the browser's headers but ``accept-encoding: identity``;
