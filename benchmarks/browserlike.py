@@ -40,13 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import loadtools, memory, servers
-from benchmarks.throughput import TINY
+from benchmarks.throughput import TINY, _rotations
 from pushserve.bench.certs import make_cert
 from pushserve.bench.procs import CLIENT_CPU, BenchError, can_pin, pinned
 
@@ -209,12 +209,6 @@ def run_load(load: list[Group], duration: int, *, warm_up: bool = False) -> floa
     if problems:
         raise BenchError("; ".join(problems))
     return total
-
-
-def _rotations(names: list[str], repeat: int) -> Iterator[list[str]]:
-    for i in range(repeat):
-        k = i % len(names)
-        yield names[k:] + names[:k]
 
 
 LOADS = (("tiny", "pushserve", "100 B file, h2load's headers"),
