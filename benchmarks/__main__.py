@@ -113,8 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.mode == "pageload":
             return _pageload(ns)
     except BenchError as e:
+        from pushserve.bench.command import Usage
+
         print(f"bench: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, Usage) else 1
     except KeyboardInterrupt:
         return 130
     return 2

@@ -20,8 +20,8 @@ import random
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,7 +30,7 @@ from benchmarks import servers
 from benchmarks.loadtools import h2load
 from pushserve.bench import pageload
 from pushserve.bench.certs import make_cert
-from pushserve.bench.procs import BenchError, can_pin
+from pushserve.bench.procs import LOOPBACK, BenchError, Place, Starter, can_pin
 
 REPO = Path(__file__).resolve().parent.parent
 GZIP_HEADER = "accept-encoding: gzip"
@@ -56,12 +56,21 @@ def script(size: int = 100_000) -> bytes:
     return "".join(out).encode()
 
 
+@contextmanager
+def _pushserve_base(spec: servers.ServeSpec, extra: tuple[str, ...], place: Place) -> Iterator[str]:
+    """A page-load starter: pushserve with hints on loopback (the proxy shapes), its base URL."""
+    if place != LOOPBACK:
+        raise BenchError("the compression comparison runs behind the latency proxy only")
+    with servers.pushserve(spec, "hints", 1, extra) as served:
+        yield served.base
+
+
 def run_pageload(site: Path, runs: int, rtt: float, bits_per_s: float) -> str:
     settings = pageload.Settings("/", rtt, bits_per_s, runs, warm=False)
     with tempfile.TemporaryDirectory(prefix="bench-cz-") as tmp:
         spec = servers.ServeSpec(site, make_cert(Path(tmp)), Path(tmp))
-        starters: dict[str, pageload.Starter] = {
-            name: functools.partial(servers.pushserve, spec, "hints", 1, extra)
+        starters: dict[str, Starter] = {
+            name: functools.partial(_pushserve_base, spec, extra)
             for name, extra in (("compressed", ()), ("identity", ("--no-compress",)))}
         variants = [pageload.Variant(name, mode, name) for mode in ("h2-hints", "h1")
                     for name in ("compressed", "identity")]

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from benchmarks import servers
 from pushserve.bench.certs import CertPair
-from pushserve.bench.pageload import Starter, Variant
-from pushserve.bench.procs import SERVER_CPU, free_port, pinned, running
+from pushserve.bench.pageload import Variant
+from pushserve.bench.procs import LOOPBACK, SERVER_CPU, Place, Starter, free_port, pinned, running
 from pushserve.export import caddy, h2o, nginx
 from pushserve.export.run import FORMATS, PUBLIC, export
 from pushserve.export.site import SiteExport
@@ -42,45 +42,45 @@ def export_site(site: Path, out: Path, log: Callable[[str], None]) -> SiteExport
 
 
 @contextmanager
-def nginx_server(out: Path, cert: CertPair, work: Path) -> Iterator[str]:
+def nginx_server(out: Path, cert: CertPair, work: Path, place: Place = LOOPBACK) -> Iterator[str]:
     spec = servers.ServeSpec(out / "public", cert, work)
-    with servers.nginx(spec, server=f"include {out.resolve() / nginx.FILE_NAME};") as served:
+    with servers.nginx(spec, server=f"include {out.resolve() / nginx.FILE_NAME};", place=place) as served:
         yield served.base
 
 
 @contextmanager
-def h2o_server(out: Path, cert: CertPair, work: Path) -> Iterator[str]:
+def h2o_server(out: Path, cert: CertPair, work: Path, place: Place = LOOPBACK) -> Iterator[str]:
     port = free_port()
     conf = work / "h2o.conf"
     user = "user: root\n" if os.geteuid() == 0 else ""
     conf.write_text(
         f"{user}num-threads: 1\npid-file: {work}/h2o.pid\n"
-        f"listen:\n  host: 127.0.0.1\n  port: {port}\n  ssl:\n"
+        f"listen:\n  host: {place.host}\n  port: {port}\n  ssl:\n"
         f"    certificate-file: {cert.cert}\n    key-file: {cert.key}\n"
-        f'hosts:\n  "127.0.0.1:{port}": !file {out.resolve() / h2o.FILE_NAME}\n')
-    with running("h2o", pinned(["h2o", "-c", str(conf)], SERVER_CPU)) as child:
-        child.wait_for_port(port)
-        yield f"https://127.0.0.1:{port}"
+        f'hosts:\n  "{place.host}:{port}": !file {out.resolve() / h2o.FILE_NAME}\n')
+    with running("h2o", place.wrap(pinned(["h2o", "-c", str(conf)], SERVER_CPU))) as child:
+        child.wait_for_port(port, host=place.host)
+        yield f"https://{place.host}:{port}"
 
 
 @contextmanager
-def caddy_server(out: Path, cert: CertPair, work: Path) -> Iterator[str]:
+def caddy_server(out: Path, cert: CertPair, work: Path, place: Place = LOOPBACK) -> Iterator[str]:
     port = free_port()
     conf_dir = work / "caddy"
     conf_dir.mkdir(exist_ok=True)
     (conf_dir / "Caddyfile").write_text(
         "{\n    admin off\n    auto_https disable_redirects\n}\n"
-        f"https://:{port} {{\n    bind 127.0.0.1\n    tls {cert.cert} {cert.key}\n"
+        f"https://:{port} {{\n    bind {place.host}\n    tls {cert.cert} {cert.key}\n"
         f"    import {out.resolve() / caddy.FILE_NAME}\n}}\n")
     # Caddy keeps its state under $HOME/.local/share/caddy and $XDG_CONFIG_HOME: here, in work.
     env = {**os.environ, "HOME": str(conf_dir), "XDG_DATA_HOME": str(conf_dir), "XDG_CONFIG_HOME": str(conf_dir)}
     cmd = ["caddy", "run", "--config", str(conf_dir / "Caddyfile"), "--adapter", "caddyfile"]
-    with running("caddy", pinned(cmd, SERVER_CPU), env=env) as child:
-        child.wait_for_port(port)
-        yield f"https://127.0.0.1:{port}"
+    with running("caddy", place.wrap(pinned(cmd, SERVER_CPU)), env=env) as child:
+        child.wait_for_port(port, host=place.host)
+        yield f"https://{place.host}:{port}"
 
 
-PeerStart = Callable[[Path, CertPair, Path], AbstractContextManager[str]]
+PeerStart = Callable[[Path, CertPair, Path, Place], AbstractContextManager[str]]
 PEERS: dict[str, PeerStart] = {"nginx": nginx_server, "h2o": h2o_server, "caddy": caddy_server}
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pushserve.bench.certs import CertPair
-from pushserve.bench.procs import SERVER_CPU, free_port, pinned, running
+from pushserve.bench.procs import LOOPBACK, SERVER_CPU, Place, free_port, pinned, running
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = Path(__file__).resolve().parent / "site"
@@ -155,10 +155,11 @@ def nginx_available() -> bool:
 
 @contextmanager
 def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None, *,
-          connections: int = 1024) -> Iterator[Served]:
+          connections: int = 1024, place: Place = LOOPBACK) -> Iterator[Served]:
     """``http_extra``: more directives for the http block (``gzip on; ...``); ``server``: the
     server block's own directives (an exported snippet's ``include``) instead of ``root DOCROOT``;
-    ``connections``: ``worker_connections``."""
+    ``connections``: ``worker_connections``; ``place``: where it runs (the bench's packet-shaper
+    namespace, or loopback)."""
     port = free_port()
     work = spec.workdir / "nginx"
     work.mkdir(exist_ok=True)
@@ -184,7 +185,7 @@ def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None, *,
             default_type application/octet-stream;
             {http_extra}
             server {{
-                listen 127.0.0.1:{port} ssl http2;
+                listen {place.host}:{port} ssl http2;
                 ssl_certificate {spec.cert.cert};
                 ssl_certificate_key {spec.cert.key};
                 {server if server is not None else f"root {spec.docroot};"}
@@ -192,9 +193,9 @@ def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None, *,
         }}
         """))
     cmd = ["nginx", "-p", str(work), "-c", str(conf), "-e", "stderr"]
-    with running("nginx", pinned(cmd, SERVER_CPU)) as child:
-        child.wait_for_port(port)
-        yield Served(f"https://127.0.0.1:{port}", child.proc.pid)
+    with running("nginx", place.wrap(pinned(cmd, SERVER_CPU))) as child:
+        child.wait_for_port(port, host=place.host)
+        yield Served(f"https://{place.host}:{port}", child.proc.pid)
 
 
 def h2o_available() -> bool:

@@ -1,6 +1,6 @@
 """Page loads in headless Chromium, driven through chromedriver's WebDriver HTTP API with urllib
-(no Selenium: the installed ``pushserve bench --browser`` needs nothing beyond the standard
-library and Debian's ``chromium`` + ``chromium-driver``).
+(no Selenium: the installed ``pushserve bench`` needs nothing beyond the standard library and
+Debian's ``chromium`` + ``chromium-driver``).
 
 Every load gets a new session with a fresh ``--user-data-dir``: a cold cache and no cookies.
 The bench certificate is pinned by its SPKI hash (``--ignore-certificate-errors-spki-list``):
@@ -8,19 +8,26 @@ Chromium then treats the connection as a verified one and acts on 103 Early Hint
 does not do under ``--ignore-certificate-errors``.
 
 What comes back, all from Chromium itself:
-- Navigation and Resource Timing, paint metrics (``first-contentful-paint``, the last
-  ``largest-contentful-paint`` candidate), read in the page once the load event has ended;
-- the DevTools Network events of the load (chromedriver's performance log,
-  ``goog:loggingPrefs``), for the HAR;
-- the frames of Chromium's screencast (``Page.startScreencast`` over chromedriver's CDP endpoint)
-  with the browser's own timestamps, for the filmstrip and Speed Index.  The page is loaded with
-  ``pageLoadStrategy: none`` so the log can be drained (and each frame acknowledged, else
-  Chromium stops sending them) while the page loads."""
+- Navigation and Resource Timing, paint metrics (``engine.COLLECT_FN``);
+- its NetLog (``--log-net-log``, ``netlog.py``): the network stack's own record of every fetch,
+  the early-hints preloads included, which DevTools never shows as fetches;
+- the console's "preloaded using link preload but not used within a few seconds from the
+  window's load event" warnings (3 s after the load event): the wasted hints;
+- instrumented loads only: the DevTools Network events of the load (chromedriver's performance
+  log, ``goog:loggingPrefs``) for the HAR, and the frames of Chromium's screencast
+  (``Page.startScreencast`` over chromedriver's CDP endpoint) with the browser's own timestamps,
+  for the filmstrip and Speed Index.  The page is loaded with ``pageLoadStrategy: none`` so the
+  log can be drained (and each frame acknowledged, else Chromium stops sending them) while the
+  page loads.
+
+A *control* load (``instrumented=False``) attaches no DevTools Network domain and no screencast:
+page-side timings, the NetLog and the console only, to check the instrument against itself."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -33,9 +40,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pushserve.bench.discovery import is_critical, kind_of
-from pushserve.bench.har import devtools_entries
-from pushserve.bench.loader import Entry, PageLoad
+from pushserve.bench import netlog
+from pushserve.bench.engine import COLLECT_FN, IN_USE_FN, judge_unused, page_load_from_timings
+from pushserve.bench.har import devtools_entries, with_network_times
+from pushserve.bench.loader import PageLoad
 from pushserve.bench.procs import BenchError, free_port, running
 from pushserve.bench.visual import Frame, visual_metrics
 from pushserve.certificates import spki_sha256_b64
@@ -57,36 +65,17 @@ POLL_S = 0.02  # how often the log is drained during a load (frames are acknowle
 SETTLE_S = 0.3
 SETTLE_MAX_S = 2.0
 
-# Runs in the page: waits for the load event to have ended, then hands back the timings.
-_COLLECT = """
+# After the load event, keep the session this long: Chromium warns about unused preloads 3 s
+# after the window's load event.
+HINT_WINDOW_S = 3.0
+_UNUSED = re.compile(r"The resource (\S+) was preloaded using link preload but not used")
+_COLLECT = f"const done = arguments[arguments.length - 1]; ({COLLECT_FN})().then(done);"
+# Resolves once the page's main thread has run a timer past loadEventEnd + arguments[0] ms.
+_PAST_WINDOW = """
 const done = arguments[arguments.length - 1];
-const collect = () => {
-  const n = performance.getEntriesByType('navigation')[0];
-  if (!n || n.loadEventEnd === 0) { setTimeout(collect, 5); return; }
-  const path = u => { const x = new URL(u); return x.pathname + x.search; };
-  // LCP entries are only handed to an observer; buffered ones are in its records at once.
-  let lcp = 0;
-  const seen = list => { for (const e of list) lcp = e.startTime; };
-  const obs = new PerformanceObserver(l => seen(l.getEntries()));
-  obs.observe({type: 'largest-contentful-paint', buffered: true});
-  seen(obs.takeRecords());
-  obs.disconnect();
-  const fcp = performance.getEntriesByName('first-contentful-paint')[0];
-  done({
-    timeOrigin: performance.timeOrigin,
-    paint: {fcp: fcp ? fcp.startTime : 0, lcp: lcp},
-    nav: {name: path(n.name), requestStart: n.requestStart, responseStart: n.responseStart,
-          responseEnd: n.responseEnd, firstInterimResponseStart: n.firstInterimResponseStart || 0,
-          loadEventEnd: n.loadEventEnd, nextHopProtocol: n.nextHopProtocol, transferSize: n.transferSize,
-          connectStart: n.connectStart, secureConnectionStart: n.secureConnectionStart,
-          connectEnd: n.connectEnd, domContentLoadedEventEnd: n.domContentLoadedEventEnd},
-    resources: performance.getEntriesByType('resource').map(e => ({
-      name: path(e.name), initiatorType: e.initiatorType, startTime: e.startTime,
-      responseStart: e.responseStart, responseEnd: e.responseEnd, transferSize: e.transferSize,
-      nextHopProtocol: e.nextHopProtocol})),
-  });
-};
-collect();
+const due = performance.getEntriesByType('navigation')[0].loadEventEnd + arguments[0];
+const check = () => performance.now() >= due ? done(true) : setTimeout(check, due - performance.now() + 1);
+check();
 """
 
 
@@ -96,7 +85,7 @@ def find_binaries() -> tuple[str, str]:
     driver = shutil.which("chromedriver")
     if chromium is None or driver is None:
         missing = "chromium" if chromium is None else "chromedriver"
-        raise BenchError(f"--browser needs {missing} (Debian: apt-get install chromium chromium-driver)")
+        raise BenchError(f"--engine chromium needs {missing} (Debian: apt-get install chromium chromium-driver)")
     return chromium, driver
 
 
@@ -125,15 +114,19 @@ class WebDriver:
         return answer.get("value")
 
     @contextmanager
-    def session(self, binary: str, args: list[str]) -> Iterator[str]:
-        """A session that logs DevTools Network and Page events, and returns from navigations at
-        once (the caller waits for the load itself)."""
+    def session(self, binary: str, args: list[str], instrumented: bool = True) -> Iterator[str]:
+        """A session that keeps the console.  An instrumented one also logs DevTools Network and
+        Page events and returns from navigations at once (the caller drains the log while the
+        page loads); the others return once the load event has fired, so that no script runs in
+        the page while it loads."""
+        logging = {"browser": "ALL", **({"performance": "ALL"} if instrumented else {})}
+        options: dict[str, Any] = {"binary": binary, "args": args}
+        if instrumented:
+            options["perfLoggingPrefs"] = {"enableNetwork": True, "enablePage": True}
         caps = {"capabilities": {"alwaysMatch": {
-            "browserName": "chrome", "pageLoadStrategy": "none",
+            "browserName": "chrome", "pageLoadStrategy": "none" if instrumented else "normal",
             "timeouts": {"pageLoad": LOAD_TIMEOUT_MS, "script": LOAD_TIMEOUT_MS},
-            "goog:loggingPrefs": {"performance": "ALL"},
-            "goog:chromeOptions": {"binary": binary, "args": args,
-                                   "perfLoggingPrefs": {"enableNetwork": True, "enablePage": True}},
+            "goog:loggingPrefs": logging, "goog:chromeOptions": options,
         }}}
         sid = str(self.call("POST", "/session", caps)["sessionId"])
         try:
@@ -145,12 +138,16 @@ class WebDriver:
 
 
 class Chromium:
-    """``with Chromium(cert) as browser: browser.load(url)`` — chromedriver runs for the whole
-    bench, a Chromium per load."""
+    """``with Chromium(cert) as browser: browser.load(url, mode)`` — chromedriver runs for the
+    whole bench, a Chromium per load.  ``instrumented=False``: the control engine (no DevTools
+    Network domain, no screencast)."""
 
-    def __init__(self, leaf_cert: Path) -> None:
+    def __init__(self, leaf_cert: Path, instrumented: bool = True, hint_window: float = HINT_WINDOW_S) -> None:
         self.binary, self.driver_path = find_binaries()
         self.spki = spki_sha256_b64(leaf_cert)
+        self.instrumented = instrumented
+        self.hint_window = hint_window
+        self.name = "chromium" if instrumented else "chromium-control"
         self._stack: Any = None
         self.driver: WebDriver | None = None
 
@@ -170,52 +167,144 @@ class Chromium:
         if self._stack is not None:
             self._stack.__exit__(None, None, None)
 
-    def capture(self, url: str) -> dict[str, Any]:
+    @contextmanager
+    def tab(self) -> Iterator[ChromiumTab]:
+        """A fresh Chromium (new profile) for a journey: navigate, click, hover, read timings."""
+        driver = self.driver
+        assert driver is not None, "use Chromium as a context manager"
+        with tempfile.TemporaryDirectory(prefix="pushserve-bench-chromium-") as profile, \
+                driver.session(self.binary, self._args(profile), instrumented=False) as sid:
+            yield ChromiumTab(driver, sid)
+
+    def _args(self, profile: str) -> list[str]:
+        return [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--ignore-certificate-errors-spki-list={self.spki}",
+                f"--log-net-log={profile}/netlog.json"]
+
+    def capture(self, url: str, watch_hints: bool = True) -> dict[str, Any]:
         """One cold load of ``url``: ``timings`` (from the page), ``events`` (DevTools Network and
-        Page events) and ``frames`` (screencast: epoch seconds, PNG bytes)."""
+        Page events; instrumented only), ``frames`` (screencast: epoch seconds, PNG bytes;
+        instrumented only), ``netlog`` (the NetLog document) and ``unused`` (URLs Chromium said
+        it preloaded and did not use)."""
         driver = self.driver
         assert driver is not None, "use Chromium as a context manager"
         with tempfile.TemporaryDirectory(prefix="pushserve-bench-chromium-") as profile:
-            args = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                    f"--ignore-certificate-errors-spki-list={self.spki}"]
-            with driver.session(self.binary, args) as sid:
-                def log() -> list[dict[str, Any]]:
-                    entries = driver.call("POST", f"/session/{sid}/se/log", {"type": "performance"})
-                    return [json.loads(e["message"])["message"] for e in entries]
+            with driver.session(self.binary, self._args(profile), self.instrumented) as sid:
+                def log(kind: str = "performance") -> list[dict[str, Any]]:
+                    entries = driver.call("POST", f"/session/{sid}/se/log", {"type": kind})
+                    return [json.loads(e["message"])["message"] for e in entries] if kind == "performance" else entries
 
                 def cdp(cmd: str, **params: Any) -> Any:
                     return driver.call("POST", f"/session/{sid}/goog/cdp/execute", {"cmd": cmd, "params": params})
 
-                driver.call("POST", f"/session/{sid}/url", {"url": "about:blank"})
-                log()  # the blank page's events are not the load's
-                cdp("Page.startScreencast", **SCREENCAST)
-                driver.call("POST", f"/session/{sid}/url", {"url": url})
-                events, frames = _record_until_settled(log, cdp, url)
-                cdp("Page.stopScreencast")
+                events: list[dict[str, Any]] = []
+                frames: list[tuple[float, bytes]] = []
+                if self.instrumented:
+                    driver.call("POST", f"/session/{sid}/url", {"url": "about:blank"})
+                    log()  # the blank page's events are not the load's
+                    cdp("Page.startScreencast", **SCREENCAST)
+                    driver.call("POST", f"/session/{sid}/url", {"url": url})
+                    events, frames = _record_until_settled(log, cdp, url)
+                    cdp("Page.stopScreencast")
+                else:
+                    driver.call("POST", f"/session/{sid}/url", {"url": url})
                 timings: dict[str, Any] = driver.call(
                     "POST", f"/session/{sid}/execute/async", {"script": _COLLECT, "args": []})
-                events += [ev for ev in log() if ev.get("method") != "Page.screencastFrame"]
-        return {"timings": timings, "events": events, "frames": frames}
+                if self.instrumented:
+                    events += [ev for ev in log() if ev.get("method") != "Page.screencastFrame"]
+                unused = in_use = None
+                if watch_hints:
+                    # The page's own clock first: once its main thread (the one Chromium's
+                    # unused-preload timer runs on) is past the window, the warning is due.
+                    driver.call("POST", f"/session/{sid}/execute/async",
+                                {"script": _PAST_WINDOW, "args": [self.hint_window * 1000]})
+                    unused = self._unused_hints(lambda: log("browser"), timings)
+                    in_use = json.loads(driver.call("POST", f"/session/{sid}/execute/sync",
+                                                    {"script": f"return ({IN_USE_FN})();", "args": []}))
+            # The session is over: Chromium has closed its NetLog.
+            doc = netlog.read(Path(profile) / "netlog.json")
+        return {"timings": timings, "events": events, "frames": frames, "netlog": doc, "unused": unused,
+                "in_use": in_use}
 
-    def load(self, url: str, mode: str, connected_between: ConnectedBetween | None = None) -> PageLoad:
+    def _unused_hints(self, console: Callable[[], list[dict[str, Any]]], timings: dict[str, Any]) -> list[str]:
+        """The URLs of Chromium's unused-preload warnings, read until ``hint_window`` after the
+        load event (Chromium's own timer: 3 s after it) and at least half a second more, for the
+        message to reach chromedriver's log."""
+        loaded_at = (float(timings["timeOrigin"]) + float(timings["nav"]["loadEventEnd"])) / 1000
+        until = max(loaded_at + self.hint_window, time.time()) + 0.5
+        found: list[str] = []
+        pause = threading.Event()
+        while True:
+            for entry in console():
+                m = _UNUSED.search(str(entry.get("message", "")))
+                if m:
+                    found.append(m.group(1))
+            if time.time() >= until:
+                return found
+            pause.wait(min(0.25, max(0.0, until - time.time())))  # pacing between reads of the console
+
+    def load(self, url: str, mode: str, connected_between: ConnectedBetween | None = None,
+             watch_hints: bool = True) -> PageLoad:
         """One cold load.  ``connected_between`` (the latency proxy's) tells when the modelled TCP
         handshake of the page's connection completed: Chromium sees loopback connect at once and
-        counts the proxy's handshake delay as TLS."""
-        got = self.capture(url)
-        load = page_load_from_timings(got["timings"], mode, urlsplit(url).path or "/")
-        origin_ms = float(got["timings"]["timeOrigin"])
+        counts the proxy's handshake delay as TLS.  ``watch_hints``: wait for Chromium's verdict
+        on the preloads (3 s after the load event)."""
+        got = self.capture(url, watch_hints)
+        timings = got["timings"]
+        origin_ms = float(timings["timeOrigin"])
+        parts = urlsplit(url)
+        fetched = netlog.fetches(got["netlog"], f"{parts.scheme}://{parts.netloc}", origin_ms)
+        load = page_load_from_timings(timings, mode, parts.path or "/", self.name, fetched)
         load.started, load.url = origin_ms / 1000, url
-        load._har = devtools_entries(got["events"], url)
-        if connected_between is not None:
-            _split_handshake(load, got["events"], url, origin_ms, connected_between)
-        frames = sorted((Frame(ts * 1000 - origin_ms, png) for ts, png in got["frames"]), key=lambda f: f.t)
-        load._frames = frames
-        if len(frames) >= 2:
-            try:
-                load.speed_index = visual_metrics(frames)[0]
-            except ValueError as e:
-                raise BenchError(f"chromium: a screencast frame could not be read: {e}") from e
+        load.hints_used = len(load.early_fetched)
+        if got["unused"] is not None:
+            judge_unused(load, got["unused"], got["in_use"])
+        if self.instrumented:
+            load._har = with_network_times(devtools_entries(got["events"], url), fetched, load.started)
+            if connected_between is not None:
+                _split_handshake(load, got["events"], url, origin_ms, connected_between)
+            frames = sorted((Frame(ts * 1000 - origin_ms, png) for ts, png in got["frames"]), key=lambda f: f.t)
+            load._frames = frames
+            if len(frames) >= 2:
+                try:
+                    load.speed_index = visual_metrics(frames)[0]
+                except ValueError as e:
+                    raise BenchError(f"chromium: a screencast frame could not be read: {e}") from e
         return load
+
+
+class ChromiumTab:
+    """A page of a Chromium session, over WebDriver classic."""
+
+    def __init__(self, driver: WebDriver, sid: str) -> None:
+        self.driver, self.sid = driver, sid
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        return self.driver.call("POST", f"/session/{self.sid}{path}", body)
+
+    def navigate(self, url: str) -> None:
+        """Go to ``url`` and wait for its load event (the session returns at once: strategy none)."""
+        self._post("/url", {"url": url})
+        self.timings()
+
+    def _element(self, selector: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._post("/element", {"using": "css selector", "value": selector})
+        return found
+
+    def click(self, selector: str) -> None:
+        ref = next(iter(self._element(selector).values()))
+        self._post(f"/element/{ref}/click", {})
+
+    def hover(self, selector: str) -> None:
+        element = self._element(selector)
+        self._post("/actions", {"actions": [{"type": "pointer", "id": "mouse", "actions": [
+            {"type": "pointerMove", "x": 0, "y": 0, "origin": element}]}]})
+
+    def evaluate(self, expression: str) -> Any:
+        return self._post("/execute/sync", {"script": f"return ({expression});", "args": []})
+
+    def timings(self) -> dict[str, Any]:
+        got: dict[str, Any] = self._post("/execute/async", {"script": _COLLECT, "args": []})
+        return got
 
 
 def _record_until_settled(log: Callable[[], list[dict[str, Any]]], cdp: Callable[..., Any],
@@ -265,40 +354,3 @@ def _split_handshake(load: PageLoad, events: list[dict[str, Any]], url: str, ori
     tcp = connected_between(origin + page.connect_start - 0.005, origin + page.tls_done)
     if tcp is not None:
         page.tls_start = min(max(tcp - origin, page.connect_start), page.tls_done)
-
-
-def page_load_from_timings(timings: dict[str, Any], mode: str, page_path: str) -> PageLoad:
-    """Chromium's timings as a PageLoad (ms → s, relative to navigation start) so the table and
-    the waterfall treat browser and loader runs alike.  Every resource Chromium fetched is
-    counted as needed: Resource Timing does not say whether the page used it."""
-    nav = timings["nav"]
-    if nav.get("nextHopProtocol") not in ("h2", "http/1.1"):
-        raise BenchError(f"chromium: unexpected protocol {nav.get('nextHopProtocol')!r} for {page_path}")
-    page = Entry(page_path, "html", True, needed=True, requested=nav["requestStart"] / 1000,
-                 first_byte=nav["responseStart"] / 1000, done=nav["responseEnd"] / 1000,
-                 nbytes=int(nav.get("transferSize") or 0), status=200)
-    if nav.get("connectEnd", 0) > 0:  # a new connection (not reused)
-        secure = nav.get("secureConnectionStart") or nav["connectEnd"]
-        page.connect_start, page.tls_start, page.tls_done = (nav["connectStart"] / 1000, secure / 1000,
-                                                            nav["connectEnd"] / 1000)
-    entries = [page]
-    for r in timings["resources"]:
-        kind = kind_of(r["name"])
-        via = "hint" if r["initiatorType"] == "early-hints" else "request"
-        entries.append(Entry(r["name"], kind, is_critical(kind), via=via, needed=True,
-                             requested=r["startTime"] / 1000, first_byte=r["responseStart"] / 1000,
-                             done=r["responseEnd"] / 1000, nbytes=int(r.get("transferSize") or 0), status=200))
-    entries.sort(key=lambda e: (e.requested or 0.0, e.path))
-    interim = nav.get("firstInterimResponseStart") or 0
-    hinted = sum(1 for e in entries if e.via == "hint")
-    return PageLoad(
-        mode=mode, entries=entries, protocol=str(nav["nextHopProtocol"]),
-        page_load=nav["loadEventEnd"] / 1000,
-        critical_done=max((e.done or 0.0 for e in entries if e.critical), default=0.0),
-        bytes=sum(e.nbytes for e in entries), requests=len(entries),
-        pushes_used=0, pushes_wasted=0, hints_used=hinted, hints_wasted=0,
-        first_interim=interim / 1000 if interim else None, response_start=nav["responseStart"] / 1000,
-        fcp=(timings.get("paint", {}).get("fcp") or 0) / 1000 or None,
-        lcp=(timings.get("paint", {}).get("lcp") or 0) / 1000 or None,
-        dom_content_loaded=(nav.get("domContentLoadedEventEnd") or 0) / 1000 or None,
-    )

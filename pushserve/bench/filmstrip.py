@@ -34,18 +34,25 @@ def shown_at(frames: Sequence[Frame], t_ms: float) -> int | None:
     return current
 
 
-def filmstrips_html(strips: Sequence[tuple[str, Sequence[Frame], float, float | None]]) -> str:
-    """``strips``: (row label, frames, load end ms, Speed Index ms) per Chromium row."""
+Strip = tuple[str, Sequence[Frame], float, float | None, float | None]
+
+
+def filmstrips_html(strips: Sequence[Strip]) -> str:
+    """``strips``: (row label, frames, load end ms, this run's Speed Index ms, the median Speed
+    Index over the row's runs) per Chromium row.  Both Speed Index figures are named for what they
+    are: the strip's own run, and the median the table shows."""
     strips = [s for s in strips if s[1]]
     if not strips:
         return ""
-    end = max(max(f.t for f in frames) for _, frames, _, _ in strips)
-    end = max(end, *(load for _, _, load, _ in strips))
+    end = max(max(f.t for f in frames) for _, frames, _, _, _ in strips)
+    end = max(end, *(load for _, _, load, _, _ in strips))
     step = step_for(end)
     cells = math.ceil(end / step) + 1
     out = ['<div class="filmstrips">']
-    for label, frames, load_ms, si in strips:
-        si_text = f", Speed Index {si:.0f} ms" if si is not None else ""
+    for label, frames, load_ms, si, si_median in strips:
+        si_text = f", its Speed Index {si:.0f} ms" if si is not None else ""
+        if si_median is not None:
+            si_text += f"; median Speed Index of the row {si_median:.1f} ms"
         out.append(f'<div class="filmstrip" data-row="{html.escape(label)}"><div class="strip-label">'
                    f'{html.escape(label)} <span class="dim">(median run: load {load_ms:.0f} ms{si_text})</span>'
                    "</div><div class=\"cells\">")

@@ -3,7 +3,11 @@ Import HAR) side by side.
 
 - Loader rows: built from what the loader saw (its requests, responses, connection phases).
 - Chromium rows: built from Chromium's own DevTools Network events (requestWillBeSent,
-  responseReceived with its ``timing``, loadingFinished), the way DevTools' own export reads them.
+  responseReceived with its ``timing``, loadingFinished), the way DevTools' own export reads them;
+  an entry served from an early-hints preload is placed, timed and sized by the NetLog's fetch of
+  it (the bytes moved on the 103, not when the page took them from the preload cache).
+- Firefox rows: built from Firefox's WebDriver BiDi network events (beforeRequestSent,
+  responseStarted, responseCompleted with their fetch timings).
 
 pushserve's fields, as HAR allows (leading underscore): ``_pushed`` (a PUSH_PROMISE delivered it),
 ``_earlyHint`` (requested because of a 103), ``_protocol`` (h2, http/1.1) and ``_priority``
@@ -21,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pushserve
+from pushserve.bench.engine import Fetch, early_fetches, path_of
 from pushserve.bench.loader import Entry, PageLoad
 from pushserve.bench.series import Series, median_run
 
@@ -122,7 +127,7 @@ def write_hars(folder: Path, all_series: Iterable[Series]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for s in all_series:
-        if not s.loads:
+        if not s.loads or s.variant.target == "chromium-control":  # no network events recorded: no HAR
             continue
         median = median_run(s.loads)
         named = [(f"{_slug(s.label)}-run{i + 1}.har", load, f"{s.label} run {i + 1}") for i, load in enumerate(s.loads)]
@@ -226,5 +231,133 @@ def devtools_entries(events: Iterable[dict[str, Any]], page_url: str) -> list[di
             # ExtraInfo events may come before requestWillBeSent: keep them for every id.
             requests.setdefault(rid, {})[method] = params
     entries = [e for e in (devtools_entry(r) for r in requests.values()) if e is not None]
+    entries.sort(key=lambda e: e["startedDateTime"])
+    return entries
+
+
+def with_network_times(entries: list[dict[str, Any]], fetches: list[Fetch], started: float) -> list[dict[str, Any]]:
+    """``entries`` with each early-hints one timed and sized by the network fetch of its path
+    (``started``: navigation start, epoch seconds; fetch times are relative to it)."""
+    first: dict[str, Fetch] = {}
+    for f in fetches:
+        if f.network:
+            first.setdefault(f.path, f)
+    for e in entries:
+        fetch = first.get(path_of(e["request"]["url"])) if e["_earlyHint"] else None
+        if fetch is None or fetch.headers is None or fetch.end is None:
+            continue
+        e["startedDateTime"] = iso(started + fetch.start)
+        e["timings"] = {"blocked": 0, "dns": -1, "connect": -1, "ssl": -1, "send": 0,
+                        "wait": _ms(max(fetch.headers - fetch.start, 0.0)),
+                        "receive": _ms(max(fetch.end - fetch.headers, 0.0))}
+        e["time"] = round(sum(max(v, 0.0) for k, v in e["timings"].items() if k != "ssl"), 3)
+        e["response"]["_transferSize"] = fetch.nbytes
+    entries.sort(key=lambda e: e["startedDateTime"])
+    return entries
+
+
+# -- Firefox: entries from WebDriver BiDi network events ------------------------------------------
+
+
+def _bidi_headers(headers: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"name": h["name"], "value": str(h.get("value", {}).get("value", ""))} for h in headers]
+
+
+def bidi_requests(events: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """BiDi network events (method, params) grouped per request, in the order they started:
+    ``{"sent": params, "started": params, "done": params}``."""
+    requests: dict[str, dict[str, Any]] = {}
+    key = {"network.beforeRequestSent": "sent", "network.responseStarted": "started",
+           "network.responseCompleted": "done", "network.fetchError": "error"}
+    for method, params in events:
+        if method not in key:
+            continue
+        rid = f"{params['request']['request']}/{params.get('redirectCount', 0)}"
+        requests.setdefault(rid, {})[key[method]] = params
+    return [r for r in requests.values() if "sent" in r]
+
+
+def bidi_times(req: dict[str, Any]) -> dict[str, float]:
+    """The request's fetch timings (epoch ms, 0 = did not happen), from its latest event."""
+    latest = req.get("done") or req.get("started") or req["sent"]
+    t = latest["request"].get("timings", {})
+    base = float(t.get("timeOrigin", 0) or 0)
+    return {k: (base + float(v)) if v else 0.0 for k, v in t.items() if k != "timeOrigin"}
+
+
+def bidi_fetches(requests: list[dict[str, Any]], origin_ms: float) -> list[Fetch]:
+    """What Firefox's network layer did per request (seconds after ``origin_ms``)."""
+    out = []
+    for req in requests:
+        t = bidi_times(req)
+        resp = (req.get("done") or req.get("started") or {}).get("response", {})
+        cached = bool(resp.get("fromCache")) or not t.get("requestStart")
+
+        def rel(key: str, t: dict[str, float] = t) -> float | None:
+            return (t[key] - origin_ms) / 1000 if t.get(key) else None
+
+        start = rel("requestTime") or 0.0
+        out.append(Fetch(path_of(req["sent"]["request"]["url"]), start, rel("responseStart"), rel("responseEnd"),
+                         0 if cached else int(resp.get("bytesReceived") or 0), int(resp.get("status") or 0),
+                         from_cache=cached))
+    out.sort(key=lambda f: f.start)
+    return out
+
+
+def bidi_entries(requests: list[dict[str, Any]], origin_ms: float, final_headers: float | None) -> list[dict[str, Any]]:
+    """HAR entries of a Firefox load; ``_earlyHint``: fetched before the page's final response
+    headers (``final_headers``, seconds after ``origin_ms``), which only a 103 makes happen."""
+    early = early_fetches(bidi_fetches(requests, origin_ms), final_headers)
+    entries: list[dict[str, Any]] = []
+    navigation = min(requests, key=lambda r: bidi_times(r).get("requestTime") or 0.0, default=None)
+    for req in requests:
+        if "started" not in req and "done" not in req:
+            continue
+        t = bidi_times(req)
+        if req is navigation and final_headers is not None:
+            # The page's responseStart is its 103's; its wait ends with the final headers.
+            t["responseStart"] = origin_ms + final_headers * 1000
+        sent = req["sent"]["request"]
+        resp = (req.get("done") or req["started"])["response"]
+
+        def span(a: str, b: str, t: dict[str, float] = t) -> float:
+            return round(t[b] - t[a], 3) if t.get(a) and t.get(b) and t[b] >= t[a] else -1
+
+        start = t.get("requestTime") or t.get("fetchStart") or 0.0
+        connected = span("connectStart", "connectEnd")
+        timings = {
+            "blocked": round(max((t.get("connectStart") or t.get("requestStart") or start) - start, 0.0), 3),
+            "dns": span("dnsStart", "dnsEnd"), "connect": connected,
+            "ssl": span("tlsStart", "connectEnd") if connected >= 0 else -1, "send": 0,
+            "wait": max(span("requestStart", "responseStart"), 0.0),
+            "receive": max(span("responseStart", "responseEnd"), 0.0),
+        }
+        url = sent["url"]
+        version = _http_version(str(resp.get("protocol", "")))
+        cached = bool(resp.get("fromCache")) or not t.get("requestStart")
+        entries.append({
+            "pageref": PAGE_ID,
+            "startedDateTime": iso(start / 1000),
+            "time": round(sum(max(v, 0.0) for k, v in timings.items() if k != "ssl"), 3),
+            "request": {"method": sent.get("method", "GET"), "url": url, "httpVersion": version, "cookies": [],
+                        "headers": _bidi_headers(sent.get("headers", [])), "queryString": _query(url),
+                        "headersSize": int(sent.get("headersSize", -1) or -1), "bodySize": 0},
+            "response": {"status": int(resp.get("status", 0)), "statusText": str(resp.get("statusText", "")),
+                         "httpVersion": version, "cookies": [], "headers": _bidi_headers(resp.get("headers", [])),
+                         "content": {"size": int((resp.get("content") or {}).get("size", 0) or 0),
+                                     "mimeType": str(resp.get("mimeType") or "x-unknown")},
+                         "redirectURL": "", "headersSize": int(resp.get("headersSize", -1) or -1), "bodySize": -1,
+                         "_transferSize": 0 if cached else int(resp.get("bytesReceived") or 0)},
+            "cache": {},
+            "timings": timings,
+            "serverIPAddress": urlsplit(url).hostname or "",
+            "connection": "",
+            "_pushed": False,
+            "_earlyHint": not cached and path_of(url) in early and (start - origin_ms) / 1000 < (final_headers or 0.0),
+            "_protocol": str(resp.get("protocol", "")),
+            "_priority": None,
+            "_initiator": {"type": str((req["sent"].get("initiator") or {}).get("type", "other"))},
+            "_resourceType": str(sent.get("destination") or sent.get("initiatorType") or "other"),
+        })
     entries.sort(key=lambda e: e["startedDateTime"])
     return entries

@@ -129,13 +129,19 @@ class PageLoad:
     response_start: float | None = None  # the page's final response headers arrived
     started: float = 0.0  # navigation start, wall clock (seconds since the epoch), for the HAR
     url: str = ""
-    # Chromium only: paint metrics (seconds after navigation start) and Speed Index (ms).
+    # Browsers only: paint metrics (seconds after navigation start) and Speed Index (ms).
     fcp: float | None = None
     lcp: float | None = None
     dom_content_loaded: float | None = None  # domContentLoadedEventEnd
     speed_index: float | None = None
-    # Chromium only, left out of the JSON: screencast frames and the HAR entries built from
-    # Chromium's own DevTools Network events.
+    # Browsers only: paths the network fetched on the 103 (before the page's final headers),
+    # and the hinted paths the browser said it did not use (None: not observed).
+    early_fetched: list[str] = field(default_factory=list)
+    wasted: list[str] | None = None
+    # ... and the ones it called unused though the page uses them (a browser's own mistake).
+    said_unused: list[str] = field(default_factory=list)
+    # Browsers only, left out of the JSON: screencast frames and the HAR entries built from the
+    # engine's own network events.
     _frames: list[Any] = field(default_factory=list, repr=False)
     _har: list[dict[str, Any]] | None = field(default=None, repr=False)
 

@@ -16,8 +16,13 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pushserve
 
 SERVER_CPU = 0
 CLIENT_CPU = 1
@@ -25,6 +30,30 @@ CLIENT_CPU = 1
 
 class BenchError(Exception):
     """A failure the bench reports in one line (a server that did not start, a tool missing)."""
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a server the bench starts runs: the address it binds and how its command is wrapped
+    (``ip netns exec NAME`` for the packet shaper's namespace; nothing on loopback)."""
+
+    host: str = "127.0.0.1"
+    wrapper: tuple[str, ...] = ()
+
+    def wrap(self, cmd: Sequence[str]) -> list[str]:
+        return [*self.wrapper, *cmd]
+
+
+LOOPBACK = Place()
+# A starter starts one server at a place and yields its base URL (https://HOST:PORT).
+Starter = Callable[[Place], AbstractContextManager[str]]
+
+
+def pythonpath() -> str:
+    """PYTHONPATH for a child that must run the pushserve this process imports (the checkout or
+    site-packages), whatever the child's working folder."""
+    root = str(Path(pushserve.__file__).resolve().parent.parent)
+    return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
 
 
 def free_port() -> int:
@@ -91,7 +120,7 @@ class Child:
             if m:
                 return m
 
-    def wait_for_port(self, port: int, timeout: float = 30.0) -> None:
+    def wait_for_port(self, port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
         """Readiness for servers that print nothing useful: a TCP connect that succeeds.  Each
         failed attempt waits on the connect itself (bounded), not on a fixed sleep."""
         deadline = time.monotonic() + timeout
@@ -99,7 +128,7 @@ class Child:
             if self.proc.poll() is not None:
                 raise BenchError(f"{self.name} exited ({self.proc.returncode}): {self.last_output()}")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                with socket.create_connection((host, port), timeout=0.5):
                     return
             except OSError:
                 # Nothing listens yet: wait for the child to change state rather than spin.
@@ -154,3 +183,37 @@ def run_client(cmd: Sequence[str], timeout: float) -> str:
         detail = (done.stderr or done.stdout).strip()[-300:]
         raise BenchError(f"{cmd[0]} failed ({done.returncode}): {detail}")
     return done.stdout
+
+
+def enter_together(stack: ExitStack, managers: Sequence[AbstractContextManager[Any]]) -> list[Any]:
+    """Enter ``managers`` at the same time, one thread each (servers and browsers spend their
+    start waiting for a readiness line, mostly on imports: one after another they add up), and
+    leave each on ``stack``'s way out.  The first failure is raised once every start has ended,
+    so whatever did start is taken down with the stack — also on Ctrl-C or SIGTERM."""
+    results: list[Any] = [None] * len(managers)
+    errors: list[BaseException | None] = [None] * len(managers)
+    entered = [False] * len(managers)
+
+    def enter(i: int) -> None:
+        try:
+            results[i] = managers[i].__enter__()
+            entered[i] = True
+        except BaseException as e:  # handed to the caller's thread below
+            errors[i] = e
+
+    threads = [threading.Thread(target=enter, args=(i,), daemon=True) for i in range(len(managers))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    finally:
+        for t in threads:  # interrupted: still wait for every start, so none is left running
+            t.join()
+        for manager, ok in zip(managers, entered, strict=True):
+            if ok:
+                stack.push(manager)
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
+    return results

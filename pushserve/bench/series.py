@@ -8,6 +8,11 @@ import statistics
 from dataclasses import dataclass
 
 from pushserve.bench.loader import PageLoad
+from pushserve.bench.wire import Shape
+
+# The engines that load pages in a real browser (targets of their rows); the loader's rows are
+# named after the server they load from.
+BROWSERS = ("chromium", "chromium-control", "firefox")
 
 
 @dataclass(frozen=True)
@@ -19,30 +24,48 @@ class Settings:
     warm: bool = True
     warm_page: str | None = None  # the returning visit loads this page (default: the same)
     think: float | None = None  # server think time asked of pushserve (--think), seconds
+    loss: float = 0.0  # per packet, per direction (packet shaper only)
+    jitter: float = 0.0  # seconds, ± on each one-way delay (packet shaper only)
+    shaper: str = "proxy"  # auto, packet or proxy (network.SHAPERS), or packet,proxy to compare them
+    warmup: int = 1  # rounds loaded first and not counted
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.rtt, self.bits_per_s, self.loss, self.jitter)
 
     def describe(self) -> str:
         bw = f"{self.bits_per_s / 1e6:g} Mbit/s" if self.bits_per_s else "unlimited bandwidth"
         warm = f"; warm visit loads {self.warm_page}" if self.warm and self.warm_page else ""
         think = f"; server think time {self.think * 1000:g} ms" if self.think else ""
-        return (f"page {self.page}, RTT {self.rtt * 1000:g} ms, {bw}, {self.runs} runs{warm}{think}; "
+        lossy = f", loss {self.loss * 100:g}%" if self.loss else ""
+        jitter = f", jitter ±{self.jitter * 1000:g} ms" if self.jitter else ""
+        return (f"page {self.page}, RTT {self.rtt * 1000:g} ms, {bw}{lossy}{jitter}, {self.runs} runs{warm}{think}; "
                 f"medians (spread = max - min); gains in round trips")
 
 
 @dataclass(frozen=True)
 class Variant:
     """One row family of the table: who serves (``target``), how the client loads (``mode``),
-    and which started server it talks to (``server``, a key of the starters)."""
+    which started server it talks to (``server``, a key of the starters) and, when one run
+    compares networks (``--shaper packet,proxy``), through which (``net``)."""
 
     target: str
     mode: str
     server: str
+    net: str = ""
 
     @property
     def browser(self) -> bool:
-        return self.target == "chromium"
+        return self.target in BROWSERS
+
+    @property
+    def group(self) -> tuple[str, str]:
+        """Rows compared with each other: the same engine (or server) through the same network."""
+        return self.target, self.net
 
     def label(self, visit: str = "cold") -> str:
         name = self.mode if self.target == "pushserve" else f"{self.target} {self.mode}"
+        name += f" @{self.net}" if self.net else ""
         return name if visit == "cold" else f"{name} {visit}"
 
 
