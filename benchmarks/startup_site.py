@@ -123,6 +123,15 @@ class Server:
                     return None
                 self._cond.wait(left)
 
+    def client(self, certs: Path, wait: float = 120) -> httpx.Client:
+        """An HTTP/2 client of the server, once it says where it listens (httpx takes no pushes:
+        hints are what it is sent)."""
+        m = self.wait_for(_READY, wait)
+        if m is None:
+            raise SystemExit("server did not start:\n" + "\n".join(line for _, line in self.lines[-20:]))
+        ctx = ssl.create_default_context(cafile=str(certs / "ca" / "rootCA.pem"))
+        return httpx.Client(http2=True, verify=ctx, timeout=60, base_url=f"https://{m.group(1)}:{m.group(2)}")
+
     def worker_pids(self) -> list[int]:
         pid = self.proc.pid
         try:  # taskset execs the server, so the Popen pid is the supervisor's
@@ -157,12 +166,7 @@ def measure(site: Path, pythonpath: Path, extra: list[str], certs: Path) -> dict
         os.sched_setaffinity(0, {CLIENT_CPU})
     server = Server(site, pythonpath, extra, certs)
     try:
-        m = server.wait_for(_READY, 120)
-        if m is None:
-            raise SystemExit("server did not start:\n" + "\n".join(line for _, line in server.lines[-20:]))
-        ctx = ssl.create_default_context(cafile=str(certs / "ca" / "rootCA.pem"))
-        # HTTP/2 (httpx takes no pushes: hints are what it is sent); one connection for all pages.
-        conn = httpx.Client(http2=True, verify=ctx, timeout=30, base_url=f"https://{m.group(1)}:{m.group(2)}")
+        conn = server.client(certs)  # one connection for all pages
         status = get(conn, "/")
         first_200 = time.monotonic() - server.started
         with server._cond:
@@ -186,7 +190,7 @@ def measure(site: Path, pythonpath: Path, extra: list[str], certs: Path) -> dict
 
 def manifest_memory(site: Path) -> tuple[float, float]:
     """MiB the push manifest of the whole site holds once built, and the seconds it took."""
-    from pushserve.site.manifest import PushManifest
+    from pushserve.site.manifest_store import PushManifest
     from pushserve.site.paths import PrivateFiles
 
     t0 = time.perf_counter()  # timed without tracemalloc, which slows allocation down a lot

@@ -141,7 +141,7 @@ def _manifest_parser() -> argparse.ArgumentParser:
                 "(push_manifest.json format): for each page, the resources a visit is sent, in order. "
                 "Save it as SITE/push_manifest.json to edit it; that file then wins over what is inferred.")
     p.add_argument("site", type=Path, help="the site folder")
-    add_options(p, ["templates"])
+    add_options(p, ["templates", "follow-symlinks"])
     return p
 
 
@@ -239,7 +239,7 @@ def cmd_check(argv: Sequence[str]) -> int:
                         help="a link to a file the site does not have is a warning, not a problem (exit 0)")
     ns = parser.parse_args(argv)
     config = parse_serve_args(argv, parser).without_dev()
-    lines, problems = run_checks(config)  # a broken template would stop a real start
+    lines, problems = run_checks(config, whole_site=True)
     if not problems:  # unlike a start (lazy), a check reads every page for the manifest
         from pushserve.site.broken_links import broken_links
         from pushserve.site.manifest_load import build_push_manifest

@@ -190,6 +190,7 @@ class Config:
     # Test mode: responses carry x-pushserve-worker (the worker's pid); never for production.
     expose_worker: bool = False
     hints_http1: bool = False  # 103 Early Hints over HTTP/1.1 too (old clients and proxies mishandle 1xx)
+    follow_symlinks: bool = False  # serve files symlinks lead to outside the site (a tree the owner trusts)
     http3: bool = True  # HTTP/3 on the same port over UDP, where that port can be bound
     bench_think: float = 0.0  # seconds a page waits after its 103 and before it is produced (bench only)
 

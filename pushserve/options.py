@@ -346,6 +346,8 @@ OPTIONS: tuple[Option, ...] = (
            off=("--no-compress", "", "send every body as it is on disk or as the app made it")),
     Option("dictionary-dir", "compress.dictionary_dir", DIR, "where previous versions of JS/CSS are kept "
            "as compression dictionaries, shared by the workers ($XDG_CACHE_HOME/pushserve/dictionaries/<site>)"),
+    Option("follow-symlinks", "follow_symlinks", SWITCH, "serve what symlinks in the site lead to outside it, "
+           "as nginx and Caddy do ({default}: they answer 404, and the start and 'pushserve check' name them)"),
     Option("http3", "http3", SWITCH, "HTTP/3 (QUIC) on the same port number over UDP, announced by Alt-Svc "
            "({default}; --no-http3: TCP only)"),
     Option("hints-http1", "hints_http1", SWITCH, "send 103 Early Hints over HTTP/1.1 too ({default}: old "

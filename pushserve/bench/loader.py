@@ -33,7 +33,7 @@ import h2.connection
 import h2.events
 import h2.settings
 
-from pushserve.bench.discovery import Found, HtmlScanner, is_critical, kind_of, scan_body
+from pushserve.bench.discovery import Found, HtmlScanner, is_critical, kind_of
 
 USER_AGENT = "pushserve-bench/0.1 (browser-like loader)"
 MAX_H1_CONNECTIONS = 6
@@ -391,7 +391,8 @@ class _Loader:
             self.scanner.close()
             self.discovered(self.scanner.take())
         elif entry.kind in ("css", "js") and body is not None:
-            self.discovered(scan_body(entry.kind, body.decode("utf-8", "replace"), self.origin + entry.path))
+            self.discovered(self.scanner.scan_body(entry.kind, body.decode("utf-8", "replace"),
+                                                   self.origin + entry.path))
         self._check_finished()
 
     def _check_finished(self) -> None:

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from pushserve.site.manifest import css_references, resolve_url
+from pushserve.scan import scan_stylesheet
+from pushserve.scan.found import IMPORT
+from pushserve.scan.urls import SITE_ORIGIN, encode_path, path_and_query, site_url
 
 
 def stylesheets_to_swap(changed: Iterable[str], stylesheets: Iterable[str],
                         read: Callable[[str], str]) -> list[str]:
-    """URL paths: the ``changed`` ones first, then their importers nearest first.
-    ``stylesheets`` are the URL paths of the site's stylesheets; ``read`` gives one's text."""
+    """URL paths (percent-encoded, as the push manifest and the browser have them): the
+    ``changed`` ones first, then their importers nearest first.  ``stylesheets`` are the URL
+    paths of the site's stylesheets; ``read`` gives one's text."""
     importers: dict[str, set[str]] = {}
     for sheet in stylesheets:
-        for ref in css_references(read(sheet))[0]:
-            imported = resolve_url(ref, sheet)
-            if imported is not None:
-                importers.setdefault(imported, set()).add(sheet)
-    order = list(dict.fromkeys(changed))
+        for found in scan_stylesheet(read(sheet), site_url(sheet)):
+            if found.via == IMPORT and found.url.startswith(SITE_ORIGIN + "/"):
+                importers.setdefault(path_and_query(found.url)[0], set()).add(sheet)
+    order = list(dict.fromkeys(encode_path(path) for path in changed))
     for sheet in order:  # breadth first; the list grows while it is walked
         order += sorted(importers.get(sheet, set()) - set(order))
     return order

@@ -14,6 +14,7 @@ from pathlib import Path
 from pushserve.export.common import count, fill_in_note, host, module_pushes, served_from, types_in_use
 from pushserve.export.headers import FILE_NAME as HEADERS_FILE
 from pushserve.export.site import SiteExport
+from pushserve.scan.urls import encode_path
 
 FILE_NAME = "h2o.conf"
 
@@ -34,7 +35,9 @@ def _headers_table(export: SiteExport) -> list[str]:
             push_only = [f"<{path}>; rel=preload; as=script; crossorigin; x-http2-push-only"
                          for path in module_pushes(file.links)]
             fields.append(f'"link" => {_rb(chr(10).join([*file.links, *push_only]))}')
-        rows += [f"  {_rb(url)} => {{{', '.join(fields)}}}," for url in file.urls]
+        # PATH_INFO is the path as requested, percent-encoded: so are the keys (browsers encode
+        # as pushserve's Link targets are encoded).
+        rows += [f"  {_rb(encode_path(url))} => {{{', '.join(fields)}}}," for url in file.urls]
     return rows
 
 

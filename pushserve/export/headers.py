@@ -2,7 +2,8 @@
 pushserve serves: pages with their Cache-Control and Link preload lines (Cloudflare turns those
 into 103 Early Hints), assets with their Cache-Control.
 
-One exact path per block, never a ``/*`` splat: both hosts join the values of every block that
+One exact path per block, percent-encoded as a browser requests it (``/caf%C3%A9/``), never a
+``/*`` splat: both hosts join the values of every block that
 matches a path, so a catch-all Cache-Control would be glued onto the pages' own."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from pushserve.export.common import count
 from pushserve.export.site import SiteExport
+from pushserve.scan.urls import encode_path
 
 FILE_NAME = "_headers"
 CLOUDFLARE_RULES = 100  # Cloudflare Pages reads at most this many blocks
@@ -23,7 +25,7 @@ def blocks(export: SiteExport) -> list[tuple[str, list[tuple[str, str]]]]:
     for page in (True, False):
         for file in sorted((f for f in export.files if f.page == page), key=lambda f: f.url):
             headers = [("Cache-Control", file.cache_control), *(("Link", link) for link in file.links)]
-            out += [(url, headers) for url in file.urls]
+            out += [(encode_path(url), headers) for url in file.urls]
     return out
 
 

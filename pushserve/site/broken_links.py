@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from pushserve.site.manifest import PushManifest
+from pushserve.site.manifest_store import PushManifest
 from pushserve.site.paths import BadPath, SitePaths, decode_path, segments
 
 

@@ -5,7 +5,7 @@ names file and line.  A site with no template page (generator output) is served 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from pushserve.config import Config
 from pushserve.http.response import Response
@@ -15,6 +15,7 @@ from pushserve.site.manifest_load import site_private, templates_for
 from pushserve.site.paths import PrivateFiles
 from pushserve.site.static import RenderRequest, StaticSite
 from pushserve.site.template_files import TemplateError
+from pushserve.site.templates import TemplateScan
 
 log = logging.getLogger("pushserve")
 
@@ -23,26 +24,28 @@ PageFilter = Callable[[bytes], bytes]
 
 
 class SiteContent:
+    """``lazy``: leave the templates' survey (which reads every HTML file) to the caller's
+    background (``survey_steps``); else it is done here, before anything is served."""
+
     def __init__(self, config: Config, *, page_filter: PageFilter | None = None,
-                 private: PrivateFiles | None = None) -> None:
+                 private: PrivateFiles | None = None, lazy: bool = False) -> None:
         """``private``: the site's private files when not ``site_private(config)``."""
         self.config = config
         self.page_filter = page_filter
         revalidate = 0.0 if config.dev else 1.0
         self.private = private if private is not None else site_private(config)
         self.templates = templates_for(config, revalidate_after=revalidate, private=self.private)
-        self.scan = self.templates.scan() if self.templates is not None else None
-        # Pages go through render_page when some are templates (or may become so: dev mode, or
-        # a site that declares templates); a page filter renders plain .html too: the filter's
-        # output is what is served.  Otherwise pages are files like any other.
-        rendered = self.templates is not None and (bool(self.scan and self.scan.pages) or config.dev
-                                                   or config.templates is True)
-        if not rendered:
-            self.templates = None
+        if self.templates is not None and not lazy:
+            self.templates.scan()
+        # Pages go through render_page when they are templates (see site/templates.py for the
+        # rule; dev mode's page filter renders plain ones too: its output is what is served);
+        # other pages are files like any other.
+        renders = None if page_filter is not None or self.templates is None else self.templates.renders
         self.compressor = Compressor(config.compress) if config.compress.on else None
         self.static = StaticSite(
             config.site,
-            render_page=self.render_page if rendered or page_filter is not None else None,
+            render_page=self.render_page if self.templates is not None or page_filter is not None else None,
+            renders=renders,
             revalidate_after=revalidate,
             # Dev mode: every response is revalidated (ETag -> 304), so an edit shows on the next
             # load, also in a file the browser found by itself (an @import, a module import, a
@@ -52,8 +55,27 @@ class SiteContent:
             page_cache_control=b"no-cache",
             compressor=self.compressor,
             private=self.private,
+            follow_symlinks=config.follow_symlinks,
             render_error=self.render_error,
         )
+
+    @property
+    def scan(self) -> TemplateScan | None:
+        """The templates' survey: the template pages and template-only files (done now if it was
+        not yet: for commands that read the whole site)."""
+        return self.templates.scan() if self.templates is not None else None
+
+    def survey_steps(self) -> Iterator[None]:
+        """The templates' survey, a file per step (nothing when there are no templates)."""
+        if self.templates is not None:
+            yield from self.templates.survey_steps()
+
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once every page can be answered (the survey is done)."""
+        if self.templates is None:
+            callback()
+        else:
+            self.templates.when_surveyed(callback)
 
     def render_page(self, rel_path: str, request: RenderRequest) -> bytes:
         if self.templates is None:  # no templates: the file as it is, through the filter

@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 from pushserve import tls
 from pushserve.config import SITE_TOML, Config, ConfigError
-from pushserve.site.manifest import ManifestError, PushManifest
+from pushserve.site.manifest import ManifestError
+from pushserve.site.manifest_store import PushManifest
 from pushserve.site.paths import PrivateFiles, SitePaths
 from pushserve.site.templates import Templates
 
@@ -87,10 +88,10 @@ def build_push_manifest(config: Config, templates: Templates | None = None, *,
     try:
         return PushManifest.build(
             config.site,
-            templates.render_static if templates is not None else None,
+            templates.static_html if templates is not None else None,
             explicit if explicit.is_file() else None,
             template_deps=templates.dependencies if templates is not None else None,
-            private=private, lazy=lazy,
+            private=private, lazy=lazy, follow_symlinks=config.follow_symlinks,
         )
     except ManifestError as e:
         raise ConfigError(str(e)) from None

@@ -3,19 +3,23 @@
 Used by the static files and by the push manifest alike, so a resource is announced only when
 a request for it would be served.  The rules:
 
-- a request path is percent-decoded exactly once; encoded slashes, backslashes, control
-  characters and invalid UTF-8 are refused (400);
-- ``..`` segments and dotfiles (names starting with ``.``) are never served (404), except the
-  ``.well-known/`` folder (ACME challenges, ``security.txt``); every other name is served whatever
-  its first character, so generator output (``_static/``, ``_next/``, ``_astro/``, ``_app/``) works;
+- a request path is percent-decoded exactly once; encoded slashes, backslashes, NUL, CR, LF and
+  invalid UTF-8 are refused (400); any other character may name a file, a tab as well
+  (``tab%09x.txt``), as nginx serves it;
+- ``.`` segments are dropped (``/./index.html`` is ``/index.html``, as in nginx); ``..`` segments
+  and dotfiles (names starting with ``.``) are never served (404), except the ``.well-known/``
+  folder (ACME challenges, ``security.txt``); every other name is served whatever its first
+  character, so generator output (``_static/``, ``_next/``, ``_astro/``, ``_app/``) works;
 - the site's own private files are never served either (404): ``pushserve.toml``, every file or
   folder the configuration names (certificate, key, dictionary and reload folders...), the
   package folders of mounted apps, and template-only files (layouts and partials pages extend,
   include or import); the owner of a ``SitePaths`` fills ``private`` (site/manifest_load.py's
   ``site_private``);
 - a file's realpath must lie under the realpath of the root, so a symlink pointing out of the
-  site answers 404, never its contents; nor may its realpath be private (a symlink to a private
-  file is as private as the file);
+  site answers 404, never its contents — unless the site's owner trusts the tree
+  (``--follow-symlinks``, nginx's and Caddy's default); the start and ``pushserve check`` name the
+  symlinks that lead out, so a refused one never fails in silence; nor may its realpath be
+  private (a symlink to a private file is as private as the file);
 - a page is an ``.html`` or ``.htm`` file that may be served; ``404.html`` is rendered like a page
   (it answers for missing paths) but is never navigated to, so it has no manifest entry.
 """
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -63,7 +67,8 @@ def decode_path(raw: bytes) -> str:
         decoded = raw
     if b"\\" in decoded:
         raise BadPath(400, "backslash")
-    if any(b < 0x20 or b == 0x7F for b in decoded):  # NUL above all: C strings end there
+    if b"\0" in decoded or b"\r" in decoded or b"\n" in decoded:
+        # NUL: C strings end there, no file name holds one; CR and LF: never a header's, anywhere.
         raise BadPath(400, "control character")
     try:
         return decoded.decode("utf-8")
@@ -116,8 +121,9 @@ class PrivateFiles:
 
 
 def segments(url_path: str) -> list[str]:
-    """The decoded path's segments, empty ones dropped; raises BadPath for ``..`` and private names."""
-    segs = [s for s in url_path.split("/") if s]
+    """The decoded path's segments, empty and ``.`` ones dropped; raises BadPath for ``..`` and
+    private names."""
+    segs = [s for s in url_path.split("/") if s and s != "."]
     for s in segs:
         if s == "..":
             raise BadPath(404, "traversal", url_path)
@@ -126,21 +132,26 @@ def segments(url_path: str) -> list[str]:
     return segs
 
 
+def _parts(rel_path: str) -> list[str]:
+    return [part for part in rel_path.split("/") if part and part != "."]
+
+
 def is_page(rel_path: str) -> bool:
     """A site-relative path of an HTML page that may be served (404.html included).  Name only."""
-    parts = PurePosixPath(rel_path).parts
-    return (bool(parts) and rel_path.lower().endswith(PAGE_SUFFIXES) and ".." not in parts
-            and not any(is_private(p) for p in parts))
+    if not rel_path.lower().endswith(PAGE_SUFFIXES):
+        return False
+    parts = _parts(rel_path)
+    return bool(parts) and not any(part == ".." or is_private(part) for part in parts)
 
 
 def is_manifest_page(rel_path: str) -> bool:
     """A page a browser navigates to, so the push manifest has an entry for it."""
-    return is_page(rel_path) and PurePosixPath(rel_path).name != NOT_FOUND_PAGE
+    return is_page(rel_path) and rel_path.rstrip("/").rpartition("/")[2] != NOT_FOUND_PAGE
 
 
 def page_url(rel_path: str) -> str:
     """The URL path a page is served at: ``index.html`` → ``/``, ``a/index.html`` → ``/a/``."""
-    parts = PurePosixPath(rel_path).parts
+    parts = _parts(rel_path)
     if parts and parts[-1] == "index.html":
         return "/" + "".join(part + "/" for part in parts[:-1])
     return "/" + "/".join(parts)
@@ -155,10 +166,12 @@ def rel_path(url_path: str) -> str:
 class SitePaths:
     """The root of a site and the guard that keeps every file lookup under it."""
 
-    def __init__(self, root: Path | str, private: PrivateFiles | None = None) -> None:
+    def __init__(self, root: Path | str, private: PrivateFiles | None = None, *,
+                 follow_symlinks: bool = False) -> None:
         self.root = os.path.abspath(root)
         self.real_root = os.path.realpath(root)
         self.private = private if private is not None else PrivateFiles()
+        self.follow_symlinks = follow_symlinks
 
     def servable(self, rel_path: str, fs_path: str | None = None) -> bool:
         """False for the site's own private files (the name rule is ``segments``'s), by their
@@ -181,8 +194,8 @@ class SitePaths:
         return os.path.relpath(real, root).replace(os.sep, "/")
 
     def inside(self, fs_path: str) -> bool:
-        """True when ``fs_path`` (after symlinks) lies under the root."""
-        return self.real_name(fs_path) is not None
+        """True when ``fs_path`` (after symlinks) lies under the root, or symlinks are followed."""
+        return self.follow_symlinks or self.real_name(fs_path) is not None
 
     def resolve(self, url_path: str) -> Path | None:
         """The file a GET of ``url_path`` (query and fragment ignored) would serve, or None when
@@ -210,14 +223,52 @@ class SitePaths:
 
     def walk_pages(self) -> list[str]:
         """Site-relative paths of the pages a browser navigates to, sorted."""
-        return [rel for rel in self.walk_files() if is_manifest_page(rel) and self.servable(rel)]
+        return list(self.iter_pages())
+
+    def iter_pages(self) -> Iterator[str]:
+        """``walk_pages`` a directory at a time."""
+        return (rel for rel in self.iter_files() if is_manifest_page(rel) and self.servable(rel))
 
     def walk_files(self) -> list[str]:
         """Site-relative paths of every file under the root outside dot folders, sorted (one
         directory walk; ``.well-known`` holds no pages, so it is skipped too)."""
-        files: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            rel_dir = Path(dirpath).relative_to(self.root)
-            files.extend((rel_dir / name).as_posix() for name in sorted(filenames) if not name.startswith("."))
-        return files
+        return list(self.iter_files())
+
+    def iter_files(self) -> Iterator[str]:
+        """``walk_files`` a directory at a time."""
+        return (rel for rel, entry in iter_tree(self.root) if _is_file(entry))
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def iter_tree(root: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(site-relative path, directory entry) of everything under ``root`` but folders and dot
+    names, sorted by path, one directory read at a time: files, and symlinks whatever they point
+    at (a symlinked folder is not entered, as ``os.walk`` does not)."""
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if folder:
+                folders.append(rel)
+            else:
+                yield rel, entry
+        stack.extend(reversed(folders))

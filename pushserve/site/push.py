@@ -29,7 +29,8 @@ from typing import Protocol
 from pushserve.config import PushMode
 from pushserve.http.response import Response
 from pushserve.protocol.events import Headers, RequestReceived
-from pushserve.site.manifest import PRECONNECT, PushManifest, PushResource
+from pushserve.site.manifest import PRECONNECT, PushResource
+from pushserve.site.manifest_store import PushManifest
 from pushserve.site.static import StaticSite
 
 COOKIE_NAME = b"pushserve-cache"

@@ -116,6 +116,7 @@ class _Route:
     status: int = 0  # 301, 400 or 404 when there is no entry
     note: str = ""
     expires: float = 0.0  # monotonic deadline, for negative answers
+    pending: bool = False  # a page that cannot be answered yet (renders said None)
 
 
 @dataclass(slots=True)
@@ -134,6 +135,11 @@ class Lookup:
     found: dict[bytes, bytes] | None  # the _WANTED headers, None when there are none
     page: str | None = None  # site-relative path of the HTML page this serves, else None
     response: Response | None = None  # the answer, when it is a file's (not a page, not an error)
+
+    @property
+    def pending(self) -> bool:
+        """Not answerable yet: ask again once the site's survey is done (SiteContent.when_ready)."""
+        return self.route.pending
 
     @property
     def conditional(self) -> bool:
@@ -208,15 +214,20 @@ class StaticSite:
     """Answers GET/HEAD/OPTIONS for the files under ``root``."""
 
     def __init__(self, root: Path, *, render_page: Callable[[str, RenderRequest], bytes] | None = None,
+                 renders: Callable[[str], bool | None] | None = None,
                  small_file_limit: int = 256 * 1024, revalidate_after: float = 1.0,
                  cache_control: bytes = b"no-cache", page_cache_control: bytes = b"no-cache",
                  compressor: Compressor | None = None, private: PrivateFiles | None = None,
+                 follow_symlinks: bool = False,
                  render_error: Callable[[TemplateError], Response] | None = None) -> None:
         if not os.path.isdir(root):
             raise ValueError(f"site folder {root} is not a directory")
-        self.paths = SitePaths(root, private)
+        self.paths = SitePaths(root, private, follow_symlinks=follow_symlinks)
         self.root = self.paths.root
         self.render_page = render_page
+        # Which pages go through render_page (None: every page, when there is one): True, False,
+        # or None for "not known yet" (the request waits, see Lookup.pending).
+        self.renders = renders
         self.render_error = render_error  # the page answering a template that does not render
         self.small_file_limit = small_file_limit
         self.revalidate_after = revalidate_after
@@ -273,6 +284,9 @@ class StaticSite:
             route, query, headers, found = lookup.route, lookup.query, lookup.headers, lookup.found
             entry = route.entry
             if entry is None:
+                if route.pending:  # only a push or an in-memory caller gets here: a browser waits
+                    return Response(503, [(b"retry-after", b"1"), (b"content-length", b"0")], b"",
+                                    note="not ready")
                 if route.status == 301:
                     # One leading slash: "//docs/" would send the browser to the host "docs".
                     location = b"/" + lookup.raw.lstrip(b"/") + b"/" + (b"?" + query if lookup.has_query else b"")
@@ -363,7 +377,7 @@ class StaticSite:
         main = _stat_file(fs_path)
         if main is None:
             return (None,)
-        if self.render_page is not None and fs_path.lower().endswith(PAGE_SUFFIXES):
+        if self.render_page is not None and self.renders is None and fs_path.lower().endswith(PAGE_SUFFIXES):
             return (_fingerprint(main),)  # rendered pages never use siblings
         return (_fingerprint(main), *(_fingerprint(_stat_file(fs_path + s)) for s, _ in _SIBLINGS))
 
@@ -397,32 +411,40 @@ class StaticSite:
                 return _Route(url_path, status=301, note="directory", expires=expires)
         elif url_path.endswith("/"):  # nginx: a file does not answer with a trailing slash
             return _Route(url_path, status=404, expires=expires)
-        entry = self._load(fs_path, "/".join(segs), now)
+        rel_path = "/".join(segs)
+        rendered = self.render_page is not None and is_page(rel_path)
+        if rendered and self.renders is not None:
+            kind = self.renders(rel_path)
+            if kind is None:
+                return _Route(url_path, pending=True, expires=now)
+            rendered = kind
+        entry = self._load(fs_path, rel_path, now, rendered)
         if entry is None:
             return _Route(url_path, status=404, expires=expires)
         return _Route(url_path, entry=entry)
 
-    def _load(self, fs_path: str, rel_path: str, now: float) -> FileEntry | None:
+    def _load(self, fs_path: str, rel_path: str, now: float, rendered: bool) -> FileEntry | None:
         """The entry for a file: the cached one while it matches the disk, else a new one."""
         fingerprint = self._stat_all(fs_path)
         if fingerprint[0] is None:
             return None
         cached = self._entries.get(rel_path)
-        if cached is not None and cached.fingerprint == fingerprint and cached.fs_path == fs_path:
+        if (cached is not None and cached.fingerprint == fingerprint and cached.fs_path == fs_path
+                and cached.rendered == rendered):
             cached.checked_at = now
             return cached
         try:
-            entry = self._build(fs_path, rel_path, fingerprint, now)
+            entry = self._build(fs_path, rel_path, fingerprint, now, rendered)
         except OSError:  # vanished or unreadable between stat and open
             return None
         self._entries[rel_path] = entry
         return entry
 
     def _build(self, fs_path: str, rel_path: str,
-               fingerprint: tuple[tuple[int, int, int, int] | None, ...], now: float) -> FileEntry:
+               fingerprint: tuple[tuple[int, int, int, int] | None, ...], now: float, rendered: bool) -> FileEntry:
         ctype = content_type(rel_path)
         real = os.path.realpath(fs_path)
-        if self.render_page is not None and is_page(rel_path):
+        if rendered:
             st = os.stat(fs_path)
             return FileEntry(fs_path=fs_path, real_path=real, rel_path=rel_path, content_type=ctype,
                              size=st.st_size, mtime=st.st_mtime, etag=_etag(st), rendered=True,

@@ -23,8 +23,15 @@ Which pages are templates (``mode``, from ``templates =`` in pushserve.toml or t
   served byte for byte; a template site's pages use layouts, so they are rendered;
 - ``False``: none (no ``Templates`` at all).
 
-The files template pages extend, include or import (found by ``scan``, then by every render) are
-template-only: private, never served as files.
+The files template pages extend, include or import are template-only: private, never served as
+files.  They are found by the pages that name them, so every HTML file must have been read once:
+``survey_steps`` does that in small steps, in the background of a worker that already serves
+(a start reads no page, whatever the size of the site), then every render adds what it pulled in.
+Until the survey is done a page that may be a layout or partial with logic — one with a ``{%``
+statement, or with any template syntax on a site that declares templates — is not answered
+(``renders`` says so: the request waits a moment); other pages (generator output, whose code
+samples may hold a ``{{``) are served at once: in ``auto`` mode they are no template pages, and
+they hold no template logic to keep private.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import parse_qsl
 
 from pushserve.protocol.events import Headers
-from pushserve.site.paths import PrivateFiles, page_url
+from pushserve.site.paths import PrivateFiles, iter_tree, page_url
 from pushserve.site.template_files import Signature, TemplateError, file_signature, site_file, site_relative
 
 if TYPE_CHECKING:
@@ -179,6 +186,8 @@ class Templates:
         self._strict = strict
         self._engine: Engine | None = None
         self._cache: OrderedDict[tuple[str, str, bytes], _Rendered] = OrderedDict()
+        self._survey: TemplateScan | None = None  # once every HTML file was read
+        self._waiting: list[Callable[[], None]] = []
 
     @property
     def engine(self) -> Engine:
@@ -214,6 +223,19 @@ class Templates:
         """Render a page as for a plain GET of its URL (no query, no headers): what the push
         manifest reads."""
         return self.render(rel_path, _StaticRequest(page_url(rel_path), b"", []))
+
+    def static_html(self, rel_path: str) -> bytes:
+        """The HTML a plain GET of the page gets: rendered when it is a template, else the file's
+        bytes (read, not kept: the push manifest reads every page once)."""
+        filename = site_file(self.root, rel_path)
+        if filename is None:
+            raise TemplateError(rel_path, 0, "not a valid template path")
+        try:
+            with open(filename, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise TemplateError(rel_path, 0, f"cannot read: {e.strerror or e}") from None
+        return self.render_static(rel_path) if self.is_template(raw) else raw
 
     def dependencies(self, rel_path: str) -> set[str]:
         """Site-relative paths of the template files the cached renders of ``rel_path`` used
@@ -269,49 +291,91 @@ class Templates:
             return True
         return any(self._exists(name) for name in template_references(source))
 
-    def scan(self) -> TemplateScan:
-        """Read every HTML file once: the template pages and the template-only files they pull
-        in (which go into ``private``).  A plain site costs one read and a byte search per file."""
+    def renders(self, rel_path: str) -> bool | None:
+        """Whether the page ``rel_path`` is answered through ``render``: True for a template,
+        False for a plain file, None while that cannot be told yet (it has template syntax and the
+        survey, which finds the template-only files, is not done)."""
+        try:
+            with open(os.path.join(self.root, rel_path), "rb") as f:
+                raw = f.read()
+        except OSError:
+            return False  # vanished: the static layer answers 404
+        if not has_template_syntax(raw):
+            return False
+        if self._survey is None and (self.mode is True or b"{%" in raw):
+            return None
+        return self.is_template(raw)
+
+    @property
+    def surveyed(self) -> bool:
+        return self._survey is not None
+
+    def when_surveyed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the survey is done (at once if it is)."""
+        if self._survey is not None:
+            callback()
+        else:
+            self._waiting.append(callback)
+
+    def survey_steps(self) -> Iterator[None]:
+        """Read every HTML file once, one per step: the template pages, and the template-only
+        files they pull in (private from the moment they are found).  Then the requests that
+        waited for it go on."""
         pages: list[str] = []
         template_only: set[str] = set()
-        pending: list[str] = []
-        files = self.template_files()
-        for rel_path in files:
-            try:
-                with open(os.path.join(self.root, rel_path), "rb") as f:
-                    raw = f.read()
-            except OSError:
-                continue
-            if self.is_template(raw):
-                pages.append(rel_path)
-                pending += template_references(raw)
-        while pending:  # the layouts' own layouts, partials' partials
+        files = 0
+        try:
+            for rel_path in self.iter_template_files():
+                files += 1
+                try:
+                    with open(os.path.join(self.root, rel_path), "rb") as f:
+                        raw = f.read()
+                except OSError:
+                    continue
+                if self.is_template(raw):
+                    pages.append(rel_path)
+                    self._pull_in(template_references(raw), template_only)
+                yield
+        finally:  # done, cancelled or failed: the requests waiting for it must not wait forever
+            # A template-only file or one of a mounted app's templates is not a page of the site.
+            self._survey = TemplateScan([p for p in pages if p not in template_only and p not in self.private],
+                                        template_only, files)
+            waiting, self._waiting = self._waiting, []
+            for callback in waiting:
+                callback()
+
+    def _pull_in(self, names: list[str], template_only: set[str]) -> None:
+        """The files named, their layouts and partials (transitively): template-only."""
+        pending = list(names)
+        while pending:
             name = pending.pop()
             if name in template_only or not self._exists(name):
                 continue
             template_only.add(name)
+            self.private.add(name)
             try:
                 with open(os.path.join(self.root, name), "rb") as f:  # _exists checked the name
                     pending += template_references(f.read())
             except OSError:
                 continue
-        self.private.update(template_only)
-        # A template-only file or one of a mounted app's templates is not a page of the site.
-        return TemplateScan([p for p in pages if p not in template_only and p not in self.private],
-                            template_only, len(files))
+
+    def scan(self) -> TemplateScan:
+        """The survey, done at once (if it was not): what commands that read the whole site use."""
+        if self._survey is None:
+            for _ in self.survey_steps():
+                pass
+        assert self._survey is not None
+        return self._survey
 
     # -- checking --------------------------------------------------------------------------
 
     def template_files(self) -> list[str]:
         """Site-relative paths of every template in the site, ``_`` folders included (dot
         folders such as .git are not the site's)."""
-        found: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if is_template_path(name) and not name.startswith("."):
-                    found.append(Path(dirpath, name).relative_to(self.root).as_posix())
-        return found
+        return list(self.iter_template_files())
+
+    def iter_template_files(self) -> Iterator[str]:
+        return (rel for rel, _ in iter_tree(str(self.root)) if is_template_path(rel))
 
     def check_all(self, scan: TemplateScan | None = None) -> list[TemplateError]:
         """Compile every template (the template pages and what they pull in; with ``mode`` True

@@ -125,3 +125,34 @@ def test_early_hint_link_headers_name_the_preloads() -> None:
     values = ['</css/site.css>; rel=preload; as=style, </js/util.js>; rel=modulepreload',
               '</fonts/f.woff2>; rel="preload"; as=font; crossorigin', '</next/>; rel=prefetch']
     assert preload_links(values) == ["/css/site.css", "/js/util.js", "/fonts/f.woff2"]
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sites"
+
+
+def _fixture_pages() -> list[tuple[Path, str]]:
+    return [(site, page.relative_to(site).as_posix()) for site in sorted(FIXTURES.iterdir()) if site.is_dir()
+            for page in sorted(site.rglob("*.html")) if page.name != "404.html"]
+
+
+@pytest.mark.parametrize(("site", "page"), _fixture_pages(), ids=lambda v: getattr(v, "name", v))
+def test_the_bench_expects_what_the_server_announces(site: Path, page: str) -> None:
+    """One scanner for both: what the bench counts as critical on a page is what the push
+    manifest announces for it (the manifest adds only what a page asks for itself: marked
+    images, preloads of other types)."""
+    from pushserve.site.manifest import infer_page
+    from pushserve.site.paths import SitePaths, page_url
+
+    url = page_url(page)
+
+    def file(u: str) -> Path:
+        return site / u.removeprefix(ORIGIN + "/").split("?")[0]
+
+    def fetch(u: str) -> str | None:
+        return file(u).read_text("utf-8", "replace") if file(u).is_file() else None
+
+    expected = {f.url.removeprefix(ORIGIN) for f in crawl(ORIGIN + url, (site / page).read_text(), fetch)
+                if f.critical and file(f.url).is_file()}
+    resources, _ = infer_page((site / page).read_bytes(), url, SitePaths(site))
+    announced = {r.url for r in resources if r.type in ("style", "script", "font")}
+    assert expected and announced == expected

@@ -126,3 +126,42 @@ def test_peer_pushes_what_pushserve_pushes(name: str, exported: Path, push_serve
             got = pushed("127.0.0.1", port, page)
             assert sorted(got) == sorted(expected), page
             assert got == expected, page  # the same bytes too
+
+
+ODD = {"css/estilo mañana.css": "body { color: #123 }\n",
+       "café/page one.html": '<!doctype html><link rel=stylesheet href="../css/estilo mañana.css"><p>uno</p>\n',
+       "index.html": '<!doctype html><link rel=stylesheet href="css/estilo mañana.css"><p>home</p>\n'}
+ODD_URLS = ["/", "/caf%C3%A9/page%20one.html", "/css/estilo%20ma%C3%B1ana.css"]
+
+
+@pytest.fixture(scope="module")
+def odd(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Reply]]]:
+    """A site with odd file names, exported, and what pushserve (--push hints) answers for it."""
+    root = tmp_path_factory.mktemp("odd")
+    for name, text in ODD.items():
+        (root / "site" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "site" / name).write_text(text)
+    result = run_cli(certs, "export", str(root / "site"), str(root / "out"), "--root", str(root / "out" / "public"))
+    assert result.returncode == 0, result.stderr
+    ours = start(certs, "--push", "hints", "--no-access-log", site=root / "site")
+    try:
+        yield root / "out", fetch_all(ours.host, ours.port, certs, ODD_URLS)
+    finally:
+        ours.stop()
+
+
+@pytest.mark.parametrize("name", sorted(PEERS))
+def test_odd_file_names_reach_every_peer_encoded(name: str, odd: tuple[Path, dict[str, Reply]], certs: Certs,
+                                                 tmp_path: Path) -> None:
+    """Issue 23: Link targets are URI references, percent-encoded as browsers request them, in
+    pushserve's headers and in every exported snippet; each server answers the encoded URL."""
+    need(name)
+    out, mine = odd
+    assert "/caf%C3%A9/page%20one.html\n" in (out / "public" / "_headers").read_text()
+    pair = CertPair(certs.cert_dir / "localhost.pem", certs.cert_dir / "localhost-key.pem")
+    with PEERS[name](out, pair, tmp_path) as url:
+        theirs = fetch_all("127.0.0.1", int(url.rsplit(":", 1)[1]), certs, ODD_URLS)
+    link = b"</css/estilo%20ma%C3%B1ana.css>; rel=preload; as=style"
+    for url in ODD_URLS:
+        assert (theirs[url].status, mine[url].status) == (200, 200), url
+        assert theirs[url].all(b"link") == mine[url].all(b"link") == ([] if url.endswith(".css") else [link]), url

@@ -30,9 +30,9 @@ INTEGRITY = {  # sha384 of the fixture files (tests/fixtures/sites/README.md)
 }
 # (fixture, page URL, page file, the Link values announced for it, in push order)
 HAND_MADE = [
-    ("nextjs", "/", "index.html", [
-        "</_next/static/media/inter-s.p.woff2>; rel=preload; as=font; crossorigin",
+    ("nextjs", "/", "index.html", [  # the stylesheet first, though the page preloads the font before it
         "</_next/static/css/8d1e0c.css>; rel=preload; as=style",
+        "</_next/static/media/inter-s.p.woff2>; rel=preload; as=font; crossorigin",
         f'</_next/static/chunks/webpack-5f1d.js>; rel=preload; as=script; integrity="{INTEGRITY["webpack"]}"',
         f'</_next/static/chunks/main-app-9a2b.js>; rel=preload; as=script; crossorigin; '
         f'integrity="{INTEGRITY["main"]}"',
@@ -224,7 +224,7 @@ def test_startup_log_is_a_summary_and_debug_has_the_details(certs: Certs, serve:
     server = start_on(certs, serve, tmp_path)
     server.wait_for(r"push manifest: not announced: 30 links to paths that are not files of the site")
     assert "gone.css" not in server.output
-    server.wait_for(r"site: 30 files, 30 pages, ")
+    server.wait_for(r"site: 30 files, 30 \.html, ")  # a start reads no page: which are templates comes later
     debug = start(certs, "--no-access-log", "--log-level", "debug", site=tmp_path)
     serve.append(debug)
     debug.wait_for(r"push manifest: p7.html: /gone.css is not a file of the site")

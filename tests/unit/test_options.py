@@ -44,6 +44,7 @@ SAMPLES: dict[str, tuple[list[str], str]] = {
     "compress": (["--compress", "br,gzip"], '[compress]\ncodings = ["br", "gzip"]'),
     "dictionary-dir": (["--dictionary-dir", "SITE/dict"], '[serve]\ndictionary-dir = "dict"'),
     "hints-http1": (["--hints-http1"], "[serve]\nhints-http1 = true"),
+    "follow-symlinks": (["--follow-symlinks"], "[serve]\nfollow-symlinks = true"),
     "http3": (["--no-http3"], "[serve]\nhttp3 = false"),
     "bench-think": (["--bench-think", "200ms"], '[serve]\nbench-think = "200ms"'),
     "expose-worker": (["--expose-worker"], ""),

@@ -196,9 +196,22 @@ def test_double_encoding_is_decoded_once(site: Path) -> None:
     assert get(s, b"/%252e%252e%252foutside.txt").status == 404
 
 
+def test_dot_segments_and_odd_names_as_nginx_serves_them(site: Path) -> None:
+    # Issue 23: "." segments are dropped and a tab may name a file; NUL, CR and LF never do.
+    (site / "docs").mkdir(exist_ok=True)
+    (site / "docs" / "tab\tx.txt").write_bytes(b"tab")
+    s = StaticSite(site)
+    assert get(s, b"/./css/site.css").status == 200 and body(get(s, b"/css/./site.css")) == CSS
+    r = get(s, b"/docs/tab%09x.txt")
+    assert r.status == 200 and body(r) == b"tab"
+    assert get(s, b"/docs/./tab%09x.txt").status == 200
+    for target in (b"/docs/tab%00x.txt", b"/docs/tab%0ax.txt", b"/docs/tab%0dx.txt"):
+        assert get(s, target).status == 400, target
+
+
 @pytest.mark.parametrize("target", [
     b"/_private/secret.txt", b"/_draft.html", b"/.env", b"/%2eenv", b"/%5fdraft.html", b"/_private/",
-    b"/css/./site.css", b"/_private//secret.txt",
+    b"/_private/./secret.txt", b"/_private//secret.txt",
 ])
 def test_hidden_and_private_are_404(site: Path, target: bytes) -> None:
     # Dotfiles by name; _private and _draft.html because the site says so (as the templates'
