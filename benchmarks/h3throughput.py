@@ -29,7 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,13 +40,30 @@ from contextlib import ExitStack
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from benchmarks import loadtools, memory, servers
 from benchmarks.throughput import LARGE, LARGE_BYTES, TINY, make_docroot
 from pushserve.bench.certs import make_cert
 from pushserve.bench.procs import CLIENT_CPU, BenchError, can_pin, pinned, run_client
 
-LOADS = (("small", TINY, 2, 32, "req/s"), ("1mib", LARGE, 2, 1, "MiB/s"))
+_TICK = os.sysconf("SC_CLK_TCK")
+GTLSCLIENT = shutil.which("gtlsclient") or ""
+# key, file, connections, streams per connection, unit; "1mib-c": the same file through the C client
+LOADS = (("small", TINY, 2, 32, "req/s"), ("1mib", LARGE, 2, 1, "MiB/s"),
+         *((("1mib-c", LARGE, 2, 1, "MiB/s"),) if GTLSCLIENT else ()))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its children now (a worker's, under its master)."""
+    total = 0
+    for p, _, _ in memory.process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICK
 
 
 def h3load(url: str, duration: float, connections: int, streams: int, body: int) -> dict[str, float]:
@@ -56,6 +75,46 @@ def h3load(url: str, duration: float, connections: int, streams: int, body: int)
     if result["errors"] or result["failed"] or not result["succeeded"]:
         raise BenchError(f"h3load: {(result['errors'] or ['no answer'])[0]}")
     return result
+
+
+def ngtcp2_load(url: str, duration: float, connections: int, body: int, per_connection: int) -> dict[str, float]:
+    """The 1 MiB load through ngtcp2's example client (C: Debian's ``ngtcp2-client``):
+    ``connections`` clients at once, each fetching ``per_connection`` bodies over one connection.
+    The aioquic client costs about as much CPU per MiB as the servers it measures, so with it the
+    1 MiB figure is the client's; this one costs a fifth of that.  Each client must exit 0 and
+    leave a body of the expected length."""
+    parts = urlsplit(url)
+    with tempfile.TemporaryDirectory(prefix="bench-gtls-") as tmp:
+        cmds = [pinned([GTLSCLIENT, "-q", "--no-quic-dump", "--no-http-dump", "--exit-on-all-streams-close",
+                        "-n", str(per_connection), "--max-data=256M", "--max-stream-data-bidi-local=16M",
+                        f"--timeout={duration * 4 + 30:g}s", f"--download={tmp}/{i}",
+                        parts.hostname or "127.0.0.1", str(parts.port), url], CLIENT_CPU)
+                for i in range(connections)]
+        for i in range(connections):
+            Path(tmp, str(i)).mkdir()
+        logs = [Path(tmp, f"{i}.log").open("wb") for i in range(connections)]  # noqa: SIM115
+        started = time.monotonic()
+        procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+                 for cmd, log in zip(cmds, logs, strict=True)]
+        cpu = 0.0
+        errors = []
+        for i, proc in enumerate(procs):
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu += usage.ru_utime + usage.ru_stime
+            logs[i].close()
+            if proc.returncode:
+                errors.append(f"gtlsclient exited {proc.returncode}: {Path(tmp, f'{i}.log').read_text()[-200:]!r}")
+        seconds = time.monotonic() - started
+        name = Path(parts.path).name
+        sizes = [Path(tmp, str(i), name).stat().st_size if Path(tmp, str(i), name).exists() else 0
+                 for i in range(connections)]
+    if errors or any(size != body for size in sizes):
+        raise BenchError(errors[0] if errors else f"gtlsclient: bodies of {sizes} bytes, not {body}")
+    total = connections * per_connection * body
+    return {"succeeded": connections * per_connection, "mib_per_s": total / seconds / (1 << 20),
+            "req_per_s": connections * per_connection / seconds, "client_cpu": cpu / seconds, "seconds": seconds,
+            "errors": 0, "failed": 0}
 
 
 def run(repeat: int = 3, duration: float = 5.0, log: Callable[[str], None] = print) -> dict[str, object]:
@@ -73,25 +132,36 @@ def run(repeat: int = 3, duration: float = 5.0, log: Callable[[str], None] = pri
             "pushserve-h2": stack.enter_context(partial(servers.pushserve, extra=["--no-http3"])(spec)),
         }
         idle = {name: memory.measure(live[name].pid) for name in ("pushserve", "pushserve-h2")}
-        bodies = {"small": 100, "1mib": LARGE_BYTES}
+        bodies = {"small": 100, "1mib": LARGE_BYTES, "1mib-c": LARGE_BYTES}
+        c_rate: dict[str, float] = {}  # MiB/s through the C client, to size its next run
         for name in ("pushserve", "hypercorn"):  # warm-up: a short run of each
             for key, file, c, m, _ in LOADS:
-                h3load(f"{live[name].base}/{file}", 1.0, c, m, bodies[key])
+                if key == "1mib-c":
+                    c_rate[name] = ngtcp2_load(f"{live[name].base}/{file}", duration, c, bodies[key], 2)["mib_per_s"]
+                else:
+                    h3load(f"{live[name].base}/{file}", 1.0, c, m, bodies[key])
         for rep in range(repeat):
             order = ["pushserve", "hypercorn"][rep % 2:] + ["pushserve", "hypercorn"][:rep % 2]
             for key, file, c, m, unit in LOADS:
                 line = []
                 for name in order:
-                    before = memory.cpu_seconds(live[name].pid)
-                    r = h3load(f"{live[name].base}/{file}", duration, c, m, bodies[key])
-                    per_request = (memory.cpu_seconds(live[name].pid) - before) / r["succeeded"] * 1e6
+                    before = cpu_seconds(live[name].pid)
+                    if key == "1mib-c":  # as many bodies as take about ``duration`` at the last rate
+                        count = max(2, round(c_rate[name] * duration / c))
+                        r = ngtcp2_load(f"{live[name].base}/{file}", duration, c, bodies[key], count)
+                        c_rate[name] = r["mib_per_s"]
+                    else:
+                        r = h3load(f"{live[name].base}/{file}", duration, c, m, bodies[key])
+                    per_request = (cpu_seconds(live[name].pid) - before) / r["succeeded"] * 1e6
                     figure = r["mib_per_s"] if unit == "MiB/s" else r["req_per_s"]
+                    client = r["client_cpu"] * r["seconds"] / r["succeeded"] * 1e6
                     results[name].setdefault(key, []).append(
-                        {"rate": figure, "server_cpu_us_per_request": per_request, "client_cpu": r["client_cpu"]})
+                        {"rate": figure, "server_cpu_us_per_request": per_request, "client_cpu": r["client_cpu"],
+                         "client_cpu_us_per_request": client})
                     line.append(f"{name} {figure:,.1f} {unit} ({per_request:,.0f} µs CPU/request, "
                                 f"client CPU {r['client_cpu']:.0%})")
                 log(f"run {rep + 1}/{repeat} {key}: " + ", ".join(line))
-        for key, file, c, m, _ in LOADS:  # the HTTP/2-only worker takes as many requests over h2
+        for key, file, c, m, _ in LOADS[:2]:  # the HTTP/2-only worker takes as many requests over h2
             count = max(c * m, sum(int(r["rate"] * (duration if key == "small" else duration / bodies[key] * (1 << 20)))
                                    for r in results["pushserve"][key]))
             loadtools.h2load(f"{live['pushserve-h2'].base}/{file}", count, c, m, body_bytes=bodies[key], timeout=300)
@@ -105,7 +175,7 @@ def run(repeat: int = 3, duration: float = 5.0, log: Callable[[str], None] = pri
         "results": {}, "memory": mem,
     }
     table: dict[str, object] = {}
-    for key in ("small", "1mib"):
+    for key in [load[0] for load in LOADS]:
         ours = statistics.median(r["rate"] for r in results["pushserve"][key])
         theirs = statistics.median(r["rate"] for r in results["hypercorn"][key])
         table[key] = {
@@ -113,6 +183,8 @@ def run(repeat: int = 3, duration: float = 5.0, log: Callable[[str], None] = pri
             "runs": {n: [round(r["rate"], 1) for r in results[n][key]] for n in results},
             "cpu_us_per_request": {n: statistics.median(r["server_cpu_us_per_request"] for r in results[n][key])
                                    for n in results},
+            "client_cpu_us_per_request": {n: statistics.median(r["client_cpu_us_per_request"]
+                                                               for r in results[n][key]) for n in results},
         }
     summary["results"] = table
     return summary
@@ -131,13 +203,18 @@ def markdown(summary: dict[str, object]) -> str:
     results = summary["results"]
     assert isinstance(results, dict)
     lines = ["| load | pushserve | Hypercorn | pushserve / Hypercorn | server CPU per request "
-             "(pushserve / Hypercorn) |", "|---|---:|---:|---:|---:|"]
-    for key, label in (("small", "100 B file, `-c2 -m32`, req/s"), ("1mib", "1 MiB file, `-c2 -m1`, MiB/s")):
+             "(pushserve / Hypercorn) | client CPU per request (with pushserve / with Hypercorn) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for key, label in (("small", "100 B file, `-c2 -m32`, req/s"), ("1mib", "1 MiB file, `-c2 -m1`, MiB/s"),
+                       ("1mib-c", "1 MiB file, C client (ngtcp2), 2 connections, MiB/s")):
+        if key not in results:
+            continue
         r = results[key]
-        cpu = r["cpu_us_per_request"]
+        cpu, client = r["cpu_us_per_request"], r["client_cpu_us_per_request"]
         lines.append(f"| {label} | {r['pushserve']:,.1f} | {r['hypercorn']:,.1f} | **{r['ratio']:.2f}x** | "
                      f"{cpu['pushserve']:,.0f} µs / {cpu['hypercorn']:,.0f} µs "
-                     f"({cpu['hypercorn'] / cpu['pushserve']:.2f}x) |")
+                     f"({cpu['hypercorn'] / cpu['pushserve']:.2f}x) | "
+                     f"{client['pushserve']:,.0f} µs / {client['hypercorn']:,.0f} µs |")
     mem = summary["memory"]
     assert isinstance(mem, dict)
     lines += ["", "| pushserve worker | RSS MiB idle | RSS MiB after | PSS MiB after | USS MiB after |",

@@ -155,11 +155,11 @@ def nginx_available() -> bool:
 
 @contextmanager
 def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None, *,
-          connections: int = 1024, place: Place = LOOPBACK) -> Iterator[Served]:
+          connections: int = 1024, workers: int = 1, place: Place = LOOPBACK) -> Iterator[Served]:
     """``http_extra``: more directives for the http block (``gzip on; ...``); ``server``: the
     server block's own directives (an exported snippet's ``include``) instead of ``root DOCROOT``;
-    ``connections``: ``worker_connections``; ``place``: where it runs (the bench's packet-shaper
-    namespace, or loopback)."""
+    ``connections``: ``worker_connections``; ``workers``: ``worker_processes``; ``place``: where it
+    runs (the bench's packet-shaper namespace, or loopback)."""
     port = free_port()
     work = spec.workdir / "nginx"
     work.mkdir(exist_ok=True)
@@ -169,7 +169,7 @@ def nginx(spec: ServeSpec, http_extra: str = "", server: str | None = None, *,
     user = "user root;" if os.geteuid() == 0 else ""
     conf.write_text(textwrap.dedent(f"""\
         {user}
-        worker_processes 1;
+        worker_processes {workers};
         daemon off;
         pid {work}/nginx.pid;
         error_log stderr warn;

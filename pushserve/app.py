@@ -96,6 +96,8 @@ async def in_slices(steps: Iterator[object], budget: float = SLICE) -> None:
 
 def build(config: Config) -> App:
     """Mounts, site, push manifest and policy, and in dev mode the dev routes and live reload."""
+    if not config.site.is_dir():  # gone since the start (a deploy swapping it): said plainly
+        raise ConfigError(f"site folder {config.site} is missing")
     page_filter = None
     if config.dev:
         from pushserve.dev.inject import inject

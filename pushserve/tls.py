@@ -10,6 +10,7 @@ files that ``certificates.check_pair`` (``cryptography``) found usable in a thro
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,9 +99,21 @@ class Snapshot:
             raise
         return cls(cert, key, cert_fd, key_fd)
 
+    def paths(self) -> tuple[Path, Path | None]:
+        """The memory files, as paths this process and its forked children can open."""
+        return (Path(f"/proc/self/fd/{self.cert_fd}"),
+                Path(f"/proc/self/fd/{self.key_fd}") if self.key_fd is not None else None)
+
+    def named(self, message: str) -> str:
+        """``message`` (about the memory files) with the user's paths in their place."""
+        names = {str(path): str(shown) for path, shown in zip(self.paths(), (self.cert, self.key), strict=True)
+                 if path is not None}
+        # (?!\d): /proc/self/fd/3 is not the start of /proc/self/fd/31
+        return re.sub("|".join(rf"{re.escape(p)}(?!\d)" for p in names), lambda m: names[m.group(0)], message)
+
     def context(self) -> ssl.SSLContext:
-        key = Path(f"/proc/self/fd/{self.key_fd}") if self.key_fd is not None else None
-        return context(Path(f"/proc/self/fd/{self.cert_fd}"), key, shown=self.cert)
+        cert, key = self.paths()
+        return context(cert, key, shown=self.cert)
 
     def close(self) -> None:
         for fd in (self.cert_fd, self.key_fd):

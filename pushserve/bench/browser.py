@@ -20,13 +20,22 @@ What comes back, all from Chromium itself:
   log can be drained (and each frame acknowledged, else Chromium stops sending them) while the
   page loads.
 
+**HTTP/3** (modes ``h3-*``): the load's Chromium runs without ``--disable-quic`` and with
+``--origin-to-force-quic-on=HOST:PORT`` (a name other than an address is also mapped to it with
+``--host-resolver-rules``, which is what makes ``localhost`` work: Chromium's QUIC fails on
+``::1``).  Chromium completes a QUIC handshake only with a certificate it trusts through a CA in
+its NSS database (an SPKI pin is not enough), so chromedriver, and each Chromium it starts, runs
+with a HOME of the bench's own whose ``.pki/nssdb`` trusts the run's CA (``certutil``).
+
 A *control* load (``instrumented=False``) attaches no DevTools Network domain and no screencast:
 page-side timings, the NetLog and the console only, to check the instrument against itself."""
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -41,10 +50,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pushserve.bench import netlog
-from pushserve.bench.engine import COLLECT_FN, IN_USE_FN, judge_unused, page_load_from_timings
+from pushserve.bench.engine import COLLECT_FN, IN_USE_FN, judge_unused, page_load_from_timings, protocol_of
 from pushserve.bench.har import devtools_entries, with_network_times
 from pushserve.bench.loader import PageLoad
-from pushserve.bench.procs import BenchError, free_port, running
+from pushserve.bench.procs import BenchError, free_port, running, trust_ca
 from pushserve.bench.visual import Frame, visual_metrics
 from pushserve.certificates import spki_sha256_b64
 
@@ -142,23 +151,38 @@ class Chromium:
     whole bench, a Chromium per load.  ``instrumented=False``: the control engine (no DevTools
     Network domain, no screencast)."""
 
-    def __init__(self, leaf_cert: Path, instrumented: bool = True, hint_window: float = HINT_WINDOW_S) -> None:
+    def __init__(self, leaf_cert: Path, instrumented: bool = True, hint_window: float = HINT_WINDOW_S,
+                 ca: Path | None = None) -> None:
         self.binary, self.driver_path = find_binaries()
         self.spki = spki_sha256_b64(leaf_cert)
+        self.ca = ca  # trusted in the NSS database of Chromium's HOME when certutil is there: HTTP/3
+        self.trusted = False
         self.instrumented = instrumented
         self.hint_window = hint_window
         self.name = "chromium" if instrumented else "chromium-control"
         self._stack: Any = None
+        self._home: tempfile.TemporaryDirectory[str] | None = None
         self.driver: WebDriver | None = None
 
     def __enter__(self) -> Chromium:
         port = free_port()
-        self._stack = running("chromedriver", [self.driver_path, f"--port={port}"])
-        child = self._stack.__enter__()
+        self._home = home = tempfile.TemporaryDirectory(prefix="pushserve-bench-chromium-home-")
+        env = {**os.environ, "HOME": home.name}
+        try:
+            if self.ca is not None and shutil.which("certutil") is not None:
+                nssdb = Path(home.name) / ".pki" / "nssdb"
+                nssdb.mkdir(parents=True)
+                trust_ca(nssdb, self.ca)
+                self.trusted = True
+            self._stack = running("chromedriver", [self.driver_path, f"--port={port}"], env=env)
+            child = self._stack.__enter__()
+        except BaseException:
+            home.cleanup()
+            raise
         try:
             child.wait_for_port(port)
         except BaseException:
-            self._stack.__exit__(None, None, None)
+            self.__exit__(None, None, None)
             raise
         self.driver = WebDriver(f"http://127.0.0.1:{port}")
         return self
@@ -166,6 +190,8 @@ class Chromium:
     def __exit__(self, *exc: object) -> None:
         if self._stack is not None:
             self._stack.__exit__(None, None, None)
+        if self._home is not None:
+            self._home.cleanup()
 
     @contextmanager
     def tab(self) -> Iterator[ChromiumTab]:
@@ -176,19 +202,25 @@ class Chromium:
                 driver.session(self.binary, self._args(profile), instrumented=False) as sid:
             yield ChromiumTab(driver, sid)
 
-    def _args(self, profile: str) -> list[str]:
-        return [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--ignore-certificate-errors-spki-list={self.spki}",
-                f"--log-net-log={profile}/netlog.json"]
+    def _args(self, profile: str, url: str = "", mode: str = "") -> list[str]:
+        flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--ignore-certificate-errors-spki-list={self.spki}",
+                 f"--log-net-log={profile}/netlog.json"]
+        if protocol_of(mode) == "h3":
+            flags = [f for f in flags if f != "--disable-quic"] + quic_flags(url)
+        return flags
 
-    def capture(self, url: str, watch_hints: bool = True) -> dict[str, Any]:
+    def capture(self, url: str, watch_hints: bool = True, mode: str = "") -> dict[str, Any]:
         """One cold load of ``url``: ``timings`` (from the page), ``events`` (DevTools Network and
         Page events; instrumented only), ``frames`` (screencast: epoch seconds, PNG bytes;
         instrumented only), ``netlog`` (the NetLog document) and ``unused`` (URLs Chromium said
         it preloaded and did not use)."""
         driver = self.driver
         assert driver is not None, "use Chromium as a context manager"
+        if protocol_of(mode) == "h3" and not self.trusted:
+            raise BenchError(f"chromium {mode}: HTTP/3 needs the run's CA in Chromium's NSS database: certutil "
+                             "(Debian: apt-get install libnss3-tools)")
         with tempfile.TemporaryDirectory(prefix="pushserve-bench-chromium-") as profile:
-            with driver.session(self.binary, self._args(profile), self.instrumented) as sid:
+            with driver.session(self.binary, self._args(profile, url, mode), self.instrumented) as sid:
                 def log(kind: str = "performance") -> list[dict[str, Any]]:
                     entries = driver.call("POST", f"/session/{sid}/se/log", {"type": kind})
                     return [json.loads(e["message"])["message"] for e in entries] if kind == "performance" else entries
@@ -248,7 +280,7 @@ class Chromium:
         handshake of the page's connection completed: Chromium sees loopback connect at once and
         counts the proxy's handshake delay as TLS.  ``watch_hints``: wait for Chromium's verdict
         on the preloads (3 s after the load event)."""
-        got = self.capture(url, watch_hints)
+        got = self.capture(url, watch_hints, mode)
         timings = got["timings"]
         origin_ms = float(timings["timeOrigin"])
         parts = urlsplit(url)
@@ -270,6 +302,17 @@ class Chromium:
                 except ValueError as e:
                     raise BenchError(f"chromium: a screencast frame could not be read: {e}") from e
         return load
+
+
+def quic_flags(url: str) -> list[str]:
+    """Chromium's flags to speak HTTP/3 to ``url``'s origin from the first request on."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    try:
+        ipaddress.ip_address(host)
+        return [f"--origin-to-force-quic-on={host}:{port}"]
+    except ValueError:  # a name: resolved to IPv4 only (localhost's ::1 has no QUIC listener)
+        return [f"--origin-to-force-quic-on={host}:{port}", f"--host-resolver-rules=MAP {host} 127.0.0.1"]
 
 
 class ChromiumTab:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from pushserve.bench.series import Settings
 
 # Kept in step with pageload.MODES / ENGINES and network.SHAPERS (no import: fast --help).
-MODES = ("h1", "h2-off", "h2-hints", "h2-push")
+MODES = ("h1", "h2-off", "h2-hints", "h2-push", "h3-off", "h3-hints")
+DEFAULT_MODES = MODES[:4]  # h3 is asked for: it needs the packet shaper and a browser
 ENGINES = ("loader", "chromium", "firefox")
 SHAPERS = ("auto", "packet", "proxy")
 # Enough to resolve one RTT (50 ms) between h2-off and h2-hints on site_example in both
@@ -66,7 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"loads per row, interleaved across rows ({DEFAULT_RUNS}: resolves one RTT on site_example)")
     p.add_argument("--warmup", default="1", metavar="N",
                    help="rounds loaded before the measured ones and not counted: server caches, browsers (1)")
-    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
+    p.add_argument("--modes", default=",".join(DEFAULT_MODES),
+                   help=f"comma-separated subset of {','.join(MODES)} (h3: browsers, packet shaper) "
+                        f"({','.join(DEFAULT_MODES)})")
     p.add_argument("--no-warm", dest="warm", action="store_false",
                    help="skip the loader's returning visits (warm cache + cookie) after each cold load")
     p.add_argument("--warm-page", default=None, metavar="PATH",
@@ -82,6 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def parser(prog: str = "pushserve bench") -> argparse.ArgumentParser:
     p = _Parser(prog=prog, description="Page loads of one page of SITE under a shaped network (RTT, bandwidth, "
                 "loss, jitter): HTTP/1.1, HTTP/2 without announcements, with 103 Early Hints, with server push; "
+                "HTTP/3 without announcements and with hints (browsers); "
                 "in the bench's loader, headless Chromium and Firefox; with verdicts and their confidence.")
     add_arguments(p)
     return p
@@ -133,6 +137,9 @@ def settings_from(ns: argparse.Namespace) -> tuple[Settings, list[str]]:
         raise Usage("--shaper auto stands alone; to compare, name them: --shaper packet,proxy")
     if (loss or jitter) and "proxy" in shapers:
         raise Usage("--loss and --jitter need the packet shaper (--shaper packet or auto)")
+    h3 = [m for m in modes if m.startswith("h3")]
+    if h3 and "proxy" in shapers:
+        raise Usage(f"--modes {','.join(h3)}: HTTP/3 is UDP, which --shaper proxy cannot carry; use --shaper packet")
     if think:
         from pushserve.bench.pageload import server_supports
 

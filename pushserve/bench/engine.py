@@ -42,6 +42,9 @@ COLLECT_FN = """
       obs.disconnect();
     } catch (e) { lcp = 0; }
     const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    // A busy browser may paint after the load event: wait for the paints too, up to 5 s past it
+    // (a page that never paints content is reported without them).
+    if ((!fcp || !lcp) && performance.now() < n.loadEventEnd + 5000) { setTimeout(collect, 20); return; }
     resolve({
       timeOrigin: performance.timeOrigin,
       paint: {fcp: fcp ? fcp.startTime : 0, lcp: lcp},
@@ -96,6 +99,30 @@ IN_USE_FN = """
 """
 
 PROTOCOLS = ("h2", "http/1.1", "h3")
+
+
+class WrongProtocol(BenchError):
+    """A browser load that did not come over its mode's protocol (Chromium or Firefox fell back
+    from HTTP/3 to HTTP/2, or went the other way): the row would measure something else."""
+
+
+def protocol_of(mode: str) -> str:
+    """The ``nextHopProtocol`` every entry of a load in ``mode`` must have."""
+    return "h3" if mode.startswith("h3") else "h2" if mode.startswith("h2") else "http/1.1"
+
+
+def check_protocol(timings: dict[str, Any], mode: str, engine: str) -> None:
+    """Every entry the page's timings name a protocol for (the page and each resource; an
+    entry from the memory cache names none) came over ``mode``'s: WrongProtocol otherwise."""
+    want = protocol_of(mode)
+    nav = timings["nav"]
+    got = [(str(nav.get("name") or "/"), str(nav.get("nextHopProtocol") or ""))]
+    got += [(str(r["name"]), str(r.get("nextHopProtocol") or "")) for r in timings["resources"]]
+    wrong = [f"{path} over {proto}" for path, proto in got if proto and proto != want]
+    if wrong:
+        shown = ", ".join(wrong[:4]) + (f" and {len(wrong) - 4} more" if len(wrong) > 4 else "")
+        raise WrongProtocol(f"{engine} {mode}: {shown}, not {want}: the browser fell back, so this run stops "
+                            "rather than count the load under the wrong protocol")
 
 
 @dataclass
@@ -160,6 +187,7 @@ def page_load_from_timings(timings: dict[str, Any], mode: str, page_path: str, e
     nav = timings["nav"]
     if nav.get("nextHopProtocol") not in PROTOCOLS:
         raise BenchError(f"{engine}: unexpected protocol {nav.get('nextHopProtocol')!r} for {page_path}")
+    check_protocol(timings, mode, engine)
     interim = _ms(nav.get("firstInterimResponseStart")) or None
     final = _ms(nav.get("finalResponseHeadersStart")) or _ms(nav.get("responseStart"))
     page = Entry(page_path, "html", True, needed=True, requested=_ms(nav["requestStart"]), first_byte=final,

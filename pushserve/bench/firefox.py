@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -40,7 +39,7 @@ from pushserve.bench.bidi import BiDiError, BiDiThread, Event
 from pushserve.bench.engine import COLLECT_FN, IN_USE_FN, judge_unused, page_load_from_timings
 from pushserve.bench.har import bidi_entries, bidi_fetches, bidi_requests
 from pushserve.bench.loader import PageLoad
-from pushserve.bench.procs import BenchError, running
+from pushserve.bench.procs import BenchError, running, trust_ca
 
 LOAD_TIMEOUT_S = 60.0
 # Firefox's unused-preload timer (PreloaderBase::UsageTimer), and a margin for a busy main thread.
@@ -76,14 +75,22 @@ def find_binary() -> str:
     return found
 
 
-def make_profile(folder: Path, ca_pem: Path) -> None:
+def h3_prefs(origins: tuple[str, ...] | None) -> dict[str, Any]:
+    """HTTP/3 for ``origins`` (HOST:PORT) from the first request on, or (None) never: Firefox
+    speaks h3 to an origin only after an Alt-Svc, unless its testing pref maps the origin to
+    h3 at once.  It also turns HTTP/3 off where a CA not its own is trusted, as the bench's is."""
+    if origins is None:
+        return {"network.http.http3.enable": False}
+    mapping = ",".join(f"{host};h3=:{port}" for host, _, port in (o.rpartition(":") for o in origins))
+    return {"network.http.http3.enable": True, "network.http.http3.alt-svc-mapping-for-testing": mapping,
+            "network.http.http3.disable_when_third_party_roots_found": False}
+
+
+def make_profile(folder: Path, ca_pem: Path, prefs_extra: dict[str, Any] | None = None) -> None:
     """A profile whose NSS database trusts ``ca_pem`` for TLS servers, and the bench's prefs."""
-    for cmd in (["certutil", "-N", "-d", f"sql:{folder}", "--empty-password"],
-                ["certutil", "-A", "-n", "pushserve bench CA", "-t", "C,,", "-i", str(ca_pem), "-d", f"sql:{folder}"]):
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-        if done.returncode != 0:
-            raise BenchError(f"certutil: {(done.stderr or done.stdout).strip()}")
-    prefs = "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in PREFS.items())
+    trust_ca(folder, ca_pem)
+    prefs = "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n"
+                    for k, v in {**PREFS, **(prefs_extra or {})}.items())
     (folder / "user.js").write_text(prefs, encoding="utf-8")
 
 
@@ -104,8 +111,11 @@ class Firefox:
 
     name = "firefox"
 
-    def __init__(self, ca_pem: Path, watch_hints: bool = True) -> None:
+    def __init__(self, ca_pem: Path, watch_hints: bool = True, h3_origins: tuple[str, ...] | None = None) -> None:
+        """``h3_origins``: the HOST:PORTs this Firefox speaks HTTP/3 to (and HTTP/2 to no
+        other); None: HTTP/3 off."""
         self.binary = find_binary()
+        self.h3_origins = h3_origins
         self.ca_pem = ca_pem
         self.watch_hints = watch_hints
         self.version = ""
@@ -120,7 +130,7 @@ class Firefox:
     def __enter__(self) -> Firefox:
         try:
             profile = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pushserve-bench-firefox-")))
-            make_profile(profile, self.ca_pem)
+            make_profile(profile, self.ca_pem, h3_prefs(self.h3_origins))
             cmd = [self.binary, "--headless", "--remote-debugging-port", "0", "--remote-allow-system-access",
                    "--profile", str(profile), "--no-remote", "about:blank"]
             child = self._stack.enter_context(running("firefox", cmd))

@@ -10,7 +10,7 @@ Import HAR) side by side.
   responseStarted, responseCompleted with their fetch timings).
 
 pushserve's fields, as HAR allows (leading underscore): ``_pushed`` (a PUSH_PROMISE delivered it),
-``_earlyHint`` (requested because of a 103), ``_protocol`` (h2, http/1.1) and ``_priority``
+``_earlyHint`` (requested because of a 103), ``_protocol`` (h3, h2, http/1.1) and ``_priority``
 (Chromium's request priority; null for the loader, which sends no priority signal).  Timings are
 ms; -1 marks a phase that did not happen (HAR 1.2)."""
 
@@ -40,8 +40,17 @@ def _pairs(headers: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in headers]
 
 
+def protocol_name(raw: str) -> str:
+    """An engine's protocol name as the bench says it: h3 (Chromium and Firefox may add a draft
+    or version suffix), h2, http/1.1."""
+    low = raw.lower()
+    if low.startswith("h3") or low in ("http/3", "http/3.0", "quic"):
+        return "h3"
+    return "h2" if low in ("h2", "http/2", "http/2.0") else low
+
+
 def _http_version(protocol: str) -> str:
-    return "http/2.0" if protocol == "h2" else protocol.upper() if protocol else "unknown"
+    return {"h2": "http/2.0", "h3": "http/3.0"}.get(protocol) or (protocol.upper() if protocol else "unknown")
 
 
 def _query(url: str) -> list[dict[str, str]]:
@@ -175,7 +184,7 @@ def devtools_entry(req: dict[str, Any]) -> dict[str, Any] | None:
     request = sent["request"]
     extra_req = req.get("Network.requestWillBeSentExtraInfo", {}).get("headers") or request.get("headers", {})
     extra_resp = req.get("Network.responseReceivedExtraInfo", {}).get("headers") or response.get("headers", {})
-    protocol = str(response.get("protocol", ""))
+    protocol = protocol_name(str(response.get("protocol", "")))
     version = _http_version(protocol)
     transfer = int(finished.get("encodedDataLength", response.get("encodedDataLength", 0)) or 0)
     return {
@@ -333,7 +342,8 @@ def bidi_entries(requests: list[dict[str, Any]], origin_ms: float, final_headers
             "receive": max(span("responseStart", "responseEnd"), 0.0),
         }
         url = sent["url"]
-        version = _http_version(str(resp.get("protocol", "")))
+        protocol = protocol_name(str(resp.get("protocol", "")))
+        version = _http_version(protocol)
         cached = bool(resp.get("fromCache")) or not t.get("requestStart")
         entries.append({
             "pageref": PAGE_ID,
@@ -354,7 +364,7 @@ def bidi_entries(requests: list[dict[str, Any]], origin_ms: float, final_headers
             "connection": "",
             "_pushed": False,
             "_earlyHint": not cached and path_of(url) in early and (start - origin_ms) / 1000 < (final_headers or 0.0),
-            "_protocol": str(resp.get("protocol", "")),
+            "_protocol": protocol,
             "_priority": None,
             "_initiator": {"type": str((req["sent"].get("initiator") or {}).get("type", "other"))},
             "_resourceType": str(sent.get("destination") or sent.get("initiatorType") or "other"),

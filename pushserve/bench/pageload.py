@@ -7,6 +7,13 @@ returning visit).
     h2-off     --push off    HTTP/2, ENABLE_PUSH=0
     h2-hints   --push hints  HTTP/2, ENABLE_PUSH=0, acts on 103 Early Hints
     h2-push    --push auto   HTTP/2, ENABLE_PUSH=1 (loader only: browsers refuse push)
+    h3-off     --push off    HTTP/3 (browsers only), nothing announced
+    h3-hints   --push hints  HTTP/3 (browsers only), acts on 103 Early Hints
+
+An h2 row and the h3 row of the same flavour load from the same pushserve (it serves h3 on its
+TCP port's number over UDP); the browser is told which protocol to speak, and every entry of a
+browser's load must have come over the mode's protocol (``engine.py``: a fallback fails the run).
+h3 needs the packet shaper: the latency proxy carries TCP only.
 
 Engines: the bench's browser-like ``loader``; headless ``chromium`` (and, with it, its control
 run ``chromium-control``: no DevTools Network domain attached) and ``firefox``, with paint
@@ -38,9 +45,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pushserve.bench.certs import CertPair, make_cert
-from pushserve.bench.engine import hint_disagreements
+from pushserve.bench.engine import WrongProtocol, hint_disagreements
 from pushserve.bench.loader import BrowserCache, ConnectedAt, PageLoad, load_page
 from pushserve.bench.network import Exposed, Network, ProxyNetwork, choose
 from pushserve.bench.procs import (
@@ -59,9 +67,12 @@ from pushserve.bench.procs import (
 from pushserve.bench.series import BROWSERS, Series, Settings, Variant, median_ms, percentiles_ms
 from pushserve.bench.stats import compare
 
-MODES = ("h1", "h2-off", "h2-hints", "h2-push")
-PUSH_FLAVOUR = {"h1": "off", "h2-off": "off", "h2-hints": "hints", "h2-push": "auto"}
-BROWSER_MODES = ("h2-off", "h2-hints")
+MODES = ("h1", "h2-off", "h2-hints", "h2-push", "h3-off", "h3-hints")
+PUSH_FLAVOUR = {"h1": "off", "h2-off": "off", "h2-hints": "hints", "h2-push": "auto", "h3-off": "off",
+                "h3-hints": "hints"}
+BROWSER_MODES = ("h2-off", "h2-hints", "h3-off", "h3-hints")
+LOADER_MODES = ("h1", "h2-off", "h2-hints", "h2-push")  # the loader speaks HTTP/1.1 and HTTP/2
+H3_MODES = ("h3-off", "h3-hints")
 ENGINES = ("loader", "chromium", "firefox")
 # Visits: cold = empty cache; warm = the same profile again (cache + cookie of the cold load);
 # warm-nocookie = the same cache but the push cookie dropped: what cache-aware push saves.
@@ -73,7 +84,8 @@ BROWSER_METRICS = (("lcp", "LCP"), ("fcp", "FCP"), ("response_start", "TTFB"), (
 def pushserve_variants(modes: list[str], engines: list[str], control: bool = True) -> list[Variant]:
     """The rows: the loader's for every mode, each browser's for the modes a browser can load,
     and Chromium's control run beside Chromium's."""
-    out = [Variant("pushserve", m, f"pushserve:{PUSH_FLAVOUR[m]}") for m in modes] if "loader" in engines else []
+    out = ([Variant("pushserve", m, f"pushserve:{PUSH_FLAVOUR[m]}") for m in modes if m in LOADER_MODES]
+           if "loader" in engines else [])
     targets: list[str] = [e for e in ("chromium", "firefox") if e in engines]
     if "chromium" in targets and control:
         targets.insert(1, "chromium-control")
@@ -161,21 +173,29 @@ def run(starters: dict[str, Starter], variants: list[Variant], settings: Setting
         os.sched_setaffinity(0, cpus)  # whatever runs next in this process (--compare) may pin again
 
 
-def engine_managers(targets: set[str], cert: CertPair) -> dict[str, Any]:
-    """The browsers the rows need (not started yet), each to be started once for the whole run."""
+def engine_key(v: Variant) -> str:
+    """The engine a row loads in: Firefox's h3 rows have a Firefox of their own (its HTTP/3 is
+    steered by prefs, for the whole browser); Chromium is told per load."""
+    return f"{v.target}/h3" if v.target == "firefox" and v.mode in H3_MODES else v.target
+
+
+def engine_managers(keys: set[str], cert: CertPair, h3_origins: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The browsers the rows need (``engine_key``; not started yet), each to be started once for
+    the whole run; ``h3_origins`` (HOST:PORT): the servers the h3 rows load from."""
     engines: dict[str, Any] = {}
-    if "chromium" in targets or "chromium-control" in targets:
+    if "chromium" in keys or "chromium-control" in keys:
         from pushserve.bench.browser import Chromium
 
         for name, instrumented in (("chromium", True), ("chromium-control", False)):
-            if name in targets:
-                engines[name] = Chromium(cert.cert, instrumented=instrumented)
-    if "firefox" in targets:
-        from pushserve.bench.firefox import Firefox
+            if name in keys:
+                engines[name] = Chromium(cert.cert, instrumented=instrumented, ca=cert.ca)
+    for key in ("firefox", "firefox/h3"):
+        if key in keys:
+            from pushserve.bench.firefox import Firefox
 
-        if cert.ca is None:
-            raise BenchError("firefox: the bench certificate has no CA file to trust")
-        engines["firefox"] = Firefox(cert.ca)
+            if cert.ca is None:
+                raise BenchError("firefox: the bench certificate has no CA file to trust")
+            engines[key] = Firefox(cert.ca, h3_origins=h3_origins if key == "firefox/h3" else None)
     return engines
 
 
@@ -191,6 +211,8 @@ def _browser_load(engine: Any, v: Variant, url: str, served: Exposed, record: bo
 
     try:
         return once()
+    except WrongProtocol:
+        raise  # not the browser failing: the network or the server cannot give the row its protocol
     except BenchError as e:
         log(f"{v.label()}: {e}; loading it again")
     return once()
@@ -204,17 +226,24 @@ def _run(starters: dict[str, Starter], variants: list[Variant], settings: Settin
     with ExitStack() as stack:
         # Servers and browsers start together; each server is then exposed through its network.
         places = sorted({(v.server, v.net) for v in variants})
-        engines = engine_managers({v.target for v in variants if v.browser}, cert)
+        keys = {engine_key(v) for v in variants if v.browser}
+        # Firefox's h3 rows name the servers' ports in its prefs: that one starts once they are up.
+        engines = engine_managers(keys - {"firefox/h3"}, cert)
         started = enter_together(stack, [*(starters[key](networks[net].place) for key, net in places),
                                          *engines.values()])
         exposed = {(key, net): networks[net].expose(url)
                    for (key, net), url in zip(places, started[:len(places)], strict=True)}
+        if "firefox/h3" in keys:
+            h3_origins = tuple(sorted({urlsplit(exposed[(v.server, v.net)].url).netloc
+                                       for v in variants if v.mode in H3_MODES}))
+            for key, manager in engine_managers({"firefox/h3"}, cert, h3_origins).items():
+                engines[key] = stack.enter_context(manager)
 
         def one_round(v: Variant, record: bool) -> None:
             served = exposed[(v.server, v.net)]
             url = served.url + settings.page
             if v.browser:
-                loads = {"cold": _browser_load(engines[v.target], v, url, served, record, log)}
+                loads = {"cold": _browser_load(engines[engine_key(v)], v, url, served, record, log)}
             else:
                 cache = BrowserCache()
                 connected_at = served.proxy.proxy.connected_at if served.proxy is not None else None
@@ -276,7 +305,8 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
         # warm-nocookie is measured against the warm baselines (nothing announced: no cookie needed).
         base_visit = "warm" if s.visit == "warm-nocookie" else s.visit
         base_h1 = medians.get((v.group, "h1", base_visit))
-        base_off = medians.get((v.group, "h2-off", base_visit))
+        off = "h3-off" if v.mode in H3_MODES else "h2-off"  # each protocol against its own baseline
+        base_off = medians.get((v.group, off, base_visit))
 
         def med_int(attr: str, loads: list[PageLoad] = s.loads) -> int:
             return round(statistics.median(float(getattr(r, attr)) for r in loads))
@@ -288,7 +318,7 @@ def summarise(all_series: list[Series], rtt: float) -> list[dict[str, Any]]:
         spread: dict[str, float] = {}  # p75/p90 per metric, when there are enough runs
         for key, xs in (("load", load), ("ttfb", ttfb), ("fcp", fcp), ("lcp", lcp), ("speed_index", si)):
             spread.update(percentiles_ms(xs, key))
-        lcp_base = lcp_medians.get((v.group, "h2-off", base_visit))
+        lcp_base = lcp_medians.get((v.group, off, base_visit))
         lcp_med = median_ms(lcp)
         # Wasted hints: what the browser said (None when it was not observed for every run).
         wasted_known = all(r.wasted is not None for r in s.loads) if v.browser else True
@@ -520,6 +550,9 @@ def main(site: Path, settings: Settings, modes: list[str], *, engines: tuple[str
         skipped = [m for m in modes if m not in BROWSER_MODES]
         if skipped and any(e != "loader" for e in engines):
             log(f"note: {', '.join(skipped)}: loader only (browsers negotiate HTTP/2 and refuse push)")
+        h3_only = [m for m in modes if m not in LOADER_MODES]
+        if h3_only and "loader" in engines:
+            log(f"note: {', '.join(h3_only)}: browsers only (the loader speaks HTTP/1.1 and HTTP/2)")
         if extra is not None:
             more_starters, more_variants = extra(work, cert)
             starters.update(more_starters)
@@ -527,6 +560,11 @@ def main(site: Path, settings: Settings, modes: list[str], *, engines: tuple[str
         if not variants:
             raise BenchError("nothing to load: no engine can load the modes asked for")
         variants = [dataclasses.replace(v, net=name) for name in networks for v in variants]
+        if any(v.mode in H3_MODES for v in variants):
+            for network in networks.values():
+                if network.kind == "proxy":
+                    raise BenchError(f"{', '.join(m for m in modes if m in H3_MODES)}: HTTP/3 runs over UDP, which "
+                                     f"the latency proxy cannot carry, and the packet shaper is not available here")
         for name, network in networks.items():
             log(f"network{f' @{name}' if name else ''}: {network.describe()}")
         all_series = run(starters, variants, settings, cert, log, networks)

@@ -172,6 +172,19 @@ def running(name: str, cmd: Sequence[str], env: Mapping[str, str] | None = None,
         child.stop()
 
 
+def trust_ca(nssdb: Path, ca_pem: Path) -> None:
+    """A new NSS database in ``nssdb`` (a folder) that trusts ``ca_pem`` for TLS servers: how
+    the browsers trust the run's CA without touching the user's own stores."""
+    for cmd in (["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"],
+                ["certutil", "-A", "-n", "pushserve bench CA", "-t", "C,,", "-i", str(ca_pem), "-d", f"sql:{nssdb}"]):
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BenchError(f"certutil: {e}") from e
+        if done.returncode != 0:
+            raise BenchError(f"certutil: {(done.stderr or done.stdout).strip()}")
+
+
 def run_client(cmd: Sequence[str], timeout: float) -> str:
     """Run a load client pinned to the client CPU; its output, or BenchError on failure."""
     try:

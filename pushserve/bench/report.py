@@ -123,20 +123,35 @@ def _rtts(ms: float, rtt: float) -> str:
 _KIND_CLASS = {"faster": "good", "slower": "bad", "noise": "dim", "too few runs": "dim"}
 
 
+# The order modes are compared in (pageload.MODES; no import: the report reads rows, not runs).
+MODE_ORDER = ("h1", "h2-off", "h2-hints", "h2-push", "h3-off", "h3-hints")
+MODE_WORDS = {"h1": "HTTP/1.1", "h2-off": "HTTP/2, nothing announced", "h2-hints": "HTTP/2, 103 Early Hints",
+              "h2-push": "HTTP/2, server push", "h3-off": "HTTP/3, nothing announced",
+              "h3-hints": "HTTP/3, 103 Early Hints"}
+
+
 def headline_html(rows: list[dict[str, Any]], verdicts: Sequence[dict[str, Any]], settings: Settings) -> str:
-    """Per engine (and server): each mode's main metric against h2-off, in the words of its verdict
-    — green or red only where the interval excludes zero."""
+    """Per engine (and server): each mode's main metric against its baseline — h2-off where it
+    ran, else the first mode it ran (h2-hints in an h2-hints,h3-hints run) — in the words of its
+    verdict: green or red only where the interval excludes zero."""
     items = []
     cold = [r for r in rows if r["visit"] == "cold"]
+    ran: dict[tuple[str, str], set[str]] = {}
     for r in cold:
-        if r["mode"] != "h2-off" or r["target"] == "chromium-control":  # the control is a check, below
+        ran.setdefault((r["target"], r.get("net", "")), set()).add(r["mode"])
+    baseline = {group: next((m for m in ("h2-off", *MODE_ORDER) if m in modes), "h2-off")
+                for group, modes in ran.items()}
+    for r in cold:
+        base = baseline[(r["target"], r.get("net", ""))]
+        if r["mode"] != base or r["target"] == "chromium-control":  # the control is a check, below
             continue
         main = "LCP" if r.get("lcp_ms") is not None else "load"
         value = r["lcp_ms"] if main == "LCP" else r["page_load_ms"]
         items.append(f"<li><b>{html.escape(r['row'])}</b>: {main} {value:.1f} ms (median of {r['runs']}) "
-                     "<span class=dim>(the baseline: HTTP/2, nothing announced)</span></li>")
+                     f"<span class=dim>(the baseline: {html.escape(MODE_WORDS.get(base, base))})</span></li>")
     for v in verdicts:
-        if v["modes"][0] != "h2-off" or v["metric"] not in ("LCP", "load") or v["target"] == "chromium-control":
+        if v["modes"][0] != baseline.get((v["target"], v.get("net", "")), "h2-off") or \
+                v["metric"] not in ("LCP", "load") or v["target"] == "chromium-control":
             continue
         if v["metric"] == "load" and v["target"] in BROWSERS:
             continue  # browsers are judged on LCP here; their load verdict is in the table below
@@ -187,7 +202,7 @@ def checks_html(checks: Sequence[dict[str, Any]], rows: list[dict[str, Any]]) ->
                        f"fetching what the 103 names ({c['mode']}: {c['control_ms']:.1f} ms after the 103 without, "
                        f"{c['instrumented_ms']:.1f} ms with; from the NetLog, which both runs keep).</p>")
     # Whether Chromium fetches on the 103 at all, with and without the Network domain.
-    early = {r["row"]: r["early_fetched"] for r in rows if r["mode"] == "h2-hints" and "early_fetched" in r}
+    early = {r["row"]: r["early_fetched"] for r in rows if r["mode"].endswith("-hints") and "early_fetched" in r}
     for row, n in early.items():
         control = early.get(row.replace("chromium ", "chromium-control ", 1)) if row.startswith("chromium ") else None
         if control is not None:
@@ -195,7 +210,7 @@ def checks_html(checks: Sequence[dict[str, Any]], rows: list[dict[str, Any]]) ->
                        f"Network events and the screencast attached ({html.escape(row)}), {control} without (the "
                        "control row).</p>")
     agree = [(r["row"], r.get("hint_disagreements") or []) for r in rows if r.get("hint_disagreements") is not None
-             and r["mode"] == "h2-hints"]
+             and r["mode"].endswith("-hints")]
     for row, paths in agree:
         if paths:
             out.append(f"<p class=\"finding\"><b>{html.escape(row)}</b>: the network and Resource Timing disagree "
@@ -297,6 +312,12 @@ def write_report(path: Path, all_series: Sequence[Series], rows: list[dict[str, 
                 "(page-side timings, the NetLog and the console only). firefox rows: headless Firefox over "
                 "WebDriver BiDi, each load in a fresh user context. Speed Index needs a screencast: Chromium's "
                 "instrumented rows only.</p>"]
+        if any(r["mode"].startswith("h3") for r in paint):
+            out.append('<p class="note">h3 rows: the same server as the h2 rows, over QUIC from the first request '
+                       "(Chromium: <code>--origin-to-force-quic-on</code>, the run's CA in the NSS database of its "
+                       "HOME; Firefox: a browser of its own with <code>network.http.http3.alt-svc-mapping-for-"
+                       "testing</code>, its h2 rows' browser has HTTP/3 off). Every entry of every browser load "
+                       "came over its row's protocol (<code>nextHopProtocol</code>): the run stops otherwise.</p>")
     if verdicts:
         out += ["<h2>Every pair of modes</h2>", verdicts_html(verdicts)]
     if between:

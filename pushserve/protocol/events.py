@@ -93,11 +93,13 @@ class BodyReceived:
 
 @dataclass(slots=True)
 class StreamReset:
-    """The peer abandoned the stream (RST_STREAM; or an HTTP/1.1 connection lost mid-request).
-    Any work for it should stop; anything still queued for it has been dropped."""
+    """The peer abandoned the stream (RST_STREAM; or an HTTP/1.1 connection lost mid-request),
+    or the core reset it because its response body failed (``reason`` says why, one line for
+    the log).  Any work for it should stop; anything still queued for it has been dropped."""
 
     stream_id: int
     error_code: int
+    reason: str = ""
 
 
 @dataclass(slots=True)
@@ -122,7 +124,15 @@ Event = RequestReceived | BodyReceived | StreamReset | StreamDrained | Connectio
 
 
 class ServerCore(Protocol):
-    """What server/connection.py needs from a protocol core (h1.H1Core and h2.H2Core)."""
+    """What server/connection.py needs from a protocol core (h1.H1Core and h2.H2Core).
+
+    Misuse raises LocalProtocolError and changes nothing: a call on a stream never opened or
+    whose response has ended, data before the response head or after its end, a 1xx after the
+    final head, a push on a pushed or ended stream, a status or field no response may carry
+    (protocol/outgoing.py).  A stream that ended under the caller's feet (reset by the peer or
+    by the core, the connection gone) takes late calls silently: the caller has been or will be
+    told by a StreamReset.  ``reset_stream`` of a stream that ended, ``acknowledge_received``
+    and ``buffered`` never raise for a stream that existed."""
 
     http_version: str  # "2" or "1.1"
 

@@ -39,12 +39,14 @@ from pushserve.protocol.events import (
     ConnectionTerminated,
     Event,
     Headers,
+    LocalProtocolError,
     RequestReceived,
     SizedBody,
     StreamDrained,
     StreamReset,
     close_body,
 )
+from pushserve.protocol.outgoing import FieldCache, check_field, check_status
 
 # RFC 9110 renamed a few reason phrases; http.HTTPStatus still has the RFC 2616 ones.
 _PHRASES = {413: "Content Too Large", 414: "URI Too Long", 416: "Range Not Satisfiable",
@@ -80,11 +82,30 @@ def _status_line(status: int) -> bytes:
     return line
 
 
+def _line(name: bytes, value: bytes) -> bytes:
+    check_field(name, value)
+    name, value = bytes(name), bytes(value)
+    if name in CONNECTION_SPECIFIC:  # the core frames messages itself
+        return b""
+    return b"%s: %s\r\n" % (name, value)
+
+
+# (name, value) -> b"name: value\r\n": a head is a join of cached lines.
+_LINES = FieldCache(_line)
+
+
+def _head_lines(headers: Headers) -> tuple[list[bytes], bool]:
+    """The head lines of ``headers`` and whether one is content-length.  Raises
+    LocalProtocolError for a field no response may carry."""
+    lines = _LINES.encode_all(headers)
+    for field in headers:
+        if field[0] == b"content-length":
+            return lines, True
+    return lines, False
 
 
 class _Reject(Exception):
     """Raised inside a parser callback to refuse the request."""
-
 
 class State(enum.IntEnum):
     """Where the connection is in its life, as answers go; it only ever moves forward."""
@@ -94,21 +115,18 @@ class State(enum.IntEnum):
     DRAINING = 2  # close() was called: finish the requests received, start no other
     CLOSING = 3  # close the transport once what is queued has been written
 
-
 # Module-level names for the states: a global lookup is several times cheaper than an enum
 # attribute (State.OPEN goes through the enum's metaclass), and the state is checked per request.
 _OPEN, _LAST, _DRAINING, _CLOSING = State.OPEN, State.LAST, State.DRAINING, State.CLOSING
 
-
 class _StopParsing(Exception):
     """Raised inside on_message_begin after close(): no new requests are read."""
-
 
 class _Exchange:
     """One request and its response, from the head's arrival to the response's last byte."""
 
-    __slots__ = ("body", "close_after", "ended", "expect_continue", "framing", "has_iter",
-                 "head_method", "head_sent", "headers", "info", "keep_alive", "queued", "released",
+    __slots__ = ("body", "close_after", "ended", "expect_continue", "framing", "has_iter", "has_length",
+                 "head_method", "head_sent", "info", "keep_alive", "lines", "queued", "released",
                  "request_complete", "status", "stream_id", "streamed", "version")
 
     def __init__(self, stream_id: int, version: str, head_method: bool, keep_alive: bool) -> None:
@@ -120,7 +138,8 @@ class _Exchange:
         self.released = False
         self.request_complete = False
         self.status = 0  # 0 until the final response is queued
-        self.headers: Headers = []
+        self.lines: list[bytes] = []  # the response's header lines (_head_lines)
+        self.has_length = False  # ... one of them is content-length
         self.info: list[bytes] = []  # serialised 1xx heads waiting for their turn
         self.body: deque[_Item] = deque()
         self.queued = 0  # bytes held in ``body`` (iterators not counted)
@@ -142,7 +161,6 @@ class _Exchange:
         self.body.clear()
         self.queued = 0
 
-
 class H1Core:
     """The HTTP/1.1 side of ``ServerCore`` (see events.py)."""
 
@@ -158,6 +176,7 @@ class H1Core:
         self._next_id = 1
         self._exchanges: deque[_Exchange] = deque()
         self._streams: dict[int, _Exchange] = {}
+        self._dropped: set[int] = set()  # streams dropped unanswered (reset, EOF, close): late calls are no misuse
         self._events: list[Event] = []
         self._deferred: deque[Event] = deque()
         self._active = 0  # released exchanges still in self._exchanges
@@ -217,10 +236,20 @@ class H1Core:
     def send_response(self, stream_id: int, status: int, headers: Headers, body: Body | None = None,
                       *, end_stream: bool = True) -> None:
         ex = self._streams.get(stream_id)
-        if ex is None or ex.status:
-            return  # dropped (reset, EOF, close) or already answered
+        try:
+            if ex is None or ex.status:
+                self._misuse(stream_id, ex, "a response")
+                if body is not None and not isinstance(body, bytes):
+                    close_body(body)
+                return
+            if type(status) is not int or not 200 <= status <= 599:
+                check_status(status)
+            ex.lines, ex.has_length = _head_lines(headers)
+        except LocalProtocolError:
+            if body is not None and not isinstance(body, bytes):
+                close_body(body)
+            raise
         ex.status = status
-        ex.headers = headers
         ex.ended = end_stream
         ex.streamed = not end_stream
         if body is None:
@@ -239,6 +268,7 @@ class H1Core:
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         ex = self._streams.get(stream_id)
         if ex is None or not ex.status or ex.ended:
+            self._misuse(stream_id, ex, "data")
             return
         ex.ended = end_stream
         if data and not ex.no_body():
@@ -247,28 +277,48 @@ class H1Core:
 
     def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
         ex = self._streams.get(stream_id)
-        # An HTTP/1.0 client would take a 1xx for the final response; 101 would switch protocols.
-        if ex is None or ex.status or ex.version != "1.1" or not 100 <= status < 200 or status == 101:
+        if ex is None or ex.status:
+            self._misuse(stream_id, ex, "an informational response")
             return
+        check_status(status, informational=True)
+        lines, _ = _head_lines(headers)
+        if ex.version != "1.1":
+            return  # an HTTP/1.0 client would take a 1xx for the final response
         if status == 100:
             if not ex.expect_continue:
                 return  # not asked for, or already sent
             ex.expect_continue = False
-        ex.info.append(b"".join([_status_line(status), *[n + b": " + v + b"\r\n" for n, v in headers],
-                                 b"\r\n"]))
+        ex.info.append(b"".join([_status_line(status), *lines, b"\r\n"]))
+
+    def _misuse(self, sid: int, ex: _Exchange | None, what: str) -> None:
+        """A call out of turn: LocalProtocolError, unless the exchange was dropped under the
+        caller's feet (reset, EOF, close: it has been or will be told by a StreamReset)."""
+        if ex is not None:
+            step = "awaits its response" if not ex.status else "has ended its response" if ex.ended \
+                else "is sending its body"
+            raise LocalProtocolError(f"{what} on stream {sid}, which {step}")
+        if not isinstance(sid, int) or sid <= 0 or not sid & 1 or sid >= self._next_id:
+            raise LocalProtocolError(f"{what} on stream {sid}, which was never opened")
+        if sid not in self._dropped:
+            raise LocalProtocolError(f"{what} on stream {sid}, which has ended its response")
 
     @property
     def push_enabled(self) -> bool:
         return False
 
     def push_promise(self, stream_id: int, request_headers: Headers, *, urgency: int = 3) -> int | None:
+        ex = self._streams.get(stream_id)
+        if ex is None or ex.ended:
+            self._misuse(stream_id, ex, "a push promise")
         return None
 
     def reset_stream(self, stream_id: int, error_code: int = 0x8) -> None:
         """HTTP/1.1 cannot abandon one response and go on: drop it and everything after it, let
         the earlier responses finish, then close."""
         ex = self._streams.get(stream_id)
-        if ex is None:
+        if ex is None:  # resetting an answered or dropped stream is harmless; a stranger's is not
+            if not isinstance(stream_id, int) or stream_id <= 0 or not stream_id & 1 or stream_id >= self._next_id:
+                raise LocalProtocolError(f"a reset of stream {stream_id}, which was never opened")
             return
         self._stop_parsing()
         self._drop_from(self._exchanges.index(ex), notify_first=False)
@@ -584,8 +634,8 @@ class H1Core:
             text = b"%d %s\n" % (status, _status_line(status)[13:-2])
             ex = _Exchange(0, "1.1", False, False)
             ex.status = status
-            ex.headers = [(b"content-type", b"text/plain; charset=utf-8"),
-                          (b"content-length", b"%d" % len(text))]
+            ex.lines, ex.has_length = _head_lines([(b"content-type", b"text/plain; charset=utf-8"),
+                                                   (b"content-length", b"%d" % len(text))])
             ex.body.append(text)
             ex.queued = len(text)
             ex.ended = ex.request_complete = ex.close_after = True
@@ -609,6 +659,7 @@ class H1Core:
             if ex.released:
                 events.append(StreamReset(ex.stream_id, _CANCEL))
             ex.discard_body()
+            self._dropped.add(ex.stream_id)
         for event in self._deferred:
             if type(event) is ConnectionTerminated:
                 events.append(event)  # an error found before the EOF still gets reported
@@ -635,6 +686,7 @@ class H1Core:
                 self._active -= 1
                 if notify_first or len(self._exchanges) > index:
                     self._events.append(StreamReset(ex.stream_id, _CANCEL))
+        self._dropped |= dropped
         if self._deferred and dropped:
             self._deferred = deque(
                 e for e in self._deferred
@@ -642,13 +694,8 @@ class H1Core:
 
     def _serialize_head(self, ex: _Exchange) -> bytes:
         parts = [_status_line(ex.status)]
-        has_length = False
-        for name, value in ex.headers:
-            if name in CONNECTION_SPECIFIC:
-                continue
-            if name == b"content-length":
-                has_length = True
-            parts += (name, b": ", value, b"\r\n")
+        parts += ex.lines
+        has_length = ex.has_length
         close = ex.close_after or not ex.keep_alive or self._state is not _OPEN or not ex.request_complete
         if ex.no_body():
             ex.framing = _NONE
@@ -704,7 +751,7 @@ class H1Core:
                     continue
                 except Exception as exc:
                     close_body(item)
-                    self._abort_output(f"response body failed: {exc!r}")
+                    self._abort_output(f"response cut short: {exc}")
                     return budget
                 n = len(chunk)
                 if not n:

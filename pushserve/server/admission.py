@@ -13,7 +13,9 @@ handshake cannot keep real clients waiting nor hold much memory.
 
 When every place is taken — established connections plus all of the above reaching
 ``--max-connections``, or the worker out of file descriptors — a new connection takes the place
-of the oldest one still waiting for its ClientHello (it has made no progress); while others queue
+of the oldest one still waiting for its ClientHello (it has made no progress); out of file
+descriptors with none of those, an idle keep-alive connection gives way or the newcomer is answered
+503 on a descriptor held in reserve (server/descriptors.py); while others queue
 for a TLS place, a handshake older than ``HANDSHAKE_EVICT_AGE`` gives its place to the next.
 So under a flood the time an idle connection is allowed shortens by itself, to what the newcomers
 leave it, and a silent connection never delays a client that sends its ClientHello.
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import re
 import socket
@@ -33,11 +34,17 @@ from collections import deque
 from dataclasses import dataclass
 
 from pushserve.server.connection import Connection, WorkerState
+from pushserve.server.descriptors import OUT_OF_FILES, RESERVE_TIMEOUT
 
 log = logging.getLogger("pushserve")
 
 # A handshake this old gives its place to a connection queued for one when all places are taken.
 HANDSHAKE_EVICT_AGE = 1.0
+
+# Out of file descriptors, a connection that has not sent its ClientHello this long after its
+# accept is silent and gives way first; a younger one may be a client whose ClientHello is on its
+# way (on a loaded machine), and an idle keep-alive connection goes before it.
+SILENT_AGE = 1.0
 
 # Connections taken from the kernel's queue per wake-up, so a burst costs one poll, not one per
 # connection.
@@ -55,6 +62,7 @@ class _Waiting:
     sock: socket.socket
     since: float  # loop time of the accept
     lowat: bool = False  # SO_RCVLOWAT raised: set back before TLS reads the socket
+    turn_away: bool = False  # accepted on the reserve descriptor: 503 / GOAWAY once TLS is up
 
 
 class Admission:
@@ -68,7 +76,6 @@ class Admission:
         self.queued: deque[_Waiting] = deque()  # ClientHello complete, waiting for a TLS place
         self.handshakes: dict[asyncio.Task[None], float] = {}  # TLS start time, oldest first
         self.evicted_silent = 0  # since the last report
-        self.evicted_for_fds = 0
         self.evicted_handshakes = 0
         self._evict_timer: asyncio.TimerHandle | None = None
         self._peek = bytearray(5 + _MAX_RECORD)  # one buffer for every look at a first record
@@ -90,17 +97,45 @@ class Admission:
                 except (BlockingIOError, InterruptedError):  # the queue is empty (or another worker's)
                     break
                 except OSError as e:
-                    if e.errno in (errno.EMFILE, errno.ENFILE) and self.waiting:
-                        # Out of file descriptors is every place taken too: the oldest silent
-                        # connection gives its descriptor to the one waiting in the queue.
-                        self._close_waiting(next(iter(self.waiting)))
-                        self.evicted_for_fds += 1
+                    if e.errno not in OUT_OF_FILES:
+                        log.warning("accept: %s", e.strerror or e)  # the queue waits, we try again
+                        await asyncio.sleep(0.1)
+                        break
+                    if self._close_silent():
                         continue
-                    log.warning("accept: %s", e.strerror or e)  # the queue waits, we try again
-                    await asyncio.sleep(0.1)
-                    break
+                    # Else an idle keep-alive connection gives way, or one newcomer is answered
+                    # 503 on the reserve descriptor, or the queue waits (server/descriptors.py).
+                    spare = self.state.room.make_room(
+                        sock, (c for c in self.state.connections if isinstance(c, Connection)))
+                    if spare is None:
+                        # Until a descriptor frees up, or the oldest waiting connection is silent.
+                        oldest = next(iter(self.waiting.values()), None)
+                        await self.state.room.wait(
+                            1.0 if oldest is None else min(1.0, max(0.05, oldest.since + SILENT_AGE - loop.time())))
+                        break
+                    self._admit(spare, turn_away=True)
+                    continue
                 self._make_room()
                 self._admit(client)
+
+    def _close_silent(self) -> bool:
+        """Out of file descriptors is every place taken too: the oldest connection that has
+        sent no ClientHello for SILENT_AGE gives its descriptor to one waiting in the kernel's
+        queue.  One whose ClientHello is in its buffer, not yet read, is a client: it goes on to
+        TLS instead."""
+        now = self.state.loop.time()
+        while self.waiting:
+            fd, w = next(iter(self.waiting.items()))
+            if now - w.since < SILENT_AGE:
+                return False
+            self._first_bytes(fd)
+            if fd in self.waiting:
+                self._close_waiting(fd)
+                self.state.room.closed_silent += 1
+                return True
+            if w.sock.fileno() < 0:  # it had closed, or was not TLS: its descriptor is free
+                return True
+        return False
 
     def _make_room(self) -> None:
         """All places taken: the oldest connection that has not sent its ClientHello goes.  (With
@@ -112,13 +147,13 @@ class Admission:
             self._close_waiting(fd)
             self.evicted_silent += 1
 
-    def _admit(self, client: socket.socket) -> None:
+    def _admit(self, client: socket.socket, turn_away: bool = False) -> None:
         client.setblocking(False)
         state = self.state
         state.handshaking += 1
         state.note_load()
         fd = client.fileno()
-        self.waiting[fd] = _Waiting(client, state.loop.time())
+        self.waiting[fd] = _Waiting(client, state.loop.time(), turn_away=turn_away)
         state.loop.add_reader(fd, self._first_bytes, fd)
 
     def _first_bytes(self, fd: int) -> None:
@@ -168,9 +203,12 @@ class Admission:
         w.sock.close()
         self._finished()
 
-    def _finished(self) -> None:
-        """A connection left the stages without becoming a Connection (or just became one)."""
+    def _finished(self, handed: bool = False) -> None:
+        """A connection left the stages: its descriptor is free, unless ``handed`` to a
+        Connection (which says so when it ends)."""
         self.state.handshaking -= 1
+        if not handed:
+            self.state.room.ended()
 
     # -- stage 2: a place in the TLS handshake -----------------------------------------------------
 
@@ -214,16 +252,22 @@ class Admission:
         state = self.state
         # What is left of --header-timeout since the accept (uvloop wants more than 0).
         left = max(0.1, w.since + state.config.limits.header_timeout - state.loop.time())
+        handed = False
         try:
             await state.loop.connect_accepted_socket(
-                lambda: Connection(state), w.sock, ssl=self.ssl_ctx, ssl_handshake_timeout=left)
+                lambda: Connection(state, turn_away=w.turn_away), w.sock, ssl=self.ssl_ctx,
+                # The reserve descriptor is wanted back soon: no long wait for a slow handshake,
+                # nor for the client's answer to TLS's goodbye after the 503.
+                ssl_handshake_timeout=min(left, RESERVE_TIMEOUT) if w.turn_away else left,
+                ssl_shutdown_timeout=RESERVE_TIMEOUT if w.turn_away else None)
+            handed = True
         except (OSError, ssl.SSLError, TimeoutError) as e:
             log.debug("TLS handshake failed: %r", e)
             w.sock.close()
         except asyncio.CancelledError:  # gave its place to a newer connection (or the worker stops)
             w.sock.close()
         finally:
-            self._finished()
+            self._finished(handed)
 
     # -- timers, reports, drain ----------------------------------------------------------------------
 
@@ -244,10 +288,6 @@ class Admission:
             log.warning("closed %d connection%s that sent no ClientHello, for newer ones (--max-connections %d)",
                         self.evicted_silent, "s" if self.evicted_silent != 1 else "", limits.max_connections)
             self.evicted_silent = 0
-        if self.evicted_for_fds:
-            log.warning("closed %d connection%s that sent no ClientHello, for newer ones: out of file descriptors "
-                        "(raise the limit: ulimit -n)", self.evicted_for_fds, "s" if self.evicted_for_fds != 1 else "")
-            self.evicted_for_fds = 0
         if self.evicted_handshakes:
             log.warning("dropped %d TLS handshake%s older than %g s, for connections waiting for a place "
                         "(--max-handshakes %d)", self.evicted_handshakes, "s" if self.evicted_handshakes != 1 else "",

@@ -31,6 +31,7 @@ from pushserve.protocol.events import (
 )
 from pushserve.protocol.h1 import H1Core
 from pushserve.protocol.h2 import H2Core
+from pushserve.server.descriptors import Room
 from pushserve.server.streams import EventRouting
 
 log = logging.getLogger("pushserve")
@@ -65,6 +66,10 @@ class Open(Protocol):
 
     def sweep(self, now: float) -> None: ...
 
+    def stalled(self, away: float) -> None:
+        """The worker did not run for ``away`` seconds: not the client's slowness, so its
+        timeouts do not count that time."""
+
     def shutdown(self) -> None: ...
 
     def close_idle(self) -> None: ...
@@ -89,6 +94,7 @@ class WorkerState:
     refused: int = 0  # connections turned away over --max-connections since the last report
     peak_load: int = 0  # most connections (with handshakes) since memory was last trimmed
     trimmed_at: float = 0.0
+    room: Room = field(default_factory=Room)  # at the open file limit (server/descriptors.py)
 
     def note_load(self) -> None:
         self.peak_load = max(self.peak_load, len(self.connections) + self.handshaking)
@@ -104,8 +110,9 @@ class WorkerState:
 class Connection(EventRouting, asyncio.Protocol):
     worker: WorkerState
 
-    def __init__(self, worker: WorkerState) -> None:
+    def __init__(self, worker: WorkerState, *, turn_away: bool = False) -> None:
         self.worker = worker
+        self.turn_away = turn_away  # accepted on the reserve descriptor: answer 503 / GOAWAY, close
         self.core: ServerCore = H1Core()  # replaced in connection_made once ALPN is known
         self.transport: asyncio.Transport | None = None
         self.info = _NO_INFO
@@ -142,7 +149,7 @@ class Connection(EventRouting, asyncio.Protocol):
         alpn = info.alpn
         worker = self.worker
         limits = worker.config.limits
-        if len(worker.connections) >= limits.max_connections:
+        if self.turn_away or len(worker.connections) >= limits.max_connections:
             self._turn_away(alpn == "h2")
             return
         if alpn == "h2":
@@ -152,10 +159,12 @@ class Connection(EventRouting, asyncio.Protocol):
         self.flush()
 
     def _turn_away(self, h2: bool) -> None:
-        """Over --max-connections: say so in the protocol's own way and close; nothing was
-        processed, so the client may safely retry (elsewhere, or later)."""
+        """Over --max-connections (or accepted on the reserve descriptor, at the open file
+        limit): say so in the protocol's own way and close; nothing was processed, so the client
+        may safely retry (elsewhere, or later)."""
         assert self.transport is not None
-        self.worker.refused += 1
+        if not self.turn_away:  # one past the limit of open files is counted by worker.room
+            self.worker.refused += 1
         self.closed = True
         self.transport.write(_GOAWAY_NOTHING_PROCESSED if h2 else _BUSY_503)
         self.transport.close()
@@ -192,6 +201,7 @@ class Connection(EventRouting, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.worker.connections.discard(self)
+        self.worker.room.ended(self)
         for handler in list(self.handlers.values()):
             handler.on_reset()
         self.handlers.clear()
@@ -222,6 +232,9 @@ class Connection(EventRouting, asyncio.Protocol):
     def connection_ended(self, ev: ConnectionTerminated) -> None:
         if ev.error_code and ev.reason:
             log.warning("%s %s: %s", self.info.peer, self.protocol_name, ev.reason)
+
+    def stream_failed(self, reason: str) -> None:
+        log.warning("%s %s: %s", self.info.peer, self.protocol_name, reason)
 
     # -- output -----------------------------------------------------------------------------
 
@@ -299,6 +312,10 @@ class Connection(EventRouting, asyncio.Protocol):
 
     # -- timers and shutdown (driven by the worker) ------------------------------------------
 
+    def stalled(self, away: float) -> None:
+        self.last_activity += away
+        self.last_write += away
+
     def sweep(self, now: float) -> None:
         """Close connections that broke a time limit: a request head that takes too long (a 408
         on HTTP/1.1 once a head has begun; a connection that sent nothing, such as a browser's
@@ -334,6 +351,21 @@ class Connection(EventRouting, asyncio.Protocol):
             return
         self.core.close()
         self.flush()
+
+    @property
+    def idle(self) -> bool:
+        """A keep-alive connection between requests."""
+        return (self.served_any and not self.closed and self.core.open_streams == 0 and not self.handlers
+                and not self.core.awaiting_head)
+
+    def close_for_room(self) -> None:
+        """Close an idle connection now, for a new one (the worker is out of file descriptors).
+        Without TLS's goodbye: that would hold the descriptor until the client answers it (or
+        for 30 s); a client finds its idle connection closed, as after an idle timeout, and
+        opens another."""
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.abort()
 
     def close_idle(self) -> None:
         """Close a connection with no request in progress (idle too long, or drained)."""

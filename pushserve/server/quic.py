@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pushserve")
 
+_TICK = 0.001  # the event loop's clock granularity (uvloop's)
 _READ_BATCH = 64  # datagrams read per wake-up of a socket
 _MAX_DATAGRAM = 65536
 _IP_PKTINFO = 8  # Linux; Python 3.11's socket module lacks the name
@@ -272,10 +273,16 @@ class QuicListener:
         self.timer_seq += 1
         heapq.heappush(self.timers, (when, self.timer_seq, session))
         if self.timer_handle is None or when < self.timer_at:
-            if self.timer_handle is not None:
-                self.timer_handle.cancel()
-            self.timer_at = when
-            self.timer_handle = self.loop.call_at(when, self._fire)
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        if self.timer_handle is not None:
+            self.timer_handle.cancel()
+        self.timer_at = when
+        # Never less than a tick ahead: uvloop's clock and timers count whole milliseconds, and
+        # it runs a timer due in under half of one at once without moving its clock on, so a
+        # pacing timer a few microseconds off would spin the loop until the next millisecond.
+        self.timer_handle = self.loop.call_at(max(when, self.loop.time() + _TICK), self._fire)
 
     def _fire(self) -> None:
         self.timer_handle = None
@@ -289,8 +296,7 @@ class QuicListener:
         while timers and (timers[0][2].timer_at != timers[0][0] or timers[0][2].closed):
             heapq.heappop(timers)
         if timers:
-            self.timer_at = timers[0][0]
-            self.timer_handle = self.loop.call_at(self.timer_at, self._fire)
+            self._arm(timers[0][0])
 
     # -- bookkeeping --------------------------------------------------------------------------------
 

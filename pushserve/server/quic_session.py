@@ -139,6 +139,9 @@ class QuicSession(EventRouting):
         if ev.error_code not in _QUIET and ev.reason != "Idle timeout":
             log.warning("%s h3: %s", self.info.peer, ev.reason or f"closed with error 0x{ev.error_code:x}")
 
+    def stream_failed(self, reason: str) -> None:
+        log.warning("%s h3: %s", self.info.peer, reason)
+
     # -- what a stream may ask of its connection (server/streams.py's StreamHost) --------------------
 
     def pause_reading(self, reason: str) -> None:
@@ -238,6 +241,11 @@ class QuicSession(EventRouting):
         self.handlers.clear()
 
     # -- timers and shutdown (driven by the worker) ---------------------------------------------------
+
+    def stalled(self, away: float) -> None:
+        self.started += away
+        self.last_activity += away
+        self.progress_at += away
 
     def sweep(self, now: float) -> None:
         """The time limits of server/connection.py's ``Connection.sweep``, for QUIC: a handshake

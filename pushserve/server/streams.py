@@ -379,9 +379,15 @@ class EventRouting:
                 handler = self.handlers.pop(ev.stream_id, None)
                 if handler is not None:
                     handler.on_reset()
+                if ev.reason:  # the core reset it because its body failed (a file cut short)
+                    self.stream_failed(ev.reason)
             elif isinstance(ev, ConnectionTerminated):
                 self.connection_ended(ev)
 
     def connection_ended(self, ev: ConnectionTerminated) -> None:
         """The core says the connection is ending (the peer's GOAWAY, a protocol error, a
         timeout): one log line where it is worth one."""
+
+    def stream_failed(self, reason: str) -> None:
+        """The core reset a stream because its response failed (a file cut short under the
+        download): one log line with ``reason``."""

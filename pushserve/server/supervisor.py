@@ -7,15 +7,19 @@ the fork, so the master imports neither the site, nor the protocol cores, nor th
 nor asyncio, nor ``cryptography`` (a certificate is checked in a child too), and a worker forked
 after SIGHUP imports the apps' current code.
 
-Sockets.  The master binds one ``SO_REUSEPORT`` socket per worker *slot* and never calls
-``listen()`` on it: a bound, non-listening member of a reuseport group gets no connections
-(checked on Linux 6.x), so the master never holds a listener nobody accepts on.  The worker
-forked for a slot starts listening on the slot's socket (``create_server`` calls ``listen()``)
-and the kernel spreads new connections across the slots.  A slot's socket outlives its worker:
-a replacement (after a crash, or in a rolling restart) accepts on the same socket, so the
-connections queued on it are not reset when the old worker goes; they wait (< 1 s) for the new
-one.  ``--port 0`` is resolved by the first slot's bind; the others bind that port.  Without
-``SO_REUSEPORT`` all workers accept on one inherited listener, and the log says so.
+Sockets.  The master binds one ``SO_REUSEPORT`` socket per worker *slot* and starts it
+listening itself, slot after slot, so it knows each socket's place in the kernel's reuse-port
+group; through that place it steers new connections (``server/steering.py``, a classic BPF
+program attached to the group) to the sockets of the workers that can take them: ready, not
+stopping, their event loop not blocked.  A worker whose heartbeat stops for a second gets no new
+connection until it beats again; a slot whose worker died or is still starting gets none either.
+(Where the kernel takes no steering program — not Linux — a slot without a ready worker keeps its
+share, which waits in its queue for the slot's next worker, as it always did after a crash.)  A
+slot's socket outlives its worker: a replacement (after a crash, or in a rolling restart)
+accepts on the same socket, so the connections queued on it are not reset when the old worker
+goes; they wait (< 1 s) for the new one.  ``--port 0`` is resolved by the first slot's bind; the
+others bind that port.  Without ``SO_REUSEPORT`` all workers accept on one inherited listener,
+and the log says so.
 
 Signals (handlers only queue the number; the loop acts on it):
   SIGTERM, SIGINT  graceful stop: the workers stop accepting, send GOAWAY, let in-flight requests
@@ -23,13 +27,21 @@ Signals (handlers only queue the number; the loop acts on it):
   SIGHUP           rolling restart: the certificate checked and read again, then a new worker
                    per slot (each builds its TLS context from that snapshot, tls.Snapshot); only
                    when all of them are ready are the old ones told to drain.  A broken certificate
-                   or a new worker that fails leaves the running workers alone.
+                   or a new worker that fails leaves the running workers alone.  A SIGHUP during a
+                   reload means one more reload after it, with what is on disk then.
   SIGTTIN/SIGTTOU  one worker (slot) more / fewer.
 
-Health: each worker writes a monotonic timestamp into a small shared mmap from its event loop
-every HEARTBEAT_EVERY seconds.  The master reports a worker whose loop has not ticked for a while
-and kills (then replaces) one that stays stuck past --worker-timeout.  Workers report "ready" or
-"error <message>" through a pipe, which is how the startup line waits for all of them.
+Health: each worker's event loop beats a shared byte (server/heartbeat.py).  The master steers
+new connections away from a worker silent for a second, reports it, starts a stand-in on its slot
+(which takes the connections already queued there) once it has been silent for longer, and kills
+it past --worker-timeout.  Workers report "ready", "standby <reason>" or "error <message>"
+through a pipe, which is how the startup line waits for all of them.
+
+Whatever the site's state, a replacement worker starts (after a crash, SIGTTIN, a blocked worker):
+if it cannot build its app (the site folder is missing, say), it answers 503 and reports
+"standby"; the master replaces it once the folder is back or changes (or on SIGHUP), and takes no new
+connections to it while another worker can take them.  The master watches the site folder and
+logs its going and coming back; the site's state never makes it exit.
 """
 
 from __future__ import annotations
@@ -38,12 +50,11 @@ import collections
 import contextlib
 import gc
 import logging
-import mmap
 import os
 import selectors
 import signal
 import socket
-import struct
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -54,21 +65,24 @@ from typing import Literal
 
 from pushserve import __version__, lan, tls
 from pushserve.config import Config, ConfigError
-from pushserve.server import forked
+from pushserve.server import forked, heartbeat
+from pushserve.server.file_limit import raise_open_file_limit
+from pushserve.server.heartbeat import Heartbeat
 from pushserve.server.memory import give_back_memory
 from pushserve.server.sockets import bind, bind_udp, free_port_from, reuse_port_available, url_for
+from pushserve.server.steering import Group
 
 log = logging.getLogger("pushserve")
 
-HEARTBEAT_EVERY = 0.5  # seconds between a worker's heartbeat ticks
 POLL = 0.1  # the master's loop wakes at least this often (deaths, heartbeats, deadlines)
 QUICK_FAILURE = 5.0  # a worker that dies before ready, or this soon after, failed "quickly"
 CRASH_LOOP = 5  # this many quick failures ...
 CRASH_WINDOW = 60.0  # ... within this many seconds: give up and exit with the error
 STOP_MARGIN = 5.0  # a draining worker is killed this long after --graceful-timeout
 MIN_START_TIMEOUT = 60.0  # a worker must be ready within max(this, --worker-timeout)
-
-_HB = struct.Struct("d")
+BLOCKED_AFTER = 1.0  # a worker silent this long gets no new connections (at most half --worker-timeout)
+STAND_IN_AFTER = 3.0  # ... and this long, a stand-in on its slot (at most half --worker-timeout)
+SITE_EVERY = 1.0  # seconds between two looks at the site folder
 
 CERT_CHECK = "pushserve.certificates:check_pair"
 
@@ -86,7 +100,7 @@ def startup_line(config: Config, port: int, http3: bool = False) -> str:
 @dataclass(eq=False)
 class Slot:
     index: int
-    sock: socket.socket  # bound; listening once a worker has started on it
+    sock: socket.socket  # bound and listening (by the master, with SO_REUSEPORT)
     udp: socket.socket | None = None  # HTTP/3: bound in the same port's UDP reuseport group
 
     def close(self) -> None:
@@ -101,17 +115,24 @@ class WorkerProc:
     slot: Slot
     generation: int
     status_fd: int  # read end of the worker's status pipe; -1 once closed
-    heartbeat: mmap.mmap
+    heartbeat: Heartbeat
     started: float
     ready_at: float | None = None
     error: str | None = None
     stopping_since: float | None = None
-    blocked_logged: bool = False
+    blocked: bool = False  # its loop has been silent for BLOCKED_AFTER: no new connections
+    standby: str | None = None  # why it answers 503 instead of serving its app
+    site_missing: bool = False  # ... because the site folder was missing
+    replaces: WorkerProc | None = None  # the worker it was started to take over from
+    successor: WorkerProc | None = None  # the worker started to take over from it
     killed_why: str | None = None
     buf: bytes = b""
 
-    def last_tick(self) -> float:
-        return float(_HB.unpack_from(self.heartbeat)[0])
+    @property
+    def accepting(self) -> bool:
+        """Ready, running and beating: it takes the connections steered to its slot."""
+        return (self.ready_at is not None and self.stopping_since is None and self.killed_why is None
+                and not self.blocked)
 
 
 @dataclass
@@ -140,14 +161,21 @@ class Supervisor:
         self.phase: Phase = "starting"
         self.exit_error: str | None = None
         self.signals: list[int] = []
-        self.deferred: list[int] = []  # SIGTTIN/SIGTTOU that arrived during a reload
+        self.deferred: list[int] = []  # SIGHUP/SIGTTIN/SIGTTOU that arrived during a reload
         self.failures: collections.deque[float] = collections.deque()
         self.respawn_at: dict[int, float] = {}  # slot index -> when to fork its replacement
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         self.start_timeout = max(MIN_START_TIMEOUT, config.worker_timeout)
-        # Report a blocked loop well before killing it.
-        self.blocked_after = max(HEARTBEAT_EVERY * 3, min(5.0, config.worker_timeout / 2))
+        # Steer around a blocked loop and report it well before killing it.
+        self.blocked_after = max(heartbeat.EVERY * 3, min(BLOCKED_AFTER, config.worker_timeout / 2))
+        self.stand_in_after = max(self.blocked_after, min(STAND_IN_AFTER, config.worker_timeout / 2))
+        self.group = Group()  # the slots' sockets in the kernel's order, and where connections go
+        self.retired: list[Slot] = []  # slots removed by SIGTTOU whose workers still run
+        self.site_present = True
+        self.site_mtime = 0  # the site folder's st_mtime_ns when last looked at
+        self.site_checked_at = 0.0
+        self.stepped_at = time.monotonic()
 
     # -- sockets ------------------------------------------------------------------------------
 
@@ -174,6 +202,7 @@ class Supervisor:
             bind(host, self.port, reuse_port=False, listen=False).close()
         first = bind(host, self.port, reuse_port=True, listen=False)
         self.port = first.getsockname()[1]
+        self._listen(first)
         self.slots = [Slot(0, first)]
         if self.http3:
             try:
@@ -186,11 +215,19 @@ class Supervisor:
         for _ in range(count - 1):
             self.add_slot()
 
+    def _listen(self, sock: socket.socket) -> None:
+        # Listening here, one slot after the other, puts the sockets in the kernel's group in a
+        # known order: steering names them by their place in it.
+        sock.listen(self.config.limits.backlog)
+        self.group.joined(sock)
+        self._steer()
+
     def add_slot(self) -> Slot:
 
         index = max((s.index for s in self.slots), default=-1) + 1
         if self.reuse_port:
             sock = bind(self.config.host, self.port, reuse_port=True, listen=False)
+            self._listen(sock)
         else:
             sock = self.slots[0].sock
         slot = Slot(index, sock)
@@ -202,18 +239,38 @@ class Supervisor:
         self.slots.append(slot)
         return slot
 
-    def close_slot(self, slot: Slot) -> None:
-        if all(s.sock is not slot.sock for s in self.slots):
-            slot.sock.close()
-        if slot.udp is not None:
-            slot.udp.close()
+    def _close_retired(self) -> None:
+        """Close the socket of a slot SIGTTOU removed once none of its workers runs: ours is then
+        the last descriptor, so the socket leaves the kernel's group now, as the group model says."""
+        for slot in list(self.retired):
+            if any(w.slot is slot for w in self.workers.values()):
+                continue
+            self.retired.remove(slot)
+            if all(s.sock is not slot.sock for s in self.slots):
+                slot.sock.close()
+                if slot.sock in self.group.members:
+                    self.group.left(slot.sock)
+                self._steer()
+            if slot.udp is not None:
+                slot.udp.close()
+
+    def _steer(self) -> None:
+        """New connections go to the slots with a worker that takes them, serving its app if
+        any does; a worker in standby (503) gets them only when no other can."""
+        if not self.reuse_port or self.phase == "stopping":
+            return
+        serving = [w for w in self.workers.values() if w.accepting]
+        best = [w for w in serving if w.standby is None] or serving
+        self.group.steer({w.slot.sock for w in best})
 
     # -- forking ------------------------------------------------------------------------------
 
-    def spawn(self, slot: Slot, generation: int, certs: tls.Snapshot) -> WorkerProc:
+    def spawn(self, slot: Slot, generation: int, certs: tls.Snapshot, *, may_stand_by: bool = True) -> WorkerProc:
+        """Fork a worker for ``slot``.  ``may_stand_by``: it starts even if it cannot build its
+        app (a replacement must serve something); else that is an error (at startup the checks
+        have just passed; in a reload, the old workers keep serving)."""
         r, w = os.pipe()
-        heartbeat = mmap.mmap(-1, _HB.size)  # anonymous and MAP_SHARED: the child writes, we read
-        _HB.pack_into(heartbeat, 0, time.monotonic())
+        beat = Heartbeat(time.monotonic())
         sys.stdout.flush()
         sys.stderr.flush()
         # The master's objects go to the collector's permanent generation, so a worker's
@@ -226,14 +283,14 @@ class Supervisor:
             try:
                 os.close(r)
                 self._forget_master_state(slot, certs)
-                code = _worker_main(self.config, self.app, certs, slot.sock, w, heartbeat, slot.udp,
+                code = _worker_main(self.config, self.app, certs, slot.sock, w, beat, may_stand_by, slot.udp,
                                     self.quic_secret)
             finally:
                 logging.shutdown()
                 os._exit(code)
         os.close(w)
         os.set_blocking(r, False)
-        proc = WorkerProc(pid, slot, generation, r, heartbeat, time.monotonic())
+        proc = WorkerProc(pid, slot, generation, r, beat, time.monotonic())
         self.workers[pid] = proc
         self.selector.register(r, selectors.EVENT_READ, proc)
         return proc
@@ -255,7 +312,7 @@ class Supervisor:
             if other.status_fd >= 0:
                 os.close(other.status_fd)
             other.heartbeat.close()
-        for s in self.slots:
+        for s in (*self.slots, *self.retired):
             if s.sock is not slot.sock:
                 s.sock.close()
             if s.udp is not None and s is not slot:
@@ -284,12 +341,12 @@ class Supervisor:
         give_back_memory()  # what the command line and the checks left: no worker inherits it
         try:
             for slot in self.slots:
-                self.spawn(slot, self.generation, self.certs)
+                self.spawn(slot, self.generation, self.certs, may_stand_by=False)
             while self.phase != "stopping" or self.workers:
                 self.step()
         finally:
             signal.set_wakeup_fd(-1)
-            for slot in self.slots:
+            for slot in (*self.slots, *self.retired):
                 slot.close()
             self.certs.close()
             if self.reload is not None:
@@ -311,8 +368,15 @@ class Supervisor:
             self._handle_signal(self.signals.pop(0))
         self._reap()
         now = time.monotonic()
+        if now - self.stepped_at > heartbeat.MASTER_AWAY:
+            # We were not scheduled (or stopped): judge no worker by our own absence.
+            for proc in self.workers.values():
+                proc.heartbeat.restart(now)
+        self.stepped_at = now
         self._check_health(now)
+        self._watch_site(now)
         self._respawn(now)
+        self._steer()
 
     def _read_status(self, proc: WorkerProc) -> None:
         try:
@@ -332,9 +396,24 @@ class Supervisor:
                 self._on_ready(proc)
             elif text.startswith("error "):
                 proc.error = text[len("error "):]
+            elif text.startswith("standby "):
+                missing, _, proc.standby = text[len("standby "):].partition(" ")
+                proc.site_missing = missing == "1"
+                log.warning("worker %d (slot %d) cannot serve: %s; it answers 503 until %s", proc.pid,
+                            proc.slot.index, proc.standby,
+                            "the site folder is back" if proc.site_missing else "the site folder changes or a SIGHUP")
 
     def _on_ready(self, proc: WorkerProc) -> None:
-        proc.ready_at = time.monotonic()
+        proc.ready_at = now = time.monotonic()
+        proc.heartbeat.restart(now)
+        old = proc.replaces
+        if old is not None and old.pid in self.workers and old.stopping_since is None:
+            self._stop(old)
+            log.info("worker %d (slot %d) ready; it takes over from worker %d", proc.pid, proc.slot.index,
+                     old.pid)
+            if self.reload is not None and proc.generation == self.reload.generation:
+                self._maybe_finish_reload()
+            return
         if self.phase == "starting":
             if all(w.ready_at is not None for w in self.workers.values()):
                 self.phase = "running"
@@ -365,6 +444,7 @@ class Supervisor:
             proc = self.workers.pop(pid, None)
             if proc is not None:
                 self._on_exit(proc, status)
+                self._close_retired()
 
     def _on_exit(self, proc: WorkerProc, status: int) -> None:
         if proc.status_fd >= 0:  # read what it said last (an error line) before closing
@@ -378,12 +458,18 @@ class Supervisor:
                 if line.startswith("error "):
                     proc.error = line[len("error "):]
         proc.heartbeat.close()
+        old, proc.replaces = proc.replaces, None
+        if old is not None:
+            old.successor = None
+        heir, proc.successor = proc.successor, None
+        if heir is not None:
+            heir.replaces = None
         how = proc.killed_why or forked.describe_exit(status)
         detail = f": {proc.error}" if proc.error else ""
         now = time.monotonic()
         if proc.stopping_since is not None:
-            if status != 0 and proc.killed_why is None and self.phase != "stopping":
-                log.info("worker %d (slot %d) %s while stopping", proc.pid, proc.slot.index, how)
+            if self.phase != "stopping" and (proc.killed_why is not None or status != 0):
+                log.warning("worker %d (slot %d) %s while stopping", proc.pid, proc.slot.index, how)
             return
         if self.phase == "stopping":
             return
@@ -395,8 +481,15 @@ class Supervisor:
             return
         if proc.slot not in self.slots:
             return  # its slot was removed while it was starting
-        log.warning("worker %d (slot %d) %s%s; starting a new one", proc.pid, proc.slot.index,
-                    how, detail)
+        if old is not None and old.pid in self.workers:
+            log.warning("worker %d (slot %d), started to take over from worker %d, %s%s", proc.pid,
+                        proc.slot.index, old.pid, how, detail)
+        elif heir is not None and heir.pid in self.workers:
+            log.warning("worker %d (slot %d) %s%s; worker %d takes its place", proc.pid, proc.slot.index,
+                        how, detail, heir.pid)
+        else:
+            log.warning("worker %d (slot %d) %s%s; starting a new one", proc.pid, proc.slot.index,
+                        how, detail)
         if proc.ready_at is None or now - proc.ready_at < QUICK_FAILURE:
             self.failures.append(now)
         while self.failures and now - self.failures[0] > CRASH_WINDOW:
@@ -428,6 +521,13 @@ class Supervisor:
         for proc in list(self.workers.values()):
             if proc.killed_why is not None:
                 continue
+            if proc.ready_at is not None:
+                proc.heartbeat.watch(now)
+                silent = proc.heartbeat.silent_for(now)
+                if silent > self.config.worker_timeout:  # stopping or not
+                    self._kill(proc, f"was stuck for {silent:.1f} s (--worker-timeout "
+                                     f"{self.config.worker_timeout:g} s); killed")
+                    continue
             if proc.stopping_since is not None:
                 if now - proc.stopping_since > graceful + STOP_MARGIN:
                     self._kill(proc, f"did not stop within --graceful-timeout {graceful:g} s; killed")
@@ -436,17 +536,59 @@ class Supervisor:
                 if now - proc.started > self.start_timeout:
                     self._kill(proc, f"was not ready within {self.start_timeout:g} s; killed")
                 continue
-            silent = now - proc.last_tick()
-            if silent > self.config.worker_timeout:
-                self._kill(proc, f"was stuck for {silent:.1f} s (--worker-timeout "
-                                 f"{self.config.worker_timeout:g} s); killed")
-            elif silent > self.blocked_after and not proc.blocked_logged:
-                proc.blocked_logged = True
-                log.warning("worker %d (slot %d): event loop blocked for %.1f s", proc.pid,
-                            proc.slot.index, silent)
-            elif silent <= self.blocked_after and proc.blocked_logged:
-                proc.blocked_logged = False
+            if silent > self.blocked_after:
+                if not proc.blocked:
+                    proc.blocked = True
+                    steered = self.group.available and any(w.accepting for w in self.workers.values())
+                    log.warning("worker %d (slot %d): event loop blocked for %.1f s%s", proc.pid,
+                                proc.slot.index, silent, "; new connections go to the other workers" if steered else "")
+                if silent > self.stand_in_after and proc.successor is None and self.phase == "running":
+                    new = self._take_over(proc)
+                    log.warning("worker %d (slot %d): blocked for %.1f s; worker %d starts on its slot for "
+                                "the connections queued there", proc.pid, proc.slot.index, silent, new.pid)
+            elif proc.blocked:
+                proc.blocked = False
                 log.info("worker %d (slot %d): event loop running again", proc.pid, proc.slot.index)
+
+    def _take_over(self, proc: WorkerProc) -> WorkerProc:
+        """Start a worker on ``proc``'s slot (so on its socket and its queue); once it is ready,
+        ``proc`` is told to stop."""
+        reload = self.reload
+        certs = reload.certs if reload is not None and proc.generation == reload.generation else self.certs
+        new = self.spawn(proc.slot, proc.generation, certs)
+        new.replaces, proc.successor = proc, new
+        return new
+
+    def _watch_site(self, now: float) -> None:
+        """Log the site folder going and coming back, and replace the workers in standby when it
+        is back or has changed (a file renamed into it, as a deploy does): what kept them from
+        serving may be gone."""
+        if now - self.site_checked_at < SITE_EVERY or self.phase != "running":
+            return
+        self.site_checked_at = now
+        site = self.config.site
+        try:
+            st = os.stat(site)
+        except OSError:
+            st = None
+        present = st is not None and stat.S_ISDIR(st.st_mode)
+        if present != self.site_present:
+            self.site_present = present
+            if present:
+                log.info("site folder %s is back", site)
+            else:
+                log.warning("site folder %s is missing (deleted, or being replaced): requests get 503 "
+                            "until it is back", site)
+        if st is None or not present:
+            return
+        changed, self.site_mtime = st.st_mtime_ns != self.site_mtime, st.st_mtime_ns
+        for proc in list(self.workers.values()):
+            if (proc.standby is not None and (proc.site_missing or changed) and proc.successor is None
+                    and proc.ready_at is not None and proc.stopping_since is None and proc.killed_why is None):
+                new = self._take_over(proc)
+                log.info("worker %d (slot %d) could not serve (%s): worker %d tries again", proc.pid,
+                         proc.slot.index, "without the site folder" if proc.site_missing else "the site changed",
+                         new.pid)
 
     def _kill(self, proc: WorkerProc, why: str) -> None:
         proc.killed_why = why
@@ -470,25 +612,30 @@ class Supervisor:
                 log.info("%s: stopping gracefully (up to %g s)", signal.Signals(sig).name,
                          self.config.limits.graceful_timeout)
                 self._begin_stop(None)
-        elif self.phase != "running":
+        elif self.phase != "running" or sig == signal.SIGCHLD:
             return  # SIGHUP/SIGTTIN/SIGTTOU mean nothing before startup or while stopping
+        elif self.reload is not None:
+            # After this reload: SIGTTIN/SIGTTOU each, and one more reload however many SIGHUPs
+            # came (it reads what is on disk then).
+            if sig != signal.SIGHUP or sig not in self.deferred:
+                self.deferred.append(sig)
+            if sig == signal.SIGHUP:
+                log.info("SIGHUP: a reload is under way; another follows it")
         elif sig == signal.SIGHUP:
             self._begin_reload()
-        elif sig in (signal.SIGTTIN, signal.SIGTTOU):
-            if self.reload is not None:
-                self.deferred.append(sig)
-            elif sig == signal.SIGTTIN:
-                self._add_worker()
-            else:
-                self._remove_worker()
+        elif sig == signal.SIGTTIN:
+            self._add_worker()
+        elif sig == signal.SIGTTOU:
+            self._remove_worker()
 
     def _begin_stop(self, error: str | None) -> None:
         self.phase = "stopping"
         self.exit_error = error
         self.reload = None
         # Our copies of the sockets go first, so each listener closes when its worker stops.
-        for slot in self.slots:
+        for slot in (*self.slots, *self.retired):
             slot.close()
+        self.retired.clear()
         for proc in self.workers.values():
             self._stop(proc)
 
@@ -504,7 +651,7 @@ class Supervisor:
             return
         slot = self.slots.pop()
         self.respawn_at.pop(slot.index, None)
-        self.close_slot(slot)
+        self.retired.append(slot)  # its socket closes once its workers are gone (_close_retired)
         pids = []
         for proc in self.workers.values():
             if proc.slot is slot:
@@ -512,25 +659,30 @@ class Supervisor:
                 self._stop(proc)
         log.info("SIGTTOU: stopping worker %s (slot %d); %d workers",
                  ", ".join(map(str, pids)) or "-", slot.index, len(self.slots))
+        self._close_retired()
 
     # -- rolling restart --------------------------------------------------------------------------
 
     def _begin_reload(self) -> None:
-        if self.reload is not None:
-            log.info("SIGHUP: a reload is already under way")
-            return
-        cert, key = self.certs.cert, self.certs.key
         try:
-            forked.call(self.cert_check, cert, key)  # cryptography stays out of the master
-            certs = tls.Snapshot.take(cert, key)
-        except (ConfigError, tls.CertError) as e:
+            # The files are read once, and what is checked is what the workers will serve, even
+            # if the files change again during the check.
+            certs = tls.Snapshot.take(self.certs.cert, self.certs.key)
+        except tls.CertError as e:
             log.error("SIGHUP: not reloading, the certificate is broken: %s; the running workers "
                       "keep serving", e)
+            return
+        try:
+            forked.call(self.cert_check, *certs.paths())  # cryptography stays out of the master
+        except ConfigError as e:
+            certs.close()
+            log.error("SIGHUP: not reloading, the certificate is broken: %s; the running workers "
+                      "keep serving", certs.named(str(e)))
             return
         self.reload = Reload(self.generation + 1, certs)
         log.info("SIGHUP: starting %d new worker%s", len(self.slots), "s" if len(self.slots) != 1 else "")
         for slot in self.slots:
-            self.spawn(slot, self.reload.generation, certs)
+            self.spawn(slot, self.reload.generation, certs, may_stand_by=False)
 
     def _maybe_finish_reload(self) -> None:
         reload = self.reload
@@ -571,7 +723,8 @@ class Supervisor:
 # -- in the worker process ------------------------------------------------------------------------
 
 def _worker_main(config: Config, app: str, certs: tls.Snapshot, sock: socket.socket, status_fd: int,
-                 heartbeat: mmap.mmap, udp: socket.socket | None = None, quic_secret: bytes = b"") -> int:
+                 beats: Heartbeat, may_stand_by: bool, udp: socket.socket | None = None,
+                 quic_secret: bytes = b"") -> int:
     def report(line: str) -> None:
         # One write of at most PIPE_BUF bytes is atomic; the master reads lines.
         data = (line.replace("\n", " ")[:4000] + "\n").encode()
@@ -586,15 +739,18 @@ def _worker_main(config: Config, app: str, certs: tls.Snapshot, sock: socket.soc
         loop = asyncio.get_running_loop()
 
         def beat() -> None:
-            _HB.pack_into(heartbeat, 0, time.monotonic())
+            beats.beat()
             if os.getppid() != master:  # the master died (SIGKILL?): don't serve on as an orphan
                 log.warning("worker %d: the master process is gone; stopping", os.getpid())
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
-            loop.call_later(HEARTBEAT_EVERY, beat)
+            loop.call_later(heartbeat.EVERY, beat)
 
         beat()
         report("ready")
+
+    def stand_by(reason: str) -> None:
+        report(f"standby {int(not config.site.is_dir())} {reason}")
 
     try:
         # Imported here, after the fork: the master never loads the protocol cores or the app.
@@ -607,7 +763,8 @@ def _worker_main(config: Config, app: str, certs: tls.Snapshot, sock: socket.soc
 
             quic = QuicSetup(udp, configuration(config, certs), quic_secret)
         certs.close()
-        worker.run(config, ssl_ctx, sock, forked.resolve(app), ready=ready, quic=quic)
+        worker.run(config, ssl_ctx, sock, forked.resolve(app), ready=ready,
+                   stand_by=stand_by if may_stand_by else None, quic=quic)
     except (ConfigError, tls.CertError) as e:
         report(f"error {e}")
         return 3
@@ -631,6 +788,7 @@ def run(config: Config, *, certificate: Callable[[int], tuple[Path, Path | None]
         supervisor.bind_slots(config.worker_count)
         supervisor.certs = tls.Snapshot.take(*certificate(supervisor.port))
         lines: list[str] = forked.call(check, config)
+        lines += raise_open_file_limit(config.limits)  # before forking: workers inherit it
         for line in lines:  # only now: a failed check is one line, not a summary and then an error
             log.info("%s", line)
     except BaseException:

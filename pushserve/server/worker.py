@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 
 import uvloop
 
-from pushserve.config import Config
+from pushserve.config import Config, ConfigError
 from pushserve.exchange import App
 from pushserve.server.admission import Admission
 from pushserve.server.connection import Open, WorkerState
 from pushserve.server.memory import give_back_memory, keep_buffers_in_heap
+from pushserve.server.unavailable import Unavailable
 
 if TYPE_CHECKING:  # imported only by a worker that serves HTTP/3: aioquic weighs several MB
     from pushserve.server.quic import QuicListener, QuicSetup
@@ -37,9 +38,12 @@ AppFactory = Callable[[Config], App]
 
 
 async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
-                build: AppFactory, *, ready: Callable[[], None] | None = None, quic: QuicSetup | None = None) -> None:
+                build: AppFactory, *, ready: Callable[[], None] | None = None,
+                stand_by: Callable[[str], None] | None = None, quic: QuicSetup | None = None) -> None:
+    """``stand_by``: when given, a worker that cannot build or start its app serves 503
+    (server/unavailable.py) and calls it with the reason, instead of failing."""
     loop = asyncio.get_running_loop()
-    app = build(config)
+    app = await _start_app(config, build, stand_by)
     state = WorkerState(config, app, loop)
     if config.expose_worker:
         state.extra_headers.append((b"x-pushserve-worker", str(os.getpid()).encode()))
@@ -51,13 +55,12 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
         # Every response says where HTTP/3 is: a browser moves there from TCP, and over HTTP/3
         # the same field keeps the alternative fresh in its cache.
         state.extra_headers.append((b"alt-svc", b'h3=":%d"; ma=86400' % quic.sock.getsockname()[1]))
-    await app.startup()
     keep_buffers_in_heap()
     give_back_memory()  # what the imports and the app's start freed (about 1.3 MB of a worker's 32)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # the handler only flags; shutdown runs below
-    sock.listen(config.limits.backlog)  # before "ready": a connection from then on must be queued
+    sock.listen(config.limits.backlog)  # the master has it listening already; this is the backlog
     admission = Admission(state, sock, ssl_ctx)
     accepting = loop.create_task(admission.accept())
     if listener is not None:
@@ -74,17 +77,42 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
         await app.shutdown()
 
 
+async def _start_app(config: Config, build: AppFactory, stand_by: Callable[[str], None] | None) -> App:
+    try:
+        app = build(config)
+        await app.startup()
+    except Exception as e:
+        if stand_by is None:
+            raise
+        stand_by(str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}")
+        return Unavailable()
+    return app
+
+
 async def _sweep(state: WorkerState, admission: Admission, listener: QuicListener | None) -> None:
+    swept = state.loop.time()
     while True:
         await asyncio.sleep(1.0)
         now = state.loop.time()
+        # Time the worker itself did not run (its loop blocked, the process stopped or starved)
+        # is not the clients' slowness: their timeouts do not count it.
+        away = now - swept - 1.0
+        if away > STALL:
+            for conn in state.connections:
+                conn.stalled(away)
+        swept = now
         admission.sweep(now)
         for conn in list(state.connections):
             conn.sweep(now)
         state.report_refused()
+        state.room.report(len(state.connections))
         if listener is not None:
             listener.report()
         trim_memory(state, now)
+
+
+# A sweep this much later than due means the worker was not running (see _sweep).
+STALL = 0.5
 
 
 # Freed memory goes back to the OS once the connection count has fallen by this much from its
@@ -160,6 +188,7 @@ async def _drain(state: WorkerState, admission: Admission, accepting: asyncio.Ta
 
 
 def run(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket, build: AppFactory,
-        ready: Callable[[], None] | None = None, quic: QuicSetup | None = None) -> None:
+        ready: Callable[[], None] | None = None, stand_by: Callable[[str], None] | None = None,
+        quic: QuicSetup | None = None) -> None:
     """Run one worker until it is told to stop (blocking)."""
-    uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready, quic=quic))
+    uvloop.run(serve(config, ssl_ctx, sock, build, ready=ready, stand_by=stand_by, quic=quic))

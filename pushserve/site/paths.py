@@ -187,11 +187,16 @@ class SitePaths:
         None when it lies outside the site."""
         real = os.path.realpath(path)
         root = self.real_root
-        if real == root:
-            return ""
-        if os.path.commonpath((root, real)) != root:
-            return None
-        return os.path.relpath(real, root).replace(os.sep, "/")
+        if real != root and os.path.commonpath((root, real)) != root:
+            # The site folder may be a symlink a deploy has just switched (site -> releases/42):
+            # the root is where it points now.
+            now = os.path.realpath(self.root)
+            if now == root:
+                return None
+            self.real_root = root = now
+            if real != root and os.path.commonpath((root, real)) != root:
+                return None
+        return "" if real == root else os.path.relpath(real, root).replace(os.sep, "/")
 
     def inside(self, fs_path: str) -> bool:
         """True when ``fs_path`` (after symlinks) lies under the root, or symlinks are followed."""

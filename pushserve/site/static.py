@@ -20,6 +20,7 @@ realpath guard), the same rules the push manifest uses.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -148,14 +149,22 @@ class Lookup:
         return found is not None and (b"if-none-match" in found or b"if-modified-since" in found)
 
 
+class FileChanged(OSError):
+    """A file ended before the bytes its response promised: it was truncated (or rewritten in
+    place) while being sent.  The protocol layer cuts the response off (closes the HTTP/1.1
+    connection, resets the HTTP/2 or HTTP/3 stream) rather than let the client take short bytes
+    for whole."""
+
+
 class FileChunks(SizedBody):
     """A file body read as it is sent, for files too big to keep in memory.
 
     The file is opened here (so a vanished file is noticed while the response can still be a
-    404) and closed once ``length`` bytes are read, on EOF, or on ``close()`` (a reset stream).
+    404) and closed once ``length`` bytes are read, on ``close()`` (a reset stream), or when it
+    ends too early (FileChanged).
     """
 
-    __slots__ = ("_file", "_remaining")
+    __slots__ = ("_end", "_file", "_path", "_remaining")
     CHUNK = CHUNK_SIZE
 
     def __init__(self, path: str, start: int = 0, length: int | None = None) -> None:
@@ -169,17 +178,22 @@ class FileChunks(SizedBody):
             f.close()
             raise
         self._file = f
+        self._path = path
+        self._end = start + self._remaining
 
     def read(self, n: int) -> bytes:
         f = self._file
         if f is None:
             return b""
-        data = f.read(min(n, self._remaining)) if self._remaining > 0 else b""
-        if not data:
-            # Also reached when the file shrank under us: the body ends short and the protocol
-            # layer sees fewer bytes than content-length promised, which it reports as an error.
+        if self._remaining <= 0:
             self.close()
             return b""
+        data = f.read(min(n, self._remaining))
+        if not data:  # the file shrank under us
+            self.close()
+            raise FileChanged(f"{self._path} ended at byte {self._end - self._remaining} of "
+                              f"{self._end}: it changed while being sent (deploy by renaming files "
+                              f"into place)")
         self._remaining -= len(data)
         if self._remaining <= 0:
             self.close()
@@ -196,6 +210,14 @@ class FileChunks(SizedBody):
 
 class _Vanished(Exception):
     pass
+
+
+class _NoDescriptor(Exception):
+    """A file could not be opened for want of a file descriptor: 503, not 404."""
+
+
+def _open_failed(e: OSError) -> Exception:
+    return _NoDescriptor() if e.errno in (errno.EMFILE, errno.ENFILE) else _Vanished()
 
 
 def _fingerprint(st: os.stat_result | None) -> tuple[int, int, int, int] | None:
@@ -294,6 +316,8 @@ class StaticSite:
                                     None if method == b"HEAD" else b"", note=route.note)
                 if route.status == 400:
                     return _plain(method, 400, b"400 Bad Request\n", route.note)
+                if route.status == 503:
+                    return _unavailable(method, route.note)
                 return self._not_found(method, route.url_path, query, headers, route.note)
             if entry.rendered:
                 return self._serve_rendered(method, entry, route.url_path, query, headers, found)
@@ -318,6 +342,8 @@ class StaticSite:
                 # A large file removed inside the revalidation interval: forget it, answer 404.
                 self.invalidate(entry.fs_path)
                 return self._not_found(method, route.url_path, query, headers, "vanished")
+            except _NoDescriptor:
+                return _unavailable(method, "out of file descriptors")
         except TemplateError as e:
             if self.render_error is None:
                 raise
@@ -396,7 +422,7 @@ class StaticSite:
         try:
             st = os.stat(fs_path)
         except (OSError, ValueError):
-            return _Route(url_path, status=404, expires=expires)
+            return self._missing(url_path, expires)
         if stat.S_ISDIR(st.st_mode):
             segs.append("index.html")
             fs_path = os.path.join(fs_path, "index.html")
@@ -418,10 +444,20 @@ class StaticSite:
             if kind is None:
                 return _Route(url_path, pending=True, expires=now)
             rendered = kind
-        entry = self._load(fs_path, rel_path, now, rendered)
+        try:
+            entry = self._load(fs_path, rel_path, now, rendered)
+        except _NoDescriptor:
+            return _Route(url_path, status=503, note="out of file descriptors", expires=now)
         if entry is None:
-            return _Route(url_path, status=404, expires=expires)
+            return self._missing(url_path, expires)
         return _Route(url_path, entry=entry)
+
+    def _missing(self, url_path: str, expires: float) -> _Route:
+        """No such file: 404, unless the whole site folder is gone (deleted, or a deploy is
+        swapping it), which is the server's trouble and a passing one: 503."""
+        if not os.path.isdir(self.root):
+            return _Route(url_path, status=503, note="site folder missing", expires=expires)
+        return _Route(url_path, status=404, expires=expires)
 
     def _load(self, fs_path: str, rel_path: str, now: float, rendered: bool) -> FileEntry | None:
         """The entry for a file: the cached one while it matches the disk, else a new one."""
@@ -435,7 +471,9 @@ class StaticSite:
             return cached
         try:
             entry = self._build(fs_path, rel_path, fingerprint, now, rendered)
-        except OSError:  # vanished or unreadable between stat and open
+        except OSError as e:  # vanished or unreadable between stat and open
+            if e.errno in (errno.EMFILE, errno.ENFILE):
+                raise _NoDescriptor from None
             return None
         self._entries[rel_path] = entry
         return entry
@@ -522,8 +560,8 @@ class StaticSite:
             return rep.body if length is None else rep.body[start:start + length]
         try:
             return FileChunks(rep.fs_path, start, rep.size - start if length is None else length)
-        except OSError:
-            raise _Vanished from None
+        except OSError as e:
+            raise _open_failed(e) from None
 
     @staticmethod
     def _preconditions(method: bytes, etag: bytes, mtime: float, found: dict[bytes, bytes],
@@ -575,13 +613,13 @@ class StaticSite:
         if entry.body is None and entry.size > WHOLE_LIMIT:
             try:  # length unknown: chunked on HTTP/1.1
                 body = self.compressor.stream(coded.coding, FileChunks(entry.fs_path))
-            except OSError:
-                raise _Vanished from None
+            except OSError as e:
+                raise _open_failed(e) from None
         else:
             try:
                 body = self.compressor.body(coded, entry.fs_path, self._loader(entry))
-            except OSError:
-                raise _Vanished from None
+            except OSError as e:
+                raise _open_failed(e) from None
             headers.append((b"content-length", b"%d" % len(body)))
         headers += validators
         headers += (h for h in entry.headers if h[0] == b"use-as-dictionary")
@@ -691,3 +729,8 @@ def _etag(st: os.stat_result, encoding: bytes = b"") -> bytes:
 
 def _plain(method: bytes, status: int, text: bytes, note: str) -> Response:
     return plain_response(status, text, note=note, head=method == b"HEAD")
+
+
+def _unavailable(method: bytes, note: str) -> Response:
+    return plain_response(503, b"503 Service Unavailable: retry shortly\n", note=note, head=method == b"HEAD",
+                          extra=[(b"retry-after", b"1")])

@@ -1,6 +1,7 @@
 """The engines' parsing without a browser: Chromium's NetLog (a closed and an unclosed file), which
-fetches count as made on the 103, and the unused-preload claims judged against what the page
-uses.  The real browsers are in test_bench_engines.py."""
+fetches count as made on the 103, the unused-preload claims judged against what the page
+uses, a load that fell back from its mode's protocol refused, and the engines' protocol names.
+The real browsers are in test_bench_engines.py (and over h3, test_bench_h3.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pushserve.bench import netlog
-from pushserve.bench.engine import Fetch, early_fetches, judge_unused
+from pushserve.bench.browser import quic_flags
+from pushserve.bench.engine import Fetch, WrongProtocol, early_fetches, judge_unused, page_load_from_timings
+from pushserve.bench.firefox import h3_prefs
+from pushserve.bench.har import protocol_name
 from pushserve.bench.loader import PageLoad
 
 ORIGIN = "https://198.18.0.2:4433"
@@ -89,3 +95,34 @@ def test_the_instrument_check_needs_runs_before_it_says_differs() -> None:
     assert "0 resources with DevTools Network events and the screencast attached" in text
     many = {**one_run, "runs": 20, "agrees": False, "lo_ms": 150.0, "hi_ms": 260.0}
     assert "differs" in checks_html([many], rows)
+
+
+def _timings(page: str, *resources: tuple[str, str]) -> dict[str, Any]:
+    nav = {"name": "/", "requestStart": 10, "responseStart": 60, "finalResponseHeadersStart": 60, "responseEnd": 70,
+           "loadEventEnd": 200, "nextHopProtocol": page, "transferSize": 900}
+    return {"timeOrigin": 1e12, "paint": {"fcp": 100, "lcp": 120}, "nav": nav,
+            "resources": [{"name": name, "initiatorType": "early-hints", "startTime": 20, "requestStart": 30,
+                           "responseStart": 50, "responseEnd": 80, "transferSize": 300, "nextHopProtocol": proto}
+                          for name, proto in resources]}
+
+
+def test_a_load_that_fell_back_from_its_protocol_stops_the_run() -> None:
+    ok = page_load_from_timings(_timings("h3", ("/a.css", "h3"), ("/cached.js", "")), "h3-hints", "/", "chromium")
+    assert ok.protocol == "h3" and [e.path for e in ok.entries] == ["/", "/a.css", "/cached.js"]
+    for page, resource, mode in (("h2", "h2", "h3-hints"), ("h3", "h2", "h3-off"), ("h3", "h3", "h2-hints")):
+        with pytest.raises(WrongProtocol) as raised:
+            page_load_from_timings(_timings(page, ("/a.css", resource)), mode, "/", "chromium")
+        assert f"chromium {mode}: " in str(raised.value) and "fell back" in str(raised.value)
+    with pytest.raises(WrongProtocol, match=r"/a\.css over h2, not h3"):
+        page_load_from_timings(_timings("h3", ("/a.css", "h2")), "h3-hints", "/", "firefox")
+
+
+def test_protocol_names_and_the_browsers_h3_switches() -> None:
+    assert [protocol_name(x) for x in ("h3", "h3-29", "HTTP/3", "h2", "http/2.0", "http/1.1")] == \
+        ["h3", "h3", "h3", "h2", "h2", "http/1.1"]
+    assert quic_flags("https://198.18.0.2:4433/") == ["--origin-to-force-quic-on=198.18.0.2:4433"]
+    assert quic_flags("https://localhost:4433/") == ["--origin-to-force-quic-on=localhost:4433",
+                                                     "--host-resolver-rules=MAP localhost 127.0.0.1"]
+    assert h3_prefs(None) == {"network.http.http3.enable": False}
+    prefs = h3_prefs(("198.18.0.2:4433", "198.18.0.2:4434"))
+    assert prefs["network.http.http3.alt-svc-mapping-for-testing"] == "198.18.0.2;h3=:4433,198.18.0.2;h3=:4434"

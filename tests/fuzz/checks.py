@@ -17,8 +17,7 @@ class EventChecker:
     sense of: a body for a stream it never saw or that already ended, a second termination, new
     work after termination, or fields of the wrong type."""
 
-    def __init__(self, *, orphan_resets: bool = False) -> None:
-        self.orphan_resets = orphan_resets  # tolerate resets of never-surfaced streams (see test_h2_fuzz)
+    def __init__(self) -> None:
         self.requests: set[int] = set()  # streams surfaced by RequestReceived
         self.body_open: set[int] = set()  # ... whose request body has not ended
         self.reset: set[int] = set()
@@ -67,7 +66,7 @@ class EventChecker:
                 self.body_open.discard(sid)
         elif isinstance(ev, StreamReset):
             # A reset may follow the termination: it tells a handler still at work to stop.
-            assert sid in self.requests or sid % 2 == 0 or self.orphan_resets, f"reset of a stream never surfaced: {ev}"
+            assert sid in self.requests or sid % 2 == 0, f"reset of a stream never surfaced: {ev}"
             assert sid not in self.reset, f"stream reset twice: {ev}"
             assert isinstance(ev.error_code, int), ev
             self.reset.add(sid)

@@ -250,8 +250,7 @@ def test_frame_sequences(data: bytes, cut: list[int], answer: list[int], eof: bo
                          limit: int) -> None:
     core = new_core(max_streams)
     core.initiate()
-    # orphan_resets: the current core's two findings in test_h2_findings.py; drop when they pass.
-    drive = Driver(core, answer, limit=limit, orphan_resets=True)
+    drive = Driver(core, answer, limit=limit)
     fed = b""
     for piece in split(data, cut):
         if drive.check.terminated is None:

@@ -178,7 +178,8 @@ def test_silent_connections_give_way_when_descriptors_run_out(serve: Callable[..
     try:
         assert flood.start() == flood.total
         served(p)
-        srv.wait_for(r"closed \d+ connections? that sent no ClientHello, for newer ones: out of file descriptors")
+        srv.wait_for(r"out of file descriptors \(ulimit -n \d+\) with \d+ connections open: closed \d+ connections? "
+                     r"that sent no ClientHello for new ones")
     finally:
         flood.close()
     served(p)

@@ -138,10 +138,27 @@ def test_no_http3_serves_tcp_only(serve) -> None:  # type: ignore[no-untyped-def
         probe.bind(("127.0.0.1", srv.port))  # nobody holds the UDP port
 
 
+def _udp_port_with_tcp_free(taken: socket.socket) -> int:
+    """Bind ``taken`` to a UDP port whose TCP port is free too (on a shared machine another
+    process may hold the TCP port of a random UDP one)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        with contextlib.suppress(OSError):
+            taken.bind(("127.0.0.1", port))
+            return port
+    raise AssertionError("no port free on both TCP and UDP")
+
+
 def test_a_busy_udp_port_is_one_warning_and_tcp_is_served(certs: Certs, site: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        port = taken.getsockname()[1]
+        port = _udp_port_with_tcp_free(taken)
         srv = start(certs, "--port", str(port), site=site)
         try:
             warnings = [line for line in srv.lines if "HTTP/3" in line]

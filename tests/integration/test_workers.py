@@ -212,27 +212,6 @@ class RawStream:
         return True
 
 
-# -- the kernel fact the design stands on ------------------------------------------------------------
-
-def test_bound_reuseport_socket_that_does_not_listen_gets_no_connections() -> None:
-    """The master binds each slot's socket without listen(); it must not take connections."""
-    def reuseport_socket(port: int) -> socket.socket:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        s.bind(("127.0.0.1", port))
-        return s
-
-    with reuseport_socket(0) as idle:
-        port = idle.getsockname()[1]
-        with reuseport_socket(port) as listener:
-            listener.listen(16)
-            listener.settimeout(5)
-            for _ in range(300):
-                with socket.create_connection(("127.0.0.1", port), timeout=5):
-                    conn, _ = listener.accept()  # every one lands here, none in the idle socket
-                    conn.close()
-
-
 # -- spreading and replacement ---------------------------------------------------------------------
 
 def test_new_connections_are_spread_over_the_workers(serve: Start) -> None:
@@ -323,9 +302,11 @@ def test_sighup_under_load_fails_no_request_and_brings_new_workers(serve: Start)
     assert len(old) == 2
     mark = line_count(srv)
     answered: list[int] = []
-    deadline = time.monotonic() + 10
+    # A bound, not a threshold: the loop ends as soon as the reload is seen done (a second or
+    # two on a quiet machine; more than 10 s at load average 50).
+    deadline = time.monotonic() + 90
     stopped = re.compile(r"worker (\d+) stopped")
-    for i in range(2000):  # bounded: 2000 requests or 10 s
+    for i in range(5000):  # bounded: 5000 requests or 90 s
         if i == 50:
             srv.proc.send_signal(signal.SIGHUP)
         answered.append(get(srv, i))  # asserts 200 on a new connection each time
@@ -535,8 +516,11 @@ def test_a_stuck_worker_is_reported_then_replaced(serve: Start) -> None:
     os.kill(stuck, signal.SIGSTOP)  # its event loop stops ticking, as if blocked
     try:
         srv.wait_for(rf"worker {stuck} \(slot \d+\): event loop blocked for", start=mark)
-        srv.wait_for(rf"worker {stuck} \(slot \d+\) was stuck for .* \(--worker-timeout 2 s\); killed; "
-                     r"starting a new one", start=mark)
+        # A stand-in starts on its slot (at half the timeout), and the stuck one is killed at the
+        # timeout, whether the stand-in was ready by then (the stuck one was stopping) or not.
+        srv.wait_for(rf"worker {stuck} \(slot \d+\): blocked for .*; worker \d+ starts on its slot", start=mark)
+        srv.wait_for(rf"worker {stuck} \(slot \d+\) was stuck for .* \(--worker-timeout 2 s\); killed",
+                     start=mark)
         new = int(srv.wait_for(r"worker (\d+) \(slot \d+\) ready", start=mark).group(1))
     finally:
         if stuck in children(srv.proc.pid):
@@ -584,17 +568,62 @@ def test_port_in_use_with_workers(certs: Certs, serve: Start) -> None:
     assert "already in use" in line
 
 
-def test_crash_loop_ends_with_the_error(serve: Start, site: Path) -> None:
+CRASHING_APP = '''
+import os, pathlib
+
+if (pathlib.Path(__file__).parent / "crash-now").exists():
+    os._exit(1)  # a worker that dies as it starts, as a segfault in an extension would
+
+async def app(scope, receive, send):
+    pass
+'''
+
+
+def test_crash_loop_ends_with_the_error(certs: Certs, site: Path, tmp_path: Path) -> None:
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "crashapp.py").write_text(CRASHING_APP)
+    srv = _serve(certs, site, "--workers", "2", "--app-dir", str(apps), "--mount", "/c=crashapp:app")
+    try:
+        victim = min(pids_of(srv, 40))
+        (apps / "crash-now").touch()  # from now on every new worker dies at once
+        os.kill(victim, signal.SIGKILL)
+        assert srv.proc.wait(60) != 0
+        srv.wait_for(r"pushserve: workers keep failing \(\d+ quick failures in \d+ s\); last: "
+                     r"worker \d+ exited with code 1")
+        assert not children(srv.proc.pid)
+    finally:
+        finish(srv)
+
+
+def test_a_replacement_that_cannot_build_the_site_stands_by(serve: Start, site: Path) -> None:
+    """The site broken since the start (a push_manifest.json rewritten in place with a mistake):
+    a crashed worker's replacement answers 503 and says why, new connections go to the worker
+    that serves the site, and the server does not stop; once a fixed file is renamed into place
+    (the site folder changes), another worker tries again and a full set serves."""
+    manifest = site / "push_manifest.json"
+    manifest.write_text("{}")
     srv = serve("--workers", "2")
-    victim = min(pids_of(srv, 40))
-    # From now on a new worker cannot build the site: every replacement fails at once.
-    (site / "push_manifest.json").write_text("{not json")
+    running = pids_of(srv, 40)
+    victim, survivor = sorted(running)
+    with manifest.open("w") as f:  # in place: the folder itself does not change
+        f.write("{not json")
+    mark = line_count(srv)
     os.kill(victim, signal.SIGKILL)
-    assert srv.proc.wait(60) != 0
-    m = srv.wait_for(r"pushserve: workers keep failing \(\d+ quick failures in \d+ s\); last: "
-                     r"worker \d+ exited with code 3: .*push_manifest\.json")
-    assert m
-    assert not children(srv.proc.pid)
+    m = srv.wait_for(r"worker (\d+) \(slot \d+\) cannot serve: .*push_manifest\.json.*; it answers "
+                     r"503 until the site folder changes or a SIGHUP", start=mark)
+    standby = int(m.group(1))
+    srv.wait_for(rf"worker {standby} \(slot \d+\) ready", start=mark)
+    assert pids_of(srv, 40) == {survivor}  # steered: the standby worker gets no new connection
+    assert srv.proc.poll() is None
+    fixed = site / "push_manifest.json.new"
+    fixed.write_text("{}")
+    mark = line_count(srv)
+    fixed.replace(manifest)
+    new = int(srv.wait_for(rf"worker {standby} \(slot \d+\) could not serve \(the site changed\): worker "
+                           r"(\d+) tries again", start=mark).group(1))
+    srv.wait_for(rf"worker {new} \(slot \d+\) ready; it takes over from worker {standby}", start=mark)
+    assert pids_of(srv, 40) == {survivor, new}
 
 
 def test_without_reuseport_workers_share_one_listener(certs: Certs, site: Path,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import ssl
 import subprocess
@@ -100,12 +101,19 @@ class ServerProcess:
 
 
 def start(certs: Certs, *args: str, site: Path = SITE_EXAMPLE, cwd: Path | None = None,
-          ready: bool = True, cert_dir: bool = True) -> ServerProcess:
-    """``cert_dir=False``: no --cert-dir, so the dev certificate goes where users get it."""
+          ready: bool = True, cert_dir: bool = True, open_files: int | None = None) -> ServerProcess:
+    """``cert_dir=False``: no --cert-dir, so the dev certificate goes where users get it.
+    ``open_files``: the server runs under that open file limit (``ulimit -n``, soft and hard)."""
     where = ["--cert-dir", str(certs.cert_dir)] if cert_dir else []
     cmd = [sys.executable, "-m", "pushserve", str(site), "--port", "0", *where, *args]
+
+    def limit_files() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=certs.env(), cwd=cwd or REPO, start_new_session=True)
+                            env=certs.env(), cwd=cwd or REPO, start_new_session=True,
+                            preexec_fn=limit_files if open_files is not None else None)
     server = ServerProcess(proc, certs)
     threading.Thread(target=server._read, daemon=True).start()
     if ready:

@@ -653,3 +653,20 @@ def test_names_of_a_leaf_from_another_ca_are_not_carried_over(tmp_path: Path) ->
 def test_phone_instructions_name_the_ca_file(dev: certificates.DevCert) -> None:
     line = tls.phone_instructions(dev.ca_file)
     assert str(dev.ca_file) in line and "\n" not in line and "iOS" in line and "Android" in line
+
+
+def test_a_snapshot_is_checked_as_taken_and_named_by_the_users_paths(tmp_path: Path) -> None:
+    """SIGHUP checks the memory copy it will serve (files changing during the check change
+    nothing), and a problem is told with the user's paths, not the memory files'."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("not a certificate\n")
+    key.write_text("nor a key\n")
+    snap = tls.Snapshot.take(cert, key)
+    cert.unlink()  # gone from disk: the snapshot still has what was read
+    try:
+        with pytest.raises(tls.CertError) as e:
+            certificates.check_pair(*snap.paths())
+        message = snap.named(str(e.value))
+        assert str(cert) in message and "/proc/self/fd" not in message
+    finally:
+        snap.close()

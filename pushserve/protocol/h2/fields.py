@@ -32,8 +32,9 @@ import re
 from pushserve.protocol.events import CONNECTION_SPECIFIC, Headers
 from pushserve.protocol.h2.hpack_decoder import Decoder, HPACKError
 from pushserve.protocol.h2.hpack_tables import STATIC_TABLE
+from pushserve.protocol.outgoing import FieldCache, check_field, check_request_pseudo
 
-__all__ = ["HPACKError", "Malformed", "Request", "RequestDecoder", "encode_fields", "encode_status"]
+__all__ = ["HPACKError", "Malformed", "Request", "RequestDecoder", "encode_fields", "encode_pseudo", "encode_status"]
 
 # -- encoding ----------------------------------------------------------------------------------
 
@@ -78,36 +79,31 @@ def encode_status(status: int) -> bytes:
     return enc
 
 
-# (name, value) -> encoded field; b"" for fields we drop (connection-specific: a handler that
-# shares header lists with HTTP/1.1 may carry them).  Bounded: emptied when full.
-_FIELDS: dict[tuple[bytes, bytes], bytes] = {}
-_FIELDS_MAX = 4096
-
-
 def _encode_new(name: bytes, value: bytes) -> bytes:
+    check_field(name, value)
     name, value = bytes(name), bytes(value)
-    if name in CONNECTION_SPECIFIC:
+    if name in CONNECTION_SPECIFIC:  # a handler that shares header lists with HTTP/1.1 may carry them
         return b""
     return _literal(name, value)
 
 
-def encode_fields(first: bytes, headers: Headers) -> bytes:
-    """A header block: ``first`` (the encoded :status, or b"") then ``headers``."""
-    parts = [first]
-    cache = _FIELDS
-    for field in headers:
-        try:
-            enc = cache.get(field)
-        except TypeError:  # a list pair or a bytearray value: not hashable, not cached
-            parts.append(_encode_new(field[0], field[1]))
-            continue
-        if enc is None:
-            enc = _encode_new(field[0], field[1])
-            if len(cache) >= _FIELDS_MAX:
-                cache.clear()
-            cache[field] = enc
-        parts.append(enc)
+# (name, value) -> encoded field, process-wide: literal fields change no state on either side.
+_FIELDS = FieldCache(_encode_new)
+
+
+def encode_pseudo(fields: Headers) -> bytes:
+    """The pseudo-header fields of a push promise's request (RFC 9113 §8.3.1); not cached."""
+    parts = []
+    for name, value in fields:
+        check_request_pseudo(name, value)
+        parts.append(_literal(name, bytes(value)))
     return b"".join(parts)
+
+
+def encode_fields(first: bytes, headers: Headers) -> bytes:
+    """A header block: ``first`` (the encoded :status, or b"") then ``headers``.  Raises
+    LocalProtocolError for a field no response may carry (outgoing.check_field)."""
+    return first + b"".join(_FIELDS.encode_all(headers))
 
 
 # -- decoding and validation -------------------------------------------------------------------

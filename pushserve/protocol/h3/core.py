@@ -146,7 +146,7 @@ class H3Core:
         self._queued_any = False
         self._ended: set[int] = set()  # streams answered to the end, until aioquic discards them
         self._drain_watch: set[int] = set()
-        self._events: list[Event] = []  # arisen while sending: StreamDrained
+        self._events: list[Event] = []  # arisen while sending: StreamDrained, StreamReset of a failed body
         self._taps: dict[int, ControlReader] = {}
         self._early_priorities: dict[int, bytes] = {}
         self._opened = 0  # request streams the client opened
@@ -643,6 +643,9 @@ class H3Core:
                     h3.send_data(st.sid, chunk, end_stream=False)
                     room -= len(chunk)
                     fed = True
+                if st.refused:  # its body failed (a file cut short): reset and dropped by _take
+                    fed = True
+                    continue
                 if not st.parts:
                     bucket.remove(st)
                     if st.end_pending:
@@ -675,10 +678,11 @@ class H3Core:
         except StopIteration:
             st.parts.popleft()
             return None
-        except Exception:  # a file that went away under us: the response cannot be completed
+        except Exception as exc:  # a file cut short under us: the response cannot be completed
             st.parts.popleft()
             close_body(part)
             self._refuse(st, ErrorCode.H3_INTERNAL_ERROR)
+            self._events.append(StreamReset(st.sid, ErrorCode.H3_INTERNAL_ERROR, f"response cut short: {exc}"))
             return None
         if len(chunk) > size:  # keep the rest in front of the iterator
             st.parts.appendleft(memoryview(chunk)[size:])

@@ -2,7 +2,8 @@
 
 Three things aioquic decides differently from what a server of untrusted clients wants, each
 changed here by overriding one of its (private) methods; the version bound on aioquic in
-pyproject.toml exists for them, and tests/unit/protocol/test_h3_core.py covers each:
+pyproject.toml exists for them, and tests/unit/protocol/test_h3_core.py (test_h3_timing.py for
+the pacing) covers each:
 
 * **Flow control at the consumer's pace.**  aioquic doubles a stream's (and the connection's)
   receive window whenever the peer has used half of it, whatever the application did with the
@@ -18,8 +19,8 @@ pyproject.toml exists for them, and tests/unit/protocol/test_h3_core.py covers e
 * **Pacing in lumps.**  aioquic's pacer lets at most 16 datagrams leave at once, then waits for a
   timer: on a fast path (loopback, a LAN) that is a loop wake-up, and a ``datagrams_to_send``
   call, every few datagrams.  Here a burst may also hold a millisecond of data at the pacing
-  rate (never more than a quarter of the congestion window), as Linux's TCP sizes its TSO
-  bursts; on a slow path the pacing is aioquic's own.
+  rate or 64 KiB, whichever is more (never more than a quarter of the congestion window), as
+  Linux's TCP sizes its TSO bursts (at most 64 KiB, one GSO send here).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from aioquic.quic.stream import QuicStream
 from pushserve.protocol.h3.packets import ConnectionIds
 
 UNI_STREAMS = 8
-_LUMP = 0.001  # seconds of data a pacing burst may hold
+_LUMP = 0.001  # seconds of data a pacing burst may hold ...
+_LUMP_BYTES = 64 * 1024  # ... or this much, whichever is more (never over a quarter of the window)
 
 
 class LumpyPacer(QuicPacketPacer):
@@ -47,7 +49,8 @@ class LumpyPacer(QuicPacketPacer):
         super().update_rate(congestion_window, smoothed_rtt)
         if self.packet_time is not None:
             rate = self._max_datagram_size / self.packet_time  # bytes per second
-            self.bucket_max = max(self.bucket_max, min(_LUMP, congestion_window / 4 / rate))
+            lump = min(max(_LUMP * rate, _LUMP_BYTES), congestion_window / 4)
+            self.bucket_max = max(self.bucket_max, lump / rate)
 
 
 class ServerQuic(QuicConnection):

@@ -17,6 +17,7 @@ from pushserve.protocol.events import (
     BodyReceived,
     ConnectionTerminated,
     Event,
+    LocalProtocolError,
     RequestReceived,
     StreamDrained,
     StreamReset,
@@ -105,6 +106,7 @@ def test_simple_get() -> None:
     assert events == [RequestReceived(1, b"GET", b"/a?b=1", b"example.test",
                                       [(b"host", b"example.test"), (b"accept", b"*/*")], "1.1", True)]
     assert core.open_streams == 1
+    assert core.push_promise(1, [(b":method", b"GET")]) is None
     core.send_response(1, 200, [(b"content-type", b"text/plain"), (b"content-length", b"5")], b"hello")
     assert core.data_to_send() == (b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
                                    b"content-length: 5\r\n\r\nhello")
@@ -113,7 +115,6 @@ def test_simple_get() -> None:
     assert core.open_streams == 0
     assert core.http_version == "1.1"
     assert core.push_enabled is False
-    assert core.push_promise(1, [(b":method", b"GET")]) is None
     core.acknowledge_received(1, 10)
 
 
@@ -366,7 +367,26 @@ def test_failing_body_iterator_cuts_the_connection() -> None:
     assert out.endswith(b"\r\n\r\npart")
     assert core.closing
     (term,) = terminations(core.next_events())
-    assert term.error_code == 500 and "disk gone" in term.reason
+    assert term.error_code == 500 and term.reason == "response cut short: disk gone"
+
+
+def test_body_cut_short_never_lets_a_pipelined_response_follow() -> None:
+    """A file that ends before its Content-Length (truncated under the download): the connection
+    ends right after the bytes sent; the pipelined request's response never enters the body."""
+    def chunks() -> Iterator[bytes]:
+        yield b"a" * 10
+        raise OSError("file ended at byte 10 of 100")
+
+    core = H1Core()
+    core.receive_data(get("/big") + get("/next"))
+    core.send_response(1, 200, [(b"content-length", b"100")], chunks())
+    core.send_response(3, 200, [(b"content-length", b"4")], b"next")
+    out = core.data_to_send()
+    out += core.data_to_send()
+    assert out.endswith(b"\r\n\r\n" + b"a" * 10) and b"next" not in out
+    assert core.closing
+    (term,) = terminations(core.next_events())
+    assert term.reason == "response cut short: file ended at byte 10 of 100"
 
 
 def test_early_hints_before_final_response_only_for_http11() -> None:
@@ -764,6 +784,60 @@ def test_default_pipeline_bound_is_16() -> None:
     assert len(requests(events)) == 16
     assert core.open_streams == 20
     assert core.buffered(1) == 0 and core.buffered(99) == 0
+
+
+# -- misuse by the layer above raises; an exchange dropped under its feet takes late calls --------
+
+
+def misuse(call: object, *args: object, **kw: object) -> str:
+    with pytest.raises(LocalProtocolError) as err:
+        call(*args, **kw)  # type: ignore[operator]
+    return str(err.value)
+
+
+def test_calls_on_a_stream_never_received_raise() -> None:
+    core = H1Core()
+    core.receive_data(GET)
+    for sid in (3, 2, 0, -1):
+        assert "never opened" in misuse(core.send_response, sid, 200, [], b"x")
+        assert "never opened" in misuse(core.send_data, sid, b"x")
+        assert "never opened" in misuse(core.send_informational, sid, 103, [])
+        assert "never opened" in misuse(core.reset_stream, sid)
+        assert "never opened" in misuse(core.push_promise, sid, [])
+    answer(core, 1, b"ok")
+    assert read_replies(core.data_to_send(), [b"GET"])[0].body == b"ok"
+
+
+def test_calls_out_of_turn_raise_and_change_nothing() -> None:
+    core = H1Core()
+    core.receive_data(GET)
+    assert "awaits its response" in misuse(core.send_data, 1, b"early")
+    assert "invalid field name" in misuse(core.send_response, 1, 200, [(b"X-Upper", b"1")], b"x")
+    assert "invalid value" in misuse(core.send_response, 1, 200, [(b"x-split", b"a\r\nset-cookie: b")])
+    assert "invalid value" in misuse(core.send_informational, 1, 103, [(b"link", b"</a>\n")])
+    assert "not a final status" in misuse(core.send_response, 1, 100, [])
+    assert "not an informational" in misuse(core.send_informational, 1, 101, [])
+    core.send_response(1, 200, [], None, end_stream=False)
+    assert "is sending its body" in misuse(core.send_response, 1, 200, [], b"again")
+    assert "is sending its body" in misuse(core.send_informational, 1, 103, [])
+    core.send_data(1, b"body", end_stream=True)
+    assert "has ended its response" in misuse(core.send_data, 1, b"more")
+    (reply,) = read_replies(core.data_to_send(), [b"GET"])
+    assert reply.status == 200 and reply.body == b"body"
+    assert "has ended its response" in misuse(core.send_response, 1, 200, [], b"late")
+    core.reset_stream(1)  # resetting an answered stream is harmless
+    assert not core.closing
+
+
+def test_late_calls_on_a_dropped_exchange_are_dropped() -> None:
+    core = H1Core()
+    core.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+    assert StreamReset(1, 0x8) in core.receive_data(b"")
+    core.send_response(1, 200, [], b"late")
+    core.send_data(1, b"late")
+    core.send_informational(1, 103, [])
+    core.reset_stream(1)
+    assert core.data_to_send() == b""
 
 
 def test_a_large_read_of_pipelined_requests_is_not_parsed_past_the_bound() -> None:

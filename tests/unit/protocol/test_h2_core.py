@@ -18,6 +18,7 @@ from pushserve.protocol.events import (
     BodyReceived,
     ConnectionTerminated,
     Event,
+    LocalProtocolError,
     RequestReceived,
     SizedBody,
     StreamDrained,
@@ -515,7 +516,8 @@ def test_push_refused_on_finished_parent_and_over_limits() -> None:
     s = p2.request(b"/")
     p2.server.send_response(s, 200, [], b"done")
     p2.pump()
-    assert p2.server.push_promise(s, req_headers(b"/a.css")) is None  # parent already ended
+    with pytest.raises(LocalProtocolError):  # parent already ended: the caller's bug
+        p2.server.push_promise(s, req_headers(b"/a.css"))
     p3 = Pair()
     p3.client.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 1})
     s = p3.request(b"/")
@@ -675,7 +677,7 @@ def test_peer_goaway_terminates() -> None:
     assert events[0] == StreamReset(sid, ErrorCodes.CANCEL)
     assert terminated(events).error_code == 0
     assert p.server.closing
-    p.server.send_response(sid, 200, [], b"late")  # ignored, no exception
+    p.server.send_response(sid, 200, [], b"late")  # dropped: the connection is gone
     assert p.server.data_to_send() == b""
 
 
@@ -913,10 +915,13 @@ def test_failing_iterator_resets_only_its_stream() -> None:
         yield b"a" * 100
         raise OSError("disk gone")
 
-    p.server.send_response(sid, 200, [], chunks())
+    p.server.send_response(sid, 200, [(b"content-length", b"1000")], chunks())
     p.pump()
     assert any(isinstance(e, h2e.StreamReset) and e.stream_id == sid
                and e.error_code == ErrorCodes.INTERNAL_ERROR for e in p.client_events)
+    assert not any(isinstance(e, h2e.StreamEnded) and e.stream_id == sid for e in p.client_events)
+    # Reported to the layer above once, with a line for the log.
+    assert p.server.next_events() == [StreamReset(sid, ErrorCodes.INTERNAL_ERROR, "response cut short: disk gone")]
     assert p.server.open_streams == 0
     s2 = p.request(b"/good")
     p.server.send_response(s2, 200, [], b"good")
@@ -924,18 +929,110 @@ def test_failing_iterator_resets_only_its_stream() -> None:
     assert p.body(s2) == b"good"
 
 
-@pytest.mark.parametrize("method", [b"GET", b"POST"])
-def test_unknown_stream_calls_are_harmless(method: bytes) -> None:
+# -- misuse by the layer above raises; a stream that ended under its feet takes late calls ----
+
+
+def misuse(call: object, *args: object, **kw: object) -> str:
+    """The message of the LocalProtocolError that ``call(*args, **kw)`` raises."""
+    with pytest.raises(LocalProtocolError) as err:
+        call(*args, **kw)  # type: ignore[operator]
+    return str(err.value)
+
+
+def test_calls_on_a_stream_never_opened_raise() -> None:
     p = Pair()
-    p.server.send_response(41, 200, [], b"x")
-    p.server.send_data(41, b"x")
-    p.server.send_informational(41, 103, [])
-    p.server.reset_stream(41)
-    p.server.acknowledge_received(41, 10)
+    for sid in (41, 2, 0, -1):
+        assert "never opened" in misuse(p.server.send_response, sid, 200, [], b"x")
+        assert "never opened" in misuse(p.server.send_data, sid, b"x")
+        assert "never opened" in misuse(p.server.send_informational, sid, 103, [])
+        assert "never opened" in misuse(p.server.push_promise, sid, req_headers(b"/a.css"))
+        assert "never opened" in misuse(p.server.reset_stream, sid)
+    p.server.acknowledge_received(41, 10)  # body credit and queries stay harmless
     assert p.server.buffered(41) == 0
-    assert p.server.push_promise(41, req_headers(method=method)) is None
     p.pump()
     assert not p.server.closing
+
+
+def test_calls_out_of_turn_raise_and_change_nothing() -> None:
+    p = Pair()
+    sid = p.request(b"/")
+    assert "awaits its response" in misuse(p.server.send_data, sid, b"early")
+    assert "invalid field name" in misuse(p.server.send_response, sid, 200, [(b"X-Upper", b"1")], b"x")
+    assert "invalid value" in misuse(p.server.send_response, sid, 200, [(b"x-split", b"a\r\nset-cookie: b")])
+    assert "invalid value" in misuse(p.server.send_response, sid, 200, [(b"x-space", b"trailing ")])
+    assert "invalid field name" in misuse(p.server.send_response, sid, 200, [(b":status", b"204")])
+    assert "not a final status" in misuse(p.server.send_response, sid, 103, [])
+    assert "not a final status" in misuse(p.server.send_response, sid, 600, [])
+    assert "not an informational" in misuse(p.server.send_informational, sid, 200, [])
+    assert "not an informational" in misuse(p.server.send_informational, sid, 101, [])
+    p.server.send_response(sid, 200, [], None, end_stream=False)  # the stream is as it was
+    assert "is sending its body" in misuse(p.server.send_response, sid, 200, [], b"again")
+    assert "is sending its body" in misuse(p.server.send_informational, sid, 103, [])
+    p.server.send_data(sid, b"body", end_stream=True)
+    assert "has ended its response" in misuse(p.server.send_data, sid, b"more")
+    assert "has ended its response" in misuse(p.server.push_promise, sid, req_headers(b"/a.css"))
+    p.pump()
+    assert p.body(sid) == b"body" and p.ended(sid)
+    # Answered and forgotten by the core: still known to have ended, not to have been reset.
+    assert "has ended its response" in misuse(p.server.send_response, sid, 200, [], b"late")
+    assert "has ended its response" in misuse(p.server.send_data, sid, b"late")
+    p.server.reset_stream(sid)  # resetting an ended stream is harmless
+    p.pump()
+    assert not any(isinstance(e, h2e.StreamReset) for e in p.client_events)
+
+
+def test_a_bad_push_raises() -> None:
+    p = Pair()
+    sid = p.request(b"/")
+    promised = p.server.push_promise(sid, req_headers(b"/a.css"))
+    assert promised is not None
+    assert "push promise on stream 2" in misuse(p.server.push_promise, promised, req_headers(b"/b.css"))
+    assert "pseudo-header" in misuse(p.server.push_promise, sid, [(b":status", b"200")])
+    assert "invalid field name" in misuse(p.server.push_promise, sid, [*req_headers(b"/c.css"), (b"accept", b"*/*"),
+                                                                  (b":late", b"x")])
+    p.server.send_response(promised, 200, [], b"a{}")
+    p.server.send_response(sid, 200, [], b"page")
+    p.pump()
+    assert p.body(promised) == b"a{}" and p.body(sid) == b"page"
+
+
+def test_late_calls_on_a_stream_the_peer_reset_are_dropped() -> None:
+    p = Pair()
+    sid = p.request(b"/", b"POST", end=False)
+    p.client.reset_stream(sid, ErrorCodes.CANCEL)
+    p.pump()
+    assert StreamReset(sid, ErrorCodes.CANCEL) in p.take_server()
+    p.server.send_response(sid, 200, [], b"late")
+    p.server.send_data(sid, b"late")
+    p.server.send_informational(sid, 103, [])
+    p.server.reset_stream(sid)
+    assert p.server.push_promise(sid, req_headers(b"/a.css")) is None
+    p.pump()
+    assert p.body(sid) == b"" and not p.server.closing
+
+
+def test_late_calls_after_the_connection_ended_are_dropped() -> None:
+    p = Pair()
+    sid = p.request(b"/")
+    p.server.receive_data(b"")
+    p.server.send_response(sid, 200, [], b"late")
+    p.server.send_response(41, 200, [], b"never opened, but the connection is gone anyway")
+    p.server.reset_stream(41)
+    assert p.server.data_to_send() == b""
+
+
+def test_head_keeps_the_callers_framing_and_sends_no_body() -> None:
+    p = Pair()
+    sid = p.request(b"/stream", b"HEAD")
+    p.server.send_response(sid, 200, [(b"content-type", b"text/plain")], None, end_stream=False)
+    p.server.send_data(sid, b"dropped")
+    assert p.server.buffered(sid) == 0
+    p.pump()
+    assert not p.ended(sid)
+    p.server.send_data(sid, b"also dropped", end_stream=True)
+    p.pump()
+    assert p.ended(sid) and p.body(sid) == b""
+    assert p.server.open_streams == 0
 
 
 def test_priority_update_frame_reprioritises() -> None:
@@ -1021,14 +1118,23 @@ def test_settings_ack_with_payload_is_frame_size_error() -> None:
     assert goaway_from_client(p.client_events).error_code == ErrorCodes.FRAME_SIZE_ERROR
 
 
-def test_frames_before_a_violation_are_still_processed() -> None:
+def test_a_read_that_ends_in_a_connection_error_surfaces_no_request_of_its_own() -> None:
+    """The frames before the violation are processed (the PING is answered), but the request
+    the read opened never reaches the layer above: the connection is over before anything could
+    answer it, and the GOAWAY names the last request that did (so the client may retry this
+    one).  A request of an earlier read hears of the end by StreamReset."""
     server, enc = raw_server()
-    data = (raw_frame(0x1, 0x4 | 0x1, 1, enc.encode(req_headers(b"/first")))
-            + raw_frame(0x4, 0x1, 0, b"\x00\x02\x00\x00\x00\x00"))
+    (first,) = server.receive_data(raw_frame(0x1, 0x4 | 0x1, 1, enc.encode(req_headers(b"/first"))))
+    assert isinstance(first, RequestReceived)
+    data = (raw_frame(0x1, 0x4 | 0x1, 3, enc.encode(req_headers(b"/second")))
+            + raw_frame(0x6, 0, 0, b"pingpong") + raw_frame(0x4, 0x1, 0, b"\x00\x02\x00\x00\x00\x00"))
     events = server.receive_data(data)
-    assert isinstance(events[0], RequestReceived) and events[0].target == b"/first"
+    assert events[:1] == [StreamReset(1, ErrorCodes.CANCEL)]
     assert terminated(events).error_code == ErrorCodes.FRAME_SIZE_ERROR
-    goaways = [f for f in parse_frames(server.data_to_send()) if isinstance(f, GoAwayFrame)]
+    assert not any(isinstance(e, RequestReceived) for e in events)
+    frames = parse_frames(server.data_to_send())
+    assert isinstance(frames[0], PingFrame) and "ACK" in frames[0].flags
+    goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
     assert [(g.error_code, g.last_stream_id) for g in goaways] == [(ErrorCodes.FRAME_SIZE_ERROR, 1)]
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from pushserve.exchange import Stream
 from pushserve.protocol.events import LocalProtocolError
+from pushserve.site.static import FileChunks
 from tests.support.memory import CUT_OFF, PROTOCOLS, PUSHING, H1Session, capabilities, session
 
 
@@ -203,3 +205,32 @@ def test_a_body_nobody_reads_is_dropped_as_the_protocol_says(protocol: str, decl
     if not declined:
         s.send_body(sid, b"y" * 1000, end=True)
     assert s.get("/").status == 413 and s.server.handlers == {}  # the connection goes on
+
+
+# -- a file cut short under its response ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_file_cut_short_breaks_the_response_off_with_one_log_line(
+        protocol: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A file that ends before the length its response promised (truncated while sent): the
+    client sees the response broken off, never a short body passing for whole, and the log has
+    one line naming the file and where it ended; the connection serves on where it can."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * 100_000)
+
+    def answer(stream: Stream) -> None:
+        if stream.request.target == b"/big.bin":
+            stream.respond(200, [(b"content-length", b"200000")], FileChunks(str(path), 0, 200_000))
+        else:
+            text(stream)
+
+    s = session(protocol, OneHandler(answer))
+    reply = s.get("/big.bin")
+    assert reply.status == 200 and reply.reset is not None and len(reply.body) <= 100_000
+    lines = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert len(lines) == 1 and "big.bin ended at byte 100000 of 200000" in lines[0], lines
+    if capabilities(protocol).multiplexed:  # the stream only: the connection goes on
+        assert s.get("/").status == 200
+    else:
+        assert s.server.transport.closed

@@ -13,7 +13,7 @@ from pushserve.http.dates import http_date
 from pushserve.http.response import Response
 from pushserve.protocol.events import Headers
 from pushserve.site.paths import PrivateFiles
-from pushserve.site.static import CHUNK_SIZE, FileChunks, RenderRequest, StaticSite
+from pushserve.site.static import CHUNK_SIZE, FileChanged, FileChunks, RenderRequest, StaticSite
 
 CSS = b"body { color: red }\n" * 10
 
@@ -258,6 +258,22 @@ def test_root_reached_through_a_symlink(site: Path, tmp_path: Path) -> None:
     s = StaticSite(tmp_path / "published")
     assert body(get(s, b"/digits.txt")) == b"0123456789"
     assert get(s, b"/../outside.txt").status == 404
+
+
+def test_root_symlink_switched_by_a_deploy(tmp_path: Path) -> None:
+    """site -> releases/1, then a deploy points it at releases/2 (ln -sfn): the new release is
+    served, not refused as outside the root the server started with."""
+    for n in (1, 2):
+        (tmp_path / "releases" / str(n)).mkdir(parents=True)
+        (tmp_path / "releases" / str(n) / "v.txt").write_text(f"release {n}")
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / "releases" / "1", target_is_directory=True)
+    s = StaticSite(current, revalidate_after=0)
+    assert body(get(s, b"/v.txt")) == b"release 1"
+    (tmp_path / "next").symlink_to(tmp_path / "releases" / "2", target_is_directory=True)
+    os.replace(tmp_path / "next", current)
+    assert body(get(s, b"/v.txt")) == b"release 2"
+    assert get(s, b"/../releases/1/v.txt").status in (400, 404)
 
 
 # -- conditional requests -----------------------------------------------------------------------
@@ -505,6 +521,19 @@ def test_file_chunks_close_early(site: Path) -> None:
     assert next(chunks) == b"x" * CHUNK_SIZE
     chunks.close()
     assert list(chunks) == []
+
+
+def test_file_chunks_of_a_file_cut_short_fail(site: Path) -> None:
+    path = site / "big.bin"
+    path.write_bytes(b"x" * (3 * CHUNK_SIZE))
+    chunks = FileChunks(str(path), 10)
+    assert next(chunks) == b"x" * CHUNK_SIZE
+    os.truncate(path, CHUNK_SIZE + 100)
+    assert next(chunks) == b"x" * 90  # what is left of it after offset 10 + CHUNK_SIZE
+    with pytest.raises(FileChanged, match=rf"big\.bin ended at byte {CHUNK_SIZE + 100} of {3 * CHUNK_SIZE}: "
+                                          r"it changed while being sent \(deploy by renaming files into place\)"):
+        next(chunks)
+    assert list(chunks) == []  # and closed
 
 
 def test_large_file_vanished_before_open_is_404(site: Path) -> None:
