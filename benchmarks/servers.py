@@ -77,10 +77,11 @@ def _py_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @contextmanager
 def pushserve(spec: ServeSpec, push: str = "off", workers: int = 1, extra: Sequence[str] = (), *,
-              repo: Path = REPO) -> Iterator[Served]:
+              repo: Path = REPO, module: str = "pushserve") -> Iterator[Served]:
     """``extra``: more pushserve options (``--no-compress``); ``repo``: another checkout of
-    pushserve to run (a before/after comparison)."""
-    cmd = [sys.executable, "-m", "pushserve", str(spec.docroot), "--port", "0",
+    pushserve to run (a before/after comparison); ``module``: what ``python -m`` runs (a launcher
+    in benchmarks/peers that changes one thing first)."""
+    cmd = [sys.executable, "-m", module, str(spec.docroot), "--port", "0",
            "--cert", str(spec.cert.cert), "--key", str(spec.cert.key),
            "--cert-dir", str(spec.workdir / "pushserve-certs"),
            "--push", push, "--no-access-log", "--workers", str(workers),

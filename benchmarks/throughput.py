@@ -81,12 +81,17 @@ class Cell:
     load: str
     requests: int | None = None  # h2load requests per run, from the calibration
     runs: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # the server's CPU µs per request, each run
     errors: list[str] = field(default_factory=list)
 
     @property
     def median(self) -> float | None:
         # A failed run is reported as such: no figure from a cell that had one.
         return statistics.median(self.runs) if self.runs and not self.errors else None
+
+    @property
+    def cpu_median(self) -> float | None:
+        return statistics.median(self.cpu_us) if self.cpu_us and not self.errors else None
 
 
 @dataclass(frozen=True)
@@ -148,14 +153,20 @@ def calibrate(url: str, load: Load, body: int, duration: int, cap: int) -> int:
     return max(floor, min(cap, int(run.rate * duration)))
 
 
-def measure(url: str, load: Load, body: int, requests: int | None, duration: int) -> float:
-    """One run: requests/s, or MiB/s of bodies for a MiB/s load."""
+def measure(url: str, load: Load, body: int, requests: int | None, duration: int, pid: int) -> tuple[float, float]:
+    """One run: requests/s (or MiB/s of bodies for a MiB/s load), and the CPU time the server's
+    processes (``pid`` and its descendants) spent per request meanwhile, in µs."""
+    before = memory.cpu_seconds(pid)
     if load.tool == "wrk":
-        return loadtools.wrk(url, duration, load.clients).rate
-    assert requests is not None
-    run = loadtools.h2load(url, requests, load.clients, load.streams, body_bytes=body,
-                           timeout=60 + 10 * duration)
-    return run.rate * body / MIB if load.unit == "MiB/s" else run.rate
+        done = loadtools.wrk(url, duration, load.clients)
+        rate, count = done.rate, done.requests
+    else:
+        assert requests is not None
+        run = loadtools.h2load(url, requests, load.clients, load.streams, body_bytes=body,
+                               timeout=60 + 10 * duration)
+        rate, count = run.rate, run.total
+    cpu = (memory.cpu_seconds(pid) - before) / count * 1e6
+    return (rate * body / MIB if load.unit == "MiB/s" else rate), cpu
 
 
 def warm_up(url: str, load: Load, body: int, duration: int, cap: int) -> int | None:
@@ -230,13 +241,15 @@ def run(repeat: int = 3, duration: int = 3, max_requests: int = 1_000_000,
                     if ld.tool == "h2load" and cell.requests is None:
                         continue  # its warm-up failed: nothing to size a run with
                     try:
-                        value = measure(f"{live[name].base}/{ld.file}", ld, bodies[ld.key], cell.requests, duration)
+                        value, cpu = measure(f"{live[name].base}/{ld.file}", ld, bodies[ld.key], cell.requests,
+                                             duration, live[name].pid)
                     except BenchError as err:
                         cell.errors.append(f"run {rep}: {err}")
                         line.append(f"{name} FAILED")
                         log(f"run {rep}/{repeat} {name} {ld.key}: {err}")
                         continue
                     cell.runs.append(value)
+                    cell.cpu_us.append(cpu)
                     line.append(f"{name} {value:,.0f}")
                 log(f"run {rep}/{repeat} {ld.key} ({ld.unit}): " + ", ".join(line))
         for name, served in live.items():
@@ -263,7 +276,10 @@ def _summary(todo: list[Entry], cells: dict[tuple[str, str], Cell],
             continue
         ref = cells.get((base, cell.load)) if base else None
         ratio = cell.median / ref.median if cell.median is not None and ref and ref.median else None
-        results.append(asdict(cell) | {"median": cell.median, "ratio": ratio})
+        cpu, ref_cpu = cell.cpu_median, ref.cpu_median if ref else None
+        cpu_ratio = cpu / ref_cpu if cpu is not None and ref_cpu else None
+        results.append(asdict(cell) | {"median": cell.median, "ratio": ratio, "cpu_median": cpu,
+                                       "cpu_ratio": cpu_ratio})
     memories: dict[str, object] = {}
     for name, found in mem.items():
         if isinstance(found, str):

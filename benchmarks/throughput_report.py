@@ -28,6 +28,15 @@ def _cell(r: dict[str, Any], unit: str, baseline: bool) -> str:
     return text if baseline or r["ratio"] is None else f"{text} ({r['ratio']:.2f}{TIMES})"
 
 
+def _cpu_cell(r: dict[str, Any], baseline: bool) -> str:
+    cpu = r.get("cpu_median")
+    if r["errors"] or cpu is None:
+        return NONE
+    text = f"{cpu:,.0f}" if cpu >= 100 else f"{cpu:,.1f}"
+    ratio = r.get("cpu_ratio")
+    return text if baseline or ratio is None else f"{text} ({ratio:.2f}{TIMES})"
+
+
 def _memory_cell(m: dict[str, Any] | None, key: str, base: dict[str, Any] | None, baseline: bool) -> str:
     if m is None:
         return NONE
@@ -48,6 +57,13 @@ def grid(s: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for ld in s["loads"]:
         rows.append([ld["label"], *(_cell(by_cell[(n, ld["key"])], ld["unit"], n == s["baseline"])
                                     for n in names)])
+    for ld in s["loads"]:
+        # What each server spent per request: on a shared machine the rates move with the others'
+        # load, this much less (older summaries have no such figures).
+        cells = [by_cell[(n, ld["key"])] for n in names]
+        if any(c.get("cpu_median") is not None for c in cells):
+            rows.append([f"server CPU µs per request, {ld['label'].split(' req/s')[0].split(', MiB/s')[0]}",
+                         *(_cpu_cell(c, n == s["baseline"]) for c, n in zip(cells, names, strict=True))])
     base = s["memory"].get(s["baseline"])
     for key, label in MEMORY_ROWS:
         rows.append([label, *(_memory_cell(s["memory"].get(n), key, base, n == s["baseline"]) for n in names)])

@@ -8,7 +8,10 @@ less than the server could do).  Each configuration is measured ``repeat`` times
 between 1 and N workers so slow drift of the machine spreads over both; medians are reported.
 
 The client opens 16 connections: the kernel hashes each connection to one worker's
-SO_REUSEPORT listener, and with few connections one worker may get more of them by chance."""
+SO_REUSEPORT listener, and with few connections one worker may get more of them by chance.  The
+report says how they fell: during every HTTP/2 run the established connections each worker holds
+are counted (its socket descriptors matched with /proc/net/tcp), and each worker's CPU time over
+the run is read, so an uneven spread shows as such rather than as a poor ratio."""
 
 from __future__ import annotations
 
@@ -22,11 +25,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks import loadtools
+from benchmarks import loadtools, memory
 from benchmarks.servers import REPO, SITE
 from pushserve.bench.certs import make_cert
 from pushserve.bench.procs import BenchError, running
@@ -64,19 +68,77 @@ def h2load(url: str, requests: int, cpus: list[int] | None) -> float:
     return loadtools.h2load(url, requests, CONNECTIONS, 10, client=client).rate
 
 
+def _established(port: int) -> set[str]:
+    """Socket inodes of established TCP connections whose local port is ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                found.add(f[9])
+    return found
+
+
+def connections_per_worker(workers: list[int], port: int) -> list[int]:
+    """How many of the server port's established connections each worker holds now."""
+    ours = _established(port)
+    counts = []
+    for pid in workers:
+        n = 0
+        try:
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                target = os.readlink(fd.path)
+                if target.startswith("socket:[") and target[8:-1] in ours:
+                    n += 1
+        except OSError:
+            pass
+        counts.append(n)
+    return counts
+
+
+def h2load_spread(url: str, requests: int, cpus: list[int] | None, master: int) -> tuple[float, list[int], list[float]]:
+    """An h2load run, and how it fell on the workers: the connections each held (the sample with
+    the most, taken every 50 ms while it ran) and the CPU seconds each spent."""
+    workers = [p for p, _, _ in memory.process_tree(master)[1:]]
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    cpu_before = [memory.cpu_seconds(p) for p in workers]
+    best: list[int] = [0] * len(workers)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal best
+        while not done.wait(0.05):
+            now = connections_per_worker(workers, port)
+            if sum(now) > sum(best):
+                best = now
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    try:
+        rate = h2load(url, requests, cpus)
+    finally:
+        done.set()
+        watcher.join()
+    return rate, best, [memory.cpu_seconds(p) - b for p, b in zip(workers, cpu_before, strict=True)]
+
+
 def wrk(url: str, duration: int, cpus: list[int] | None) -> float:
     return loadtools.wrk(url, duration, CONNECTIONS, client=functools.partial(_client, cpus=cpus)).rate
 
 
 @contextmanager
-def pushserve(workers: int, cpus: list[int] | None, tmp: Path) -> Iterator[str]:
+def pushserve(workers: int, cpus: list[int] | None, tmp: Path) -> Iterator[tuple[str, int]]:
     cert = make_cert(tmp)
     cmd = [sys.executable, "-m", "pushserve", str(SITE), "--port", "0", "--cert", str(cert.cert),
            "--key", str(cert.key), "--cert-dir", str(tmp / "certs"), "--push", "off",
            "--no-access-log", "--workers", str(workers)]
     env = {**os.environ, "PUSHSERVE_CAROOT": str(tmp / "caroot")}
     with running(f"pushserve --workers {workers}", _taskset(cmd, cpus), env=env, cwd=str(REPO)) as child:
-        yield child.wait_for_line(_READY).group(1).replace("localhost", "127.0.0.1") + "/" + FILE
+        yield child.wait_for_line(_READY).group(1).replace("localhost", "127.0.0.1") + "/" + FILE, child.proc.pid
 
 
 def run(workers: int = 2, repeat: int = 3, requests: int = 50_000, duration: int = 5,
@@ -90,6 +152,7 @@ def run(workers: int = 2, repeat: int = 3, requests: int = 50_000, duration: int
         say(f"note: {len(os.sched_getaffinity(0))} CPUs (or no taskset): nothing pinned, the client "
             f"competes with the {workers} workers")
     runs: dict[str, list[float]] = {f"{proto} x{n}": [] for n in (1, workers) for proto in ("h2", "h1")}
+    spread: list[dict[str, list[float] | list[int]]] = []  # per h2 run of N workers
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         for rep in range(1, repeat + 1):
             # Alternate the order each repetition so drift does not favour one configuration.
@@ -97,10 +160,13 @@ def run(workers: int = 2, repeat: int = 3, requests: int = 50_000, duration: int
             for n in order:
                 sub = Path(tmp) / f"{n}-{rep}"
                 sub.mkdir()
-                with pushserve(n, server_cpus, sub) as url:
+                with pushserve(n, server_cpus, sub) as (url, pid):
                     h2load(url, min(requests, 2_000), client_cpus)  # warm-up
-                    r_h2 = h2load(url, requests, client_cpus)
+                    r_h2, conns, cpu = h2load_spread(url, requests, client_cpus, pid)
                     r_h1 = wrk(url, duration, client_cpus)
+                if n == workers:
+                    spread.append({"connections": conns, "cpu_s": [round(c, 2) for c in cpu]})
+                    say(f"  connections per worker {conns}, CPU s per worker {[round(c, 2) for c in cpu]}")
                 runs[f"h2 x{n}"].append(r_h2)
                 runs[f"h1 x{n}"].append(r_h1)
                 say(f"run {rep}/{repeat} workers={n}: h2 {r_h2:>8.0f} req/s   h1 {r_h1:>8.0f} req/s")
@@ -109,7 +175,8 @@ def run(workers: int = 2, repeat: int = 3, requests: int = 50_000, duration: int
     return {"workers": workers, "repeat": repeat, "file": FILE, "connections": CONNECTIONS,
             "h2load": f"-c {CONNECTIONS} -m 10 -n {requests}", "wrk": f"-t1 -c{CONNECTIONS} -d{duration}s",
             "server_cpus": server_cpus, "client_cpus": client_cpus, "cpus": len(os.sched_getaffinity(0)),
-            "runs": runs, "medians": medians, "scaling": ratio}
+            "runs": runs, "medians": medians, "scaling": ratio, "spread": spread,
+            "load_average_1min": os.getloadavg()[0]}
 
 
 def format_table(s: dict[str, object]) -> str:
@@ -123,6 +190,11 @@ def format_table(s: dict[str, object]) -> str:
         lines.append(f"{key:<8} {medians[key]:>12.0f}   " + " ".join(f"{v:.0f}" for v in values))
     for proto, r in scaling.items():
         lines.append(f"scaling {proto} x{s['workers']}/x1: {r:.2f}")
+    spread = s.get("spread")
+    if isinstance(spread, list):
+        for i, run in enumerate(spread, 1):
+            lines.append(f"h2 x{s['workers']} run {i}: connections per worker {run['connections']}, "
+                         f"CPU s per worker {run['cpu_s']}")
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ from pushserve.config import Config, ConfigError
 from pushserve.exchange import App
 from pushserve.server.admission import Admission
 from pushserve.server.connection import Open, WorkerState
-from pushserve.server.memory import give_back_memory
+from pushserve.server.memory import give_back_memory, keep_buffers_in_heap
 from pushserve.server.unavailable import Unavailable
 
 if TYPE_CHECKING:  # imported only by a worker that serves HTTP/3: aioquic weighs several MB
@@ -55,6 +55,7 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
         # Every response says where HTTP/3 is: a browser moves there from TCP, and over HTTP/3
         # the same field keeps the alternative fresh in its cache.
         state.extra_headers.append((b"alt-svc", b'h3=":%d"; ma=86400' % quic.sock.getsockname()[1]))
+    keep_buffers_in_heap()
     give_back_memory()  # what the imports and the app's start freed (about 1.3 MB of a worker's 32)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -17,6 +17,8 @@ def _summary() -> dict[str, object]:
     for (name, _load), cell in cells.items():
         cell.runs = {"pushserve": [90.0, 100.0, 110.0], "pushserve-x4": [150.0, 160.0, 170.0],
                      "nginx": [400.0, 500.0, 600.0]}[name]
+        cell.cpu_us = {"pushserve": [20.0, 30.0, 25.0], "pushserve-x4": [30.0, 30.0, 30.0],
+                       "nginx": [10.0, 12.0, 11.0]}[name]
     # One bad run of nginx on the 1 MiB load: that cell must not show a median.
     cells[("nginx", "h2_1mib")].errors.append("run 2: h2load ...: 3 of 40 answers were 2xx")
     mem: dict[str, list[ProcessMemory] | str] = {
@@ -43,4 +45,9 @@ def test_failed_run_is_reported_not_a_figure_and_ratios_are_to_pushserve() -> No
     assert "| 500 (5.00\u00d7) |" in next(line for line in table if line.startswith("| h2load `-c8 -m10`"))
     rss_row = next(line for line in table if line.startswith("| RSS"))
     assert rss_row == "| RSS after the runs, all processes, MiB | 84.0 | FAILED | 8.0 (0.10\u00d7) |"
+    # CPU per request beside each rate; none for a cell with a failed run.
+    cpu_row = next(line for line in table if line.startswith("| server CPU µs per request, h2load `-c8 -m10`"))
+    assert cpu_row.endswith("| 25.0 | 30.0 (1.20\u00d7) | 11.0 (0.44\u00d7) |")
+    cpu_mib = next(line for line in table if line.startswith("| server CPU µs per request, 1 MiB over h2"))
+    assert cpu_mib.endswith("| \u2013 |")
     assert "3 of 40 answers were 2xx" in text and "process 12 is gone" in text
