@@ -248,7 +248,18 @@ def test_json_says_which_network_and_gives_verdicts(quick_run: tuple[dict[str, A
     assert v["kind"] == "too few runs" and v["runs"] == 1  # one run is no verdict
     assert ("pushserve", "load", "h1", "h2-push") in kinds
     checks = {(c["mode"], c["metric"]) for c in data["instrument_checks"]}
-    assert ("h2-hints", "LCP") in checks and ("h2-hints", "first fetch on the 103") in checks
+    assert ("h2-hints", "LCP") in checks
+    # When Chromium started fetching on the 103 is compared only where both Chromiums did fetch
+    # on it: in one run the instrumented one sometimes fetches nothing there (seen on a quiet
+    # machine too, in 2 of 4 fresh runs), and the report then says how many each fetched.
+    if ("h2-hints", "first fetch on the 103") not in checks:
+        assert min(_fetched_on_the_103(data).values()) == 0, data["summary"]
+
+
+def _fetched_on_the_103(data: dict[str, Any]) -> dict[str, int]:
+    rows = {r["row"]: r for r in data["summary"]}
+    return {"chromium": rows["chromium h2-hints"]["early_fetched"],
+            "control": rows["chromium-control h2-hints"]["early_fetched"]}
 
 
 def test_json_has_cold_and_warm_rows_for_every_mode(quick_run: tuple[dict[str, Any], Path]) -> None:
@@ -321,8 +332,10 @@ def test_report_explains_itself(quick_run: tuple[dict[str, Any], Path]) -> None:
     assert "too few for a verdict" in headline and 'class="good"' not in headline and 'class="bad"' not in headline
     assert "No current browser accepts HTTP/2 server push" in text
     for section in ("Browsers side by side", "Every pair of modes", "The instrument checked against itself",
-                    "Filmstrip", "Attaching DevTools Network events"):
+                    "Filmstrip", "Fetched on the 103 (median of the runs)"):
         assert section in text, section
+    if any(c["metric"] == "first fetch on the 103" for c in data["instrument_checks"]):
+        assert "Attaching DevTools Network events" in text  # when each Chromium started on the 103
     assert "its Speed Index" in text and "median Speed Index of the row" in text  # both figures named
 
 
