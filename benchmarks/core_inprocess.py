@@ -10,7 +10,18 @@ Rows:
 - ``h1 core``: ``H1Core`` fed one GET at a time (wrk's pattern), answered the same way;
 - ``h2 connection`` / ``h1 connection``: the same requests through ``server/connection.py``'s
   ``Connection`` and the site's app (route cache hit, prebuilt headers, one write per batch) for
-  ``benchmarks/site/tiny.txt``, with a transport that only collects what is written.
+  ``benchmarks/site/tiny.txt``, with a transport that only collects what is written;
+- ``h2 browser head``: a browser's request heads, as ``benchmarks/browserlike.py`` sends them
+  (user-agent, client hints, accept and sec-fetch-* per destination, accept-encoding, priority,
+  a cookie), for its 50 paths in a shuffled order on one connection, as a browser loads a site:
+  HPACK-decoded and checked (``fields.RequestDecoder.decode`` then ``validate_request``).  The
+  blocks are encoded as nghttp2 and browsers do (every field indexed but ``:path``), so after
+  the first few they are indexed references and one literal.  The cache of blocks repeated
+  byte for byte is left out, as in browserlike's "no request-block cache" rows: a browser
+  rarely repeats a block;
+- ``h2 browser connection``: those requests through ``Connection`` and the site's app on
+  browserlike's docroot (the answers: files of 300 B to 120 KB, zstd/br/gzip bodies kept after
+  a warm-up pass), the client's windows wide open, still without the block cache.
 
 CPU time of this process (``time.process_time``), so other load on the machine disturbs it little.
 ``--baseline CHECKOUT`` measures another checkout of pushserve the same way, in alternating child
@@ -76,6 +87,69 @@ def _h2_reads(n: int) -> list[bytes]:
             sid += 2
         reads.append(b"".join(frames) + credit)
     return reads
+
+
+def _browser_blocks(n: int) -> tuple[Path, list[bytes]]:
+    """browserlike's docroot (made once, in a temporary folder) and ``n`` browser request
+    blocks from one HPACK encoder (one connection)."""
+    import atexit
+    import random
+    import shutil
+    import tempfile
+
+    from hpack import Encoder, HeaderTuple, NeverIndexedHeaderTuple
+
+    from benchmarks import browserlike
+
+    folder = Path(tempfile.mkdtemp(prefix="core-inprocess-"))
+    atexit.register(shutil.rmtree, folder, True)
+    docroot, paths = browserlike.make_docroot(folder)
+    rnd = random.Random(28)
+    order: list[str] = []
+    while len(order) < n:
+        batch = list(paths)
+        rnd.shuffle(batch)
+        order += batch
+    enc = Encoder()
+    blocks = []
+    for path in order[:n]:
+        dest = browserlike.destination_of(path)
+        fields = [HeaderTuple(":method", "GET"), NeverIndexedHeaderTuple(":path", path),
+                  HeaderTuple(":scheme", "https"), HeaderTuple(":authority", "127.0.0.1:8443")]
+        for line in (*browserlike._COMMON, *dest.headers, browserlike.BROWSER_ENCODINGS):
+            name, _, value = line.partition(": ")
+            fields.append(HeaderTuple(name, value))
+        blocks.append(enc.encode(fields))
+    return docroot, blocks
+
+
+def h2_browser_head(n: int) -> float:
+    from pushserve.protocol.h2.fields import RequestDecoder, validate_request
+
+    _, blocks = _browser_blocks(n)
+    decoder = RequestDecoder(65536)
+    start = time.process_time()
+    for block in blocks:
+        fields, _unchanged = decoder.decode(block)
+        validate_request(fields)
+    return (time.process_time() - start) / n
+
+
+def h2_browser_connection(n: int) -> float:
+    from pushserve.protocol.h2.fields import Request, RequestDecoder, validate_request
+
+    def uncached(self: RequestDecoder, block: bytes) -> Request:  # as peers/pushserve_no_block_cache
+        return validate_request(self.decode(block)[0])
+
+    RequestDecoder.request = uncached  # type: ignore[method-assign]
+    docroot, blocks = _browser_blocks(n)
+    wide_open = _frame(4, 0, 0, (4).to_bytes(2, "big") + (2**31 - 1).to_bytes(4, "big"))  # INITIAL_WINDOW_SIZE
+    first = H2_PREFACE + wide_open + _frame(4, 1, 0, b"")
+    reads = []
+    for i in range(0, n, BATCH):
+        frames = [_frame(1, 0x5, 2 * (i + j) + 1, block) for j, block in enumerate(blocks[i:i + BATCH])]
+        reads.append(b"".join(frames) + _frame(8, 0, 0, (1 << 24).to_bytes(4, "big")))
+    return _connection_cost("h2", n, site=docroot, h2_reads=(first, reads), warm_up=True)
 
 
 def h2_core(n: int) -> float:
@@ -162,32 +236,42 @@ class _Transport:
         pass
 
 
-def _connection_cost(alpn: str, n: int) -> float:
+def _connection_cost(alpn: str, n: int, *, site: Path = SITE, h2_reads: tuple[bytes, list[bytes]] | None = None,
+                     warm_up: bool = False) -> float:
     async def run() -> float:
         from pushserve.app import build
         from pushserve.config import Config
         from pushserve.server.connection import Connection, WorkerState
 
-        config = Config(site=SITE, access_log=False, push="off")
+        config = Config(site=site, access_log=False, push="off")
         app = build(config)
         await app.startup()
         worker = WorkerState(config, app, asyncio.get_running_loop())
-        if alpn == "h2":
+        if h2_reads is not None:  # one connection: its stream ids and HPACK table are the client's
+            first, reads = h2_reads
+            count, per_connection = n, len(reads)
+        elif alpn == "h2":
             reads = _h2_reads(n)
             first, reads = reads[0], reads[1:]
-            count = len(reads) * BATCH
+            count, per_connection = len(reads) * BATCH, 1000
         else:
-            first, reads, count = b"", [H1_REQUEST] * n, n
+            first, reads, count, per_connection = b"", [H1_REQUEST] * n, n, 1000
+
+        def play() -> None:
+            conn = None
+            for i, data in enumerate(reads):
+                if i % per_connection == 0:  # see h2_core
+                    conn = Connection(worker)
+                    conn.connection_made(_Transport(alpn))  # type: ignore[arg-type]
+                    if first:
+                        conn.data_received(first)
+                assert conn is not None
+                conn.data_received(data)
+
+        if warm_up:  # bodies read and compressed, routes resolved
+            play()
         start = time.process_time()
-        conn = None
-        for i, data in enumerate(reads):
-            if i % 1000 == 0:  # see h2_core
-                conn = Connection(worker)
-                conn.connection_made(_Transport(alpn))  # type: ignore[arg-type]
-                if first:
-                    conn.data_received(first)
-            assert conn is not None
-            conn.data_received(data)
+        play()
         took = time.process_time() - start
         await app.shutdown()
         return took / count
@@ -207,6 +291,7 @@ def h1_connection(n: int) -> float:
 
 ROWS: dict[str, Callable[[int], float]] = {
     "h2 core": h2_core, "h1 core": h1_core, "h2 connection": h2_connection, "h1 connection": h1_connection,
+    "h2 browser head": h2_browser_head, "h2 browser connection": h2_browser_connection,
 }
 
 
@@ -248,7 +333,7 @@ def main() -> int:
             for name, checkout in checkouts:  # alternating, so drift spreads over both
                 costs[name].append(_child(checkout, row, ns.requests))
         med = {name: statistics.median(v) * 1e6 for name, v in costs.items()}
-        line = f"{row:14} {med['this']:6.2f}"
+        line = f"{row:22} {med['this']:6.2f}"
         if "baseline" in med:
             line += f"   baseline {med['baseline']:6.2f}   this/baseline {med['this'] / med['baseline']:.3f}"
         print(line)

@@ -23,6 +23,12 @@ connection, keyed by the block bytes.  The invariant that makes that safe:
 change bumps — an insertion (literal with incremental indexing), an eviction, a size update —
 and which empties the cache; blocks that changed the table are never cached.  So a cached
 request is only reused while every indexed reference in it still names the entry it named.
+
+A browser seldom repeats a block (it asks for each path once), so the block cache is not where
+a browser's requests go fast.  What a browser does repeat is nearly every *field*: the same
+user-agent, accept, sec-fetch-*, cookie with each request, only :path new.  So the §8.2 checks of
+a field run once per distinct field (``_KINDS``, a bounded memo of a function of the field
+alone), and the decoder looks up runs of indexed references at once (hpack_decoder.py).
 """
 
 from __future__ import annotations
@@ -169,6 +175,40 @@ def _content_length(values: list[bytes]) -> int:
     return found
 
 
+# What validate_request needs to know of an allowed field: a pseudo-header, one of the regular
+# fields it looks into, or any other regular field.
+_PLAIN, _PSEUDO_FIELD, _COOKIE, _HOST, _LENGTH, _PRIORITY = range(6)
+_LOOKED_INTO = {b"cookie": _COOKIE, b"host": _HOST, b"content-length": _LENGTH, b"priority": _PRIORITY}
+
+# Fields already found allowed, with their kind: a process-wide memo of a function of the field
+# alone.  A browser sends the same user-agent, accept, sec-fetch-*, cookie… with every request
+# (mostly as indexed references into its dynamic table), so the checks run once per distinct
+# field rather than once per request; the :path changes with every request and is not kept.
+# Bounded: emptied when full, and long fields are checked every time rather than kept.
+_KINDS: dict[tuple[bytes, bytes], int] = {}
+_KINDS_MAX = 1024
+_KEEP_MAX = 1024
+
+
+def _kind(field: tuple[bytes, bytes]) -> int:
+    """The kind of a field a request may carry; raises Malformed for one it may not."""
+    name, value = field
+    if name[:1] == b":":
+        if name not in _PSEUDO:
+            raise Malformed(f"unknown pseudo-header {name[:40]!r}")
+        if value and _BAD_VALUE.search(value):
+            raise Malformed(f"invalid value for {name!r}")
+        kind = _PSEUDO_FIELD
+    else:
+        _check_field(name, value)
+        kind = _LOOKED_INTO.get(name, _PLAIN)
+    if name != b":path" and len(name) + len(value) <= _KEEP_MAX:
+        if len(_KINDS) >= _KINDS_MAX:
+            _KINDS.clear()
+        _KINDS[field] = kind
+    return kind
+
+
 def validate_request(fields: list[tuple[bytes, bytes]]) -> Request:
     """RFC 9113 §8.2 and §8.3.1 for a request head; cookie fields joined (§8.2.3)."""
     pseudo: dict[bytes, bytes] = {}
@@ -177,31 +217,33 @@ def validate_request(fields: list[tuple[bytes, bytes]]) -> Request:
     lengths: list[bytes] = []
     host: bytes | None = None
     urgency = _DEFAULT_URGENCY
-    for name, value in fields:
-        if name[:1] == b":":
+    kinds = _KINDS
+    for field in fields:
+        kind = kinds.get(field)
+        if kind is None:
+            kind = _kind(field)
+        if kind == _PLAIN:
+            regular.append(field)
+            continue
+        name, value = field
+        if kind == _PSEUDO_FIELD:
             if regular or cookies:
                 raise Malformed(f"pseudo-header {name!r} after a regular field")
-            if name not in _PSEUDO:
-                raise Malformed(f"unknown pseudo-header {name[:40]!r}")
             if name in pseudo:
                 raise Malformed(f"duplicate {name!r}")
-            if value and _BAD_VALUE.search(value):
-                raise Malformed(f"invalid value for {name!r}")
             pseudo[name] = value
-            continue
-        _check_field(name, value)
-        if name == b"cookie":
+        elif kind == _COOKIE:
             cookies.append(value)
-            continue
-        if name == b"host":
-            if host is not None:
-                raise Malformed("more than one host field")
-            host = value
-        elif name == b"content-length":
-            lengths.append(value)
-        elif name == b"priority":
-            urgency = parse_urgency(value, urgency)
-        regular.append((name, value))
+        else:
+            if kind == _HOST:
+                if host is not None:
+                    raise Malformed("more than one host field")
+                host = value
+            elif kind == _LENGTH:
+                lengths.append(value)
+            else:
+                urgency = parse_urgency(value, urgency)
+            regular.append(field)
     if cookies:
         regular.append((b"cookie", b"; ".join(cookies)))
     method = pseudo.get(b":method")

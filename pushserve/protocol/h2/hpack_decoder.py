@@ -7,23 +7,18 @@ input: integers longer than five continuation octets, strings longer than what i
 block, and a size update above what we advertised all fail at once; the decoded size is counted
 as fields are read, so a small block of indexed references cannot expand without bound.
 
+A browser's blocks are mostly one-octet indexed references with a literal :path among them: a
+run of such references is looked up with one ``map()`` over its octets, not field by field.
+
 The dynamic table counts its changes (``generation``), which is how ``fields.RequestDecoder``
 knows when a block's bytes may stand for its fields again.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import re
 
-from pushserve.protocol.h2.hpack_tables import (
-    ACCEPT,
-    EMIT,
-    FAIL,
-    HUFFMAN_FLAGS,
-    HUFFMAN_NEXT,
-    HUFFMAN_SYMBOL,
-    STATIC_TABLE,
-)
+from pushserve.protocol.h2.hpack_tables import FAILED, HUFFMAN_ACCEPT, HUFFMAN_EMIT, HUFFMAN_NEXT, STATIC_TABLE
 
 __all__ = ["DEFAULT_TABLE_SIZE", "Decoder", "HPACKError", "HeaderListTooLarge", "huffman_decode"]
 
@@ -43,27 +38,21 @@ class HeaderListTooLarge(HPACKError):
 
 def huffman_decode(data: bytes) -> bytes:
     """The octets a Huffman-coded string (§5.2) stands for."""
-    out = bytearray()
-    state, flags = 0, ACCEPT
-    # The two nibbles of a byte are written out, not looped over: a loop costs 20% more per string.
+    parts = []
+    state = 0
+    # The two nibbles of a byte are written out, not looped over: a loop costs 20% more per
+    # string.  A bad code leads to FAILED and stays there, so it is found once, at the end.
     for byte in data:
-        at = state * 16 + (byte >> 4)
-        flags = HUFFMAN_FLAGS[at]
-        if flags & FAIL:
-            raise HPACKError("invalid Huffman code (EOS or an unused code)")
-        if flags & EMIT:
-            out.append(HUFFMAN_SYMBOL[at])
+        at = state + (byte >> 4)
+        parts.append(HUFFMAN_EMIT[at])
         state = HUFFMAN_NEXT[at]
-        at = state * 16 + (byte & 15)
-        flags = HUFFMAN_FLAGS[at]
-        if flags & FAIL:
-            raise HPACKError("invalid Huffman code (EOS or an unused code)")
-        if flags & EMIT:
-            out.append(HUFFMAN_SYMBOL[at])
+        at = state + (byte & 15)
+        parts.append(HUFFMAN_EMIT[at])
         state = HUFFMAN_NEXT[at]
-    if not flags & ACCEPT:
-        raise HPACKError("invalid Huffman padding")
-    return bytes(out)
+    if state not in HUFFMAN_ACCEPT:
+        raise HPACKError("invalid Huffman code (EOS or an unused code)" if state == FAILED
+                         else "invalid Huffman padding")
+    return b"".join(parts)
 
 
 def _integer(data: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
@@ -89,13 +78,29 @@ def _integer(data: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
 def _string(data: bytes, pos: int) -> tuple[bytes, int]:
     if pos >= len(data):
         raise HPACKError("string cut off")
-    huffman = data[pos] & 0x80
-    length, pos = _integer(data, pos, 7)
+    first = data[pos]
+    length = first & 0x7F
+    if length == 0x7F:
+        length, pos = _integer(data, pos, 7)
+    else:
+        pos += 1
     end = pos + length
     if end > len(data):
         raise HPACKError("string longer than the block")
     raw = data[pos:end]
-    return (huffman_decode(raw) if huffman else raw), end
+    return (huffman_decode(raw) if first & 0x80 else raw), end
+
+
+# The one-octet indexed references (§6.1: indices 1 to 126), which make up most of a browser's
+# blocks once its fields are in the dynamic table.
+_ONE_OCTET_INDEXED = re.compile(rb"[\x81-\xfe]+")
+# Where index 0 sits in ``Decoder._table``: an octet of the run above is its own position there.
+_BASE = 0x80
+_FIRST_DYNAMIC = _BASE + 1 + len(STATIC_TABLE)
+_NO_FIELDS: list[tuple[bytes, bytes] | None] = [None] * (_BASE + 1)
+_NO_SIZES = [0] * (_BASE + 1)
+_STATIC_FIELDS: list[tuple[bytes, bytes] | None] = [*_NO_FIELDS, *STATIC_TABLE]
+_STATIC_SIZES = [*_NO_SIZES, *(len(n) + len(v) + _ENTRY_OVERHEAD for n, v in STATIC_TABLE)]
 
 
 class Decoder:
@@ -106,16 +111,34 @@ class Decoder:
         self.max_allowed_table_size = max_table_size  # what we advertised
         self.table_size = max_table_size  # the limit the encoder has set (≤ the above)
         self.generation = 0  # bumped by every change to the dynamic table
-        self._entries: deque[tuple[bytes, bytes]] = deque()  # newest first
+        # Index i of the static and dynamic tables (§2.3.3, dynamic entries newest first) at
+        # position _BASE + i, with its size (§4.1) at the same position of _sizes: so a run of
+        # one-octet references is looked up with one map() over its octets.
+        self._table = list(_STATIC_FIELDS)
+        self._sizes = list(_STATIC_SIZES)
         self._used = 0
 
     def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
         fields: list[tuple[bytes, bytes]] = []
+        table, sizes = self._table, self._sizes
+        limit = self.max_header_list_size
         total = 0
         pos, end = 0, len(block)
         while pos < end:
             first = block[pos]
-            if first & 0x80:  # indexed field (§6.1)
+            if 0x80 < first < 0xFF:  # indexed fields (§6.1), all the one-octet ones in a row
+                stop = _ONE_OCTET_INDEXED.match(block, pos).end()  # type: ignore[union-attr]
+                run = block[pos:stop]
+                pos = stop
+                try:
+                    fields += map(table.__getitem__, run)  # type: ignore[arg-type]
+                except IndexError:
+                    raise HPACKError(f"index {max(run) - _BASE} beyond the table") from None
+                total += sum(map(sizes.__getitem__, run))
+                if total > limit:
+                    raise HeaderListTooLarge(f"more than {limit} bytes")
+                continue
+            if first & 0x80:  # indexed field (§6.1) of index 0 or above 126
                 index, pos = _integer(block, pos, 7)
                 field = self._field(index)
             elif first & 0x40:  # literal with incremental indexing (§6.2.1)
@@ -134,20 +157,19 @@ class Decoder:
             else:  # literal without indexing / never indexed (§6.2.2, §6.2.3)
                 field, pos = self._literal(block, pos, 4)
             total += len(field[0]) + len(field[1]) + _ENTRY_OVERHEAD
-            if total > self.max_header_list_size:
-                raise HeaderListTooLarge(f"more than {self.max_header_list_size} bytes")
+            if total > limit:
+                raise HeaderListTooLarge(f"more than {limit} bytes")
             fields.append(field)
         return fields
 
     def _field(self, index: int) -> tuple[bytes, bytes]:
         if index == 0:
             raise HPACKError("index 0")
-        if index <= _STATIC_COUNT:
-            return STATIC_TABLE[index - 1]
-        dynamic = index - _STATIC_COUNT - 1
-        if dynamic >= len(self._entries):
+        if _BASE + index >= len(self._table):
             raise HPACKError(f"index {index} beyond the table")
-        return self._entries[dynamic]
+        field = self._table[_BASE + index]
+        assert field is not None
+        return field
 
     def _literal(self, block: bytes, pos: int, prefix_bits: int) -> tuple[tuple[bytes, bytes], int]:
         index, pos = _integer(block, pos, prefix_bits)
@@ -162,14 +184,15 @@ class Decoder:
         self.generation += 1
         size = len(field[0]) + len(field[1]) + _ENTRY_OVERHEAD
         if size > self.table_size:  # §4.4: an entry larger than the table empties it
-            self._entries.clear()
+            del self._table[_FIRST_DYNAMIC:], self._sizes[_FIRST_DYNAMIC:]
             self._used = 0
             return
-        self._entries.appendleft(field)
+        self._table.insert(_FIRST_DYNAMIC, field)
+        self._sizes.insert(_FIRST_DYNAMIC, size)
         self._used += size
         self._evict()
 
     def _evict(self) -> None:
         while self._used > self.table_size:
-            name, value = self._entries.pop()
-            self._used -= len(name) + len(value) + _ENTRY_OVERHEAD
+            self._table.pop()
+            self._used -= self._sizes.pop()

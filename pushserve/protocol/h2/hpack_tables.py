@@ -3,7 +3,7 @@ and the decoding automaton built from that code when the module is imported."""
 
 from __future__ import annotations
 
-__all__ = ["ACCEPT", "EMIT", "FAIL", "HUFFMAN_FLAGS", "HUFFMAN_NEXT", "HUFFMAN_SYMBOL", "STATIC_TABLE"]
+__all__ = ["FAILED", "HUFFMAN_ACCEPT", "HUFFMAN_EMIT", "HUFFMAN_NEXT", "STATIC_TABLE"]
 
 STATIC_TABLE: tuple[tuple[bytes, bytes], ...] = (
     (b':authority', b''),
@@ -126,16 +126,20 @@ _LENGTHS = (
 )
 
 # The decoder reads four bits at a time.  A state is an internal node of the code's tree (there
-# are 256; the root is 0); for state s and nibble n, entry 16*s+n says where the four bits lead:
-# the next state, whether a symbol was completed on the way (a code is at least five bits long,
-# so at most one), whether EOS or an unused code was met (an error, §5.2), and whether stopping
-# there is allowed: the bits read since the last symbol are all ones and fewer than eight (the
-# padding rule of §5.2).  Three bytes objects of 4096 entries: about 12 KB.
-EMIT, FAIL, ACCEPT = 1, 2, 4
+# are 256; the root is 0) or FAILED, where EOS or an unused code was met (an error, §5.2) and
+# which never leads out again.  A state is kept as its first row entry, 16 * state, so that for
+# state s and nibble n entry s + n says where the four bits lead (HUFFMAN_NEXT) and the symbol
+# completed on the way, as b"" or one octet (HUFFMAN_EMIT: a code is at least five bits long, so
+# at most one).  Decoding is then two lookups and an append per nibble, with no test: a string
+# is checked once at its end, by whether its last state is one of HUFFMAN_ACCEPT — the root, or
+# a node reached from it by fewer than eight ones (the padding rule of §5.2).  About 40 KB.
+FAILED = 256 * 16
 
 
-def _automaton() -> tuple[bytes, bytes, bytes]:
-    children: list[list[int]] = [[-1, -1]]  # internal nodes; a leaf is stored as -(symbol + 2)
+def _tree() -> list[list[int]]:
+    """The code's internal nodes, root first; a child is a node's index, or -(symbol + 2) for a
+    leaf, or -1 where no code leads."""
+    children: list[list[int]] = [[-1, -1]]
     for symbol, (code, length) in enumerate(zip(_CODES, _LENGTHS, strict=True)):
         node = 0
         for shift in range(length - 1, -1, -1):
@@ -147,33 +151,34 @@ def _automaton() -> tuple[bytes, bytes, bytes]:
                     children[node][bit] = len(children)
                     children.append([-1, -1])
                 node = children[node][bit]
-    # The nodes reached from the root by ones only, up to seven of them: valid places to stop.
-    padding = {0}
-    node = 0
-    for _ in range(7):
-        node = children[node][1]
-        padding.add(node)
-    nxt, flags, symbols = bytearray(len(children) * 16), bytearray(len(children) * 16), bytearray(len(children) * 16)
+    return children
+
+
+def _automaton() -> tuple[tuple[int, ...], tuple[bytes, ...], frozenset[int]]:
+    children = _tree()
+    octets = [bytes((i,)) for i in range(256)]  # shared by every entry that emits them
+    nxt, emit = [FAILED] * (FAILED + 16), [b""] * (FAILED + 16)
     for state in range(len(children)):
         for nibble in range(16):
-            node, flag, emitted = state, 0, 0
+            node, emitted = state, b""
             for shift in (3, 2, 1, 0):
                 child = children[node][(nibble >> shift) & 1]
                 if child == -1 or child == -(256 + 2):  # no such code, or EOS inside a string
-                    flag |= FAIL
-                    node = 0
+                    node = -1
                     break
                 if child < 0:
-                    flag |= EMIT
-                    emitted = -child - 2
+                    emitted = octets[-child - 2]
                     node = 0
                 else:
                     node = child
-            if not flag & FAIL and node in padding:
-                flag |= ACCEPT
             at = state * 16 + nibble
-            nxt[at], flags[at], symbols[at] = node, flag, emitted
-    return bytes(nxt), bytes(flags), bytes(symbols)
+            nxt[at], emit[at] = (FAILED, b"") if node < 0 else (node * 16, emitted)
+    accept = {0}
+    node = 0
+    for _ in range(7):
+        node = children[node][1]
+        accept.add(node * 16)
+    return tuple(nxt), tuple(emit), frozenset(accept)
 
 
-HUFFMAN_NEXT, HUFFMAN_FLAGS, HUFFMAN_SYMBOL = _automaton()
+HUFFMAN_NEXT, HUFFMAN_EMIT, HUFFMAN_ACCEPT = _automaton()
