@@ -261,7 +261,10 @@ class Supervisor:
             return
         serving = [w for w in self.workers.values() if w.accepting]
         best = [w for w in serving if w.standby is None] or serving
-        self.group.steer({w.slot.sock for w in best})
+        # With no worker taking connections (all blocked, say) they wait in the current slots'
+        # queues, never in a slot SIGTTOU retired: its socket is closed once its worker is gone,
+        # and every connection queued in it then would be reset.
+        self.group.steer({w.slot.sock for w in best} or {s.sock for s in self.slots})
 
     # -- forking ------------------------------------------------------------------------------
 
