@@ -18,6 +18,7 @@ import pytest
 from aioquic.h3.connection import ErrorCode
 
 from tests.support.h2client import H2Client
+from tests.support.h3attacks import lone_initial
 from tests.support.h3client import H3Client
 from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, start
 
@@ -169,6 +170,24 @@ def test_http3_is_loaded_by_the_first_datagram_which_is_answered(serve) -> None:
     mapped = _mapped(worker)
     assert all(name in mapped for name in H3_OBJECTS), H3_OBJECTS
     assert srv.wait_for(r"h3: loaded on the first datagram \((\d+) ms\)")
+
+
+def test_a_certificate_quic_cannot_load_leaves_tcp_served_without_alt_svc(  # type: ignore[no-untyped-def]
+        serve, certs: Certs, tmp_path: Path) -> None:
+    """A pair OpenSSL serves but aioquic cannot read (key and certificate in one file, the key
+    first after a blank line: aioquic looks for the certificates before the key) fails when the
+    first datagram loads HTTP/3: one error line, and that worker serves TCP only, no longer
+    advertising HTTP/3."""
+    pem = tmp_path / "key-first.pem"
+    pem.write_bytes(b"\n" + (certs.cert_dir / "localhost-key.pem").read_bytes()
+                    + (certs.cert_dir / "localhost.pem").read_bytes())
+    srv = serve("--cert", str(pem))
+    assert h2_get(srv, "/").header(b"alt-svc") is not None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(lone_initial(), ("127.0.0.1", srv.port))
+    srv.wait_for(r"h3: cannot serve HTTP/3 \(IndexError: .*\); this worker serves TCP only")
+    reply = h2_get(srv, "/")
+    assert reply.status == 200 and reply.header(b"alt-svc") is None
 
 
 def test_no_http3_serves_tcp_only(serve) -> None:  # type: ignore[no-untyped-def]
