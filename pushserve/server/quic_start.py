@@ -1,7 +1,7 @@
 """A worker's UDP socket until its first datagram: HTTP/3 is loaded when a client first uses it.
 
 aioquic and what it imports (``cryptography``'s Rust extension alone is ~9 MiB resident,
-pyOpenSSL and service_identity ~2.6, aioquic and pylsqpack ~2.7, our h3 modules ~1.5) make a
+pyOpenSSL and service_identity ~2.6, aioquic and pylsqpack ~2.1, our h3 modules ~1.5) make a
 worker about 16 MiB larger.  A worker whose clients never speak HTTP/3 (API clients, benchmarks,
 a browser before it has seen Alt-Svc) never needs them.  So the worker watches its slot's UDP
 socket without reading it; when a datagram first waits there, it imports server/quic.py and
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pushserve.server.quic import QuicListener
 
 log = logging.getLogger("pushserve")
+
 
 @dataclass(frozen=True)
 class QuicSetup:
