@@ -761,11 +761,12 @@ def _worker_main(config: Config, app: str, certs: tls.Snapshot, sock: socket.soc
 
         ssl_ctx = certs.context()  # here, not in the master, which never loads ssl
         quic = None
-        if udp is not None:  # aioquic too is a worker's import, never the master's
-            from pushserve.server.quic import QuicSetup, configuration
+        if udp is not None:  # aioquic is loaded on the first datagram, never in the master
+            from pushserve.server.quic_start import QuicSetup
 
-            quic = QuicSetup(udp, configuration(config, certs), quic_secret)
-        certs.close()
+            quic = QuicSetup(udp, certs, quic_secret)  # it keeps the certificate until then
+        else:
+            certs.close()
         worker.run(config, ssl_ctx, sock, forked.resolve(app), ready=ready,
                    stand_by=stand_by if may_stand_by else None, quic=quic)
     except (ConfigError, tls.CertError) as e:
