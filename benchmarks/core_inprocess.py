@@ -303,8 +303,10 @@ def _child(checkout: Path, row: str, n: int) -> float:
             f"spec = importlib.util.spec_from_file_location('core_inprocess', {str(Path(__file__).resolve())!r}); "
             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
             f"print(json.dumps(m.ROWS[{row!r}]({n})))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
-                         check=False)
+    # cwd too: ``python -c`` puts the working folder ahead of PYTHONPATH, so run from elsewhere
+    # both children would import the checkout the command was started in.
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=checkout, capture_output=True, text=True,
+                         timeout=600, check=False)
     if out.returncode:
         raise SystemExit(f"{checkout}: {row} failed: {out.stderr.strip()[-500:]}")
     cost: float = json.loads(out.stdout)
