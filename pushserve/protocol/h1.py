@@ -186,6 +186,9 @@ class H1Core:
         self._cur: _Exchange | None = None  # the request whose body is being received
         self._upgrade_body_left = 0  # body bytes of an Upgrade request, which httptools skips
         self._state = _OPEN  # the connection's life, as answers go (only ever moves forward)
+        # ServerCore.closing: the state is CLOSING.  A plain attribute (set by _advance): the
+        # glue asks after every write.
+        self.closing = False
         self._reading = True  # False once nothing more is parsed (error, reset, EOF, close)
         self._terminated = False  # ConnectionTerminated was reported (once)
         # Per-message parser state.
@@ -398,6 +401,7 @@ class H1Core:
     def _advance(self, state: State) -> None:
         if state > self._state:
             self._state = state
+            self.closing = state is _CLOSING
 
     def idle_close(self) -> None:
         """Close now if no request is in progress (after ``close()``'s grace, or when idle too long)."""
@@ -409,10 +413,6 @@ class H1Core:
         """A request head began but did not finish in time: answer 408 (as Apache does), close."""
         if self._in_head and self._reading:
             self._fail(408, "request head timeout")
-
-    @property
-    def closing(self) -> bool:
-        return self._state is _CLOSING
 
     @property
     def open_streams(self) -> int:
