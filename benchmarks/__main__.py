@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
     t.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                    help="also measure another pushserve checkout (a before/after in one run)")
+    t.add_argument("--pushserve-option", action="append", default=[], metavar="OPTION",
+                   help="pass this option to every pushserve started (repeatable; --pushserve-option=--no-http3)")
     pl = sub.add_parser("pageload", help="page loads (h1, h2 off/hints/push; cold and warm) under an RTT")
     add_arguments(pl)
     pl.add_argument("--peers", action="store_true", help="also load the page from nginx and h2o (if installed)")
@@ -109,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             names = [n for n in ns.servers if ns.include_c or n not in C_SERVERS]
             return throughput.main(ns.repeat, ns.duration, ns.requests, names, ns.pushserve_workers, ns.json,
-                                   ns.baseline)
+                                   ns.baseline, ns.pushserve_option)
         if ns.mode == "pageload":
             return _pageload(ns)
     except BenchError as e:

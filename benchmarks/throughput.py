@@ -101,20 +101,25 @@ class Entry:
     start: Callable[[servers.ServeSpec], AbstractContextManager[servers.Served]]
 
 
-def entries(names: Sequence[str], pushserve_workers: Sequence[int], baseline: Path | None = None) -> list[Entry]:
+def entries(names: Sequence[str], pushserve_workers: Sequence[int], baseline: Path | None = None,
+            pushserve_extra: Sequence[str] = ()) -> list[Entry]:
     """The servers to run, in table order; pushserve once per worker count (and, with
-    ``baseline``, another checkout of pushserve with the first count, for a before/after)."""
+    ``baseline``, another checkout of pushserve with the first count, for a before/after), each
+    started with the options ``pushserve_extra`` too."""
     found: list[Entry] = []
+    options = "".join(f" {o}" for o in pushserve_extra)
     for name in names:
         if name == "pushserve":
             for n in pushserve_workers:
-                label = f"pushserve ({n} worker{'s' if n > 1 else ''})"
+                label = f"pushserve ({n} worker{'s' if n > 1 else ''}){options}"
                 found.append(Entry("pushserve" if n == pushserve_workers[0] else f"pushserve-x{n}", label,
-                                   partial(servers.pushserve, workers=n)))
+                                   partial(servers.pushserve, workers=n, extra=pushserve_extra)))
             if baseline is not None:
                 n = pushserve_workers[0]
-                found.append(Entry("pushserve-baseline", f"pushserve {baseline} ({n} worker{'s' if n > 1 else ''})",
-                                   partial(servers.pushserve, workers=n, repo=baseline.resolve())))
+                label = f"pushserve {baseline} ({n} worker{'s' if n > 1 else ''}){options}"
+                found.append(Entry("pushserve-baseline", label,
+                                   partial(servers.pushserve, workers=n, extra=pushserve_extra,
+                                           repo=baseline.resolve())))
         elif name == "granian":
             found.append(Entry(name, f"Granian {servers.version('granian')} static route", servers.granian))
         elif name == "hypercorn":
@@ -196,14 +201,15 @@ def _commit() -> str:
 
 def run(repeat: int = 3, duration: int = 3, max_requests: int = 1_000_000,
         names: Sequence[str] = SERVERS, pushserve_workers: Sequence[int] = (1, 4),
-        log: Callable[[str], None] = print, baseline: Path | None = None) -> dict[str, object]:
+        log: Callable[[str], None] = print, baseline: Path | None = None,
+        pushserve_extra: Sequence[str] = ()) -> dict[str, object]:
     for tool in ("h2load", "wrk"):
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (Debian: nghttp2-client, wrk)")
     if not can_pin():
         log("note: taskset or a second CPU missing; server and client are not pinned")
     started, load_before = time.monotonic(), os.getloadavg()[0]
-    todo = entries(names, pushserve_workers, baseline)
+    todo = entries(names, pushserve_workers, baseline, pushserve_extra)
     cells = {(e.name, ld.key): Cell(e.name, ld.key) for e in todo for ld in LOADS}
     mem: dict[str, list[memory.ProcessMemory] | str] = {}
     skipped: dict[str, str] = {}
@@ -301,11 +307,13 @@ def _summary(todo: list[Entry], cells: dict[tuple[str, str], Cell],
 
 
 def main(repeat: int, duration: int, max_requests: int, names: Sequence[str],
-         pushserve_workers: Sequence[int], as_json: bool, baseline: Path | None = None) -> int:
+         pushserve_workers: Sequence[int], as_json: bool, baseline: Path | None = None,
+         pushserve_extra: Sequence[str] = ()) -> int:
     from benchmarks.throughput_report import markdown
 
     # Progress goes to stderr so that stdout is only the table or the JSON.
     summary = run(repeat, duration, max_requests, names, pushserve_workers,
-                  log=lambda s: print(s, file=sys.stderr, flush=True), baseline=baseline)
+                  log=lambda s: print(s, file=sys.stderr, flush=True), baseline=baseline,
+                  pushserve_extra=pushserve_extra)
     print(json.dumps(summary, indent=2) if as_json else markdown(summary))
     return 0

@@ -45,8 +45,6 @@ import heapq
 import logging
 import socket
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aioquic.quic.configuration import QuicConfiguration
@@ -63,6 +61,7 @@ from pushserve.protocol.h3.packets import (
     version_negotiation,
 )
 from pushserve.server.quic_session import QuicSession
+from pushserve.server.sockets import IP_PKTINFO, wildcard
 
 if TYPE_CHECKING:
     from pushserve.server.connection import WorkerState
@@ -73,7 +72,6 @@ log = logging.getLogger("pushserve")
 _TICK = 0.001  # the event loop's clock granularity (uvloop's)
 _READ_BATCH = 64  # datagrams read per wake-up of a socket
 _MAX_DATAGRAM = 65536
-_IP_PKTINFO = 8  # Linux; Python 3.11's socket module lacks the name
 _IN_PKTINFO = struct.Struct("i4s4s")  # ifindex, spec_dst, addr
 _MAX_FIELD_SECTION = 65536
 # The largest datagram we send (UDP payload).  QUIC needs 1200 on every path; aioquic does no
@@ -93,28 +91,22 @@ def configuration(config: Config, certs: Snapshot) -> QuicConfiguration:
     return quic
 
 
-@dataclass(frozen=True)
-class QuicSetup:
-    """What a worker needs to serve HTTP/3: its slot's UDP socket and the shared facts."""
-
-    sock: socket.socket
-    configuration: QuicConfiguration
-    secret: bytes  # the master's: retry tokens and reset tokens work in every worker
-
-
 class QuicListener:
-    def __init__(self, state: WorkerState, setup: QuicSetup) -> None:
+    """Built by server/quic_start.py's ``QuicEndpoint`` when the first datagram arrives."""
+
+    def __init__(self, state: WorkerState, sock: socket.socket, configuration: QuicConfiguration,
+                 secret: bytes) -> None:
+        """``sock``: the slot's UDP socket; ``secret``: the master's, so retry and reset tokens
+        work in every worker."""
         self.state = state
         self.loop = state.loop
-        self.sock = setup.sock
-        self.configuration = setup.configuration
-        self.cids = ConnectionIds(setup.secret)
-        self.tokens = RetryTokens(setup.secret)
-        self.local = self.sock.getsockname()
-        self.family = self.sock.family
-        # A wildcard address: which of ours a datagram came to is asked of the kernel (IP_PKTINFO),
-        # so a connection's own socket is bound to the address its client speaks to.
-        self.wildcard = self.local[0] in ("0.0.0.0", "::")
+        self.sock = sock
+        self.configuration = configuration
+        self.cids = ConnectionIds(secret)
+        self.tokens = RetryTokens(secret)
+        self.local = sock.getsockname()
+        self.family = sock.family
+        self.wildcard = wildcard(sock)  # then QuicEndpoint has asked the kernel for destinations
         self.routes: dict[bytes, QuicSession] = {}
         self.sessions: set[QuicSession] = set()
         self.dirty: dict[QuicSession, None] = {}  # sessions to transmit for after a read batch
@@ -129,11 +121,6 @@ class QuicListener:
     # -- reading ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.wildcard:
-            if self.family == socket.AF_INET6:
-                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-            else:
-                self.sock.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
         self.loop.add_reader(self.sock.fileno(), self.read, self.sock)
         self.reading = True
 
@@ -331,11 +318,10 @@ class QuicListener:
 def _destination(ancillary: list[tuple[int, int, bytes]], default: tuple[str, int]) -> tuple[str, int]:
     """The local address a datagram was sent to, from its IP_PKTINFO / IPV6_PKTINFO."""
     for level, kind, data in ancillary:
-        if level == socket.IPPROTO_IP and kind == _IP_PKTINFO and len(data) >= _IN_PKTINFO.size:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= _IN_PKTINFO.size:
             return socket.inet_ntop(socket.AF_INET, _IN_PKTINFO.unpack_from(data)[2]), default[1]
         if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(data) >= 16:
             return socket.inet_ntop(socket.AF_INET6, data[:16]), default[1]
     return default
 
 
-ListenerFactory = Callable[["WorkerState", QuicSetup], QuicListener]

@@ -9,6 +9,7 @@ import socket
 from pushserve.config import ConfigError
 
 NO_REUSEPORT_ENV = "PUSHSERVE_NO_REUSEPORT"  # set to 1 to force the one-listener fallback
+IP_PKTINFO = 8  # Linux; Python 3.11's socket module lacks the name
 
 
 class PortInUse(ConfigError):
@@ -23,6 +24,21 @@ def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True, backlog
 def bind_udp(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
     """Bind a UDP socket (for HTTP/3, in the port's SO_REUSEPORT group), or explain in one line why not."""
     return _bind(host, port, socket.SOCK_DGRAM, reuse_port=reuse_port, backlog=None)
+
+
+def wildcard(sock: socket.socket) -> bool:
+    """Whether a UDP socket is bound to every address: which of ours a datagram came to is then
+    asked of the kernel (IP_PKTINFO), so a QUIC connection's own socket is bound to the address
+    its client speaks to."""
+    return bool(sock.getsockname()[0] in ("0.0.0.0", "::"))
+
+
+def ask_destinations(sock: socket.socket) -> None:
+    """Have the kernel tell, with each datagram, which address it was sent to (IP_PKTINFO)."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
 
 
 def _bind(host: str, port: int, kind: int, *, reuse_port: bool, backlog: int | None) -> socket.socket:

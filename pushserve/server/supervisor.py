@@ -261,7 +261,10 @@ class Supervisor:
             return
         serving = [w for w in self.workers.values() if w.accepting]
         best = [w for w in serving if w.standby is None] or serving
-        self.group.steer({w.slot.sock for w in best})
+        # With no worker taking connections (all blocked, say) they wait in the current slots'
+        # queues, never in a slot SIGTTOU retired: its socket is closed once its worker is gone,
+        # and every connection queued in it then would be reset.
+        self.group.steer({w.slot.sock for w in best} or {s.sock for s in self.slots})
 
     # -- forking ------------------------------------------------------------------------------
 
@@ -758,11 +761,12 @@ def _worker_main(config: Config, app: str, certs: tls.Snapshot, sock: socket.soc
 
         ssl_ctx = certs.context()  # here, not in the master, which never loads ssl
         quic = None
-        if udp is not None:  # aioquic too is a worker's import, never the master's
-            from pushserve.server.quic import QuicSetup, configuration
+        if udp is not None:  # aioquic is loaded on the first datagram, never in the master
+            from pushserve.server.quic_start import QuicSetup
 
-            quic = QuicSetup(udp, configuration(config, certs), quic_secret)
-        certs.close()
+            quic = QuicSetup(udp, certs, quic_secret)  # it keeps the certificate until then
+        else:
+            certs.close()
         worker.run(config, ssl_ctx, sock, forked.resolve(app), ready=ready,
                    stand_by=stand_by if may_stand_by else None, quic=quic)
     except (ConfigError, tls.CertError) as e:

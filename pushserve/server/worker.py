@@ -28,8 +28,8 @@ from pushserve.server.connection import Open, WorkerState
 from pushserve.server.memory import give_back_memory, keep_buffers_in_heap
 from pushserve.server.unavailable import Unavailable
 
-if TYPE_CHECKING:  # imported only by a worker that serves HTTP/3: aioquic weighs several MB
-    from pushserve.server.quic import QuicListener, QuicSetup
+if TYPE_CHECKING:  # only a worker that serves HTTP/3 imports it (aioquic: on its first datagram)
+    from pushserve.server.quic_start import QuicEndpoint, QuicSetup
 
 log = logging.getLogger("pushserve")
 
@@ -47,11 +47,11 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     state = WorkerState(config, app, loop)
     if config.expose_worker:
         state.extra_headers.append((b"x-pushserve-worker", str(os.getpid()).encode()))
-    listener: QuicListener | None = None
+    endpoint: QuicEndpoint | None = None
     if quic is not None:
-        from pushserve.server.quic import QuicListener
+        from pushserve.server.quic_start import QuicEndpoint
 
-        listener = QuicListener(state, quic)
+        endpoint = QuicEndpoint(state, quic)
         # Every response says where HTTP/3 is: a browser moves there from TCP, and over HTTP/3
         # the same field keeps the alternative fresh in its cache.
         state.extra_headers.append((b"alt-svc", b'h3=":%d"; ma=86400' % quic.sock.getsockname()[1]))
@@ -63,9 +63,9 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     sock.listen(config.limits.backlog)  # the master has it listening already; this is the backlog
     admission = Admission(state, sock, ssl_ctx)
     accepting = loop.create_task(admission.accept())
-    if listener is not None:
-        listener.start()
-    sweeper = loop.create_task(_sweep(state, admission, listener))
+    if endpoint is not None:
+        endpoint.start()
+    sweeper = loop.create_task(_sweep(state, admission, endpoint))
     if ready is not None:
         ready()
     try:
@@ -73,7 +73,7 @@ async def serve(config: Config, ssl_ctx: ssl.SSLContext, sock: socket.socket,
     finally:
         sweeper.cancel()
         app.drain()  # responses that never end by themselves (live reload) end now, or the drain waits
-        await _drain(state, admission, accepting, sock, listener)
+        await _drain(state, admission, accepting, sock, endpoint)
         await app.shutdown()
 
 
@@ -89,7 +89,7 @@ async def _start_app(config: Config, build: AppFactory, stand_by: Callable[[str]
     return app
 
 
-async def _sweep(state: WorkerState, admission: Admission, listener: QuicListener | None) -> None:
+async def _sweep(state: WorkerState, admission: Admission, endpoint: QuicEndpoint | None) -> None:
     swept = state.loop.time()
     while True:
         await asyncio.sleep(1.0)
@@ -106,8 +106,8 @@ async def _sweep(state: WorkerState, admission: Admission, listener: QuicListene
             conn.sweep(now)
         state.report_refused()
         state.room.report(len(state.connections))
-        if listener is not None:
-            listener.report()
+        if endpoint is not None:
+            endpoint.report()
         trim_memory(state, now)
 
 
@@ -149,13 +149,13 @@ IDLE_GRACE = 2.0
 
 
 async def _drain(state: WorkerState, admission: Admission, accepting: asyncio.Task[None],
-                 sock: socket.socket, listener: QuicListener | None) -> None:
+                 sock: socket.socket, endpoint: QuicEndpoint | None) -> None:
     accepting.cancel()
     # Our copy of the listening socket goes; the master's keeps it open (and its queue waiting)
     # for the slot's next worker, unless the slot itself is going away.
     sock.close()
-    if listener is not None:  # the same for the UDP socket; our QUIC connections keep their own
-        listener.stop_accepting()
+    if endpoint is not None:  # the same for the UDP socket; our QUIC connections keep their own
+        endpoint.stop_accepting()
     told: dict[Open, float] = {}
     limits = state.config.limits
     deadline = state.loop.time() + limits.graceful_timeout
@@ -182,8 +182,8 @@ async def _drain(state: WorkerState, admission: Admission, accepting: asyncio.Ta
     admission.close()
     for conn in list(state.connections):
         conn.abort("graceful timeout")
-    if listener is not None:
-        listener.close()
+    if endpoint is not None:
+        endpoint.close()
     log.info("worker %d stopped", os.getpid())
 
 

@@ -10,7 +10,6 @@ lexing the source up to the reported line.
 from __future__ import annotations
 
 import functools
-import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +142,8 @@ _STYLE = (
 def overlay_html(title: str, problems: list[Problem], root: Path, *, page: bool = False) -> str:
     """The overlay: each problem's file and line, its message, and the source around the line
     (and around the line where an unclosed block began)."""
+    import html  # here: html.entities is ~0.3 MiB that a worker without template errors never needs
+
     e = html.escape
     items: list[str] = []
     for p in problems:
@@ -168,6 +169,8 @@ def overlay_html(title: str, problems: list[Problem], root: Path, *, page: bool 
 
 
 def _code(lines: list[tuple[int, str, bool]]) -> str:
+    import html
+
     rows = "".join(f"<span{' class=mark' if mark else ''}><i>{'>' if mark else ' '} {n}</i>{html.escape(text)}</span>"
                    for n, text, mark in lines)
     return f"<pre>{rows}</pre>"
@@ -179,6 +182,8 @@ def template_error_page(e: TemplateError, root: Path, dev: bool) -> bytes:
     if dev:
         body = overlay_html("Template error", [Problem.of_template(e, root)], root, page=True)
     else:
+        import html
+
         body = (f"<h1>500 Template error</h1><p><code>{html.escape(e.file)}</code>, line {e.line}:</p>"
                 f"<pre>{html.escape(e.message)}</pre>")
     return f"<!doctype html><meta charset=utf-8><title>Template error</title><body>{body}</body>\n".encode()

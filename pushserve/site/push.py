@@ -27,7 +27,6 @@ has a new ETag, so it is announced again.
 from __future__ import annotations
 
 import base64
-import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -156,6 +155,8 @@ def prefetch_only(headers: Headers) -> bool:
 
 
 def _digest(path: str, etag: bytes) -> bytes:
+    import hashlib  # here, on first use: importing it costs a worker ~0.6 MiB (OpenSSL digests)
+
     return hashlib.blake2s(path.encode() + b"\0" + etag, digest_size=_DIGEST_BYTES).digest()
 
 

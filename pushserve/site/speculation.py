@@ -25,7 +25,6 @@ grows at run time.  One rule set per page, served by pushserve at ``rules_path(p
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -94,6 +93,8 @@ class PageRules:
 
     def version(self) -> str:
         """A short digest of the rule set, for its URL: a new one whenever the rules change."""
+        import hashlib  # here, on first use: importing it costs a worker ~0.6 MiB (OpenSSL digests)
+
         return hashlib.sha256(self.json()).hexdigest()[:12]
 
 

@@ -21,7 +21,6 @@ realpath guard), the same rules the push manifest uses.
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import logging
 import os
@@ -685,6 +684,8 @@ class StaticSite:
         if etag is None:
             if len(self._etags) >= _MAX_RENDERED_ETAGS:
                 self._etags.clear()
+            import hashlib  # here, on first use: importing it costs a worker ~0.6 MiB (OpenSSL digests)
+
             etag = self._etags[body] = b'"r%s"' % hashlib.blake2b(body, digest_size=12).hexdigest().encode()
         return etag
 

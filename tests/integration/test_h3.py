@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from aioquic.h3.connection import ErrorCode
 
 from tests.support.h2client import H2Client
+from tests.support.h3attacks import lone_initial
 from tests.support.h3client import H3Client
 from tests.support.serverproc import SITE_EXAMPLE, Certs, ServerProcess, start
 
@@ -128,6 +130,64 @@ def test_an_asgi_mount_answers_over_h3(serve) -> None:  # type: ignore[no-untype
     with h3(srv) as client:
         reply = client.get("/stream/quick")
     assert reply.status == 200 and reply.header(b"x-http-version") == b"3" and bytes(reply.body) == b"done\n"
+
+
+def _mapped(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+# Shared objects a worker maps once it has loaded HTTP/3: aioquic's own, QPACK's, and
+# cryptography's Rust extension (aioquic's TLS); a worker serving TCP only maps none of them.
+H3_OBJECTS = ("aioquic/_buffer", "pylsqpack/_binding", "cryptography/hazmat/bindings/_rust")
+
+
+def test_http3_is_loaded_by_the_first_datagram_which_is_answered(serve) -> None:  # type: ignore[no-untyped-def]
+    """A worker loads aioquic when its first QUIC datagram arrives, not before (it is ~16 MiB:
+    server/quic_start.py), and answers that very datagram: the client's first flight is sent
+    once and never again, and the server's answer to it still comes."""
+    srv = serve()
+    over_h2 = h2_get(srv, "/")
+    worker = int(over_h2.header(b"x-pushserve-worker") or b"0")
+    assert over_h2.header(b"alt-svc") == f'h3=":{srv.port}"; ma=86400'.encode()  # advertised from the start
+    mapped = _mapped(worker)
+    assert not [name for name in H3_OBJECTS if name in mapped]
+    client = h3(srv, connect=False)
+    try:
+        client.datagrams = []
+        client.quic.connect(client.addr, time.monotonic())
+        client.transmit()  # the first flight (the Initial with the ClientHello) ...
+        client.acknowledging = False  # ... once: no retransmission, whatever the timers say
+        client.wait(lambda: client.received > 0)
+        client.acknowledging = True
+        for data in client.datagrams:  # what the server answered to that flight, handled now
+            client.quic.receive_datagram(data, client.addr, time.monotonic())
+        client.wait(lambda: client.quic._handshake_complete or client.terminated is not None)
+        reply = client.get("/")
+    finally:
+        client.close()
+    assert reply.status == 200 and bytes(reply.body) == bytes(over_h2.body)
+    assert reply.header(b"x-pushserve-worker") == str(worker).encode()
+    mapped = _mapped(worker)
+    assert all(name in mapped for name in H3_OBJECTS), H3_OBJECTS
+    assert srv.wait_for(r"h3: loaded on the first datagram \((\d+) ms\)")
+
+
+def test_a_certificate_quic_cannot_load_leaves_tcp_served_without_alt_svc(  # type: ignore[no-untyped-def]
+        serve, certs: Certs, tmp_path: Path) -> None:
+    """A pair OpenSSL serves but aioquic cannot read (key and certificate in one file, the key
+    first after a blank line: aioquic looks for the certificates before the key) fails when the
+    first datagram loads HTTP/3: one error line, and that worker serves TCP only, no longer
+    advertising HTTP/3."""
+    pem = tmp_path / "key-first.pem"
+    pem.write_bytes(b"\n" + (certs.cert_dir / "localhost-key.pem").read_bytes()
+                    + (certs.cert_dir / "localhost.pem").read_bytes())
+    srv = serve("--cert", str(pem))
+    assert h2_get(srv, "/").header(b"alt-svc") is not None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(lone_initial(), ("127.0.0.1", srv.port))
+    srv.wait_for(r"h3: cannot serve HTTP/3 \(IndexError: .*\); this worker serves TCP only")
+    reply = h2_get(srv, "/")
+    assert reply.status == 200 and reply.header(b"alt-svc") is None
 
 
 def test_no_http3_serves_tcp_only(serve) -> None:  # type: ignore[no-untyped-def]

@@ -20,10 +20,10 @@ from pushserve.protocol.events import Headers
 from pushserve.protocol.h3 import ConnectionIds, H3Core
 from pushserve.protocol.h3.packets import parse
 from tests.support.h3client import ClientH3, H3Reply, Recorder
+from tests.support.requests_sent import send_request
 
 CLIENT_ADDR = ("127.0.0.1", 50000)
 SERVER_ADDR = ("127.0.0.1", 8443)
-AUTHORITY = b"example.test"
 SECRET = b"s" * 32
 
 
@@ -142,12 +142,8 @@ class H3Pair(Recorder):
     def request(self, path: str, method: str = "GET", headers: Headers | None = None, *,
                 body: bytes | None = None, end: bool = True) -> int:
         sid = self.quic.get_next_available_stream_id()
-        head = [(b":method", method.encode()), (b":scheme", b"https"), (b":authority", AUTHORITY),
-                (b":path", path.encode()), *(headers or [])]
-        self.client.send_headers(sid, head, end_stream=end and body is None)
         self.replies[sid] = H3Reply(sid)
-        if body is not None:
-            self.client.send_data(sid, body, end_stream=end)
+        send_request(self.client, sid, path, method, headers, body, end)
         self.pump()
         return sid
 

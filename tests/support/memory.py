@@ -47,8 +47,8 @@ from pushserve.protocol.events import Headers
 from pushserve.server.connection import Connection, WorkerState
 from pushserve.server.streams import CAPABILITIES, Capabilities
 from tests.support.h2client import Reply
+from tests.support.requests_sent import AUTHORITY, send_request
 
-AUTHORITY = b"example.test"
 PEER = ("127.0.0.1", 50000)
 LOCAL = ("127.0.0.1", 8443)
 PROTOCOLS = ("h1", "h2", "h3")
@@ -273,12 +273,8 @@ class H2Session:
         """Send a request (a body, if given, in one DATA frame); ``end=False`` leaves the stream
         open for ``send_body``.  Returns the stream id."""
         sid: int = self.client.get_next_available_stream_id()
-        head = [(b":method", method.encode()), (b":scheme", b"https"), (b":authority", AUTHORITY),
-                (b":path", path.encode()), *(headers or [])]
-        self.client.send_headers(sid, head, end_stream=end and body is None)
         self.replies[sid] = Reply(sid)
-        if body is not None:
-            self.client.send_data(sid, body, end_stream=end)
+        send_request(self.client, sid, path, method, headers, body, end)
         self.pump()
         return sid
 
@@ -689,12 +685,8 @@ class H3Session:
         from tests.support.h3client import H3Reply
 
         sid: int = self.quic.get_next_available_stream_id()
-        head = [(b":method", method.encode()), (b":scheme", b"https"), (b":authority", AUTHORITY),
-                (b":path", path.encode()), *(headers or [])]
-        self.client.send_headers(sid, head, end_stream=end and body is None)
         self.replies[sid] = H3Reply(sid)
-        if body is not None:
-            self.client.send_data(sid, body, end_stream=end)
+        send_request(self.client, sid, path, method, headers, body, end)
         self.pump()
         return sid
 

@@ -14,7 +14,6 @@ and usually in a memory cache in front of it).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import tempfile
@@ -40,7 +39,7 @@ class DictionaryStore:
     def save(self, data: bytes) -> bytes | None:
         """Keep ``data`` (if it is not kept already) and return its SHA-256; None when the folder
         cannot be written.  Runs in a worker thread."""
-        digest = hashlib.sha256(data).digest()
+        digest = _sha256(data)
         path = self.folder / digest.hex()
         try:
             if path.exists():
@@ -74,7 +73,7 @@ class DictionaryStore:
                 data = f.read(MAX_DICTIONARY + 1)
         except OSError:
             return None
-        if len(data) > MAX_DICTIONARY or hashlib.sha256(data).digest() != digest:
+        if len(data) > MAX_DICTIONARY or _sha256(data) != digest:
             return None  # a damaged or foreign file: never compress against it
         self._memory[digest] = data
         if len(self._memory) > _MEMORY:
@@ -94,3 +93,9 @@ class DictionaryStore:
             if count > self.max_files or total > self.max_bytes:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
+
+
+def _sha256(data: bytes) -> bytes:
+    import hashlib  # here, on first use: importing it costs a worker ~0.6 MiB (OpenSSL digests)
+
+    return hashlib.sha256(data).digest()

@@ -4,15 +4,15 @@ makes its own compressor object, since the bindings' objects are not shareable a
 
 Bindings: ``zstandard`` (raw-content dictionaries, streaming with block flushes) and Google's
 ``brotli`` (its Python binding, 1.2, has no shared-dictionary API, so no ``dcb``); gzip is zlib.
+Each binding is imported where a body is first encoded with it, not with this module: a worker
+whose clients never ask for zstd or br (or whose site has nothing to compress) never loads them
+(zstandard, the ``platform`` module it imports and brotli: about 0.6 MiB per worker).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-
-import brotli
-import zstandard
 
 from pushserve.http.codings import BR, DCZ, GZIP, ZSTD, dcz_header
 
@@ -23,14 +23,20 @@ def encode(data: bytes, coding: bytes, level: int, dictionary: bytes | None = No
            dictionary_hash: bytes | None = None) -> bytes:
     """``data`` in ``coding`` as one body.  dcz needs the dictionary and its SHA-256."""
     if coding == ZSTD:
+        import zstandard
+
         return zstandard.ZstdCompressor(level=level).compress(data)
     if coding == BR:
+        import brotli
+
         return bytes(brotli.compress(data, quality=level))
     if coding == GZIP:
         c = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
         return c.compress(data) + c.flush()
     if coding == DCZ:
         assert dictionary is not None and dictionary_hash is not None
+        import zstandard
+
         d = zstandard.ZstdCompressionDict(dictionary, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
         cctx = zstandard.ZstdCompressor(level=level, dict_data=d, write_dict_id=False)
         return dcz_header(dictionary_hash) + cctx.compress(data)
@@ -50,11 +56,15 @@ class StreamEncoder:
         self._flush: Callable[[], bytes]
         self._finish: Callable[[], bytes]
         if coding == ZSTD:
+            import zstandard
+
             z = zstandard.ZstdCompressor(level=level).compressobj()
             self._write = z.compress
             self._flush = lambda: z.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
             self._finish = z.flush
         elif coding == BR:
+            import brotli
+
             b = brotli.Compressor(quality=level)
             self._write, self._flush, self._finish = b.process, b.flush, b.finish
         elif coding == GZIP:

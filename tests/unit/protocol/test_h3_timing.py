@@ -11,7 +11,7 @@ from typing import Any, cast
 import uvloop
 
 from pushserve.protocol.h3.quic import LumpyPacer
-from pushserve.server.quic import QuicListener, QuicSetup
+from pushserve.server.quic import QuicListener
 
 DATAGRAM = 1350
 
@@ -49,7 +49,7 @@ def test_the_listener_timer_is_never_armed_less_than_a_tick_ahead() -> None:
     try:
         sock.bind(("127.0.0.1", 0))
         state = cast(Any, SimpleNamespace(loop=loop))
-        listener = QuicListener(state, QuicSetup(sock, cast(Any, None), b"s" * 32))
+        listener = QuicListener(state, sock, cast(Any, None), b"s" * 32)
         fired: asyncio.Future[float] = loop.create_future()
         session = cast(Any, SimpleNamespace(timer_at=None, closed=False))
         session.on_timer = lambda now: fired.done() or fired.set_result(now)
