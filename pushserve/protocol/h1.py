@@ -62,6 +62,8 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 _CHUNKED_TE = b"transfer-encoding: chunked\r\n"
+# The request fields the core itself reads (the rest are the layer above's).
+_FRAMING_FIELDS = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect"))
 _CANCEL = 0x8  # StreamReset code for a request the client (or the core) abandoned
 # Input is parsed in slices, and no further once max_pipeline requests wait for their answers:
 # httptools parses whatever it is given, so a read of 256 KiB of pipelined GETs would otherwise
@@ -94,14 +96,13 @@ def _line(name: bytes, value: bytes) -> bytes:
 _LINES = FieldCache(_line)
 
 
-def _head_lines(headers: Headers) -> tuple[list[bytes], bool]:
-    """The head lines of ``headers`` and whether one is content-length.  Raises
+def _head_lines(headers: Headers) -> tuple[bytes, bool]:
+    """The head lines of ``headers``, joined, and whether one is content-length.  Raises
     LocalProtocolError for a field no response may carry."""
-    lines = _LINES.encode_all(headers)
-    for field in headers:
-        if field[0] == b"content-length":
-            return lines, True
-    return lines, False
+    lines = b"".join(_LINES.encode_all(headers))
+    # A checked line is "name: value\r\n" with a lower-case token for a name and no CR or LF in
+    # the value, so a content-length field is a line that starts so: one search in C, not a loop.
+    return lines, lines.startswith(b"content-length:") or b"\ncontent-length:" in lines
 
 
 class _Reject(Exception):
@@ -125,8 +126,8 @@ class _StopParsing(Exception):
 class _Exchange:
     """One request and its response, from the head's arrival to the response's last byte."""
 
-    __slots__ = ("body", "close_after", "ended", "expect_continue", "framing", "has_iter", "has_length",
-                 "head_method", "head_sent", "info", "keep_alive", "lines", "queued", "released",
+    __slots__ = ("bodiless", "body", "close_after", "ended", "expect_continue", "framing", "has_iter",
+                 "has_length", "head_method", "head_sent", "info", "keep_alive", "lines", "queued", "released",
                  "request_complete", "status", "stream_id", "streamed", "version")
 
     def __init__(self, stream_id: int, version: str, head_method: bool, keep_alive: bool) -> None:
@@ -138,7 +139,8 @@ class _Exchange:
         self.released = False
         self.request_complete = False
         self.status = 0  # 0 until the final response is queued
-        self.lines: list[bytes] = []  # the response's header lines (_head_lines)
+        self.bodiless = False  # the response carries no body (HEAD, 1xx, 204, 304), set with status
+        self.lines = b""  # the response's header lines, joined (_head_lines)
         self.has_length = False  # ... one of them is content-length
         self.info: list[bytes] = []  # serialised 1xx heads waiting for their turn
         self.body: deque[_Item] = deque()
@@ -150,9 +152,9 @@ class _Exchange:
         self.framing = _NONE
         self.close_after = False
 
-    def no_body(self) -> bool:
-        status = self.status
-        return self.head_method or status < 200 or status == 204 or status == 304
+    def set_status(self, status: int) -> None:
+        self.status = status
+        self.bodiless = self.head_method or status < 200 or status == 204 or status == 304
 
     def discard_body(self) -> None:
         for item in self.body:
@@ -184,6 +186,9 @@ class H1Core:
         self._cur: _Exchange | None = None  # the request whose body is being received
         self._upgrade_body_left = 0  # body bytes of an Upgrade request, which httptools skips
         self._state = _OPEN  # the connection's life, as answers go (only ever moves forward)
+        # ServerCore.closing: the state is CLOSING.  A plain attribute (set by _advance): the
+        # glue asks after every write.
+        self.closing = False
         self._reading = True  # False once nothing more is parsed (error, reset, EOF, close)
         self._terminated = False  # ConnectionTerminated was reported (once)
         # Per-message parser state.
@@ -207,12 +212,15 @@ class H1Core:
             self._eof()
         elif not self._reading or self._state is _CLOSING:
             pass
-        elif len(data) <= _HEAD_SLICE and not self._inbuf and not self._must_hold():
+        elif len(data) <= _HEAD_SLICE and not self._inbuf and (
+                len(self._exchanges) < self._max_pipeline or not self._must_hold()):
             self._feed(data)  # the usual read: one request, or a piece of a body
         else:
             self._inbuf += data
             self._resume()
-        return self.next_events()
+        events = self._events  # next_events(), without the call: this runs once per read
+        self._events = []
+        return events
 
     # httptools parses each read whole; pipelining is bounded by the glue.  A plain attribute, not a
     # property: the glue asks after every read.
@@ -249,12 +257,12 @@ class H1Core:
             if body is not None and not isinstance(body, bytes):
                 close_body(body)
             raise
-        ex.status = status
+        ex.set_status(status)
         ex.ended = end_stream
         ex.streamed = not end_stream
         if body is None:
             return
-        if ex.no_body():
+        if ex.bodiless:
             if not isinstance(body, bytes):
                 close_body(body)
         elif isinstance(body, bytes):
@@ -271,7 +279,7 @@ class H1Core:
             self._misuse(stream_id, ex, "data")
             return
         ex.ended = end_stream
-        if data and not ex.no_body():
+        if data and not ex.bodiless:
             ex.body.append(data)
             ex.queued += len(data)
 
@@ -288,7 +296,7 @@ class H1Core:
             if not ex.expect_continue:
                 return  # not asked for, or already sent
             ex.expect_continue = False
-        ex.info.append(b"".join([_status_line(status), *lines, b"\r\n"]))
+        ex.info.append(b"".join((_status_line(status), lines, b"\r\n")))
 
     def _misuse(self, sid: int, ex: _Exchange | None, what: str) -> None:
         """A call out of turn: LocalProtocolError, unless the exchange was dropped under the
@@ -349,11 +357,22 @@ class H1Core:
                     break
                 out.append(self._serialize_head(ex))
                 ex.head_sent = True
-            if ex.body:
-                budget = self._pull_body(ex, out, budget)
-                if self.closing:  # a body iterator failed
-                    break
-            if ex.body or not ex.ended:
+            body = ex.body
+            if body:
+                item = body[0]
+                if type(item) is bytes and len(body) == 1 and ex.framing == _RAW and not ex.streamed \
+                        and len(item) <= budget:
+                    # The usual response: its whole body, one piece that fits (what _pull_body
+                    # would do, without its loop).
+                    body.clear()
+                    ex.queued -= len(item)
+                    budget -= len(item)
+                    out.append(item)
+                else:
+                    budget = self._pull_body(ex, out, budget)
+                    if self._state is _CLOSING:  # a body iterator failed
+                        break
+            if body or not ex.ended:
                 break  # out of budget, or waiting for send_data
             if ex.framing == _CHUNKED:
                 out.append(_LAST_CHUNK)
@@ -382,6 +401,7 @@ class H1Core:
     def _advance(self, state: State) -> None:
         if state > self._state:
             self._state = state
+            self.closing = state is _CLOSING
 
     def idle_close(self) -> None:
         """Close now if no request is in progress (after ``close()``'s grace, or when idle too long)."""
@@ -393,10 +413,6 @@ class H1Core:
         """A request head began but did not finish in time: answer 408 (as Apache does), close."""
         if self._in_head and self._reading:
             self._fail(408, "request head timeout")
-
-    @property
-    def closing(self) -> bool:
-        return self._state is _CLOSING
 
     @property
     def open_streams(self) -> int:
@@ -456,6 +472,8 @@ class H1Core:
         length = 0
         chunked = expect = False
         for name, value in self._headers:
+            if name not in _FRAMING_FIELDS:  # most fields: one set lookup, not four compares
+                continue
             if name == b"host":
                 if host is not None:
                     self._reject(400, "more than one Host header")
@@ -464,7 +482,7 @@ class H1Core:
                 length = int(value)  # httptools has checked the digits and refused repeats
             elif name == b"transfer-encoding":
                 chunked = True  # httptools refuses a request body not ending in chunked
-            elif name == b"expect":
+            else:
                 expect = value.lower() == b"100-continue"
         if host is None and version == "1.1":
             self._reject(400, "missing Host header")
@@ -633,7 +651,7 @@ class H1Core:
         if cur is None or not cur.head_sent:
             text = b"%d %s\n" % (status, _status_line(status)[13:-2])
             ex = _Exchange(0, "1.1", False, False)
-            ex.status = status
+            ex.set_status(status)
             ex.lines, ex.has_length = _head_lines([(b"content-type", b"text/plain; charset=utf-8"),
                                                    (b"content-length", b"%d" % len(text))])
             ex.body.append(text)
@@ -693,13 +711,11 @@ class H1Core:
                 if not isinstance(e, RequestReceived | BodyReceived) or e.stream_id not in dropped)
 
     def _serialize_head(self, ex: _Exchange) -> bytes:
-        parts = [_status_line(ex.status)]
-        parts += ex.lines
-        has_length = ex.has_length
+        parts = [_STATUS_LINES.get(ex.status) or _status_line(ex.status), ex.lines]
         close = ex.close_after or not ex.keep_alive or self._state is not _OPEN or not ex.request_complete
-        if ex.no_body():
+        if ex.bodiless:
             ex.framing = _NONE
-        elif has_length:
+        elif ex.has_length:
             ex.framing = _RAW
         elif ex.ended and not ex.has_iter:
             # The whole body is already here: a length beats chunking.

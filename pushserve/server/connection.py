@@ -95,6 +95,18 @@ class WorkerState:
     peak_load: int = 0  # most connections (with handshakes) since memory was last trimmed
     trimmed_at: float = 0.0
     room: Room = field(default_factory=Room)  # at the open file limit (server/descriptors.py)
+    _defaults: Headers = field(default_factory=list, repr=False)  # default_fields(), this second's
+    _date_seen: bytes = field(default=b"", repr=False)
+
+    def default_fields(self) -> Headers:
+        """Date, server and ``extra_headers``: the fields every response starts with, as one list
+        that stays the same object for a second (a response head copies it, never changes it), so
+        the cores find each field in their caches by identity."""
+        date = self.date.value()
+        if date is not self._date_seen or len(self._defaults) != 2 + len(self.extra_headers):
+            self._date_seen = date
+            self._defaults = [(b"date", date), (b"server", b"pushserve"), *self.extra_headers]
+        return self._defaults
 
     def note_load(self) -> None:
         self.peak_load = max(self.peak_load, len(self.connections) + self.handshaking)
@@ -114,6 +126,7 @@ class Connection(EventRouting, asyncio.Protocol):
         self.worker = worker
         self.turn_away = turn_away  # accepted on the reserve descriptor: answer 503 / GOAWAY, close
         self.core: ServerCore = H1Core()  # replaced in connection_made once ALPN is known
+        self.pipelined = True  # HTTP/1.1: requests queue behind each other (not HTTP/2)
         self.transport: asyncio.Transport | None = None
         self.info = _NO_INFO
         self.handlers: dict[int, StreamHandler] = {}
@@ -154,6 +167,7 @@ class Connection(EventRouting, asyncio.Protocol):
             return
         if alpn == "h2":
             self.core = H2Core(max_concurrent_streams=limits.max_concurrent_streams)
+            self.pipelined = False
         self.core.initiate()
         worker.connections.add(self)
         self.flush()
@@ -172,11 +186,15 @@ class Connection(EventRouting, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.worker.loop.time()
         self.received_at = time.perf_counter()
-        self.handle_events(self.core.receive_data(data))
+        core = self.core
+        events = core.receive_data(data)
+        if events:
+            self.handle_events(events)
         self.flush()
-        if self.core.open_streams >= _PIPELINE_PAUSE and self.core.http_version != "2":
+        if self.pipelined and core.open_streams >= _PIPELINE_PAUSE:
             self.pause_reading("pipeline")
-        self._more_input_later()
+        if core.pending_input:
+            self._more_input_later()
 
     def _more_input_later(self) -> None:
         """The core processes a bounded slice of input per call: the rest waits for the next loop

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pushserve.exchange import App, ConnectionInfo, StreamHandler, UnreadBody
-from pushserve.http.dates import DateHeader
 from pushserve.protocol.events import (
     Body,
     BodyReceived,
@@ -72,11 +71,8 @@ class Worker(Protocol):
     @property
     def app(self) -> App: ...
 
-    @property
-    def date(self) -> DateHeader: ...
-
-    @property
-    def extra_headers(self) -> Headers: ...
+    def default_fields(self) -> Headers:
+        """Date, server and extra_headers, as a list the caller must not change."""
 
 
 class StreamHost(Protocol):
@@ -205,7 +201,7 @@ class CoreStream:
         if self.state != _OPEN:
             raise self._misuse("a final response")
         if defaults:
-            headers = self.default_headers() + headers
+            headers = self.conn.worker.default_fields() + headers
         self.conn.core.send_response(self.request.stream_id, status, headers, body, end_stream=end)
         self.state = _DONE if end else _STREAMING
 
@@ -263,8 +259,7 @@ class CoreStream:
         self.conn.resume_reading(reason)
 
     def default_headers(self) -> Headers:
-        worker = self.conn.worker
-        return [(b"date", worker.date.value()), (b"server", b"pushserve"), *worker.extra_headers]
+        return list(self.conn.worker.default_fields())  # the handler's own copy
 
     def attach(self, handler: StreamHandler) -> None:
         self.handler = handler

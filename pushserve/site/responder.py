@@ -55,27 +55,26 @@ class Responder:
         the page is produced (a 103 is flushed at once, so the client starts on them while we
         render); only a conditional request waits to see a 200 first, so a 304 is not preceded
         by pushes."""
-        self._answer(stream)
-        if not stream.request.end_stream:
+        req = stream.request
+        self._answer(stream, self.static.lookup(req.method, req.target, req.headers))
+        if not req.end_stream:
             stream.decline_body()  # the site reads no request body (405 for an upload, say)
 
-    def _answer(self, stream: Stream) -> None:
-        req = stream.request
-        lookup = self.static.lookup(req.method, req.target, req.headers)
-        if lookup.pending:  # a page with template syntax, seconds after the start: see site/templates.py
-            self.content.when_ready(lambda: self._answer_later(stream))
-            return
+    def _answer(self, stream: Stream, lookup: Lookup) -> None:
         response = lookup.response
-        if response is None:
-            self._page(stream, lookup)
-        else:
+        if response is not None:  # a file: the hot path
             stream.respond(response.status, response.headers, response.body)
             if self.access_log_on and not stream.promised:
                 self.log(stream, response.status, _wire_size(response.headers), "", response.note)
+        elif lookup.pending:  # a page with template syntax, seconds after the start: see site/templates.py
+            self.content.when_ready(lambda: self._answer_later(stream))
+        else:
+            self._page(stream, lookup)
 
     def _answer_later(self, stream: Stream) -> None:
         if not stream.closed:
-            self._answer(stream)
+            req = stream.request
+            self._answer(stream, self.static.lookup(req.method, req.target, req.headers))
             stream.flush()
 
     def _page(self, stream: Stream, lookup: Lookup) -> None:

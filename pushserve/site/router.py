@@ -15,6 +15,8 @@ class Router:
         self.responder = responder
         # Longest prefix first, so /api/v2 wins over /api.
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
+        # What every mounted path starts with: most requests are the site's, told in one C call.
+        self._prefixes = tuple(m.prefix for m in self.mounts)
 
     def match_mount(self, target: bytes) -> Mount | None:
         for mount in self.mounts:
@@ -26,8 +28,9 @@ class Router:
     # -- App ----------------------------------------------------------------------------------------
 
     def handle(self, stream: Stream) -> None:
-        if self.mounts:
-            mount = self.match_mount(stream.request.target)
+        target = stream.request.target
+        if self._prefixes and target.startswith(self._prefixes):
+            mount = self.match_mount(target)
             if mount is not None:
                 mount.handle(stream)
                 return

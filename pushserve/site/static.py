@@ -58,8 +58,8 @@ _SIBLING_CODINGS = tuple(c for _, c in _SIBLINGS)
 _warned_stale: set[str] = set()  # older siblings already warned about (once per path)
 
 # Request headers the slow path looks at; everything else is skipped by one set lookup.
-_WANTED = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since",
-                     b"if-range", b"range", b"accept-encoding", b"available-dictionary"))
+_VALIDATORS = frozenset((b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since"))
+_WANTED = _VALIDATORS | {b"if-range", b"range", b"accept-encoding", b"available-dictionary"}
 
 
 _HTML_TYPE = content_type("x.html")
@@ -323,8 +323,9 @@ class StaticSite:
             rep: Representation = entry
             try:
                 if found is None:  # the hot path
-                    return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
-                                    source=entry.rel_path)
+                    body = rep.body
+                    return Response(200, list(rep.headers), None if method == b"HEAD" else
+                                    body if body is not None else self._body(rep), source=entry.rel_path)
                 ae = found.get(b"accept-encoding")
                 if ae is not None:
                     if entry.variants:
@@ -579,9 +580,10 @@ class StaticSite:
 
     def _serve_conditional(self, method: bytes, entry: FileEntry, rep: Representation,
                            found: dict[bytes, bytes]) -> Response:
-        answer = self._preconditions(method, rep.etag, rep.mtime, found, rep.headers_304, entry.rel_path)
-        if answer is not None:
-            return answer
+        if not _VALIDATORS.isdisjoint(found):  # most requests carry none (accept-encoding only)
+            answer = self._preconditions(method, rep.etag, rep.mtime, found, rep.headers_304, entry.rel_path)
+            if answer is not None:
+                return answer
         range_value = found.get(b"range")
         # Range is defined for GET only (RFC 9110 §14.2); HEAD and friends get the whole 200.
         if range_value is not None and method == b"GET":
@@ -596,8 +598,9 @@ class StaticSite:
                     headers = [(b"content-type", entry.content_type), (b"content-length", b"%d" % r.length),
                                (b"content-range", r.content_range(rep.size)), *rep.tail]
                     return Response(206, headers, self._body(rep, r.start, r.length), source=entry.rel_path)
-        return Response(200, list(rep.headers), None if method == b"HEAD" else self._body(rep),
-                        source=entry.rel_path)
+        body = rep.body
+        return Response(200, list(rep.headers), None if method == b"HEAD" else
+                        body if body is not None else self._body(rep), source=entry.rel_path)
 
     def _serve_coded(self, method: bytes, entry: FileEntry, coded: Coded, found: dict[bytes, bytes]) -> Response:
         """A file compressed on the fly: its own ETag (so 304s work per coding), the identity's

@@ -108,7 +108,7 @@ LAST_STREAM_ID = 2**31 - 1
 DRAIN_PING = b"gracegon"  # opaque data of the PING of the two-step GOAWAY
 _PUSHED_MAY = LAYER_MAY[1][AWAITING_HEAD]
 _unpack_head = fr.HEAD.unpack_from
-_head = fr.head
+_pack_head = fr.HEAD.pack  # fr.head without its call, for the frames of every response
 
 
 def _u31(payload: bytes, at: int = 0) -> int:
@@ -724,7 +724,7 @@ class H2Core:
             if n <= self._peer.max_frame and n <= st.send_window and n <= flow.send:
                 st.phase, st.may = ENDED, 0
                 self._write_headers(stream_id, block, 0)
-                self._out += (_head(n, DATA, END_STREAM, stream_id), body)
+                self._out += (_pack_head(n >> 16, n & 0xFFFF, DATA, END_STREAM, stream_id), body)
                 st.send_window -= n
                 flow.send -= n
                 self._budget.data_frames += 1
@@ -779,8 +779,9 @@ class H2Core:
         if peer.table_update_due:  # RFC 7541 §4.2: we use no table, so "size 0" always fits
             block = b"\x20" + block
             peer.table_update_due = False
-        if len(block) <= peer.max_frame:
-            self._out += (_head(len(block), HEADERS, flags | END_HEADERS, sid), block)
+        n = len(block)
+        if n <= peer.max_frame:
+            self._out += (_pack_head(n >> 16, n & 0xFFFF, HEADERS, flags | END_HEADERS, sid), block)
         else:
             self._out += fr.header_block(HEADERS, flags, sid, block, peer.max_frame)
 
