@@ -117,6 +117,11 @@ def test_site_folder_gone_and_a_worker_killed_then_restored(serve: Start, site: 
                                r"worker (\d+) tries again", start=mark).group(1))
         srv.wait_for(rf"worker {new} \(slot \d+\) ready; it takes over from worker {standby}", start=mark)
         client.wait_for(5)
+    # The survivor looks at the disk again for a file it found missing within a second of its
+    # last look: wait for that (20 answers in a row served), not for a time.
+    deadline = time.monotonic() + 30
+    while not all(fetch(srv, i)[0] == 200 for i in range(20)):
+        assert time.monotonic() < deadline, "a worker still answers 503 with the site folder back"
     assert pids_of(srv, 60) == {survivor, new}
     report("site folder removed, a worker killed, the folder restored", client.seen)
     assert not client.seen.failures
