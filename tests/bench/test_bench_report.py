@@ -183,8 +183,8 @@ def test_har_files_are_har_1_2_with_pushserves_fields(quick_run: tuple[dict[str,
     # row is one load by a fresh Chromium, and each has been seen to fetch nothing on the 103 in
     # a clean-clone CI run while the other did (the instrumented one twice: a starved Chromium
     # with DevTools Network events starts the hinted fetches after the 200; the control once, at
-    # load 1, its 103 reported arriving 300 ms before the 200).  What each fetched is checked
-    # against its HAR above.
+    # load 1, its 103 reported arriving 300 ms before the 200).  The instrumented row's count is
+    # checked against its HAR above.
     assert max(rows[f"{row} h2-hints"]["early_fetched"] for row in ("chromium", "chromium-control")) > 0
     for e in entries["chromium h2-off"] + entries["chromium h2-hints"]:
         assert e["_priority"] in ("VeryHigh", "High", "Medium", "Low", "VeryLow"), e["_priority"]
