@@ -198,6 +198,19 @@ class App(Protocol):
         """Once per worker, after its connections are closed."""
 
 
+class StatelessApp:
+    """An App with nothing to start, end or stop: its subclasses write ``handle`` alone."""
+
+    async def startup(self) -> None:
+        pass
+
+    def drain(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
 class Mount(App, Protocol):
     """An app that answers the requests under ``prefix`` (b"/api": /api, /api/…, /api?…)."""
 

@@ -9,24 +9,15 @@ serves the site can take them.
 
 from __future__ import annotations
 
-from pushserve.exchange import Stream
+from pushserve.exchange import StatelessApp, Stream
 
 _BODY = b"503 Service Unavailable: the site cannot be served right now; retry shortly\n"
 _HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(_BODY)),
             (b"retry-after", b"1"), (b"cache-control", b"no-store")]
 
 
-class Unavailable:
+class Unavailable(StatelessApp):
     def handle(self, stream: Stream) -> None:
         if not stream.request.end_stream:
             stream.decline_body()  # nobody reads it: dropped as it comes, as the site's router does
         stream.respond(503, list(_HEADERS), _BODY)
-
-    async def startup(self) -> None:
-        pass
-
-    def drain(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 from pushserve.config import SpeculationMode
-from pushserve.exchange import Stream
+from pushserve.exchange import StatelessApp, Stream
 from pushserve.http.response import Response, plain_response
 from pushserve.protocol.events import Headers
 from pushserve.site.manifest_store import PushManifest
@@ -132,7 +132,7 @@ class RuleSets:
         return Response(200, out, None if head else body, source=page)
 
 
-class RuleSetMount:
+class RuleSetMount(StatelessApp):
     """``/_pushserve/speculation/``: the rule sets, answered in every mode (dev mode's own routes
     are under the shorter ``/_pushserve``, so this one wins)."""
 
@@ -148,12 +148,3 @@ class RuleSetMount:
         if not req.end_stream:
             stream.decline_body()  # a rule set is only ever read
         stream.flush()
-
-    async def startup(self) -> None:
-        pass
-
-    def drain(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass

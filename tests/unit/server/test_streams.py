@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from pushserve.exchange import Stream
+from pushserve.exchange import StatelessApp, Stream
 from pushserve.protocol.events import LocalProtocolError
 from pushserve.site.static import FileChunks
 from tests.support.memory import CUT_OFF, PROTOCOLS, PUSHING, H1Session, capabilities, session
 
 
-class OneHandler:
+class OneHandler(StatelessApp):
     """An App whose every request goes to ``answer``."""
 
     def __init__(self, answer: Callable[[Stream], None]) -> None:
@@ -26,15 +26,6 @@ class OneHandler:
     def handle(self, stream: Stream) -> None:
         self.seen.append(stream)
         self.answer(stream)
-
-    async def startup(self) -> None:
-        pass
-
-    def drain(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass
 
 
 def text(stream: Stream, body: bytes = b"ok", status: int = 200) -> None:
