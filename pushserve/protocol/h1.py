@@ -711,6 +711,7 @@ class H1Core:
                 if not isinstance(e, RequestReceived | BodyReceived) or e.stream_id not in dropped)
 
     def _serialize_head(self, ex: _Exchange) -> bytes:
+        # _status_line's table first, without its call: every response comes here.
         parts = [_STATUS_LINES.get(ex.status) or _status_line(ex.status), ex.lines]
         close = ex.close_after or not ex.keep_alive or self._state is not _OPEN or not ex.request_complete
         if ex.bodiless:

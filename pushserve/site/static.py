@@ -323,7 +323,7 @@ class StaticSite:
             rep: Representation = entry
             try:
                 if found is None:  # the hot path
-                    body = rep.body
+                    body = rep.body  # _body(rep)'s first rule, without its call (hot path)
                     return Response(200, list(rep.headers), None if method == b"HEAD" else
                                     body if body is not None else self._body(rep), source=entry.rel_path)
                 ae = found.get(b"accept-encoding")
@@ -598,7 +598,7 @@ class StaticSite:
                     headers = [(b"content-type", entry.content_type), (b"content-length", b"%d" % r.length),
                                (b"content-range", r.content_range(rep.size)), *rep.tail]
                     return Response(206, headers, self._body(rep, r.start, r.length), source=entry.rel_path)
-        body = rep.body
+        body = rep.body  # as above: h2load's accept-encoding alone brings every request here
         return Response(200, list(rep.headers), None if method == b"HEAD" else
                         body if body is not None else self._body(rep), source=entry.rel_path)
 
