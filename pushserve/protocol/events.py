@@ -30,13 +30,20 @@ Headers = list[tuple[bytes, bytes]]
 Body = bytes | Iterator[bytes]
 
 
-class SizedBody(Iterator[bytes]):
+class SizedBody:
     """A body that can hand out as many bytes as asked (a file): the cores ask for what leaves in
     the current write (a frame's worth, what the window and the batch allow), so nothing read
-    waits in memory for a peer that does not read.  Iterating gives ``CHUNK``-sized pieces."""
+    waits in memory for a peer that does not read.  Iterating gives ``CHUNK``-sized pieces.
+
+    An iterator by its methods, not by deriving from ``collections.abc.Iterator``: the cores ask
+    ``isinstance(body, SizedBody)`` for every piece they send, and an ABC answers that through
+    a Python-level ``__instancecheck__``."""
 
     __slots__ = ()
     CHUNK = 64 * 1024
+
+    def __iter__(self) -> SizedBody:
+        return self
 
     def read(self, n: int) -> bytes:
         """At most ``n`` (> 0) bytes; b"" once the body has ended."""

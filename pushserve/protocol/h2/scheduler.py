@@ -135,27 +135,44 @@ class Scheduler:
                 return max(sent, 0)
             if window <= 0:
                 return sent
+            # Frames from the first part, as many as the windows and ``room`` allow, in one go:
+            # the windows and counters are settled once, and the head of a full frame (the same
+            # bytes for every one of them) is packed once.
             part = parts[0]
             size = len(part)  # type: ignore[arg-type]
-            offset = st.offset
-            n = min(size - offset, window, max_frame)
-            if offset == 0 and n == size:
-                piece: bytes | memoryview = part  # type: ignore[assignment]
+            offset = start = st.offset
+            stop = min(size, offset + window)
+            ends = stop == size and len(parts) == 1 and st.end_pending  # the body's last bytes
+            if offset == 0 and stop == size and size <= max_frame:
+                last = ends
+                out += (head(size, DATA, END_STREAM if last else 0, sid), part)  # type: ignore[arg-type]
+                start = size
+                frames = 1
+                sent = size if sent < 0 else sent + size
             else:
-                piece = memoryview(part)[offset:offset + n]  # type: ignore[arg-type]
-            offset += n
-            if offset == size:
+                view = memoryview(part)  # type: ignore[arg-type]
+                full = head(max_frame, DATA, 0, sid)
+                frames = 0
+                while True:
+                    end = min(start + max_frame, stop)
+                    last = ends and end == stop
+                    out += (full if end - start == max_frame and not last
+                            else head(end - start, DATA, END_STREAM if last else 0, sid), view[start:end])
+                    frames += 1
+                    sent = end - start if sent < 0 else sent + end - start
+                    start = end
+                    if start == stop or sent >= room:
+                        break
+            n = start - offset
+            if start == size:
                 parts.popleft()
                 st.queued -= size
                 st.offset = 0
             else:
-                st.offset = offset
-            last = not parts and st.end_pending
-            out += (head(n, DATA, END_STREAM if last else 0, sid), piece)
+                st.offset = start
             st.send_window -= n
             flow.send -= n
-            self._budget.data_frames += 1
-            sent = n if sent < 0 else sent + n
+            self._budget.data_frames += frames
             if last:
                 st.end_pending = False
                 self._finish(st, out)

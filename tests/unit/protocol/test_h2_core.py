@@ -433,6 +433,22 @@ def test_sized_bodies_are_read_only_as_far_as_they_are_sent() -> None:
     assert sent > 256 * 1024
 
 
+def test_a_body_leaves_in_full_frames_with_end_stream_on_its_last() -> None:
+    p = Pair()
+    p.client.increment_flow_control_window(1 << 30)
+    p.client.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 1 << 30})
+    p.pump()
+    sid = p.request(b"/file")
+    body = bytes(range(256)) * 400  # 102,400 bytes
+    p.server.send_response(sid, 200, [], body)
+    out = p.server.data_to_send()
+    data = [f for f in parse_frames(out) if isinstance(f, DataFrame)]
+    assert [len(f.data) for f in data] == [16384] * 6 + [102_400 - 6 * 16384]
+    assert [f for f in data if "END_STREAM" in f.flags] == [data[-1]]
+    p.client_events += p.client.receive_data(out)
+    assert p.body(sid) == body and p.ended(sid)
+
+
 def test_data_to_send_respects_limit() -> None:
     p = Pair()
     p.client.increment_flow_control_window(1 << 30)
