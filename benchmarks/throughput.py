@@ -15,7 +15,10 @@ calibration run, growing geometrically, also serves as the warm-up) and never mo
 cost nothing).  Each repetition runs the loads one after the other, and each load visits every
 server in turn, the order rotated each repetition: the figures of one row are measured within
 seconds of each other, and slow drift of the machine spreads over all servers.  After the last
-repetition the memory of every process of every server is read (``benchmarks/memory.py``).
+repetition the memory of every process of every server is read (``benchmarks/memory.py``), each
+right after its own last run: read after everyone's, a server whose last run came early would
+have idled longer than the others (pushserve gives freed memory back to the OS a few seconds after
+its load falls; read after an idle spell, its worker was ~3 MiB smaller than one read at once).
 Medians of the repetitions and their ratio to pushserve (the first worker count) are reported; a
 cell with a failed run shows the failure, never a figure."""
 
@@ -228,6 +231,13 @@ def run(repeat: int = 3, duration: int = 3, max_requests: int = 1_000_000,
                 log(f"skipped {e.name}: {err}")
         if not live:
             raise BenchError("no server could be started")
+
+        def read_memory(name: str) -> None:
+            try:
+                mem[name] = memory.measure(live[name].pid)
+            except BenchError as err:
+                mem[name] = str(err)
+
         for name, served in live.items():
             for ld in LOADS:
                 cell = cells[(name, ld.key)]
@@ -257,13 +267,12 @@ def run(repeat: int = 3, duration: int = 3, max_requests: int = 1_000_000,
                     cell.runs.append(value)
                     cell.cpu_us.append(cpu)
                     line.append(f"{name} {value:,.0f}")
+                    if rep == repeat and ld is LOADS[-1]:
+                        read_memory(name)  # "after the runs", for every server the same moment
                 log(f"run {rep}/{repeat} {ld.key} ({ld.unit}): " + ", ".join(line))
-        for name, served in live.items():
-            # "After the runs": every load is done and the server is still up.
-            try:
-                mem[name] = memory.measure(served.pid)
-            except BenchError as err:
-                mem[name] = str(err)
+        for name in live:
+            if name not in mem:  # its last run failed
+                read_memory(name)
     took = time.monotonic() - started
     log(f"done in {took:.0f} s")
     machine: dict[str, object] = {"cpus": os.cpu_count(), "python": platform.python_version(), "seconds": round(took),
