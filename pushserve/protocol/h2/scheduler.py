@@ -144,6 +144,8 @@ class Scheduler:
             stop = min(size, offset + window)
             ends = stop == size and len(parts) == 1 and st.end_pending  # the body's last bytes
             if offset == 0 and stop == size and size <= max_frame:
+                # The usual response: a whole part in one frame, sent as it is (no view made, no
+                # full-frame head packed); the loop below would do the same with both.
                 last = ends
                 out += (head(size, DATA, END_STREAM if last else 0, sid), part)  # type: ignore[arg-type]
                 start = size
